@@ -1,0 +1,30 @@
+"""hf-latent-ebm: latent-space energy-based prior models on the Hugging Face stack.
+
+Importing the package registers the configs and models with `AutoConfig` / `AutoModel`.
+"""
+
+from transformers import AutoConfig, AutoModel
+
+from .configuration_latent_ebm import LatentEBMConfig
+from .langevin import LangevinDivergenceError, LangevinOutput, LangevinSampler
+from .learning import mle_losses
+from .modeling_latent_ebm import LatentEBMForImageGeneration, LatentEBMOutput, LatentEBMPreTrainedModel
+from .pipelines import LatentEBMPipeline, LatentEBMPipelineOutput
+
+AutoConfig.register(LatentEBMConfig.model_type, LatentEBMConfig, exist_ok=True)
+AutoModel.register(LatentEBMConfig, LatentEBMForImageGeneration, exist_ok=True)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "LatentEBMConfig",
+    "LatentEBMForImageGeneration",
+    "LatentEBMOutput",
+    "LatentEBMPreTrainedModel",
+    "LatentEBMPipeline",
+    "LatentEBMPipelineOutput",
+    "LangevinSampler",
+    "LangevinOutput",
+    "LangevinDivergenceError",
+    "mle_losses",
+]

@@ -1,0 +1,100 @@
+"""`hf-latent-ebm` command line: train and sample."""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+
+def _train(args: argparse.Namespace) -> None:
+    from . import LatentEBMConfig, LatentEBMForImageGeneration
+    from .data import load_image_dataset
+    from .training import LatentEBMTrainer, TrainingArguments, latest_checkpoint
+
+    training_args = TrainingArguments(
+        output_dir=args.output_dir, max_steps=args.max_steps, batch_size=args.batch_size, seed=args.seed,
+        sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
+    )
+    dataset = load_image_dataset(args.dataset, "train", image_size=args.image_size, num_channels=args.num_channels)
+    pixel_values = dataset["pixel_values"][:]
+    if args.limit_examples:
+        pixel_values = pixel_values[: args.limit_examples]
+    torch.manual_seed(args.seed)
+    if args.resume:
+        checkpoint = latest_checkpoint(args.output_dir)
+        if checkpoint is None:
+            raise SystemExit(f"--resume: no checkpoint under {args.output_dir}/checkpoints")
+        model = LatentEBMForImageGeneration.from_pretrained(checkpoint)
+    else:
+        overrides = json.loads(args.config_overrides) if args.config_overrides else {}
+        _, channels, size, _ = pixel_values.shape
+        config = LatentEBMConfig(image_size=size, num_channels=channels, **overrides)
+        model = LatentEBMForImageGeneration(config)
+    trainer = LatentEBMTrainer(model, pixel_values, training_args)
+    started = time.time()
+    final = trainer.train(resume=args.resume)
+    final["wall_time_s"] = round(time.time() - started, 1)
+    final["num_train_images"] = int(pixel_values.shape[0])
+    Path(args.output_dir, "train_results.json").write_text(json.dumps(final, indent=2))
+    print(json.dumps(final))
+    print(f"model and samples.png written to {args.output_dir}")
+
+
+def _sample(args: argparse.Namespace) -> None:
+    from transformers import AutoModel
+
+    from .utils import image_grid
+
+    if args.num_samples < 1:
+        raise SystemExit(f"--num-samples must be >= 1, got {args.num_samples}")
+    model = AutoModel.from_pretrained(args.model).eval()
+    generator = torch.Generator(device=model.device).manual_seed(args.seed)
+    images = model.sample(args.num_samples, generator)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    image_grid(images).save(args.output)
+    print(f"{args.num_samples} samples written to {args.output}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hf-latent-ebm", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a latent-EBM prior model")
+    train.add_argument("--dataset", default="mnist", help="mnist, fashion_mnist, or a folder of images")
+    train.add_argument("--output-dir", required=True)
+    train.add_argument("--max-steps", type=int, default=2000)
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--sample-every", type=int, default=500)
+    train.add_argument("--checkpoint-every", type=int, default=500)
+    train.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output-dir")
+    train.add_argument("--image-size", type=int, default=None, help="resize folder images to this size")
+    train.add_argument("--num-channels", type=int, default=None, choices=(1, 3), help="for folder images")
+    train.add_argument("--limit-examples", type=int, default=None, help="train on the first N images only")
+    train.add_argument("--config-overrides", default=None,
+                       help='JSON of LatentEBMConfig fields, e.g. \'{"latent_dim": 100}\'')
+    train.set_defaults(handler=_train)
+
+    sample = commands.add_parser("sample", help="write a grid of samples from a trained model")
+    sample.add_argument("--model", required=True, help="a directory written by save_pretrained (or a Hub id)")
+    sample.add_argument("--num-samples", type=int, default=64)
+    sample.add_argument("--output", default="samples.png")
+    sample.add_argument("--seed", type=int, default=0)
+    sample.set_defaults(handler=_sample)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.handler(args)
+    except (ValueError, OSError, ImportError) as error:
+        print(f"hf-latent-ebm {args.command}: error: {error}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

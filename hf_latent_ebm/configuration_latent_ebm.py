@@ -1,0 +1,159 @@
+"""Configuration of the latent-space EBM prior image model (Pang et al., NeurIPS 2020)."""
+
+from huggingface_hub.dataclasses import strict
+from transformers import PreTrainedConfig
+
+ENERGY_ACTIVATIONS = ("gelu", "leaky_relu", "silu")
+NONFINITE_POLICIES = ("raise", "reset")
+
+
+def decoder_upsampling_plan(image_size: int) -> tuple[int, int]:
+    """Return (base_size, num_upsamplings) for a DCGAN stack that doubles base_size up to image_size.
+
+    28 -> (7, 2) and 32 -> (4, 3): the transposed-conv generator starts from a base_size x base_size map
+    (first layer kernel = base_size) and doubles it num_upsamplings times.
+    """
+    base_size, num_upsamplings = image_size, 0
+    while base_size % 2 == 0 and base_size // 2 >= 4:
+        base_size //= 2
+        num_upsamplings += 1
+    if not (4 <= base_size <= 7) or num_upsamplings == 0:
+        raise ValueError(
+            f"image_size must be base * 2**n with base in 4..7 and n >= 1 (e.g. 28, 32, 64); got {image_size}"
+        )
+    return base_size, num_upsamplings
+
+
+@strict
+class LatentEBMConfig(PreTrainedConfig):
+    r"""
+    Configuration of [`LatentEBMForImageGeneration`]: a latent EBM prior p(z) = exp(-E(z)) N(z; 0, prior_sigma^2) / Z
+    over a `latent_dim`-dimensional z, and a DCGAN-style generator x = g(z) + N(0, decoder_sigma^2).
+
+    The defaults are the paper's algorithm (Langevin steps and sizes, sigmas, Adam betas) with a generator sized
+    for 28x28 MNIST on a CPU; `LatentEBMConfig.paper_svhn()` gives the paper's full SVHN setting.
+
+    Args:
+        image_size (`int`, *optional*, defaults to 28):
+            Side of the square images; base * 2**n with base in 4..7 (28, 32, 64, ...).
+        num_channels (`int`, *optional*, defaults to 1):
+            Image channels (1 grayscale, 3 RGB).
+        latent_dim (`int`, *optional*, defaults to 64):
+            Dimension of z.
+        decoder_base_channels (`int`, *optional*, defaults to 32):
+            `ngf` of the DCGAN generator; the widest layer has `ngf * 2**n` channels.
+        decoder_sigma (`float`, *optional*, defaults to 0.3):
+            Std of the Gaussian likelihood p(x | z).
+        prior_sigma (`float`, *optional*, defaults to 1.0):
+            Std of the Gaussian reference density p0(z), also the std of the chains' initial state.
+        energy_hidden_dim (`int`, *optional*, defaults to 200):
+            Width of the energy MLP (`ndf`).
+        energy_num_hidden_layers (`int`, *optional*, defaults to 2):
+            Hidden layers of the energy MLP.
+        energy_activation (`str`, *optional*, defaults to `"gelu"`):
+            One of "gelu", "leaky_relu", "silu".
+        prior_langevin_steps (`int`, *optional*, defaults to 60):
+            Short-run prior chain length K0.
+        prior_langevin_step_size (`float`, *optional*, defaults to 0.4):
+            Prior Langevin step size s0.
+        posterior_langevin_steps (`int`, *optional*, defaults to 20):
+            Short-run posterior chain length K1.
+        posterior_langevin_step_size (`float`, *optional*, defaults to 0.1):
+            Posterior Langevin step size s1.
+        langevin_noise (`bool`, *optional*, defaults to `True`):
+            Add the Langevin noise term (False gives gradient descent on the potential).
+        langevin_on_nonfinite (`str`, *optional*, defaults to `"raise"`):
+            What a chain that reaches a non-finite z does: "raise" a `LangevinDivergenceError`, or "reset" the
+            diverged chains to their initial state (with a warning).
+        prior_learning_rate (`float`, *optional*, defaults to 2e-5):
+            Adam learning rate of the energy MLP.
+        decoder_learning_rate (`float`, *optional*, defaults to 1e-4):
+            Adam learning rate of the generator.
+        prior_lr_decay (`float`, *optional*, defaults to 0.998):
+            Multiplicative decay of the prior learning rate every `lr_decay_steps` steps.
+        decoder_lr_decay (`float`, *optional*, defaults to 0.998):
+            Multiplicative decay of the decoder learning rate every `lr_decay_steps` steps.
+        lr_decay_steps (`int`, *optional*, defaults to 600):
+            Steps per decay (the paper decays once per epoch).
+        adam_beta1 (`float`, *optional*, defaults to 0.5):
+            Adam beta1 for both groups.
+        adam_beta2 (`float`, *optional*, defaults to 0.999):
+            Adam beta2 for both groups.
+
+    Example:
+
+    ```python
+    >>> from hf_latent_ebm import LatentEBMConfig, LatentEBMForImageGeneration
+    >>> model = LatentEBMForImageGeneration(LatentEBMConfig(image_size=32, num_channels=3))
+    >>> model.sample(4).shape
+    torch.Size([4, 3, 32, 32])
+    ```"""
+
+    model_type = "latent_ebm"
+
+    image_size: int = 28
+    num_channels: int = 1
+    latent_dim: int = 64
+    decoder_base_channels: int = 32
+    decoder_sigma: float = 0.3
+    prior_sigma: float = 1.0
+    energy_hidden_dim: int = 200
+    energy_num_hidden_layers: int = 2
+    energy_activation: str = "gelu"
+    prior_langevin_steps: int = 60
+    prior_langevin_step_size: float = 0.4
+    posterior_langevin_steps: int = 20
+    posterior_langevin_step_size: float = 0.1
+    langevin_noise: bool = True
+    langevin_on_nonfinite: str = "raise"
+    prior_learning_rate: float = 2e-5
+    decoder_learning_rate: float = 1e-4
+    prior_lr_decay: float = 0.998
+    decoder_lr_decay: float = 0.998
+    lr_decay_steps: int = 600
+    adam_beta1: float = 0.5
+    adam_beta2: float = 0.999
+
+    def validate_architecture(self):
+        decoder_upsampling_plan(self.image_size)
+        for name in ("num_channels", "latent_dim", "decoder_base_channels", "energy_hidden_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.energy_num_hidden_layers < 1:
+            raise ValueError(f"energy_num_hidden_layers must be >= 1, got {self.energy_num_hidden_layers}")
+        if self.energy_activation not in ENERGY_ACTIVATIONS:
+            raise ValueError(f"energy_activation must be one of {ENERGY_ACTIVATIONS}, got {self.energy_activation!r}")
+
+    def validate_sampling(self):
+        for name in ("decoder_sigma", "prior_sigma", "prior_langevin_step_size", "posterior_langevin_step_size"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("prior_langevin_steps", "posterior_langevin_steps"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.langevin_on_nonfinite not in NONFINITE_POLICIES:
+            raise ValueError(
+                f"langevin_on_nonfinite must be one of {NONFINITE_POLICIES}, got {self.langevin_on_nonfinite!r}"
+            )
+
+    def validate_optimization(self):
+        for name in ("prior_learning_rate", "decoder_learning_rate"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("prior_lr_decay", "decoder_lr_decay"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
+        for name in ("adam_beta1", "adam_beta2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+        if self.lr_decay_steps < 1:
+            raise ValueError(f"lr_decay_steps must be >= 1, got {self.lr_decay_steps}")
+
+    @classmethod
+    def paper_svhn(cls, **overrides) -> "LatentEBMConfig":
+        """The SVHN setting of Pang et al. 2020 (32x32x3, nz 100, ngf 64, ndf 200; 733 steps per epoch)."""
+        settings = dict(image_size=32, num_channels=3, latent_dim=100, decoder_base_channels=64, lr_decay_steps=733)
+        return cls(**{**settings, **overrides})
+
+
+__all__ = ["LatentEBMConfig", "decoder_upsampling_plan"]

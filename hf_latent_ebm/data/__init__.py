@@ -1,0 +1,5 @@
+"""Dataset builders; each returns a `datasets.Dataset` ready for the models."""
+
+from .images import IMAGE_DATASETS, load_image_dataset
+
+__all__ = ["IMAGE_DATASETS", "load_image_dataset"]

@@ -1,0 +1,124 @@
+"""Short-run Langevin dynamics, the one sampler used for both the prior and the posterior chains."""
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from .configuration_latent_ebm import NONFINITE_POLICIES
+
+
+class LangevinDivergenceError(RuntimeError):
+    """A Langevin chain reached a non-finite state (usually a step size too large for the energy)."""
+
+
+@dataclass
+class LangevinOutput:
+    """
+    Args:
+        latents (`torch.Tensor` of shape `(batch_size, latent_dim)`):
+            The chains' final states.
+        energies (`torch.Tensor` of shape `(num_steps,)`):
+            Mean potential U(z) over the batch before each step.
+        grad_norms (`torch.Tensor` of shape `(num_steps,)`):
+            Mean per-example norm of grad U(z) before each step.
+    """
+
+    latents: torch.Tensor
+    energies: torch.Tensor
+    grad_norms: torch.Tensor
+
+
+class LangevinSampler:
+    r"""
+    Short-run Langevin on a potential U: z <- z - (s^2 / 2) grad U(z) + s * noise, K steps from the given start.
+
+    It holds no weights: the potential is a callable mapping z of shape (batch, dim) to one value per chain, so
+    the same sampler runs the prior chain (U = -log p(z)) and the posterior chain (U = -log p(x, z)). Gradients
+    are taken with respect to z only, so calling it inside a training step leaves parameter gradients untouched,
+    and it works inside `torch.no_grad()` callers (not `torch.inference_mode()`, where autograd is off).
+
+    Args:
+        num_steps (`int`): Number of steps K (0 returns the start unchanged).
+        step_size (`float`): Step size s > 0.
+        add_noise (`bool`, *optional*, defaults to `True`): Add the s * N(0, I) term.
+        on_nonfinite (`str`, *optional*, defaults to `"raise"`):
+            "raise" a `LangevinDivergenceError` when a chain ends non-finite, or "reset" those chains to their
+            start with a warning.
+    """
+
+    def __init__(self, num_steps: int, step_size: float, add_noise: bool = True, on_nonfinite: str = "raise"):
+        if num_steps < 0:
+            raise ValueError(f"num_steps must be >= 0, got {num_steps}")
+        if not step_size > 0:
+            raise ValueError(f"step_size must be > 0, got {step_size}")
+        if on_nonfinite not in NONFINITE_POLICIES:
+            raise ValueError(f"on_nonfinite must be one of {NONFINITE_POLICIES}, got {on_nonfinite!r}")
+        self.num_steps = num_steps
+        self.step_size = step_size
+        self.add_noise = add_noise
+        self.on_nonfinite = on_nonfinite
+
+    def __repr__(self) -> str:
+        return (
+            f"LangevinSampler(num_steps={self.num_steps}, step_size={self.step_size}, "
+            f"add_noise={self.add_noise}, on_nonfinite={self.on_nonfinite!r})"
+        )
+
+    def __call__(
+        self,
+        potential: Callable[[torch.Tensor], torch.Tensor],
+        latents: torch.Tensor,
+        generator: torch.Generator | None = None,
+        return_diagnostics: bool = False,
+    ) -> torch.Tensor | LangevinOutput:
+        if torch.is_inference_mode_enabled():
+            raise RuntimeError("Langevin sampling needs autograd for grad U(z); call it under torch.no_grad(), "
+                               "not torch.inference_mode()")
+        if latents.dim() != 2:
+            raise ValueError(f"latents must have shape (batch, dim), got {tuple(latents.shape)}")
+        start = latents.detach()
+        z = start.clone()
+        energies, grad_norms = [], []
+        half_step_sq = 0.5 * self.step_size**2
+        with torch.enable_grad():
+            for _ in range(self.num_steps):
+                z.requires_grad_(True)
+                energy = potential(z)
+                if energy.shape != z.shape[:1]:
+                    raise ValueError(f"potential must return one value per chain {tuple(z.shape[:1])}, "
+                                     f"got {tuple(energy.shape)}")
+                # grad of the sum is the per-chain gradient because the chains are independent.
+                (grad,) = torch.autograd.grad(energy.sum(), z)
+                z = z.detach() - half_step_sq * grad
+                if self.add_noise:
+                    z = z + self.step_size * torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+                if return_diagnostics:
+                    energies.append(energy.detach().mean())
+                    grad_norms.append(grad.norm(dim=1).mean())
+        z = self._handle_nonfinite(z, start)
+        if not return_diagnostics:
+            return z
+        empty = z.new_zeros(0)
+        return LangevinOutput(
+            latents=z,
+            energies=torch.stack(energies) if energies else empty,
+            grad_norms=torch.stack(grad_norms) if grad_norms else empty,
+        )
+
+    def _handle_nonfinite(self, z: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
+        # One check at the end suffices: a NaN or inf state never returns to finite values.
+        finite_rows = torch.isfinite(z).all(dim=1)
+        if bool(finite_rows.all()):
+            return z
+        num_bad = int((~finite_rows).sum())
+        message = (f"{num_bad} of {z.shape[0]} Langevin chains became non-finite within {self.num_steps} steps "
+                   f"of size {self.step_size}; lower the step size or check the energy for overflow")
+        if self.on_nonfinite == "raise":
+            raise LangevinDivergenceError(message)
+        warnings.warn(message + "; those chains were reset to their start", RuntimeWarning, stacklevel=3)
+        return torch.where(finite_rows[:, None], z, start)
+
+
+__all__ = ["LangevinSampler", "LangevinOutput", "LangevinDivergenceError"]

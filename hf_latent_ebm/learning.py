@@ -1,0 +1,94 @@
+"""The maximum-likelihood learner of Pang et al. 2020, shared by `forward`, the HF Trainer path and the CLI loop."""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .langevin import LangevinSampler
+
+
+@dataclass
+class MLELosses:
+    """
+    Args:
+        loss (`torch.Tensor`): decoder_loss + energy_loss; back-propagating it gives both MLE gradients.
+        decoder_loss (`torch.Tensor`): Mean -log p(x | z+) over the batch (trains the decoder).
+        energy_loss (`torch.Tensor`): mean E(z+) - mean E(z-) (trains the energy).
+        posterior_latents (`torch.Tensor`): z+ from the posterior chain.
+        prior_latents (`torch.Tensor`): z- from the prior chain.
+    """
+
+    loss: torch.Tensor
+    decoder_loss: torch.Tensor
+    energy_loss: torch.Tensor
+    posterior_latents: torch.Tensor
+    prior_latents: torch.Tensor
+
+
+def posterior_potential(prior: nn.Module, decoder: nn.Module, pixel_values: torch.Tensor):
+    """U(z) = -log p(x, z) up to constants: the potential of the posterior chain and the anomaly score."""
+    return lambda latents: decoder.negative_log_likelihood(pixel_values, latents) + prior.potential(latents)
+
+
+def mle_losses(
+    prior: nn.Module,
+    decoder: nn.Module,
+    pixel_values: torch.Tensor,
+    prior_sampler: LangevinSampler,
+    posterior_sampler: LangevinSampler,
+    generator: torch.Generator | None = None,
+) -> MLELosses:
+    r"""
+    One MLE update's losses: z+ ~ p(z | x) and z- ~ p(z) by short-run Langevin from p0, then
+
+    - the decoder gradient is E_{z+}[grad -log p(x | z+)], from `decoder_loss`;
+    - the prior gradient is E_{z+}[grad E(z+)] - E_{z-}[grad E(z-)], from `energy_loss`.
+
+    Both chains' outputs are detached, so `decoder_loss` only reaches decoder parameters and `energy_loss` only
+    prior parameters: one optimizer with two parameter groups (each with its own learning rate) trains both.
+    """
+    batch_size = pixel_values.shape[0]
+    posterior_start = prior.sample_reference(batch_size, generator, pixel_values.device)
+    prior_start = prior.sample_reference(batch_size, generator, pixel_values.device)
+    posterior_latents = posterior_sampler(posterior_potential(prior, decoder, pixel_values), posterior_start,
+                                          generator)
+    prior_latents = prior_sampler(prior.potential, prior_start, generator)
+    decoder_loss = decoder.negative_log_likelihood(pixel_values, posterior_latents).mean()
+    energy_loss = prior.energy(posterior_latents).mean() - prior.energy(prior_latents).mean()
+    return MLELosses(
+        loss=decoder_loss + energy_loss,
+        decoder_loss=decoder_loss,
+        energy_loss=energy_loss,
+        posterior_latents=posterior_latents,
+        prior_latents=prior_latents,
+    )
+
+
+def build_optimizer(model) -> torch.optim.Adam:
+    """Adam with two parameter groups, prior and decoder, at the config's learning rates and betas."""
+    config = model.config
+    groups = [
+        {"params": list(model.prior.parameters()), "lr": config.prior_learning_rate, "name": "prior"},
+        {"params": list(model.decoder.parameters()), "lr": config.decoder_learning_rate, "name": "decoder"},
+    ]
+    return torch.optim.Adam(groups, betas=(config.adam_beta1, config.adam_beta2))
+
+
+def build_lr_scheduler(optimizer: torch.optim.Optimizer, config) -> torch.optim.lr_scheduler.LambdaLR:
+    """Step-wise exponential decay per group: lr * decay ** (step // lr_decay_steps), as the paper's per-epoch decay."""
+    decays = {"prior": config.prior_lr_decay, "decoder": config.decoder_lr_decay}
+    lambdas = [
+        (lambda step, decay=decays[group["name"]]: decay ** (step // config.lr_decay_steps))
+        for group in optimizer.param_groups
+    ]
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
+
+
+def nonfinite_parameters(model: nn.Module) -> list[str]:
+    """Names of parameters holding NaN or inf (checked before every checkpoint write)."""
+    return [name for name, param in model.named_parameters() if not torch.isfinite(param).all()]
+
+
+__all__ = ["MLELosses", "mle_losses", "posterior_potential", "build_optimizer", "build_lr_scheduler",
+           "nonfinite_parameters"]

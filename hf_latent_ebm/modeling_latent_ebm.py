@@ -1,0 +1,221 @@
+"""Latent-space EBM prior image model (Pang, Han, Nijkamp, Zhu, Wu; NeurIPS 2020) as a transformers PreTrainedModel."""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+from .configuration_latent_ebm import LatentEBMConfig
+from .decoders import ConvImageDecoder
+from .langevin import LangevinOutput, LangevinSampler
+from .learning import build_lr_scheduler, build_optimizer, mle_losses, posterior_potential
+from .priors import EnergyPrior
+
+
+@dataclass
+class LatentEBMOutput(ModelOutput):
+    """
+    Args:
+        loss (`torch.Tensor`): decoder_loss + energy_loss; its gradient is the MLE gradient of both parts.
+        decoder_loss (`torch.Tensor`): Mean -log p(x | z+) (up to the Gaussian normaliser).
+        energy_loss (`torch.Tensor`): mean E(z+) - mean E(z-).
+        posterior_latents (`torch.Tensor` of shape `(batch_size, latent_dim)`): z+ from posterior Langevin.
+        prior_latents (`torch.Tensor` of shape `(batch_size, latent_dim)`): z- from prior Langevin.
+    """
+
+    loss: torch.Tensor | None = None
+    decoder_loss: torch.Tensor | None = None
+    energy_loss: torch.Tensor | None = None
+    posterior_latents: torch.Tensor | None = None
+    prior_latents: torch.Tensor | None = None
+
+
+class LatentEBMPreTrainedModel(PreTrainedModel):
+    config: LatentEBMConfig
+    config_class = LatentEBMConfig
+    base_model_prefix = "latent_ebm"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    # The energy is summed with |z|^2 terms along long chains; low precision there biases the samples.
+    _keep_in_fp32_modules = ["prior"]
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module):
+        # The paper: Xavier-normal on the generator's convolutions; Linear layers keep PyTorch's default init.
+        if isinstance(module, nn.ConvTranspose2d):
+            init.xavier_normal_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, nn.Linear):
+            bound = 1 / module.in_features**0.5
+            init.uniform_(module.weight, -bound, bound)
+            init.uniform_(module.bias, -bound, bound)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        try:
+            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        except OSError:
+            raise
+        except Exception as error:  # safetensors/json errors on a damaged file: say which checkpoint and why.
+            raise OSError(f"could not load a {cls.__name__} checkpoint from {pretrained_model_name_or_path!r}: "
+                          f"{type(error).__name__}: {error}") from error
+
+
+class LatentEBMForImageGeneration(LatentEBMPreTrainedModel):
+    r"""
+    Image generator x = g(z) + N(0, decoder_sigma^2) with a learned energy-based prior over z.
+
+    `model(pixel_values=x)` runs one MLE update's chains and returns the loss that trains both parts (use
+    `model.build_optimizer()` for the two learning rates); `sample`, `reconstruct` and `anomaly_score` use the
+    trained model.
+
+    Args:
+        config (`LatentEBMConfig`): Model configuration.
+    """
+
+    def __init__(self, config: LatentEBMConfig):
+        super().__init__(config)
+        self.prior = EnergyPrior(
+            latent_dim=config.latent_dim,
+            hidden_dim=config.energy_hidden_dim,
+            num_hidden_layers=config.energy_num_hidden_layers,
+            activation=config.energy_activation,
+            reference_sigma=config.prior_sigma,
+        )
+        self.decoder = ConvImageDecoder(
+            latent_dim=config.latent_dim,
+            image_size=config.image_size,
+            num_channels=config.num_channels,
+            base_channels=config.decoder_base_channels,
+            sigma=config.decoder_sigma,
+        )
+        self.post_init()
+
+    # ---- samplers, configured from the config --------------------------------------------------------------
+    def prior_sampler(self, num_steps: int | None = None, step_size: float | None = None) -> LangevinSampler:
+        return LangevinSampler(
+            num_steps=self.config.prior_langevin_steps if num_steps is None else num_steps,
+            step_size=self.config.prior_langevin_step_size if step_size is None else step_size,
+            add_noise=self.config.langevin_noise,
+            on_nonfinite=self.config.langevin_on_nonfinite,
+        )
+
+    def posterior_sampler(self, num_steps: int | None = None, step_size: float | None = None) -> LangevinSampler:
+        return LangevinSampler(
+            num_steps=self.config.posterior_langevin_steps if num_steps is None else num_steps,
+            step_size=self.config.posterior_langevin_step_size if step_size is None else step_size,
+            add_noise=self.config.langevin_noise,
+            on_nonfinite=self.config.langevin_on_nonfinite,
+        )
+
+    def build_optimizer(self) -> torch.optim.Adam:
+        """Adam with the prior and decoder parameter groups; pass it to `Trainer(optimizers=(opt, None))`."""
+        return build_optimizer(self)
+
+    def build_lr_scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
+        return build_lr_scheduler(optimizer, self.config)
+
+    # ---- training --------------------------------------------------------------------------------------------
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        generator: torch.Generator | None = None,
+        return_dict: bool | None = None,
+    ) -> LatentEBMOutput | tuple:
+        r"""
+        Args:
+            pixel_values (`torch.Tensor` of shape `(batch_size, num_channels, image_size, image_size)`):
+                Float images in [-1, 1].
+            generator (`torch.Generator`, *optional*): Source of the chains' randomness.
+            return_dict (`bool`, *optional*): Return a `LatentEBMOutput` (default) or a tuple.
+        """
+        self.check_pixel_values(pixel_values)
+        losses = mle_losses(self.prior, self.decoder, pixel_values, self.prior_sampler(), self.posterior_sampler(),
+                            generator)
+        output = LatentEBMOutput(
+            loss=losses.loss,
+            decoder_loss=losses.decoder_loss.detach(),
+            energy_loss=losses.energy_loss.detach(),
+            posterior_latents=losses.posterior_latents,
+            prior_latents=losses.prior_latents,
+        )
+        return output if return_dict is not False else output.to_tuple()
+
+    # ---- inference -------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample_latents(
+        self,
+        batch_size: int,
+        generator: torch.Generator | None = None,
+        num_steps: int | None = None,
+        step_size: float | None = None,
+        return_diagnostics: bool = False,
+    ) -> torch.Tensor | LangevinOutput:
+        """z ~ p(z) by short-run prior Langevin from p0 (the config's steps and step size unless given)."""
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        start = self.prior.sample_reference(batch_size, generator, self.device)
+        sampler = self.prior_sampler(num_steps, step_size)
+        return sampler(self.prior.potential, start, generator, return_diagnostics=return_diagnostics)
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """g(z): images in [-1, 1] of shape (N, C, H, W)."""
+        if latents.dim() != 2 or latents.shape[1] != self.config.latent_dim:
+            raise ValueError(f"latents must have shape (N, {self.config.latent_dim}), got {tuple(latents.shape)}")
+        return self.decoder(latents.to(self.device, torch.float32))
+
+    @torch.no_grad()
+    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Images in [-1, 1] of shape (batch_size, C, H, W): prior Langevin, then the generator."""
+        return self.decode(self.sample_latents(batch_size, generator))
+
+    @torch.no_grad()
+    def infer_latents(self, pixel_values: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z ~ p(z | x) by short-run posterior Langevin from p0."""
+        self.check_pixel_values(pixel_values)
+        start = self.prior.sample_reference(pixel_values.shape[0], generator, self.device)
+        return self.posterior_sampler()(posterior_potential(self.prior, self.decoder, pixel_values), start, generator)
+
+    @torch.no_grad()
+    def reconstruct(self, pixel_values: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """g(z+) for posterior samples z+ of each image; same shape as the input."""
+        return self.decode(self.infer_latents(pixel_values, generator))
+
+    @torch.no_grad()
+    def anomaly_score(self, pixel_values: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        r"""
+        One score per image, higher = more anomalous: -log p(x, z+) up to constants, i.e.
+        |x - g(z+)|^2 / (2 decoder_sigma^2) + E(z+) + |z+|^2 / (2 prior_sigma^2) at a posterior Langevin sample z+.
+
+        This is the unnormalised joint density at a posterior sample that Pang et al. 2020 (Table 3) use as a
+        proxy for -log p(x); it omits log Z of the prior and the Gaussian normalisers, which are the same for
+        every image, so it ranks images but is not a calibrated likelihood.
+        """
+        latents = self.infer_latents(pixel_values, generator)
+        return posterior_potential(self.prior, self.decoder, pixel_values)(latents)
+
+    def check_pixel_values(self, pixel_values) -> None:
+        """Raise a ValueError naming what was expected unless pixel_values is a finite float batch in [-1, 1]."""
+        expected = (self.config.num_channels, self.config.image_size, self.config.image_size)
+        if not isinstance(pixel_values, torch.Tensor):
+            raise ValueError(f"pixel_values must be a torch.Tensor, got {type(pixel_values).__name__}")
+        if not pixel_values.is_floating_point():
+            raise ValueError(f"pixel_values must be a float tensor scaled to [-1, 1], got dtype {pixel_values.dtype}")
+        if pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != expected:
+            raise ValueError(f"pixel_values must have shape (batch, {', '.join(map(str, expected))}), "
+                             f"got {tuple(pixel_values.shape)}")
+        if pixel_values.shape[0] == 0:
+            raise ValueError("pixel_values is an empty batch")
+        if not torch.isfinite(pixel_values).all():
+            raise ValueError("pixel_values contains NaN or inf")
+        low, high = pixel_values.min().item(), pixel_values.max().item()
+        if low < -1 - 1e-4 or high > 1 + 1e-4:
+            raise ValueError(f"pixel_values must lie in [-1, 1], got values in [{low:.3f}, {high:.3f}] "
+                             "(scale uint8 images with x / 127.5 - 1)")
+
+
+__all__ = ["LatentEBMOutput", "LatentEBMPreTrainedModel", "LatentEBMForImageGeneration"]

@@ -1,0 +1,49 @@
+"""Priors over the latent z: an energy E(z) tilting a Gaussian reference density p0(z) = N(0, sigma^2 I)."""
+
+import torch
+from torch import nn
+
+_ACTIVATIONS = {"gelu": nn.GELU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "silu": nn.SiLU}
+
+
+class EnergyPrior(nn.Module):
+    r"""
+    p(z) = exp(-E(z)) p0(z) / Z with an MLP energy E (sign convention: low energy = likely, Langevin descends E).
+
+    Args:
+        latent_dim (`int`): Dimension of z.
+        hidden_dim (`int`): Width of each hidden layer.
+        num_hidden_layers (`int`): Number of hidden layers.
+        activation (`str`): "gelu", "leaky_relu" or "silu".
+        reference_sigma (`float`): Std of the reference density p0.
+    """
+
+    def __init__(self, latent_dim: int, hidden_dim: int, num_hidden_layers: int, activation: str,
+                 reference_sigma: float):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.reference_sigma = reference_sigma
+        layers, width = [], latent_dim
+        for _ in range(num_hidden_layers):
+            layers += [nn.Linear(width, hidden_dim), _ACTIVATIONS[activation]()]
+            width = hidden_dim
+        layers.append(nn.Linear(width, 1))
+        self.energy_net = nn.Sequential(*layers)
+
+    def energy(self, latents: torch.Tensor) -> torch.Tensor:
+        """E(z), one value per row."""
+        return self.energy_net(latents).squeeze(-1)
+
+    def potential(self, latents: torch.Tensor) -> torch.Tensor:
+        """-log p(z) up to log Z: E(z) + |z|^2 / (2 sigma^2); the prior Langevin chain descends it."""
+        return self.energy(latents) + latents.pow(2).sum(dim=-1) / (2 * self.reference_sigma**2)
+
+    def sample_reference(self, batch_size: int, generator: torch.Generator | None = None,
+                         device: torch.device | None = None) -> torch.Tensor:
+        """Draws from p0, the chains' starting distribution."""
+        device = device if device is not None else self.energy_net[0].weight.device
+        noise = torch.randn((batch_size, self.latent_dim), generator=generator, device=device)
+        return self.reference_sigma * noise
+
+
+__all__ = ["EnergyPrior"]
