@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a latent-EBM prior model")
     train.add_argument("--dataset", default="mnist", help="mnist, fashion_mnist, or a folder of images")
     train.add_argument("--output-dir", required=True)
-    train.add_argument("--max-steps", type=int, default=2000)
+    train.add_argument("--max-steps", type=int, default=1000)
     train.add_argument("--batch-size", type=int, default=64)
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--sample-every", type=int, default=500)

@@ -80,6 +80,8 @@ class LangevinSampler:
             raise ValueError(f"latents must have shape (batch, dim), got {tuple(latents.shape)}")
         start = latents.detach()
         z = start.clone()
+        # Accumulated on the device and read once at the end: a per-step check would synchronise every step.
+        finite_energy = torch.ones(z.shape[0], dtype=torch.bool, device=z.device)
         energies, grad_norms = [], []
         half_step_sq = 0.5 * self.step_size**2
         with torch.enable_grad():
@@ -90,6 +92,7 @@ class LangevinSampler:
                     raise ValueError(f"potential must return one value per chain {tuple(z.shape[:1])}, "
                                      f"got {tuple(energy.shape)}")
                 # grad of the sum is the per-chain gradient because the chains are independent.
+                finite_energy &= torch.isfinite(energy)
                 (grad,) = torch.autograd.grad(energy.sum(), z)
                 z = z.detach() - half_step_sq * grad
                 if self.add_noise:
@@ -97,7 +100,7 @@ class LangevinSampler:
                 if return_diagnostics:
                     energies.append(energy.detach().mean())
                     grad_norms.append(grad.norm(dim=1).mean())
-        z = self._handle_nonfinite(z, start)
+        z = self._handle_nonfinite(z, start, finite_energy)
         if not return_diagnostics:
             return z
         empty = z.new_zeros(0)
@@ -107,13 +110,15 @@ class LangevinSampler:
             grad_norms=torch.stack(grad_norms) if grad_norms else empty,
         )
 
-    def _handle_nonfinite(self, z: torch.Tensor, start: torch.Tensor) -> torch.Tensor:
-        # One check at the end suffices: a NaN or inf state never returns to finite values.
-        finite_rows = torch.isfinite(z).all(dim=1)
+    def _handle_nonfinite(self, z: torch.Tensor, start: torch.Tensor, finite_energy: torch.Tensor) -> torch.Tensor:
+        # A NaN or inf state never returns to finite values, so checking the final state (plus every step's
+        # energy) catches every diverged chain.
+        finite_rows = torch.isfinite(z).all(dim=1) & finite_energy
         if bool(finite_rows.all()):
             return z
         num_bad = int((~finite_rows).sum())
-        message = (f"{num_bad} of {z.shape[0]} Langevin chains became non-finite within {self.num_steps} steps "
+        message = (f"{num_bad} of {z.shape[0]} Langevin chains reached a non-finite state or energy within "
+                   f"{self.num_steps} steps "
                    f"of size {self.step_size}; lower the step size or check the energy for overflow")
         if self.on_nonfinite == "raise":
             raise LangevinDivergenceError(message)

@@ -53,7 +53,7 @@ def mle_losses(
     prior_start = prior.sample_reference(batch_size, generator, pixel_values.device)
     posterior_latents = posterior_sampler(posterior_potential(prior, decoder, pixel_values), posterior_start,
                                           generator)
-    prior_latents = prior_sampler(prior.potential, prior_start, generator)
+    prior_latents = prior_start if prior.exact_sampling else prior_sampler(prior.potential, prior_start, generator)
     decoder_loss = decoder.negative_log_likelihood(pixel_values, posterior_latents).mean()
     energy_loss = prior.energy(posterior_latents).mean() - prior.energy(prior_latents).mean()
     return MLELosses(
@@ -72,6 +72,7 @@ def build_optimizer(model) -> torch.optim.Adam:
         {"params": list(model.prior.parameters()), "lr": config.prior_learning_rate, "name": "prior"},
         {"params": list(model.decoder.parameters()), "lr": config.decoder_learning_rate, "name": "decoder"},
     ]
+    groups = [group for group in groups if group["params"]]  # a Gaussian prior has no parameters
     return torch.optim.Adam(groups, betas=(config.adam_beta1, config.adam_beta2))
 
 

@@ -12,7 +12,7 @@ from .configuration_latent_ebm import LatentEBMConfig
 from .decoders import ConvImageDecoder
 from .langevin import LangevinOutput, LangevinSampler
 from .learning import build_lr_scheduler, build_optimizer, mle_losses, posterior_potential
-from .priors import EnergyPrior
+from .priors import EnergyPrior, GaussianPrior
 
 
 @dataclass
@@ -78,13 +78,16 @@ class LatentEBMForImageGeneration(LatentEBMPreTrainedModel):
 
     def __init__(self, config: LatentEBMConfig):
         super().__init__(config)
-        self.prior = EnergyPrior(
-            latent_dim=config.latent_dim,
-            hidden_dim=config.energy_hidden_dim,
-            num_hidden_layers=config.energy_num_hidden_layers,
-            activation=config.energy_activation,
-            reference_sigma=config.prior_sigma,
-        )
+        if config.prior_type == "gaussian":
+            self.prior = GaussianPrior(latent_dim=config.latent_dim, reference_sigma=config.prior_sigma)
+        else:
+            self.prior = EnergyPrior(
+                latent_dim=config.latent_dim,
+                hidden_dim=config.energy_hidden_dim,
+                num_hidden_layers=config.energy_num_hidden_layers,
+                activation=config.energy_activation,
+                reference_sigma=config.prior_sigma,
+            )
         self.decoder = ConvImageDecoder(
             latent_dim=config.latent_dim,
             image_size=config.image_size,
@@ -154,10 +157,13 @@ class LatentEBMForImageGeneration(LatentEBMPreTrainedModel):
         step_size: float | None = None,
         return_diagnostics: bool = False,
     ) -> torch.Tensor | LangevinOutput:
-        """z ~ p(z) by short-run prior Langevin from p0 (the config's steps and step size unless given)."""
+        """z ~ p(z) by short-run prior Langevin from p0 (the config's steps and step size unless given); exact draws
+        for the Gaussian prior."""
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         start = self.prior.sample_reference(batch_size, generator, self.device)
+        if self.prior.exact_sampling:  # the Gaussian prior: its reference draws are exact samples
+            return LangevinOutput(start, start.new_zeros(0), start.new_zeros(0)) if return_diagnostics else start
         sampler = self.prior_sampler(num_steps, step_size)
         return sampler(self.prior.potential, start, generator, return_diagnostics=return_diagnostics)
 

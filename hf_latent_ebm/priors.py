@@ -6,6 +6,38 @@ from torch import nn
 _ACTIVATIONS = {"gelu": nn.GELU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "silu": nn.SiLU}
 
 
+class GaussianPrior(nn.Module):
+    r"""
+    The fixed prior p(z) = N(0, sigma^2 I) of the generator model learned by alternating back-propagation (Han et al.
+    2017): the baseline an energy-based prior is compared against. It has no parameters and no energy; its samples
+    are exact, so no prior chain runs.
+
+    Args:
+        latent_dim (`int`): Dimension of z.
+        reference_sigma (`float`): Std of the prior.
+    """
+
+    exact_sampling = True
+
+    def __init__(self, latent_dim: int, reference_sigma: float):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.reference_sigma = reference_sigma
+        # A buffer only to carry the module's device.
+        self.register_buffer("_device_anchor", torch.zeros(()), persistent=False)
+
+    def energy(self, latents: torch.Tensor) -> torch.Tensor:
+        return latents.new_zeros(latents.shape[0])
+
+    def potential(self, latents: torch.Tensor) -> torch.Tensor:
+        return latents.pow(2).sum(dim=-1) / (2 * self.reference_sigma**2)
+
+    def sample_reference(self, batch_size: int, generator: torch.Generator | None = None,
+                         device: torch.device | None = None) -> torch.Tensor:
+        device = device if device is not None else self._device_anchor.device
+        return self.reference_sigma * torch.randn((batch_size, self.latent_dim), generator=generator, device=device)
+
+
 class EnergyPrior(nn.Module):
     r"""
     p(z) = exp(-E(z)) p0(z) / Z with an MLP energy E (sign convention: low energy = likely, Langevin descends E).
@@ -17,6 +49,8 @@ class EnergyPrior(nn.Module):
         activation (`str`): "gelu", "leaky_relu" or "silu".
         reference_sigma (`float`): Std of the reference density p0.
     """
+
+    exact_sampling = False  # samples come from short-run Langevin
 
     def __init__(self, latent_dim: int, hidden_dim: int, num_hidden_layers: int, activation: str,
                  reference_sigma: float):
@@ -46,4 +80,4 @@ class EnergyPrior(nn.Module):
         return self.reference_sigma * noise
 
 
-__all__ = ["EnergyPrior"]
+__all__ = ["EnergyPrior", "GaussianPrior"]

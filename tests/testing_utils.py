@@ -1,0 +1,124 @@
+"""A diffusers-style tester mixin: every model variant gets the same suite by supplying a tiny config and inputs."""
+
+import json
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel
+
+import hf_latent_ebm  # noqa: F401  (registers the Auto classes)
+
+
+class ModelTesterMixin:
+    """
+    Subclasses set `model_class` and `config_class` and implement:
+      get_config(**overrides) -> a tiny config;
+      get_inputs(batch_size, seed) -> forward kwargs (without the generator);
+      bad_config_overrides -> list of config kwargs that must be rejected;
+      bad_inputs() -> list of (forward kwargs, substring the error message must contain).
+    """
+
+    model_class = None
+    config_class = None
+    bad_config_overrides: list[dict] = []
+
+    def get_config(self, **overrides):
+        raise NotImplementedError
+
+    def get_inputs(self, batch_size: int = 3, seed: int = 0) -> dict:
+        raise NotImplementedError
+
+    def bad_inputs(self) -> list[tuple[dict, str]]:
+        raise NotImplementedError
+
+    def make_model(self, seed: int = 0, **overrides):
+        torch.manual_seed(seed)
+        return self.model_class(self.get_config(**overrides)).eval()
+
+    def run_forward(self, model, inputs, seed: int = 0, **kwargs):
+        return model(**inputs, generator=torch.Generator().manual_seed(seed), **kwargs)
+
+    # ---- config ----------------------------------------------------------------------------------------------
+    def test_config_round_trip(self, tmp_path):
+        config = self.get_config()
+        config.save_pretrained(tmp_path)
+        loaded = AutoConfig.from_pretrained(tmp_path)
+        assert type(loaded) is self.config_class
+        ignored = {"_name_or_path"}  # set to the load path by from_pretrained
+        assert {k: v for k, v in loaded.to_dict().items() if k not in ignored} == \
+            {k: v for k, v in config.to_dict().items() if k not in ignored}
+
+    def test_bad_config_values_are_rejected(self):
+        assert self.bad_config_overrides, "a tester must list bad config values"
+        for overrides in self.bad_config_overrides:
+            with pytest.raises(ValueError):
+                self.get_config(**overrides)
+
+    # ---- weights ---------------------------------------------------------------------------------------------
+    def test_save_load_round_trip(self, tmp_path):
+        model = self.make_model()
+        model.save_pretrained(tmp_path)
+        loaded = AutoModel.from_pretrained(tmp_path).eval()
+        assert type(loaded) is self.model_class
+        for (name, param), (_, loaded_param) in zip(model.state_dict().items(), loaded.state_dict().items()):
+            assert torch.equal(param, loaded_param), name
+        inputs = self.get_inputs()
+        expected, actual = self.run_forward(model, inputs), self.run_forward(loaded, inputs)
+        assert torch.equal(expected.loss, actual.loss)
+        assert torch.equal(expected.posterior_latents, actual.posterior_latents)
+
+    def test_missing_checkpoint_raises_oserror(self, tmp_path):
+        with pytest.raises(OSError):
+            self.model_class.from_pretrained(tmp_path / "does-not-exist")
+
+    def test_corrupt_checkpoint_raises_oserror(self, tmp_path):
+        self.make_model().save_pretrained(tmp_path)
+        weights = tmp_path / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+        with pytest.raises(OSError, match="safetensors|checkpoint|load"):
+            self.model_class.from_pretrained(tmp_path)
+
+    def test_corrupt_config_raises_oserror(self, tmp_path):
+        self.make_model().save_pretrained(tmp_path)
+        (tmp_path / "config.json").write_text("{not json")
+        with pytest.raises(OSError):
+            self.model_class.from_pretrained(tmp_path)
+
+    # ---- forward ---------------------------------------------------------------------------------------------
+    def test_determinism_under_seed(self):
+        model, inputs = self.make_model(), self.get_inputs()
+        first, second = self.run_forward(model, inputs, seed=5), self.run_forward(model, inputs, seed=5)
+        other = self.run_forward(model, inputs, seed=6)
+        assert torch.equal(first.loss, second.loss)
+        assert torch.equal(first.prior_latents, second.prior_latents)
+        assert not torch.equal(first.prior_latents, other.prior_latents)
+
+    def test_output_shapes(self):
+        config, inputs = self.get_config(), self.get_inputs(batch_size=3)
+        output = self.run_forward(self.make_model(), inputs)
+        assert output.loss.shape == ()
+        assert torch.isfinite(output.loss)
+        assert output.posterior_latents.shape == (3, config.latent_dim)
+        assert output.prior_latents.shape == (3, config.latent_dim)
+
+    def test_dict_and_tuple_outputs_agree(self):
+        model, inputs = self.make_model(), self.get_inputs()
+        as_dict = self.run_forward(model, inputs)
+        as_tuple = self.run_forward(model, inputs, return_dict=False)
+        assert isinstance(as_tuple, tuple)
+        assert len(as_tuple) == len(as_dict.to_tuple())
+        for a, b in zip(as_dict.to_tuple(), as_tuple):
+            assert torch.equal(a, b)
+
+    def test_bad_inputs_raise_value_error(self):
+        model = self.make_model()
+        cases = self.bad_inputs()
+        assert cases, "a tester must list bad inputs"
+        for inputs, message in cases:
+            with pytest.raises(ValueError, match=message):
+                self.run_forward(model, inputs)
+
+    def test_config_json_is_plain_json(self, tmp_path):
+        self.make_model().save_pretrained(tmp_path)
+        config = json.loads((tmp_path / "config.json").read_text())
+        assert config["model_type"] == self.config_class.model_type
