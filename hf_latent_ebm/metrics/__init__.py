@@ -1,0 +1,17 @@
+"""Quality metrics. Each is a plain torch function here and a local `evaluate` module under `evaluate_modules/`."""
+
+from .anomaly import auprc
+from .fid import StreamingFID, fid, frechet_distance, inception_features
+
+__all__ = ["fid", "StreamingFID", "frechet_distance", "inception_features", "auprc", "evaluate_module_path"]
+
+
+def evaluate_module_path(name: str) -> str:
+    """Path of a packaged `evaluate` module, for `evaluate.load(evaluate_module_path("fid"))` (works offline)."""
+    from pathlib import Path
+
+    path = Path(__file__).parent / "evaluate_modules" / name / f"{name}.py"
+    if not path.exists():
+        available = sorted(p.name for p in path.parent.parent.iterdir() if p.is_dir() and not p.name.startswith("_"))
+        raise ValueError(f"no packaged evaluate module {name!r}; available: {available}")
+    return str(path)
