@@ -1,4 +1,4 @@
-"""Configuration of the latent-space EBM prior image model (Pang et al., NeurIPS 2020)."""
+"""Configurations of the latent-space EBM prior models (Pang et al., NeurIPS 2020): shared base and image model."""
 
 import functools
 
@@ -44,31 +44,12 @@ def raise_value_errors(config_class):
     return config_class
 
 
-@raise_value_errors
-@strict
-class LatentEBMConfig(PreTrainedConfig):
-    r"""
-    Configuration of [`LatentEBMForImageGeneration`]: a latent EBM prior p(z) = exp(-E(z)) N(z; 0, prior_sigma^2) / Z
-    over a `latent_dim`-dimensional z, and a DCGAN-style generator x = g(z) + N(0, decoder_sigma^2).
-
-    The defaults keep the paper's algorithm (Langevin steps and step sizes, sigmas, energy MLP, Adam betas) with a
-    smaller latent and generator and higher learning rates, sized for 28x28 MNIST in 1000 steps on a CPU;
-    `LatentEBMConfig.paper_svhn()` gives the paper's SVHN setting.
-
-    Args:
-        image_size (`int`, *optional*, defaults to 28):
-            Side of the square images; base * 2**n with base in 4..7 (28, 32, 64, ...).
-        num_channels (`int`, *optional*, defaults to 1):
-            Image channels (1 grayscale, 3 RGB).
+_SHARED_ARGS = r"""
         prior_type (`str`, *optional*, defaults to `"ebm"`):
             "ebm" for the learned energy-based prior, or "gaussian" for the fixed N(0, prior_sigma^2) prior of
             alternating back-propagation (Han et al. 2017), the baseline one flag away.
         latent_dim (`int`, *optional*, defaults to 16):
             Dimension of z.
-        decoder_base_channels (`int`, *optional*, defaults to 16):
-            `ngf` of the DCGAN generator; the widest layer has `ngf * 2**n` channels.
-        decoder_sigma (`float`, *optional*, defaults to 0.3):
-            Std of the Gaussian likelihood p(x | z).
         prior_sigma (`float`, *optional*, defaults to 1.0):
             Std of the Gaussian reference density p0(z), also the std of the chains' initial state.
         energy_hidden_dim (`int`, *optional*, defaults to 200):
@@ -88,12 +69,12 @@ class LatentEBMConfig(PreTrainedConfig):
         langevin_noise (`bool`, *optional*, defaults to `True`):
             Add the Langevin noise term (False gives gradient descent on the potential).
         langevin_on_nonfinite (`str`, *optional*, defaults to `"raise"`):
-            What a chain that reaches a non-finite z does: "raise" a `LangevinDivergenceError`, or "reset" the
-            diverged chains to their initial state (with a warning).
+            What a chain that reaches a non-finite z or energy does: "raise" a `LangevinDivergenceError`, or
+            "reset" the diverged chains to their initial state (with a warning).
         prior_learning_rate (`float`, *optional*, defaults to 2e-4):
             Adam learning rate of the energy MLP (the paper: 2e-5 over 147k steps).
         decoder_learning_rate (`float`, *optional*, defaults to 5e-4):
-            Adam learning rate of the generator (the paper: 1e-4).
+            Adam learning rate of the decoder (the paper: 1e-4).
         prior_lr_decay (`float`, *optional*, defaults to 0.998):
             Multiplicative decay of the prior learning rate every `lr_decay_steps` steps.
         decoder_lr_decay (`float`, *optional*, defaults to 0.998):
@@ -103,25 +84,15 @@ class LatentEBMConfig(PreTrainedConfig):
         adam_beta1 (`float`, *optional*, defaults to 0.5):
             Adam beta1 for both groups.
         adam_beta2 (`float`, *optional*, defaults to 0.999):
-            Adam beta2 for both groups.
+            Adam beta2 for both groups."""
 
-    Example:
 
-    ```python
-    >>> from hf_latent_ebm import LatentEBMConfig, LatentEBMForImageGeneration
-    >>> model = LatentEBMForImageGeneration(LatentEBMConfig(image_size=32, num_channels=3))
-    >>> model.sample(4).shape
-    torch.Size([4, 3, 32, 32])
-    ```"""
+@strict
+class LatentEBMBaseConfig(PreTrainedConfig):
+    """The prior, sampler and learner settings every latent-EBM model shares (see `LatentEBMConfig` for them)."""
 
-    model_type = "latent_ebm"
-
-    image_size: int = 28
-    num_channels: int = 1
     prior_type: str = "ebm"
     latent_dim: int = 16
-    decoder_base_channels: int = 16
-    decoder_sigma: float = 0.3
     prior_sigma: float = 1.0
     energy_hidden_dim: int = 200
     energy_num_hidden_layers: int = 2
@@ -140,20 +111,17 @@ class LatentEBMConfig(PreTrainedConfig):
     adam_beta1: float = 0.5
     adam_beta2: float = 0.999
 
-    def validate_architecture(self):
-        decoder_upsampling_plan(self.image_size)
-        for name in ("num_channels", "latent_dim", "decoder_base_channels", "energy_hidden_dim"):
+    def validate_prior(self):
+        for name in ("latent_dim", "energy_hidden_dim", "energy_num_hidden_layers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.energy_num_hidden_layers < 1:
-            raise ValueError(f"energy_num_hidden_layers must be >= 1, got {self.energy_num_hidden_layers}")
         if self.prior_type not in PRIOR_TYPES:
             raise ValueError(f"prior_type must be one of {PRIOR_TYPES}, got {self.prior_type!r}")
         if self.energy_activation not in ENERGY_ACTIVATIONS:
             raise ValueError(f"energy_activation must be one of {ENERGY_ACTIVATIONS}, got {self.energy_activation!r}")
 
     def validate_sampling(self):
-        for name in ("decoder_sigma", "prior_sigma", "prior_langevin_step_size", "posterior_langevin_step_size"):
+        for name in ("prior_sigma", "prior_langevin_step_size", "posterior_langevin_step_size"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         for name in ("prior_langevin_steps", "posterior_langevin_steps"):
@@ -177,6 +145,52 @@ class LatentEBMConfig(PreTrainedConfig):
         if self.lr_decay_steps < 1:
             raise ValueError(f"lr_decay_steps must be >= 1, got {self.lr_decay_steps}")
 
+
+@raise_value_errors
+@strict
+class LatentEBMConfig(LatentEBMBaseConfig):
+    r"""
+    Configuration of [`LatentEBMForImageGeneration`]: a latent EBM prior p(z) = exp(-E(z)) N(z; 0, prior_sigma^2) / Z
+    over a `latent_dim`-dimensional z, and a DCGAN-style generator x = g(z) + N(0, decoder_sigma^2).
+
+    The defaults keep the paper's algorithm (Langevin steps and step sizes, sigmas, energy MLP, Adam betas) with a
+    smaller latent and generator and higher learning rates, sized for 28x28 MNIST in 1000 steps on a CPU;
+    `LatentEBMConfig.paper_svhn()` gives the paper's SVHN setting.
+
+    Args:
+        image_size (`int`, *optional*, defaults to 28):
+            Side of the square images; base * 2**n with base in 4..7 (28, 32, 64, ...).
+        num_channels (`int`, *optional*, defaults to 1):
+            Image channels (1 grayscale, 3 RGB).
+        decoder_base_channels (`int`, *optional*, defaults to 16):
+            `ngf` of the DCGAN generator; the widest layer has `ngf * 2**n` channels.
+        decoder_sigma (`float`, *optional*, defaults to 0.3):
+            Std of the Gaussian likelihood p(x | z).""" + _SHARED_ARGS + r"""
+
+    Example:
+
+    ```python
+    >>> from hf_latent_ebm import LatentEBMConfig, LatentEBMForImageGeneration
+    >>> model = LatentEBMForImageGeneration(LatentEBMConfig(image_size=32, num_channels=3))
+    >>> model.sample(4).shape
+    torch.Size([4, 3, 32, 32])
+    ```"""
+
+    model_type = "latent_ebm"
+
+    image_size: int = 28
+    num_channels: int = 1
+    decoder_base_channels: int = 16
+    decoder_sigma: float = 0.3
+
+    def validate_image(self):
+        decoder_upsampling_plan(self.image_size)
+        for name in ("num_channels", "decoder_base_channels"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if not self.decoder_sigma > 0:
+            raise ValueError(f"decoder_sigma must be > 0, got {self.decoder_sigma}")
+
     @classmethod
     def paper_svhn(cls, **overrides) -> "LatentEBMConfig":
         """The SVHN setting of Pang et al. 2020 (32x32x3, nz 100, ngf 64, ndf 200; 733 steps per epoch)."""
@@ -185,4 +199,4 @@ class LatentEBMConfig(PreTrainedConfig):
         return cls(**{**settings, **overrides})
 
 
-__all__ = ["LatentEBMConfig", "decoder_upsampling_plan", "raise_value_errors"]
+__all__ = ["LatentEBMBaseConfig", "LatentEBMConfig", "decoder_upsampling_plan", "raise_value_errors"]

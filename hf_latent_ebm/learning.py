@@ -26,15 +26,15 @@ class MLELosses:
     prior_latents: torch.Tensor
 
 
-def posterior_potential(prior: nn.Module, decoder: nn.Module, pixel_values: torch.Tensor):
+def posterior_potential(prior: nn.Module, decoder: nn.Module, observations: torch.Tensor):
     """U(z) = -log p(x, z) up to constants: the potential of the posterior chain and the anomaly score."""
-    return lambda latents: decoder.negative_log_likelihood(pixel_values, latents) + prior.potential(latents)
+    return lambda latents: decoder.negative_log_likelihood(observations, latents) + prior.potential(latents)
 
 
 def mle_losses(
     prior: nn.Module,
     decoder: nn.Module,
-    pixel_values: torch.Tensor,
+    observations: torch.Tensor,
     prior_sampler: LangevinSampler,
     posterior_sampler: LangevinSampler,
     generator: torch.Generator | None = None,
@@ -48,13 +48,13 @@ def mle_losses(
     Both chains' outputs are detached, so `decoder_loss` only reaches decoder parameters and `energy_loss` only
     prior parameters: one optimizer with two parameter groups (each with its own learning rate) trains both.
     """
-    batch_size = pixel_values.shape[0]
-    posterior_start = prior.sample_reference(batch_size, generator, pixel_values.device)
-    prior_start = prior.sample_reference(batch_size, generator, pixel_values.device)
-    posterior_latents = posterior_sampler(posterior_potential(prior, decoder, pixel_values), posterior_start,
+    batch_size, device = observations.shape[0], observations.device
+    posterior_start = prior.sample_reference(batch_size, generator, device)
+    prior_start = prior.sample_reference(batch_size, generator, device)
+    posterior_latents = posterior_sampler(posterior_potential(prior, decoder, observations), posterior_start,
                                           generator)
     prior_latents = prior_start if prior.exact_sampling else prior_sampler(prior.potential, prior_start, generator)
-    decoder_loss = decoder.negative_log_likelihood(pixel_values, posterior_latents).mean()
+    decoder_loss = decoder.negative_log_likelihood(observations, posterior_latents).mean()
     energy_loss = prior.energy(posterior_latents).mean() - prior.energy(prior_latents).mean()
     return MLELosses(
         loss=decoder_loss + energy_loss,

@@ -8,10 +8,10 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from .configuration_latent_ebm import LatentEBMConfig
+from .configuration_latent_ebm import LatentEBMBaseConfig, LatentEBMConfig
 from .decoders import ConvImageDecoder
 from .langevin import LangevinOutput, LangevinSampler
-from .learning import build_lr_scheduler, build_optimizer, mle_losses, posterior_potential
+from .learning import MLELosses, build_lr_scheduler, build_optimizer, mle_losses, posterior_potential
 from .priors import EnergyPrior, GaussianPrior
 
 
@@ -34,24 +34,54 @@ class LatentEBMOutput(ModelOutput):
 
 
 class LatentEBMPreTrainedModel(PreTrainedModel):
-    config: LatentEBMConfig
-    config_class = LatentEBMConfig
+    """
+    What every latent-EBM model shares: the prior built from the config, the two Langevin samplers configured from
+    it, the two-group optimizer, the learner, prior and posterior sampling, and weight init. Subclasses add a
+    decoder (`self.decoder`, with `negative_log_likelihood(observations, latents)`) and their own forward.
+    """
+
+    config: LatentEBMBaseConfig
+    config_class = LatentEBMBaseConfig
     base_model_prefix = "latent_ebm"
-    main_input_name = "pixel_values"
-    input_modalities = ("image",)
     # The energy is summed with |z|^2 terms along long chains; low precision there biases the samples.
     _keep_in_fp32_modules = ["prior"]
 
+    @staticmethod
+    def build_prior(config: LatentEBMBaseConfig) -> nn.Module:
+        if config.prior_type == "gaussian":
+            return GaussianPrior(latent_dim=config.latent_dim, reference_sigma=config.prior_sigma)
+        return EnergyPrior(
+            latent_dim=config.latent_dim,
+            hidden_dim=config.energy_hidden_dim,
+            num_hidden_layers=config.energy_num_hidden_layers,
+            activation=config.energy_activation,
+            reference_sigma=config.prior_sigma,
+        )
+
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
-        # The paper: Xavier-normal on the generator's convolutions; Linear layers keep PyTorch's default init.
+        # The paper: Xavier-normal on the generator's convolutions. Linear, embedding and recurrent layers get
+        # PyTorch's own default init, written out with transformers' init functions so loading never re-runs it.
         if isinstance(module, nn.ConvTranspose2d):
             init.xavier_normal_(module.weight)
             init.zeros_(module.bias)
         elif isinstance(module, nn.Linear):
             bound = 1 / module.in_features**0.5
             init.uniform_(module.weight, -bound, bound)
-            init.uniform_(module.bias, -bound, bound)
+            if module.bias is not None:
+                init.uniform_(module.bias, -bound, bound)
+        elif isinstance(module, nn.Embedding):
+            init.normal_(module.weight, 0.0, 1.0)
+        elif isinstance(module, (nn.LSTM, nn.GRU)):
+            bound = 1 / module.hidden_size**0.5
+            for param in module.parameters():
+                init.uniform_(param, -bound, bound)
+        elif isinstance(module, nn.LayerNorm):
+            init.ones_(module.weight)
+            init.zeros_(module.bias)
+        elif isinstance(module, nn.MultiheadAttention):
+            init.xavier_uniform_(module.in_proj_weight)
+            init.zeros_(module.in_proj_bias)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
@@ -62,40 +92,6 @@ class LatentEBMPreTrainedModel(PreTrainedModel):
         except Exception as error:  # safetensors/json errors on a damaged file: say which checkpoint and why.
             raise OSError(f"could not load a {cls.__name__} checkpoint from {pretrained_model_name_or_path!r}: "
                           f"{type(error).__name__}: {error}") from error
-
-
-class LatentEBMForImageGeneration(LatentEBMPreTrainedModel):
-    r"""
-    Image generator x = g(z) + N(0, decoder_sigma^2) with a learned energy-based prior over z.
-
-    `model(pixel_values=x)` runs one MLE update's chains and returns the loss that trains both parts (use
-    `model.build_optimizer()` for the two learning rates); `sample`, `reconstruct` and `anomaly_score` use the
-    trained model.
-
-    Args:
-        config (`LatentEBMConfig`): Model configuration.
-    """
-
-    def __init__(self, config: LatentEBMConfig):
-        super().__init__(config)
-        if config.prior_type == "gaussian":
-            self.prior = GaussianPrior(latent_dim=config.latent_dim, reference_sigma=config.prior_sigma)
-        else:
-            self.prior = EnergyPrior(
-                latent_dim=config.latent_dim,
-                hidden_dim=config.energy_hidden_dim,
-                num_hidden_layers=config.energy_num_hidden_layers,
-                activation=config.energy_activation,
-                reference_sigma=config.prior_sigma,
-            )
-        self.decoder = ConvImageDecoder(
-            latent_dim=config.latent_dim,
-            image_size=config.image_size,
-            num_channels=config.num_channels,
-            base_channels=config.decoder_base_channels,
-            sigma=config.decoder_sigma,
-        )
-        self.post_init()
 
     # ---- samplers, configured from the config --------------------------------------------------------------
     def prior_sampler(self, num_steps: int | None = None, step_size: float | None = None) -> LangevinSampler:
@@ -114,40 +110,20 @@ class LatentEBMForImageGeneration(LatentEBMPreTrainedModel):
             on_nonfinite=self.config.langevin_on_nonfinite,
         )
 
+    # ---- learning --------------------------------------------------------------------------------------------
     def build_optimizer(self) -> torch.optim.Adam:
-        """Adam with the prior and decoder parameter groups; pass it to `Trainer(optimizers=(opt, None))`."""
+        """Adam with the prior and decoder parameter groups; pass it to `Trainer(optimizers=(opt, scheduler))`."""
         return build_optimizer(self)
 
     def build_lr_scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
         return build_lr_scheduler(optimizer, self.config)
 
-    # ---- training --------------------------------------------------------------------------------------------
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        generator: torch.Generator | None = None,
-        return_dict: bool | None = None,
-    ) -> LatentEBMOutput | tuple:
-        r"""
-        Args:
-            pixel_values (`torch.Tensor` of shape `(batch_size, num_channels, image_size, image_size)`):
-                Float images in [-1, 1].
-            generator (`torch.Generator`, *optional*): Source of the chains' randomness.
-            return_dict (`bool`, *optional*): Return a `LatentEBMOutput` (default) or a tuple.
-        """
-        self.check_pixel_values(pixel_values)
-        losses = mle_losses(self.prior, self.decoder, pixel_values, self.prior_sampler(), self.posterior_sampler(),
-                            generator)
-        output = LatentEBMOutput(
-            loss=losses.loss,
-            decoder_loss=losses.decoder_loss.detach(),
-            energy_loss=losses.energy_loss.detach(),
-            posterior_latents=losses.posterior_latents,
-            prior_latents=losses.prior_latents,
-        )
-        return output if return_dict is not False else output.to_tuple()
+    def mle_losses(self, observations: torch.Tensor, generator: torch.Generator | None = None) -> MLELosses:
+        """The shared learner on this model's prior and decoder (see `hf_latent_ebm.learning.mle_losses`)."""
+        return mle_losses(self.prior, self.decoder, observations, self.prior_sampler(), self.posterior_sampler(),
+                          generator)
 
-    # ---- inference -------------------------------------------------------------------------------------------
+    # ---- latents ---------------------------------------------------------------------------------------------
     @torch.no_grad()
     def sample_latents(
         self,
@@ -168,6 +144,74 @@ class LatentEBMForImageGeneration(LatentEBMPreTrainedModel):
         return sampler(self.prior.potential, start, generator, return_diagnostics=return_diagnostics)
 
     @torch.no_grad()
+    def posterior_latents(self, observations: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z ~ p(z | x) by short-run posterior Langevin from p0, for a batch the decoder can score."""
+        start = self.prior.sample_reference(observations.shape[0], generator, self.device)
+        return self.posterior_sampler()(posterior_potential(self.prior, self.decoder, observations), start, generator)
+
+    @torch.no_grad()
+    def joint_potential(self, observations: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        """-log p(x, z) up to constants, one value per example."""
+        return posterior_potential(self.prior, self.decoder, observations)(latents)
+
+
+class LatentEBMForImageGeneration(LatentEBMPreTrainedModel):
+    r"""
+    Image generator x = g(z) + N(0, decoder_sigma^2) with a learned energy-based prior over z.
+
+    `model(pixel_values=x)` runs one MLE update's chains and returns the loss that trains both parts (use
+    `model.build_optimizer()` for the two learning rates); `sample`, `reconstruct` and `anomaly_score` use the
+    trained model.
+
+    Args:
+        config (`LatentEBMConfig`): Model configuration.
+    """
+
+    config: LatentEBMConfig
+    config_class = LatentEBMConfig
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+
+    def __init__(self, config: LatentEBMConfig):
+        super().__init__(config)
+        self.prior = self.build_prior(config)
+        self.decoder = ConvImageDecoder(
+            latent_dim=config.latent_dim,
+            image_size=config.image_size,
+            num_channels=config.num_channels,
+            base_channels=config.decoder_base_channels,
+            sigma=config.decoder_sigma,
+        )
+        self.post_init()
+
+
+    # ---- training --------------------------------------------------------------------------------------------
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        generator: torch.Generator | None = None,
+        return_dict: bool | None = None,
+    ) -> LatentEBMOutput | tuple:
+        r"""
+        Args:
+            pixel_values (`torch.Tensor` of shape `(batch_size, num_channels, image_size, image_size)`):
+                Float images in [-1, 1].
+            generator (`torch.Generator`, *optional*): Source of the chains' randomness.
+            return_dict (`bool`, *optional*): Return a `LatentEBMOutput` (default) or a tuple.
+        """
+        self.check_pixel_values(pixel_values)
+        losses = self.mle_losses(pixel_values, generator)
+        output = LatentEBMOutput(
+            loss=losses.loss,
+            decoder_loss=losses.decoder_loss.detach(),
+            energy_loss=losses.energy_loss.detach(),
+            posterior_latents=losses.posterior_latents,
+            prior_latents=losses.prior_latents,
+        )
+        return output if return_dict is not False else output.to_tuple()
+
+    # ---- inference -------------------------------------------------------------------------------------------
+    @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """g(z): images in [-1, 1] of shape (N, C, H, W)."""
         if latents.dim() != 2 or latents.shape[1] != self.config.latent_dim:
@@ -183,8 +227,7 @@ class LatentEBMForImageGeneration(LatentEBMPreTrainedModel):
     def infer_latents(self, pixel_values: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """z ~ p(z | x) by short-run posterior Langevin from p0."""
         self.check_pixel_values(pixel_values)
-        start = self.prior.sample_reference(pixel_values.shape[0], generator, self.device)
-        return self.posterior_sampler()(posterior_potential(self.prior, self.decoder, pixel_values), start, generator)
+        return self.posterior_latents(pixel_values, generator)
 
     @torch.no_grad()
     def reconstruct(self, pixel_values: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -201,8 +244,7 @@ class LatentEBMForImageGeneration(LatentEBMPreTrainedModel):
         proxy for -log p(x); it omits log Z of the prior and the Gaussian normalisers, which are the same for
         every image, so it ranks images but is not a calibrated likelihood.
         """
-        latents = self.infer_latents(pixel_values, generator)
-        return posterior_potential(self.prior, self.decoder, pixel_values)(latents)
+        return self.joint_potential(pixel_values, self.infer_latents(pixel_values, generator))
 
     def check_pixel_values(self, pixel_values) -> None:
         """Raise a ValueError naming what was expected unless pixel_values is a finite float batch in [-1, 1]."""

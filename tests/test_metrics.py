@@ -77,6 +77,9 @@ def test_packaged_evaluate_module_gives_the_same_auprc():
         auprc(torch.tensor(scores), torch.tensor(labels)))
     with pytest.raises(ValueError, match="no packaged evaluate module"):
         evaluate_module_path("bleu")
+    mse = evaluate.load(evaluate_module_path("reconstruction_mse"))
+    images = torch.zeros(2, 1, 4, 4)
+    assert mse.compute(predictions=(images + 0.5).numpy(), references=images.numpy())["mse"] == pytest.approx(0.25)
 
 
 @needs_fid_weights
