@@ -9,40 +9,71 @@ from pathlib import Path
 import torch
 
 
-def _train(args: argparse.Namespace) -> None:
+def _image_model_and_data(args: argparse.Namespace, overrides: dict):
     from . import LatentEBMConfig, LatentEBMForImageGeneration
     from .data import load_image_dataset
-    from .training import LatentEBMTrainer, TrainingArguments, latest_checkpoint
 
-    training_args = TrainingArguments(
-        output_dir=args.output_dir, max_steps=args.max_steps, batch_size=args.batch_size, seed=args.seed,
-        sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
-    )
     dataset = load_image_dataset(args.dataset, "train", image_size=args.image_size, num_channels=args.num_channels)
     pixel_values = dataset["pixel_values"][:]
     if args.exclude_label is not None:  # the anomaly protocol: train without one class
         pixel_values = pixel_values[dataset["label"][:] != args.exclude_label]
     if args.limit_examples:
         pixel_values = pixel_values[: args.limit_examples]
-    torch.manual_seed(args.seed)
-    if args.resume:
+    if args.init_from:
+        return LatentEBMForImageGeneration.from_pretrained(args.init_from), pixel_values
+    _, channels, size, _ = pixel_values.shape
+    return LatentEBMForImageGeneration(LatentEBMConfig(image_size=size, num_channels=channels, **overrides)), \
+        pixel_values
+
+
+def _text_model_and_data(args: argparse.Namespace, overrides: dict):
+    from . import LatentEBMForTextGeneration, LatentEBMTextConfig
+    from .data import load_text_dataset
+    from .tokenization import train_tokenizer
+
+    texts = list(load_text_dataset(args.data, text_column=args.text_column, seed=args.seed)["train"]["text"])
+    if args.limit_examples:
+        texts = texts[: args.limit_examples]
+    if args.init_from:  # fine-tuning keeps the checkpoint's tokenizer, so the vocabulary is unchanged
+        model = LatentEBMForTextGeneration.from_pretrained(args.init_from)
+        model._require_tokenizer()
+    else:
+        max_length = overrides.get("max_length", LatentEBMTextConfig().max_length)
+        tokenizer = train_tokenizer(texts, kind=args.tokenizer, vocab_size=args.vocab_size, max_length=max_length)
+        config = LatentEBMTextConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                                     bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                                     **overrides)
+        model = LatentEBMForTextGeneration(config)
+        model.set_tokenizer(tokenizer)
+    return model, model.tokenize(texts).cpu()
+
+
+def _train(args: argparse.Namespace) -> None:
+    from .training import LatentEBMTrainer, TrainingArguments, latest_checkpoint
+
+    training_args = TrainingArguments(
+        output_dir=args.output_dir, max_steps=args.max_steps, batch_size=args.batch_size, seed=args.seed,
+        sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
+    )
+    if args.resume and args.init_from:
+        raise ValueError("--resume continues this run's own checkpoint; it cannot be combined with --init-from")
+    if args.resume:  # the run's own checkpoint provides the model (and tokenizer); the trainer restores the rest
         checkpoint = latest_checkpoint(args.output_dir)
         if checkpoint is None:
-            raise SystemExit(f"--resume: no checkpoint under {args.output_dir}/checkpoints")
-        model = LatentEBMForImageGeneration.from_pretrained(checkpoint)
-    else:
-        overrides = json.loads(args.config_overrides) if args.config_overrides else {}
-        _, channels, size, _ = pixel_values.shape
-        config = LatentEBMConfig(image_size=size, num_channels=channels, **overrides)
-        model = LatentEBMForImageGeneration(config)
-    trainer = LatentEBMTrainer(model, pixel_values, training_args)
+            raise ValueError(f"--resume: no checkpoint under {args.output_dir}/checkpoints")
+        args.init_from = str(checkpoint)
+    overrides = json.loads(args.config_overrides) if args.config_overrides else {}
+    torch.manual_seed(args.seed)
+    model_and_data = _text_model_and_data if args.task == "text" else _image_model_and_data
+    model, train_data = model_and_data(args, overrides)
+    trainer = LatentEBMTrainer(model, train_data, training_args)
     started = time.time()
     final = trainer.train(resume=args.resume)
     final["wall_time_s"] = round(time.time() - started, 1)
-    final["num_train_images"] = int(pixel_values.shape[0])
+    final["num_train_examples"] = int(train_data.shape[0])
     Path(args.output_dir, "train_results.json").write_text(json.dumps(final, indent=2))
     print(json.dumps(final))
-    print(f"model and samples.png written to {args.output_dir}")
+    print(f"model and samples written to {args.output_dir}")
 
 
 def _sample(args: argparse.Namespace) -> None:
@@ -95,7 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a latent-EBM prior model")
-    train.add_argument("--dataset", default="mnist", help="mnist, fashion_mnist, or a folder of images")
+    train.add_argument("--task", default="image", choices=("image", "text"))
+    train.add_argument("--dataset", default="mnist", help="image task: mnist, fashion_mnist, or a folder of images")
+    train.add_argument("--data", default="kjv", help="text task: 'kjv' (Debian bible-kjv) or a .txt/.csv/.jsonl file")
+    train.add_argument("--text-column", default="text", help="text task: the column/field of a .csv/.jsonl file")
+    train.add_argument("--tokenizer", default="word", choices=("word", "bpe"), help="text task: tokenizer to train")
+    train.add_argument("--vocab-size", type=int, default=10_000, help="text task: largest vocabulary")
+    train.add_argument("--init-from", default=None, help="start from this trained model (fine-tuning)")
     train.add_argument("--output-dir", required=True)
     train.add_argument("--max-steps", type=int, default=1000)
     train.add_argument("--batch-size", type=int, default=64)
@@ -105,7 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --output-dir")
     train.add_argument("--image-size", type=int, default=None, help="resize folder images to this size")
     train.add_argument("--num-channels", type=int, default=None, choices=(1, 3), help="for folder images")
-    train.add_argument("--limit-examples", type=int, default=None, help="train on the first N images only")
+    train.add_argument("--limit-examples", type=int, default=None, help="train on the first N examples only")
     train.add_argument("--exclude-label", type=int, default=None, help="leave this class out of training")
     train.add_argument("--config-overrides", default=None,
                        help='JSON of LatentEBMConfig fields, e.g. \'{"latent_dim": 100}\'')

@@ -246,6 +246,9 @@ class LatentEBMForImageGeneration(LatentEBMPreTrainedModel):
         """
         return self.joint_potential(pixel_values, self.infer_latents(pixel_values, generator))
 
+    def check_inputs(self, pixel_values) -> None:
+        self.check_pixel_values(pixel_values)
+
     def check_pixel_values(self, pixel_values) -> None:
         """Raise a ValueError naming what was expected unless pixel_values is a finite float batch in [-1, 1]."""
         expected = (self.config.num_channels, self.config.image_size, self.config.image_size)

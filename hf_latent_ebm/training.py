@@ -107,13 +107,13 @@ class LatentEBMTrainer:
     position, so a resumed run reaches the same parameters as an uninterrupted one.
     """
 
-    def __init__(self, model, train_pixel_values: torch.Tensor, args: TrainingArguments):
-        if train_pixel_values.shape[0] < args.batch_size:
-            raise ValueError(f"the dataset has {train_pixel_values.shape[0]} images, fewer than batch_size "
+    def __init__(self, model, train_data: torch.Tensor, args: TrainingArguments):
+        if train_data.shape[0] < args.batch_size:
+            raise ValueError(f"the dataset has {train_data.shape[0]} examples, fewer than batch_size "
                              f"{args.batch_size}")
-        model.check_pixel_values(train_pixel_values[: args.batch_size])
+        model.check_inputs(train_data[: args.batch_size])
         self.model = model
-        self.pixel_values = train_pixel_values
+        self.train_data = train_data
         self.args = args
         self.output_dir = Path(args.output_dir)
         self.optimizer = model.build_optimizer()
@@ -164,15 +164,19 @@ class LatentEBMTrainer:
         self.history = json.loads(state["history"])
 
     # ---- outputs ---------------------------------------------------------------------------------------------
-    def write_samples(self, path: Path) -> None:
+    def write_samples(self, stem: Path) -> None:
+        """A sample grid (stem.png) for image models, or generated sentences (stem.txt) for text models."""
         was_training = self.model.training
         self.model.eval()
-        # A fixed seed, separate from the training generator, so grids are comparable across steps and resumes.
-        grid_generator = torch.Generator(device=self.model.device).manual_seed(self.args.seed + 1)
-        images = self.model.sample(self.args.num_grid_samples, grid_generator)
+        # A fixed seed, separate from the training generator, so samples are comparable across steps and resumes.
+        sample_generator = torch.Generator(device=self.model.device).manual_seed(self.args.seed + 1)
+        stem.parent.mkdir(parents=True, exist_ok=True)
+        if hasattr(self.model, "generate_text"):
+            texts = self.model.generate_text(self.args.num_grid_samples, sample_generator)
+            stem.with_suffix(".txt").write_text("\n".join(texts) + "\n")
+        else:
+            image_grid(self.model.sample(self.args.num_grid_samples, sample_generator)).save(stem.with_suffix(".png"))
         self.model.train(was_training)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        image_grid(images).save(path)
 
     def write_loss_curve(self) -> None:
         import matplotlib
@@ -201,7 +205,7 @@ class LatentEBMTrainer:
             if checkpoint is None:
                 raise OSError(f"--resume: no checkpoint under {self.output_dir / CHECKPOINTS_DIR}")
             self.load_checkpoint(checkpoint)
-        num_examples = self.pixel_values.shape[0]
+        num_examples = self.train_data.shape[0]
         steps_per_epoch = num_examples // args.batch_size  # the last partial batch of an epoch is dropped
         self.model.train()
         progress = tqdm(total=args.max_steps, initial=self.step, desc="training", unit="step")
@@ -209,8 +213,8 @@ class LatentEBMTrainer:
             epoch, position = divmod(self.step, steps_per_epoch)
             order = epoch_order(num_examples, args.seed, epoch)
             batch_indices = order[position * args.batch_size:(position + 1) * args.batch_size]
-            batch = self.pixel_values[batch_indices].to(self.model.device)
-            output = self.model(pixel_values=batch, generator=self.generator)
+            batch = self.train_data[batch_indices].to(self.model.device)
+            output = self.model(batch, generator=self.generator)
             self.optimizer.zero_grad(set_to_none=True)
             output.loss.backward()
             self.optimizer.step()
@@ -226,14 +230,14 @@ class LatentEBMTrainer:
                 self.history.append(record)
                 progress.set_postfix(dec=f"{record['decoder_loss']:.1f}", ebm=f"{record['energy_loss']:.3f}")
             if args.sample_every and self.step % args.sample_every == 0:
-                self.write_samples(self.output_dir / "samples" / f"step-{self.step:08d}.png")
+                self.write_samples(self.output_dir / "samples" / f"step-{self.step:08d}")
             if args.checkpoint_every and self.step % args.checkpoint_every == 0:
                 self.save_checkpoint()
                 self.write_loss_curve()
         progress.close()
         self.save_checkpoint()
         self.write_loss_curve()
-        self.write_samples(self.output_dir / "samples.png")
+        self.write_samples(self.output_dir / "samples")
         save_pretrained_atomically(self.model, self.output_dir)
         return self.history[-1] if self.history else {}
 

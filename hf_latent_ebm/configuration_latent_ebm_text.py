@@ -1,0 +1,81 @@
+"""Configuration of the latent-space EBM prior text model (Pang et al. 2020 text results; Pang et al. 2021 SRI)."""
+
+from huggingface_hub.dataclasses import strict
+
+from .configuration_latent_ebm import LatentEBMBaseConfig, raise_value_errors
+
+TEXT_DECODER_TYPES = ("lstm", "gru", "transformer")
+
+
+@raise_value_errors
+@strict
+class LatentEBMTextConfig(LatentEBMBaseConfig):
+    r"""
+    Configuration of [`LatentEBMForTextGeneration`]: the same latent EBM prior, sampler and learner as the image
+    model, with an autoregressive decoder p(x | z) over token ids (z initialises the recurrent state and is fed
+    with every input token, as in the papers).
+
+    Args:
+        vocab_size (`int`, *optional*, defaults to 1000):
+            Size of the tokenizer's vocabulary (set from the tokenizer when training).
+        pad_token_id (`int`, *optional*, defaults to 0): Id of the padding token (never scored).
+        bos_token_id (`int`, *optional*, defaults to 1): Id that starts every sequence.
+        eos_token_id (`int`, *optional*, defaults to 2): Id that ends every sequence.
+        max_length (`int`, *optional*, defaults to 48):
+            Longest sequence in tokens, <bos> and <eos> included; longer texts are truncated (and keep <eos>).
+        decoder_type (`str`, *optional*, defaults to `"lstm"`): "lstm", "gru" or "transformer".
+        embedding_dim (`int`, *optional*, defaults to 128): Token embedding width.
+        hidden_dim (`int`, *optional*, defaults to 256): Recurrent state width (or model width of the Transformer).
+        num_decoder_layers (`int`, *optional*, defaults to 1): Recurrent or Transformer layers.
+        num_attention_heads (`int`, *optional*, defaults to 4): Attention heads of the Transformer decoder.
+        decoder_dropout (`float`, *optional*, defaults to 0.2): Dropout on the decoder's inputs and outputs.
+
+    The prior, Langevin and optimisation arguments are those of [`LatentEBMConfig`], with text defaults:
+    `latent_dim` 32 (as SRI), `prior_learning_rate` 1e-4 and `decoder_learning_rate` 1e-3 (as SRI).
+
+    Example:
+
+    ```python
+    >>> from hf_latent_ebm import LatentEBMTextConfig, LatentEBMForTextGeneration
+    >>> model = LatentEBMForTextGeneration(LatentEBMTextConfig(vocab_size=500, decoder_type="gru"))
+    ```"""
+
+    model_type = "latent_ebm_text"
+
+    vocab_size: int = 1000
+    pad_token_id: int = 0
+    bos_token_id: int = 1
+    eos_token_id: int = 2
+    max_length: int = 48
+    decoder_type: str = "lstm"
+    embedding_dim: int = 128
+    hidden_dim: int = 256
+    num_decoder_layers: int = 1
+    num_attention_heads: int = 4
+    decoder_dropout: float = 0.2
+    latent_dim: int = 32
+    prior_learning_rate: float = 1e-4
+    decoder_learning_rate: float = 1e-3
+
+    def validate_text(self):
+        for name in ("embedding_dim", "hidden_dim", "num_decoder_layers", "num_attention_heads"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.vocab_size < 4:
+            raise ValueError(f"vocab_size must be >= 4 (pad, bos, eos, unk), got {self.vocab_size}")
+        special = {"pad_token_id": self.pad_token_id, "bos_token_id": self.bos_token_id,
+                   "eos_token_id": self.eos_token_id}
+        if len(set(special.values())) != 3 or not all(0 <= i < self.vocab_size for i in special.values()):
+            raise ValueError(f"special token ids must be distinct and below vocab_size {self.vocab_size}, got {special}")
+        if self.max_length < 3:
+            raise ValueError(f"max_length must be >= 3 (<bos>, a token, <eos>), got {self.max_length}")
+        if self.decoder_type not in TEXT_DECODER_TYPES:
+            raise ValueError(f"decoder_type must be one of {TEXT_DECODER_TYPES}, got {self.decoder_type!r}")
+        if self.decoder_type == "transformer" and self.hidden_dim % self.num_attention_heads:
+            raise ValueError(f"hidden_dim {self.hidden_dim} must be divisible by num_attention_heads "
+                             f"{self.num_attention_heads}")
+        if not 0 <= self.decoder_dropout < 1:
+            raise ValueError(f"decoder_dropout must be in [0, 1), got {self.decoder_dropout}")
+
+
+__all__ = ["LatentEBMTextConfig"]

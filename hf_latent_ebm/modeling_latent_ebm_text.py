@@ -1,0 +1,175 @@
+"""Latent-space EBM prior text model: the image model's prior, sampler and learner with a sequence decoder."""
+
+import warnings
+
+import torch
+
+from .configuration_latent_ebm_text import LatentEBMTextConfig
+from .decoders.text import RecurrentTextDecoder, TransformerTextDecoder
+from .modeling_latent_ebm import LatentEBMOutput, LatentEBMPreTrainedModel
+
+
+class LatentEBMForTextGeneration(LatentEBMPreTrainedModel):
+    r"""
+    Text generator p(x | z) (LSTM, GRU or a small Transformer) with a learned energy-based prior over z, trained by
+    the same MLE learner as the image model: posterior Langevin on -log p(x, z) for the batch, prior Langevin for
+    the energy's negative phase.
+
+    The tokenizer travels with the model: `set_tokenizer(tokenizer)` attaches it (checking that its vocabulary
+    matches the config), `save_pretrained` writes it beside the weights, and `from_pretrained` loads it back when
+    the folder has one; text-level methods (`generate_text`, `encode_text`, `interpolate`) need it.
+
+    Args:
+        config (`LatentEBMTextConfig`): Model configuration.
+    """
+
+    config: LatentEBMTextConfig
+    config_class = LatentEBMTextConfig
+    main_input_name = "input_ids"
+    input_modalities = ("text",)
+
+    def __init__(self, config: LatentEBMTextConfig):
+        super().__init__(config)
+        self.prior = self.build_prior(config)
+        special_ids = dict(pad_token_id=config.pad_token_id, bos_token_id=config.bos_token_id,
+                           eos_token_id=config.eos_token_id)
+        if config.decoder_type == "transformer":
+            self.decoder = TransformerTextDecoder(
+                vocab_size=config.vocab_size, latent_dim=config.latent_dim, hidden_dim=config.hidden_dim,
+                num_layers=config.num_decoder_layers, num_heads=config.num_attention_heads,
+                max_length=config.max_length, dropout=config.decoder_dropout, **special_ids)
+        else:
+            self.decoder = RecurrentTextDecoder(
+                vocab_size=config.vocab_size, latent_dim=config.latent_dim, embedding_dim=config.embedding_dim,
+                hidden_dim=config.hidden_dim, num_layers=config.num_decoder_layers, cell=config.decoder_type,
+                dropout=config.decoder_dropout, **special_ids)
+        self.tokenizer = None
+        self.post_init()
+
+    # ---- tokenizer -------------------------------------------------------------------------------------------
+    def set_tokenizer(self, tokenizer) -> None:
+        """Attach a tokenizer after checking that its vocabulary and special ids are the model's."""
+        expected = {"vocab_size": self.config.vocab_size, "pad_token_id": self.config.pad_token_id,
+                    "bos_token_id": self.config.bos_token_id, "eos_token_id": self.config.eos_token_id}
+        found = {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id,
+                 "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}
+        if found != expected:
+            raise ValueError(f"tokenizer does not match the model: model expects {expected}, tokenizer has {found}")
+        self.tokenizer = tokenizer
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if self.tokenizer is not None:
+            self.tokenizer.save_pretrained(save_directory)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        from pathlib import Path
+
+        folder = Path(str(pretrained_model_name_or_path))
+        if (folder / "tokenizer.json").exists():
+            from transformers import AutoTokenizer
+
+            model.set_tokenizer(AutoTokenizer.from_pretrained(folder))
+        return model
+
+    def _require_tokenizer(self):
+        if self.tokenizer is None:
+            raise ValueError("this method works on text and needs a tokenizer: call model.set_tokenizer(tokenizer) "
+                             "or load a folder saved with one")
+        return self.tokenizer
+
+    def tokenize(self, texts: list[str]) -> torch.Tensor:
+        """Token ids (N, <= max_length) with <bos>/<eos>, right-padded. Texts longer than `config.max_length`
+        tokens are truncated (their last kept token is <eos>) with a warning; blank texts are an error."""
+        tokenizer = self._require_tokenizer()
+        if isinstance(texts, str) or not all(isinstance(text, str) for text in texts):
+            raise ValueError("texts must be a list of strings")
+        texts = list(texts)
+        if not texts or any(not text.strip() for text in texts):
+            raise ValueError("texts must be a non-empty list of non-blank strings")
+        full_lengths = [len(ids) for ids in tokenizer(texts)["input_ids"]]
+        num_truncated = sum(length > self.config.max_length for length in full_lengths)
+        if num_truncated:
+            warnings.warn(f"{num_truncated} of {len(texts)} texts exceed max_length={self.config.max_length} tokens "
+                          "and were truncated", UserWarning, stacklevel=2)
+        encoded = tokenizer(texts, truncation=True, max_length=self.config.max_length, padding=True,
+                            return_tensors="pt")
+        return encoded["input_ids"].to(self.device)
+
+    def check_inputs(self, input_ids) -> None:
+        self.check_input_ids(input_ids)
+
+    def check_input_ids(self, input_ids) -> None:
+        if not isinstance(input_ids, torch.Tensor) or input_ids.dtype != torch.long or input_ids.dim() != 2:
+            raise ValueError("input_ids must be a (batch, length) torch.long tensor, got "
+                             f"{getattr(input_ids, 'dtype', type(input_ids).__name__)} "
+                             f"{tuple(getattr(input_ids, 'shape', ()))}")
+        if input_ids.shape[0] == 0 or input_ids.shape[1] < 2:
+            raise ValueError(f"input_ids needs at least one sequence of >= 2 tokens, got {tuple(input_ids.shape)}")
+        if input_ids.shape[1] > self.config.max_length:
+            raise ValueError(f"input_ids has {input_ids.shape[1]} positions, more than max_length "
+                             f"{self.config.max_length}; truncate when tokenizing")
+        low, high = int(input_ids.min()), int(input_ids.max())
+        if low < 0 or high >= self.config.vocab_size:
+            raise ValueError(f"token ids must lie in [0, {self.config.vocab_size}), got [{low}, {high}]: "
+                             "was this batch made by another tokenizer?")
+
+    # ---- training --------------------------------------------------------------------------------------------
+    def forward(self, input_ids: torch.Tensor, generator: torch.Generator | None = None,
+                return_dict: bool | None = None) -> LatentEBMOutput | tuple:
+        r"""
+        Args:
+            input_ids (`torch.LongTensor` of shape `(batch_size, length)`):
+                Token ids starting with <bos>, ending with <eos>, right-padded with <pad>.
+            generator (`torch.Generator`, *optional*): Source of the chains' randomness.
+            return_dict (`bool`, *optional*): Return a `LatentEBMOutput` (default) or a tuple.
+        """
+        self.check_input_ids(input_ids)
+        # Columns that are padding in every row change no score; dropping them saves recurrent steps.
+        length = int((input_ids != self.config.pad_token_id).any(dim=0).nonzero().max()) + 1
+        losses = self.mle_losses(input_ids[:, :length], generator)
+        output = LatentEBMOutput(loss=losses.loss, decoder_loss=losses.decoder_loss.detach(),
+                                 energy_loss=losses.energy_loss.detach(), posterior_latents=losses.posterior_latents,
+                                 prior_latents=losses.prior_latents)
+        return output if return_dict is not False else output.to_tuple()
+
+    # ---- inference -------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def decode_latents(self, latents: torch.Tensor, temperature: float = 1.0, greedy: bool = False,
+                       max_length: int | None = None, generator: torch.Generator | None = None) -> list[str]:
+        """Texts generated from given latents."""
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0 (use greedy=True for argmax decoding), got {temperature}")
+        max_length = self.config.max_length if max_length is None else max_length
+        if not 2 <= max_length <= self.config.max_length:
+            raise ValueError(f"max_length must be in [2, {self.config.max_length}], got {max_length}")
+        ids = self.decoder.generate(latents.to(self.device), max_length, temperature, greedy, generator)
+        return self._require_tokenizer().batch_decode(ids, skip_special_tokens=True)
+
+    @torch.no_grad()
+    def generate_text(self, num_samples: int, generator: torch.Generator | None = None, temperature: float = 1.0,
+                      max_length: int | None = None, greedy: bool = False) -> list[str]:
+        """Sentences from the model: z by prior Langevin, then the decoder, sampling each token at `temperature`."""
+        self._require_tokenizer()
+        latents = self.sample_latents(num_samples, generator)
+        return self.decode_latents(latents, temperature, greedy, max_length, generator)
+
+    @torch.no_grad()
+    def encode_text(self, texts: list[str], generator: torch.Generator | None = None) -> torch.Tensor:
+        """Posterior latents z ~ p(z | x) (short-run Langevin), one row per text."""
+        return self.posterior_latents(self.tokenize(texts), generator)
+
+    @torch.no_grad()
+    def interpolate(self, text_a: str, text_b: str, num_steps: int = 5,
+                    generator: torch.Generator | None = None) -> list[str]:
+        """Greedy decodings along the straight line between the posterior latents of two texts."""
+        if num_steps < 2:
+            raise ValueError(f"num_steps must be >= 2, got {num_steps}")
+        start, end = self.encode_text([text_a, text_b], generator)
+        weights = torch.linspace(0, 1, num_steps, device=self.device)[:, None]
+        return self.decode_latents((1 - weights) * start + weights * end, greedy=True)
+
+
+__all__ = ["LatentEBMForTextGeneration"]

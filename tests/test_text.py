@@ -1,0 +1,263 @@
+import json
+
+import pytest
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+from hf_latent_ebm import LatentEBMForTextGeneration, LatentEBMTextConfig
+from hf_latent_ebm.cli import main as cli_main
+from hf_latent_ebm.data import load_text_dataset
+from hf_latent_ebm.tokenization import train_tokenizer
+
+from .testing_utils import ModelTesterMixin
+
+TINY_TEXT = dict(vocab_size=30, latent_dim=4, embedding_dim=8, hidden_dim=16, energy_hidden_dim=8,
+                 prior_langevin_steps=3, posterior_langevin_steps=3, max_length=12, decoder_dropout=0.0)
+CORPUS = [
+    "the cat sat on the mat .",
+    "the dog sat on the log .",
+    "a cat saw a dog .",
+    "the dog saw the cat on the mat .",
+    "a bird sang in the tree .",
+    "the bird saw a cat in the tree .",
+] * 4
+
+
+def seeded(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+class TextModelTester(ModelTesterMixin):
+    model_class = LatentEBMForTextGeneration
+    config_class = LatentEBMTextConfig
+    decoder_type = "lstm"
+    bad_config_overrides = [
+        {"vocab_size": 3},
+        {"pad_token_id": 1},
+        {"eos_token_id": 30},
+        {"max_length": 2},
+        {"decoder_type": "rnn"},
+        {"decoder_dropout": 1.0},
+        {"hidden_dim": 0},
+        {"decoder_type": "transformer", "hidden_dim": 10, "num_attention_heads": 4},
+    ]
+
+    def get_config(self, **overrides):
+        return LatentEBMTextConfig(**{**TINY_TEXT, "decoder_type": self.decoder_type, **overrides})
+
+    def get_inputs(self, batch_size=3, seed=0):
+        ids = torch.randint(4, 30, (batch_size, 8), generator=seeded(seed))
+        ids[:, 0] = 1
+        for row in range(batch_size):
+            end = 4 + row % 4
+            ids[row, end] = 2
+            ids[row, end + 1:] = 0
+        return {"input_ids": ids}
+
+    def bad_inputs(self):
+        good = self.get_inputs()["input_ids"]
+        too_long = torch.ones(2, 13, dtype=torch.long)
+        return [
+            ({"input_ids": good.float()}, "torch.long"),
+            ({"input_ids": good[0]}, "torch.long"),
+            ({"input_ids": good.clone().fill_(30)}, "another tokenizer"),
+            ({"input_ids": too_long}, "max_length"),
+            ({"input_ids": good[:0]}, "at least one sequence"),
+        ]
+
+
+class TestLSTMText(TextModelTester):
+    decoder_type = "lstm"
+
+
+class TestGRUText(TextModelTester):
+    decoder_type = "gru"
+
+
+class TestTransformerText(TextModelTester):
+    decoder_type = "transformer"
+
+
+@pytest.fixture
+def tokenizer():
+    return train_tokenizer(CORPUS, kind="word", vocab_size=100, min_frequency=1, max_length=12)
+
+
+@pytest.fixture
+def model(tokenizer):
+    torch.manual_seed(0)
+    config = LatentEBMTextConfig(**{**TINY_TEXT, "vocab_size": len(tokenizer)})
+    model = LatentEBMForTextGeneration(config).eval()
+    model.set_tokenizer(tokenizer)
+    return model
+
+
+def test_word_tokenizer_round_trip_specials_and_unknown_words(tokenizer, tmp_path):
+    assert (tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id) == \
+        (0, 1, 2, 3)
+    ids = tokenizer("The cat sat.")["input_ids"]
+    assert ids[0] == 1 and ids[-1] == 2
+    assert tokenizer.decode(ids, skip_special_tokens=True) == "the cat sat ."
+    assert tokenizer("the zebra")["input_ids"][2] == tokenizer.unk_token_id
+    tokenizer.save_pretrained(tmp_path)
+    reloaded = AutoTokenizer.from_pretrained(tmp_path)
+    assert reloaded("the cat sat .")["input_ids"] == tokenizer("the cat sat .")["input_ids"]
+
+
+def test_bpe_tokenizer_round_trips_unseen_characters():
+    bpe = train_tokenizer(CORPUS, kind="bpe", vocab_size=300, min_frequency=1)
+    text = "the zebra sat on ünïcode ☃"
+    assert bpe.decode(bpe(text)["input_ids"], skip_special_tokens=True).strip() == text
+
+
+def test_tokenizer_rejects_empty_corpus_and_unknown_kind():
+    with pytest.raises(ValueError, match="empty corpus"):
+        train_tokenizer(["", "   "])
+    with pytest.raises(ValueError, match="kind"):
+        train_tokenizer(CORPUS, kind="unigram")
+
+
+def test_model_and_tokenizer_save_and_load_together(model, tmp_path):
+    model.save_pretrained(tmp_path)
+    loaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert isinstance(loaded, LatentEBMForTextGeneration)
+    assert loaded.tokenizer is not None and len(AutoTokenizer.from_pretrained(tmp_path)) == model.config.vocab_size
+    assert loaded.generate_text(3, seeded(1)) == model.generate_text(3, seeded(1))
+
+
+def test_generate_encode_and_interpolate(model):
+    texts = model.generate_text(4, seeded(), temperature=0.7, max_length=8)
+    assert len(texts) == 4 and all(isinstance(text, str) for text in texts)
+    assert texts == model.generate_text(4, seeded(), temperature=0.7, max_length=8)
+    latents = model.encode_text(["the cat sat .", "a dog saw a bird ."], seeded())
+    assert latents.shape == (2, 4)
+    path = model.interpolate("the cat sat .", "a dog saw a bird .", num_steps=4, generator=seeded())
+    assert len(path) == 4
+    with pytest.raises(ValueError, match="temperature"):
+        model.generate_text(2, temperature=0.0)
+    with pytest.raises(ValueError, match="max_length"):
+        model.generate_text(2, max_length=100)
+    with pytest.raises(ValueError, match="num_steps"):
+        model.interpolate("a", "b", num_steps=1)
+
+
+def test_generated_sequences_stop_at_eos(model):
+    ids = model.decoder.generate(model.sample_latents(6, seeded()), 12, generator=seeded())
+    assert (ids[:, 0] == 1).all()
+    for row in ids:
+        eos = (row == 2).nonzero()
+        if len(eos):
+            assert (row[eos[0, 0] + 1:] == 0).all()
+
+
+def test_bad_text_input(model):
+    with pytest.raises(ValueError, match="non-blank"):
+        model.encode_text(["the cat", "   "])
+    with pytest.raises(ValueError, match="list of strings"):
+        model.encode_text("the cat")
+    long_text = " ".join(["the cat sat on the mat"] * 5)
+    with pytest.warns(UserWarning, match="truncated"):
+        ids = model.tokenize([long_text, "the cat"])
+    assert ids.shape[1] == model.config.max_length
+    assert ids[0, -1] == 2  # truncation keeps <eos>
+    untokenized = LatentEBMForTextGeneration(model.config)
+    with pytest.raises(ValueError, match="needs a tokenizer"):
+        untokenized.generate_text(2)
+
+
+def test_vocabulary_mismatch_is_rejected(model):
+    other = train_tokenizer(CORPUS + ["entirely new words here"], kind="word", vocab_size=100, min_frequency=1)
+    with pytest.raises(ValueError, match="does not match"):
+        model.set_tokenizer(other)
+
+
+def test_learning_lowers_the_text_negative_log_likelihood(tokenizer):
+    torch.manual_seed(0)
+    config = LatentEBMTextConfig(**{**TINY_TEXT, "vocab_size": len(tokenizer), "hidden_dim": 32,
+                                    "decoder_learning_rate": 1e-2})
+    model = LatentEBMForTextGeneration(config)
+    model.set_tokenizer(tokenizer)
+    ids = model.tokenize(CORPUS[:6])
+
+    def mean_nll():
+        return model.decoder.negative_log_likelihood(ids, model.posterior_latents(ids, seeded(5))).mean().item()
+
+    before = mean_nll()
+    optimizer, generator = model.build_optimizer(), seeded(2)
+    for _ in range(40):
+        loss = model(ids, generator=generator).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert mean_nll() < 0.6 * before
+
+
+def write_corpus(path, lines):
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_text_dataset_from_txt_csv_jsonl(tmp_path):
+    txt = write_corpus(tmp_path / "c.txt", CORPUS[:6] + ["", "   "] + CORPUS[6:12])
+    splits = load_text_dataset(str(txt))
+    assert sum(len(split) for split in splits.values()) == 12  # blank lines dropped
+    assert set(splits) == {"train", "validation", "test"}
+    assert splits["train"]["text"] == load_text_dataset(str(txt))["train"]["text"]  # fixed split
+    csv = tmp_path / "c.csv"
+    csv.write_text("id,sentence\n" + "\n".join(f'{i},"{t}"' for i, t in enumerate(CORPUS[:6])) + "\n")
+    assert len(load_text_dataset(str(csv), text_column="sentence")["train"]) > 0
+    jsonl = tmp_path / "c.jsonl"
+    jsonl.write_text("\n".join(json.dumps({"text": t}) for t in CORPUS[:6]) + "\n")
+    assert sum(len(s) for s in load_text_dataset(str(jsonl)).values()) == 6
+
+
+def test_text_dataset_errors(tmp_path):
+    with pytest.raises(ValueError, match="neither"):
+        load_text_dataset(str(tmp_path / "missing.txt"))
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(ValueError, match="empty"):
+        load_text_dataset(str(empty))
+    blank = write_corpus(tmp_path / "blank.txt", ["", "  ", ""])
+    with pytest.raises(ValueError, match="non-blank"):
+        load_text_dataset(str(blank))
+    with pytest.raises(ValueError, match="column"):
+        load_text_dataset(str(write_corpus(tmp_path / "c.csv", ["a,b", "1,2", "3,4", "5,6"])))
+    with pytest.raises(ValueError, match="unsupported"):
+        load_text_dataset(str(write_corpus(tmp_path / "c.md", CORPUS)))
+
+
+def test_cli_trains_fine_tunes_and_restores_the_tokenizer(tmp_path):
+    corpus = write_corpus(tmp_path / "a.txt", CORPUS)
+    other = write_corpus(tmp_path / "b.txt", ["the bird sang on the log .", "a dog sang ."] * 6)
+    overrides = json.dumps({k: v for k, v in TINY_TEXT.items() if k != "vocab_size"})
+    base = tmp_path / "base"
+    cli_main(["train", "--task", "text", "--data", str(corpus), "--output-dir", str(base), "--max-steps", "3",
+              "--batch-size", "4", "--sample-every", "3", "--checkpoint-every", "3", "--config-overrides", overrides])
+    assert (base / "samples.txt").read_text().strip()
+    assert (base / "samples" / "step-00000003.txt").exists()
+    tokenizer = AutoTokenizer.from_pretrained(base)
+    tuned = tmp_path / "tuned"
+    cli_main(["train", "--task", "text", "--data", str(other), "--init-from", str(base), "--output-dir", str(tuned),
+              "--max-steps", "2", "--batch-size", "4"])
+    model = AutoModel.from_pretrained(tuned)
+    assert model.tokenizer.get_vocab() == tokenizer.get_vocab()
+    before = AutoModel.from_pretrained(base)
+    assert not torch.equal(model.decoder.output.weight, before.decoder.output.weight)
+
+
+def test_hf_trainer_trains_the_text_model(model, tmp_path):
+    from datasets import Dataset
+    from transformers import Trainer, TrainingArguments
+
+    ids = model.tokenize(CORPUS[:8])
+    dataset = Dataset.from_dict({"input_ids": ids.tolist()}).with_format("torch")
+    before = model.decoder.output.weight.detach().clone()
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4, report_to=[],
+                             use_cpu=True, save_strategy="no", max_grad_norm=0.0)
+    optimizer = model.build_optimizer()
+    model.train()
+    result = Trainer(model=model, args=args, train_dataset=dataset,
+                     optimizers=(optimizer, model.build_lr_scheduler(optimizer))).train()
+    assert result.global_step == 2
+    assert not torch.equal(before, model.decoder.output.weight)
