@@ -5,6 +5,7 @@ from huggingface_hub.dataclasses import strict
 from .configuration_latent_ebm import LatentEBMBaseConfig, raise_value_errors
 
 TEXT_DECODER_TYPES = ("lstm", "gru", "transformer")
+TEXT_LEARNERS = ("mle", "vae")
 
 
 @raise_value_errors
@@ -29,6 +30,10 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
         num_decoder_layers (`int`, *optional*, defaults to 1): Recurrent or Transformer layers.
         num_attention_heads (`int`, *optional*, defaults to 4): Attention heads of the Transformer decoder.
         decoder_dropout (`float`, *optional*, defaults to 0.2): Dropout on the decoder's inputs and outputs.
+        learner (`str`, *optional*, defaults to `"mle"`):
+            "mle": the latent-EBM maximum-likelihood learner (posterior and prior Langevin). "vae": the Gaussian-prior
+            VAE baseline, an LSTM inference network q(z | x) trained with the decoder on the ELBO (needs
+            prior_type="gaussian").
 
     The prior, Langevin and optimisation arguments are those of [`LatentEBMConfig`], with text defaults:
     `latent_dim` 32 (as SRI), `prior_learning_rate` 1e-4 and `decoder_learning_rate` 1e-3 (as SRI).
@@ -53,6 +58,7 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
     num_decoder_layers: int = 1
     num_attention_heads: int = 4
     decoder_dropout: float = 0.2
+    learner: str = "mle"
     latent_dim: int = 32
     prior_learning_rate: float = 1e-4
     decoder_learning_rate: float = 1e-3
@@ -74,6 +80,10 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
         if self.decoder_type == "transformer" and self.hidden_dim % self.num_attention_heads:
             raise ValueError(f"hidden_dim {self.hidden_dim} must be divisible by num_attention_heads "
                              f"{self.num_attention_heads}")
+        if self.learner not in TEXT_LEARNERS:
+            raise ValueError(f"learner must be one of {TEXT_LEARNERS}, got {self.learner!r}")
+        if self.learner == "vae" and self.prior_type != "gaussian":
+            raise ValueError("learner='vae' is the Gaussian-prior VAE baseline: set prior_type='gaussian'")
         if not 0 <= self.decoder_dropout < 1:
             raise ValueError(f"decoder_dropout must be in [0, 1), got {self.decoder_dropout}")
 

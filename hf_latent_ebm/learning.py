@@ -65,6 +65,25 @@ def mle_losses(
     )
 
 
+def elbo_losses(encoder: nn.Module, prior: nn.Module, decoder: nn.Module, observations: torch.Tensor,
+                generator: torch.Generator | None = None) -> MLELosses:
+    r"""
+    The Gaussian-prior VAE's negative ELBO: E_q[-log p(x | z)] (one reparameterised sample) + KL(q(z | x) || p0).
+    Returned in the learner's form: `decoder_loss` is the reconstruction term, `energy_loss` the KL term (there is
+    no energy), `posterior_latents` the sampled z and `prior_latents` draws from p0.
+    """
+    mean, log_variance = encoder(observations)
+    noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+    latents = mean + (0.5 * log_variance).exp() * noise
+    reconstruction = decoder.negative_log_likelihood(observations, latents).mean()
+    prior_variance = prior.reference_sigma**2
+    kl = 0.5 * ((mean.pow(2) + log_variance.exp()) / prior_variance - 1 - log_variance
+                + torch.log(torch.tensor(prior_variance))).sum(dim=1).mean()
+    return MLELosses(loss=reconstruction + kl, decoder_loss=reconstruction, energy_loss=kl,
+                     posterior_latents=latents.detach(),
+                     prior_latents=prior.sample_reference(mean.shape[0], generator, mean.device))
+
+
 def build_optimizer(model) -> torch.optim.Adam:
     """Adam with two parameter groups, prior and decoder, at the config's learning rates and betas."""
     config = model.config
@@ -72,13 +91,16 @@ def build_optimizer(model) -> torch.optim.Adam:
         {"params": list(model.prior.parameters()), "lr": config.prior_learning_rate, "name": "prior"},
         {"params": list(model.decoder.parameters()), "lr": config.decoder_learning_rate, "name": "decoder"},
     ]
+    encoder = getattr(model, "encoder", None)
+    if encoder is not None:  # the inference network learns at the decoder's rate
+        groups.append({"params": list(encoder.parameters()), "lr": config.decoder_learning_rate, "name": "encoder"})
     groups = [group for group in groups if group["params"]]  # a Gaussian prior has no parameters
     return torch.optim.Adam(groups, betas=(config.adam_beta1, config.adam_beta2))
 
 
 def build_lr_scheduler(optimizer: torch.optim.Optimizer, config) -> torch.optim.lr_scheduler.LambdaLR:
     """Step-wise exponential decay per group: lr * decay ** (step // lr_decay_steps), as the paper's per-epoch decay."""
-    decays = {"prior": config.prior_lr_decay, "decoder": config.decoder_lr_decay}
+    decays = {"prior": config.prior_lr_decay, "decoder": config.decoder_lr_decay, "encoder": config.decoder_lr_decay}
     lambdas = [
         (lambda step, decay=decays[group["name"]]: decay ** (step // config.lr_decay_steps))
         for group in optimizer.param_groups
@@ -91,5 +113,5 @@ def nonfinite_parameters(model: nn.Module) -> list[str]:
     return [name for name, param in model.named_parameters() if not torch.isfinite(param).all()]
 
 
-__all__ = ["MLELosses", "mle_losses", "posterior_potential", "build_optimizer", "build_lr_scheduler",
+__all__ = ["MLELosses", "mle_losses", "elbo_losses", "posterior_potential", "build_optimizer", "build_lr_scheduler",
            "nonfinite_parameters"]

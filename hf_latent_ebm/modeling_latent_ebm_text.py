@@ -6,6 +6,8 @@ import torch
 
 from .configuration_latent_ebm_text import LatentEBMTextConfig
 from .decoders.text import RecurrentTextDecoder, TransformerTextDecoder
+from .encoders import TextEncoder
+from .learning import elbo_losses
 from .modeling_latent_ebm import LatentEBMOutput, LatentEBMPreTrainedModel
 
 
@@ -43,6 +45,9 @@ class LatentEBMForTextGeneration(LatentEBMPreTrainedModel):
                 vocab_size=config.vocab_size, latent_dim=config.latent_dim, embedding_dim=config.embedding_dim,
                 hidden_dim=config.hidden_dim, num_layers=config.num_decoder_layers, cell=config.decoder_type,
                 dropout=config.decoder_dropout, **special_ids)
+        self.encoder = TextEncoder(vocab_size=config.vocab_size, latent_dim=config.latent_dim,
+                                   embedding_dim=config.embedding_dim, hidden_dim=config.hidden_dim,
+                                   pad_token_id=config.pad_token_id) if config.learner == "vae" else None
         self.tokenizer = None
         self.post_init()
 
@@ -129,11 +134,43 @@ class LatentEBMForTextGeneration(LatentEBMPreTrainedModel):
         self.check_input_ids(input_ids)
         # Columns that are padding in every row change no score; dropping them saves recurrent steps.
         length = int((input_ids != self.config.pad_token_id).any(dim=0).nonzero().max()) + 1
-        losses = self.mle_losses(input_ids[:, :length], generator)
+        input_ids = input_ids[:, :length]
+        if self.encoder is not None:
+            losses = elbo_losses(self.encoder, self.prior, self.decoder, input_ids, generator)
+        else:
+            losses = self.mle_losses(input_ids, generator)
         output = LatentEBMOutput(loss=losses.loss, decoder_loss=losses.decoder_loss.detach(),
                                  energy_loss=losses.energy_loss.detach(), posterior_latents=losses.posterior_latents,
                                  prior_latents=losses.prior_latents)
         return output if return_dict is not False else output.to_tuple()
+
+    # ---- posterior ---------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def posterior_latents(self, input_ids: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z ~ p(z | x): short-run posterior Langevin, or a draw from q(z | x) for the VAE."""
+        if self.encoder is None:
+            return super().posterior_latents(input_ids, generator)
+        mean, log_variance = self.encoder(input_ids)
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
+        return mean + (0.5 * log_variance).exp() * noise
+
+    @torch.no_grad()
+    def posterior_gaussian(self, input_ids: torch.Tensor, num_chains: int = 8,
+                           generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """
+        A diagonal Gaussian (mean, std) approximating p(z | x) for each sequence: the VAE's q(z | x), or, for the
+        Langevin models, the mean and std of `num_chains` independent posterior chains (std floored at 0.05 so the
+        Gaussian covers the chains' spread when they agree). Used as the importance-sampling proposal and for
+        active units.
+        """
+        if self.encoder is not None:
+            mean, log_variance = self.encoder(input_ids)
+            return mean, (0.5 * log_variance).exp()
+        if num_chains < 2:
+            raise ValueError(f"num_chains must be >= 2 to fit a Gaussian, got {num_chains}")
+        chains = torch.stack([super(LatentEBMForTextGeneration, self).posterior_latents(input_ids, generator)
+                              for _ in range(num_chains)])
+        return chains.mean(dim=0), chains.std(dim=0).clamp_min(0.05)
 
     # ---- inference -------------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -261,3 +261,28 @@ def test_hf_trainer_trains_the_text_model(model, tmp_path):
                      optimizers=(optimizer, model.build_lr_scheduler(optimizer))).train()
     assert result.global_step == 2
     assert not torch.equal(before, model.decoder.output.weight)
+
+
+class TestVAEText(TextModelTester):
+    bad_config_overrides = TextModelTester.bad_config_overrides + [{"learner": "vae", "prior_type": "ebm"},
+                                                                   {"learner": "wake-sleep"}]
+
+    def get_config(self, **overrides):
+        return super().get_config(**{"learner": "vae", "prior_type": "gaussian", **overrides})
+
+
+def test_vae_baseline_trains_encoder_and_decoder_on_the_elbo(tokenizer):
+    torch.manual_seed(0)
+    config = LatentEBMTextConfig(**{**TINY_TEXT, "vocab_size": len(tokenizer), "learner": "vae",
+                                    "prior_type": "gaussian"})
+    model = LatentEBMForTextGeneration(config)
+    model.set_tokenizer(tokenizer)
+    optimizer = model.build_optimizer()
+    assert sorted(group["name"] for group in optimizer.param_groups) == ["decoder", "encoder"]
+    ids = model.tokenize(CORPUS[:6])
+    output = model(ids, generator=seeded())
+    assert output.energy_loss > 0  # the KL term of a freshly initialised encoder
+    output.loss.backward()
+    assert all(p.grad is not None for p in model.encoder.parameters())
+    mean, std = model.posterior_gaussian(ids)
+    assert mean.shape == std.shape == (6, 4) and (std > 0).all()

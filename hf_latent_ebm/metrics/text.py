@@ -1,0 +1,138 @@
+"""Text metrics of the latent-EBM text papers: importance-sampled NLL / perplexity, forward and reverse perplexity
+with a language model trained for the purpose, active units, and reconstruction BLEU."""
+
+import math
+from collections import Counter
+
+import torch
+from torch import nn
+
+from ..decoders.text import RecurrentTextDecoder
+
+
+def corpus_bleu(references: list[list[str]], hypotheses: list[list[str]], max_order: int = 4) -> float:
+    """Corpus BLEU (Papineni et al. 2002): geometric mean of clipped 1..max_order-gram precisions times the brevity
+    penalty, in [0, 1], one reference per hypothesis, no smoothing (0 when some order has no match)."""
+    if len(references) != len(hypotheses) or not references:
+        raise ValueError(f"need as many references as hypotheses (> 0), got {len(references)} and {len(hypotheses)}")
+    matches, totals = [0] * max_order, [0] * max_order
+    reference_length = hypothesis_length = 0
+    for reference, hypothesis in zip(references, hypotheses):
+        reference_length += len(reference)
+        hypothesis_length += len(hypothesis)
+        for order in range(1, max_order + 1):
+            reference_counts = Counter(tuple(reference[i:i + order]) for i in range(len(reference) - order + 1))
+            hypothesis_counts = Counter(tuple(hypothesis[i:i + order]) for i in range(len(hypothesis) - order + 1))
+            matches[order - 1] += sum(min(count, reference_counts[gram]) for gram, count in hypothesis_counts.items())
+            totals[order - 1] += max(len(hypothesis) - order + 1, 0)
+    if min(matches) == 0:
+        return 0.0
+    log_precision = sum(math.log(m / t) for m, t in zip(matches, totals)) / max_order
+    brevity = 1.0 if hypothesis_length > reference_length else math.exp(1 - reference_length / max(hypothesis_length, 1))
+    return brevity * math.exp(log_precision)
+
+
+def active_units(posterior_means: torch.Tensor, threshold: float = 0.01) -> int:
+    """Latent dimensions whose posterior mean varies across data: Cov_x(E[z | x]) > threshold (Burda et al. 2016)."""
+    if posterior_means.dim() != 2 or posterior_means.shape[0] < 2:
+        raise ValueError(f"posterior_means must be (num_examples >= 2, latent_dim), got {tuple(posterior_means.shape)}")
+    return int((posterior_means.var(dim=0) > threshold).sum())
+
+
+def perplexity(total_nll: float, num_tokens: int) -> float:
+    """exp(total NLL in nats / number of predicted tokens)."""
+    if num_tokens <= 0:
+        raise ValueError("perplexity needs at least one token")
+    return math.exp(total_nll / num_tokens)
+
+
+def num_predicted_tokens(input_ids: torch.Tensor, pad_token_id: int) -> int:
+    """Tokens a model predicts: everything after <bos> that is not padding (each <eos> included)."""
+    return int((input_ids[:, 1:] != pad_token_id).sum())
+
+
+# ---- language models for forward / reverse perplexity -----------------------------------------------------------
+class LanguageModel(nn.Module):
+    """An LSTM language model: the text decoder with its latent input held at zero (so it conditions on nothing)."""
+
+    def __init__(self, vocab_size: int, embedding_dim: int, hidden_dim: int, pad_token_id: int, bos_token_id: int,
+                 eos_token_id: int, dropout: float = 0.2):
+        super().__init__()
+        self.decoder = RecurrentTextDecoder(vocab_size, 1, embedding_dim, hidden_dim, 1, "lstm", dropout,
+                                            pad_token_id, bos_token_id, eos_token_id)
+
+    def negative_log_likelihood(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.decoder.negative_log_likelihood(input_ids, input_ids.new_zeros(input_ids.shape[0], 1).float())
+
+
+def train_language_model(input_ids: torch.Tensor, vocab_size: int, pad_token_id: int, bos_token_id: int,
+                         eos_token_id: int, num_steps: int = 2000, batch_size: int = 64, embedding_dim: int = 128,
+                         hidden_dim: int = 256, learning_rate: float = 1e-3, seed: int = 0,
+                         progress: bool = False) -> LanguageModel:
+    """Train an LSTM LM on token ids (N, L); used to score samples (forward PPL) or trained on samples (reverse)."""
+    from tqdm.auto import tqdm
+
+    torch.manual_seed(seed)
+    model = LanguageModel(vocab_size, embedding_dim, hidden_dim, pad_token_id, bos_token_id, eos_token_id)
+    optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
+    generator = torch.Generator().manual_seed(seed)
+    model.train()
+    for _ in tqdm(range(num_steps), desc="language model", disable=not progress):
+        batch = input_ids[torch.randint(0, input_ids.shape[0], (batch_size,), generator=generator)]
+        loss = model.negative_log_likelihood(batch).sum() / max(num_predicted_tokens(batch, pad_token_id), 1)
+        optimizer.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+    return model.eval()
+
+
+@torch.no_grad()
+def language_model_perplexity(model: LanguageModel, input_ids: torch.Tensor, batch_size: int = 256) -> float:
+    pad = model.decoder.pad_token_id
+    total = sum(model.negative_log_likelihood(input_ids[i:i + batch_size]).sum().item()
+                for i in range(0, input_ids.shape[0], batch_size))
+    return perplexity(total, num_predicted_tokens(input_ids, pad))
+
+
+# ---- likelihood of the latent-variable model ---------------------------------------------------------------------
+@torch.no_grad()
+def log_partition(prior, num_samples: int = 100_000, generator: torch.Generator | None = None) -> float:
+    """log Z = log E_{p0}[exp(-E(z))] of the EBM prior by Monte Carlo over the reference density (0 for Gaussian)."""
+    if prior.exact_sampling:
+        return 0.0
+    latents = prior.sample_reference(num_samples, generator)
+    return float(torch.logsumexp(-prior.energy(latents).double(), dim=0) - math.log(num_samples))
+
+
+def _log_normal(latents: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    return (-0.5 * ((latents - mean) / std).pow(2) - std.log() - 0.5 * math.log(2 * math.pi)).sum(dim=-1)
+
+
+@torch.no_grad()
+def importance_sampled_nll(model, input_ids: torch.Tensor, num_samples: int = 100, num_chains: int = 8,
+                           log_z: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    r"""
+    -log p(x) per sequence by importance sampling:
+    log p(x) ~= logsumexp_s [log p(x | z_s) + log p(z_s) - log q(z_s | x)] - log S, z_s ~ q(. | x),
+
+    with q = `model.posterior_gaussian` (the VAE's encoder, or a Gaussian fitted to posterior Langevin chains) and
+    log p(z) = -E(z) + log N(z; 0, prior_sigma^2) - log Z, log Z estimated by `log_partition`. The estimate is a
+    stochastic lower bound on log p(x) in expectation (an upper bound on the NLL), tight as S grows.
+    """
+    prior = model.prior
+    log_z = log_partition(prior, generator=generator) if log_z is None else log_z
+    mean, std = model.posterior_gaussian(input_ids, num_chains=num_chains, generator=generator)
+    sigma = prior.reference_sigma
+    log_weights = []
+    for _ in range(num_samples):
+        latents = mean + std * torch.randn(mean.shape, generator=generator, device=mean.device)
+        log_prior = -prior.energy(latents) + _log_normal(latents, torch.zeros_like(latents),
+                                                         torch.full_like(latents, sigma)) - log_z
+        log_likelihood = -model.decoder.negative_log_likelihood(input_ids, latents)
+        log_weights.append(log_likelihood + log_prior - _log_normal(latents, mean, std))
+    return -(torch.logsumexp(torch.stack(log_weights).double(), dim=0) - math.log(num_samples))
+
+
+__all__ = ["corpus_bleu", "active_units", "perplexity", "num_predicted_tokens", "LanguageModel",
+           "train_language_model", "language_model_perplexity", "log_partition", "importance_sampled_nll"]
