@@ -29,6 +29,10 @@ def test_active_units_counts_dimensions_that_vary():
     means[:, 0] = torch.randn(100, generator=seeded())
     means[:, 1] = 0.001 * torch.randn(100, generator=seeded(1))
     assert active_units(means) == 1
+    # Means averaged over K chains of a collapsed posterior (z | x ~ N(0, 1)) vary only by the estimator's noise.
+    chain_means = torch.randn(500, 3, 8, generator=seeded(2)).mean(dim=2)
+    assert active_units(chain_means) == 3
+    assert active_units(chain_means, estimator_variance=torch.full((3,), 1 / 8)) == 0
     with pytest.raises(ValueError):
         active_units(torch.zeros(1, 3))
 
@@ -73,3 +77,19 @@ def test_importance_sampled_nll_is_consistent():
     # In expectation the importance-sampled NLL is an upper bound, tight when q matches the posterior: it may sit a
     # little above the reference (a rough q from short chains), never clearly below it.
     assert (gap > -0.1).all() and (gap < 0.5).all(), gap
+
+
+@pytest.mark.skipif(__import__("importlib").util.find_spec("evaluate") is None, reason="evaluate is not installed")
+def test_text_metrics_as_evaluate_modules():
+    import evaluate
+
+    from hf_latent_ebm.metrics import evaluate_module_path
+
+    bleu = evaluate.load(evaluate_module_path("text_bleu"))
+    hypotheses, references = ["the cat sat on the mat today", "a dog ran"], ["the cat sat on the mat today", "a dog ran"]
+    assert bleu.compute(predictions=hypotheses, references=references)["bleu"] == pytest.approx(
+        corpus_bleu([r.split() for r in references], [h.split() for h in hypotheses]))
+    units = evaluate.load(evaluate_module_path("active_units"))
+    means = torch.zeros(50, 3)
+    means[:, 2] = torch.randn(50, generator=seeded())
+    assert units.compute(predictions=means.tolist())["active_units"] == 1

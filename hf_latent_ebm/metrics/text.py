@@ -32,11 +32,21 @@ def corpus_bleu(references: list[list[str]], hypotheses: list[list[str]], max_or
     return brevity * math.exp(log_precision)
 
 
-def active_units(posterior_means: torch.Tensor, threshold: float = 0.01) -> int:
-    """Latent dimensions whose posterior mean varies across data: Cov_x(E[z | x]) > threshold (Burda et al. 2016)."""
+def active_units(posterior_means: torch.Tensor, threshold: float = 0.01,
+                 estimator_variance: torch.Tensor | None = None) -> int:
+    """
+    Latent dimensions whose posterior mean varies across data: Cov_x(E[z | x]) > threshold (Burda et al. 2016).
+
+    When the means are Monte Carlo estimates (the average of K Langevin chains), their spread across x also holds
+    the estimator's own noise, E_x[Var(z | x)] / K per dimension; pass it as `estimator_variance` to subtract it,
+    or a collapsed posterior would look active.
+    """
     if posterior_means.dim() != 2 or posterior_means.shape[0] < 2:
         raise ValueError(f"posterior_means must be (num_examples >= 2, latent_dim), got {tuple(posterior_means.shape)}")
-    return int((posterior_means.var(dim=0) > threshold).sum())
+    variance = posterior_means.var(dim=0)
+    if estimator_variance is not None:
+        variance = variance - estimator_variance
+    return int((variance > threshold).sum())
 
 
 def perplexity(total_nll: float, num_tokens: int) -> float:
