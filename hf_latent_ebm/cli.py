@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -49,6 +50,7 @@ def _text_model_and_data(args: argparse.Namespace, overrides: dict):
 
 
 def _train(args: argparse.Namespace) -> None:
+    from .hub import write_model_card
     from .training import LatentEBMTrainer, TrainingArguments, latest_checkpoint
 
     training_args = TrainingArguments(
@@ -71,7 +73,10 @@ def _train(args: argparse.Namespace) -> None:
     final = trainer.train(resume=args.resume)
     final["wall_time_s"] = round(time.time() - started, 1)
     final["num_train_examples"] = int(train_data.shape[0])
+    final["dataset"] = args.data if args.task == "text" else args.dataset
+    final["command"] = args.command_line
     Path(args.output_dir, "train_results.json").write_text(json.dumps(final, indent=2))
+    write_model_card(args.output_dir)
     print(json.dumps(final))
     print(f"model and samples written to {args.output_dir}")
 
@@ -121,6 +126,19 @@ def _evaluate(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
+def _card(args: argparse.Namespace) -> None:
+    from .hub import write_model_card
+
+    print(f"model card written to {write_model_card(args.model_dir, args.repo_id)}")
+
+
+def _push(args: argparse.Namespace) -> None:
+    from .hub import push_folder
+
+    commit = push_folder(args.model_dir, args.repo_id, private=args.private, token=args.token)
+    print(f"uploaded {args.model_dir} to {args.repo_id}: {getattr(commit, 'commit_url', commit)}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="hf-latent-ebm", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -131,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--data", default="kjv", help="text task: 'kjv' (Debian bible-kjv) or a .txt/.csv/.jsonl file")
     train.add_argument("--text-column", default="text", help="text task: the column/field of a .csv/.jsonl file")
     train.add_argument("--tokenizer", default="word", choices=("word", "bpe"), help="text task: tokenizer to train")
-    train.add_argument("--vocab-size", type=int, default=10_000, help="text task: largest vocabulary")
+    train.add_argument("--vocab-size", type=int, default=2000, help="text task: largest vocabulary")
     train.add_argument("--init-from", default=None, help="start from this trained model (fine-tuning)")
     train.add_argument("--output-dir", required=True)
     train.add_argument("--max-steps", type=int, default=1000)
@@ -166,11 +184,25 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--output", default="eval_results.json")
     evaluate.set_defaults(handler=_evaluate)
+
+    card = commands.add_parser("card", help="(re)write the model card README.md of a saved model folder")
+    card.add_argument("model_dir")
+    card.add_argument("--repo-id", default=None, help="the Hub id the card's snippets should use")
+    card.set_defaults(handler=_card)
+
+    push = commands.add_parser("push", help="upload a saved model folder (with its card) to the Hugging Face Hub")
+    push.add_argument("model_dir")
+    push.add_argument("--repo-id", required=True, help="ORG/NAME")
+    push.add_argument("--private", action="store_true")
+    push.add_argument("--token", default=None, help="defaults to the HF_TOKEN / huggingface-cli login token")
+    push.set_defaults(handler=_push)
     return parser
 
 
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.command_line = shlex.join(["hf-latent-ebm", *argv])
     try:
         args.handler(args)
     except (ValueError, OSError, ImportError) as error:

@@ -22,11 +22,11 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
         pad_token_id (`int`, *optional*, defaults to 0): Id of the padding token (never scored).
         bos_token_id (`int`, *optional*, defaults to 1): Id that starts every sequence.
         eos_token_id (`int`, *optional*, defaults to 2): Id that ends every sequence.
-        max_length (`int`, *optional*, defaults to 48):
+        max_length (`int`, *optional*, defaults to 40):
             Longest sequence in tokens, <bos> and <eos> included; longer texts are truncated (and keep <eos>).
         decoder_type (`str`, *optional*, defaults to `"lstm"`): "lstm", "gru" or "transformer".
         embedding_dim (`int`, *optional*, defaults to 128): Token embedding width.
-        hidden_dim (`int`, *optional*, defaults to 256): Recurrent state width (or model width of the Transformer).
+        hidden_dim (`int`, *optional*, defaults to 128): Recurrent state width (or model width of the Transformer).
         num_decoder_layers (`int`, *optional*, defaults to 1): Recurrent or Transformer layers.
         num_attention_heads (`int`, *optional*, defaults to 4): Attention heads of the Transformer decoder.
         decoder_dropout (`float`, *optional*, defaults to 0.2): Dropout on the decoder's inputs and outputs.
@@ -51,10 +51,10 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
     pad_token_id: int = 0
     bos_token_id: int = 1
     eos_token_id: int = 2
-    max_length: int = 48
+    max_length: int = 40
     decoder_type: str = "lstm"
     embedding_dim: int = 128
-    hidden_dim: int = 256
+    hidden_dim: int = 128
     num_decoder_layers: int = 1
     num_attention_heads: int = 4
     decoder_dropout: float = 0.2

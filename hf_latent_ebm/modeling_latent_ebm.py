@@ -93,6 +93,25 @@ class LatentEBMPreTrainedModel(PreTrainedModel):
             raise OSError(f"could not load a {cls.__name__} checkpoint from {pretrained_model_name_or_path!r}: "
                           f"{type(error).__name__}: {error}") from error
 
+    def save_pretrained(self, save_directory, *args, write_card: bool = True, **kwargs):
+        """`PreTrainedModel.save_pretrained`, then a model card (README.md) rendered from the saved folder."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if write_card:
+            from .hub import write_model_card
+
+            write_model_card(save_directory)
+
+    def push_to_hub(self, repo_id: str, *, private: bool = False, commit_message: str | None = None,
+                    token: str | None = None, api=None):
+        """Save to a temporary folder (weights, config, card, tokenizer) and upload it with `HfApi.upload_folder`."""
+        import tempfile
+
+        from .hub import push_folder
+
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder)
+            return push_folder(folder, repo_id, private=private, commit_message=commit_message, token=token, api=api)
+
     # ---- samplers, configured from the config --------------------------------------------------------------
     def prior_sampler(self, num_steps: int | None = None, step_size: float | None = None) -> LangevinSampler:
         return LangevinSampler(

@@ -62,21 +62,26 @@ class LatentEBMForTextGeneration(LatentEBMPreTrainedModel):
             raise ValueError(f"tokenizer does not match the model: model expects {expected}, tokenizer has {found}")
         self.tokenizer = tokenizer
 
-    def save_pretrained(self, save_directory, *args, **kwargs):
-        super().save_pretrained(save_directory, *args, **kwargs)
+    def save_pretrained(self, save_directory, *args, write_card: bool = True, **kwargs):
+        super().save_pretrained(save_directory, *args, write_card=False, **kwargs)
         if self.tokenizer is not None:
             self.tokenizer.save_pretrained(save_directory)
+        if write_card:
+            from .hub import write_model_card
+
+            write_model_card(save_directory)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-        from pathlib import Path
+        from transformers import AutoTokenizer
 
-        folder = Path(str(pretrained_model_name_or_path))
-        if (folder / "tokenizer.json").exists():
-            from transformers import AutoTokenizer
-
-            model.set_tokenizer(AutoTokenizer.from_pretrained(folder))
+        hub_kwargs = {k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only") if k in kwargs}
+        try:  # a local folder or a Hub repo (cached or online) saved with its tokenizer
+            tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
+        except (OSError, ValueError):
+            return model  # saved without a tokenizer: text methods will ask for one
+        model.set_tokenizer(tokenizer)
         return model
 
     def _require_tokenizer(self):

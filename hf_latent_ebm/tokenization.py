@@ -8,8 +8,8 @@ SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<bos>", "eos_token": "<eos
 TOKENIZER_KINDS = ("word", "bpe")
 
 
-def train_tokenizer(texts: Iterable[str], kind: str = "word", vocab_size: int = 10_000, min_frequency: int = 2,
-                    lowercase: bool = True, max_length: int = 48) -> PreTrainedTokenizerFast:
+def train_tokenizer(texts: Iterable[str], kind: str = "word", vocab_size: int = 2000, min_frequency: int = 2,
+                    lowercase: bool = True, max_length: int = 40) -> PreTrainedTokenizerFast:
     """
     Train a tokenizer on texts. The ids of <pad>, <bos>, <eos>, <unk> are 0, 1, 2, 3 (the text config's defaults),
     and encoding adds <bos> ... <eos> around every text.
@@ -18,10 +18,10 @@ def train_tokenizer(texts: Iterable[str], kind: str = "word", vocab_size: int = 
         texts: The training corpus, one text per item.
         kind (`str`, defaults to "word"): "word" (whitespace and punctuation split; rarer words become <unk>) or
             "bpe" (byte-level BPE: any character round-trips, no <unk>).
-        vocab_size (`int`, defaults to 10000): Largest vocabulary, special tokens included.
+        vocab_size (`int`, defaults to 2000): Largest vocabulary, special tokens included.
         min_frequency (`int`, defaults to 2): Rarer words (or merges) are left out.
         lowercase (`bool`, defaults to True): Lowercase (and NFKC-normalise) before splitting.
-        max_length (`int`, defaults to 48): `model_max_length` of the wrapped tokenizer.
+        max_length (`int`, defaults to 40): `model_max_length` of the wrapped tokenizer.
     """
     from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 

@@ -81,7 +81,7 @@ def save_pretrained_atomically(model, output_dir: Path) -> None:
     """save_pretrained into a staging folder, then move each file in with an atomic rename."""
     staging = Path(tempfile.mkdtemp(prefix=".pretrained.tmp-", dir=output_dir))
     try:
-        model.save_pretrained(staging)
+        model.save_pretrained(staging, write_card=False)  # the card is rendered from output_dir afterwards
         for file in staging.iterdir():
             os.replace(file, output_dir / file.name)
     finally:
@@ -131,7 +131,7 @@ class LatentEBMTrainer:
         name = f"step-{self.step:08d}"
 
         def write(staging: Path):
-            self.model.save_pretrained(staging)
+            self.model.save_pretrained(staging, write_card=False)
             state = {
                 "step": self.step,
                 "optimizer": self.optimizer.state_dict(),

@@ -49,7 +49,7 @@ def main():
     parser.add_argument("--lm-steps", type=int, default=1500, help="steps of the LMs behind forward/reverse PPL")
     parser.add_argument("--is-samples", type=int, default=50, help="importance samples per test sentence")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--config-overrides", default='{"hidden_dim": 128, "max_length": 40}')
+    parser.add_argument("--config-overrides", default="{}", help="JSON of LatentEBMTextConfig fields")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--work-dir", default="runs/text_table")
     parser.add_argument("--output", default="docs/text_table.json")

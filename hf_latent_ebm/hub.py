@@ -1,0 +1,102 @@
+"""Model cards and Hub pushes.
+
+Each model type has a Jinja template in `hf_latent_ebm/model_cards/` (the top-level `model_cards/` links there);
+adding a model kind is one template file and one line in `CARD_TEMPLATES`.
+"""
+
+import json
+import os
+from pathlib import Path
+
+CARD_TEMPLATES = {"latent_ebm": "image.md.jinja", "latent_ebm_text": "text.md.jinja"}
+PIPELINE_TAGS = {"latent_ebm": "unconditional-image-generation", "latent_ebm_text": "text-generation"}
+TEMPLATE_DIR = Path(__file__).parent / "model_cards"
+# Metrics the scripts and `hf-latent-ebm evaluate` write, with their model-index names.
+KNOWN_METRICS = {"fid": "FID", "mse": "reconstruction MSE", "auprc": "anomaly AUPRC", "ppl": "perplexity",
+                 "nll": "NLL", "forward_ppl": "forward perplexity", "reverse_ppl": "reverse perplexity",
+                 "active_units": "active units", "bleu": "reconstruction BLEU"}
+UPLOAD_IGNORE = ["checkpoints/*", ".*", "**/.*"]
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+
+
+def collect_results(folder: Path) -> list[dict]:
+    """Metric values found in the folder's *results*.json files (as the evaluate CLI writes them)."""
+    results = []
+    for path in sorted(folder.glob("*results*.json")):
+        record = _read_json(path)
+        for key, name in KNOWN_METRICS.items():
+            if isinstance(record.get(key), (int, float)):
+                results.append({"key": key, "name": name, "value": round(float(record[key]), 4),
+                                "dataset": record.get("dataset", "unknown"), "split": record.get("split"),
+                                "source": path.name})
+    return results
+
+
+def render_model_card(folder: str | Path, repo_id: str | None = None, license: str = "apache-2.0") -> str:
+    """The README.md text for a saved model folder (config.json, and whatever results and samples sit beside it)."""
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    folder = Path(folder)
+    config = _read_json(folder / "config.json")
+    model_type = config.get("model_type")
+    if model_type not in CARD_TEMPLATES:
+        raise ValueError(f"{folder} holds no hf-latent-ebm model (config.json model_type {model_type!r}; "
+                         f"known: {sorted(CARD_TEMPLATES)})")
+    train_results = _read_json(folder / "train_results.json")
+    results = collect_results(folder)
+    datasets = sorted({r["dataset"] for r in results if r["dataset"] != "unknown"} |
+                      ({train_results["dataset"]} if train_results.get("dataset") else set()))
+    repo_id = repo_id or folder.resolve().name
+    eval_results = [EvalResult(task_type=PIPELINE_TAGS[model_type], dataset_type=r["dataset"],
+                               dataset_name=r["dataset"], dataset_split=r["split"], metric_type=r["key"],
+                               metric_name=r["name"], metric_value=r["value"]) for r in results]
+    card_data = ModelCardData(
+        library_name="hf-latent-ebm", license=license, pipeline_tag=PIPELINE_TAGS[model_type],
+        tags=["latent-ebm", "energy-based-model", "langevin", "hf-latent-ebm"], datasets=datasets or None,
+        metrics=sorted({r["key"] for r in results}) or None, model_name=repo_id,
+        eval_results=eval_results or None)
+    samples_txt = folder / "samples.txt"
+    card = ModelCard.from_template(
+        card_data, template_path=str(TEMPLATE_DIR / CARD_TEMPLATES[model_type]), model_name=repo_id,
+        repo_id=repo_id, config=config, results=results, datasets=datasets,
+        training_command=train_results.get("command"),
+        train_results={k: v for k, v in train_results.items() if k not in ("command", "dataset")},
+        sample_image="samples.png" if (folder / "samples.png").exists() else None,
+        sample_texts=samples_txt.read_text().splitlines()[:8] if samples_txt.exists() else None)
+    return str(card)
+
+
+def write_model_card(folder: str | Path, repo_id: str | None = None) -> Path:
+    """Render and write folder/README.md (atomically: a temp file, then a rename)."""
+    path = Path(folder) / "README.md"
+    text = render_model_card(folder, repo_id)
+    staging = path.with_name(".README.md.tmp")
+    staging.write_text(text)
+    os.replace(staging, path)
+    return path
+
+
+def push_folder(folder: str | Path, repo_id: str, private: bool = False, commit_message: str | None = None,
+                token: str | None = None, api=None):
+    """Create (or reuse) the Hub repo and upload a saved model folder with a fresh card; checkpoints stay local.
+
+    `api` is an `HfApi`-like object (injected by tests); by default a real `HfApi(token=token)`."""
+    from huggingface_hub import HfApi
+
+    folder = Path(folder)
+    if not (folder / "config.json").exists():
+        raise OSError(f"{folder} is not a saved model folder (no config.json)")
+    write_model_card(folder, repo_id)
+    api = api or HfApi(token=token)
+    api.create_repo(repo_id=repo_id, private=private, exist_ok=True)
+    return api.upload_folder(repo_id=repo_id, folder_path=str(folder), ignore_patterns=UPLOAD_IGNORE,
+                             commit_message=commit_message or f"Upload {repo_id} with hf-latent-ebm")
+
+
+__all__ = ["render_model_card", "write_model_card", "push_folder", "collect_results", "CARD_TEMPLATES"]
