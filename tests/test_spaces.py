@@ -1,0 +1,108 @@
+"""The Gradio Spaces, driven through gradio_client and, for the image Space, a real browser."""
+
+import importlib.util
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+SPACES = Path(__file__).resolve().parents[1] / "spaces"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+
+gradio = pytest.importorskip("gradio", reason="gradio is not installed (pip install -e '.[test]')")
+
+
+def load_app(name: str):
+    spec = importlib.util.spec_from_file_location(f"space_{name.replace('-', '_')}", SPACES / name / "app.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def launched(tmp_path, monkeypatch):
+    monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(tmp_path / "gradio"))
+    demos = []
+
+    def launch(name: str, **build_kwargs):
+        demo = load_app(name).build_demo(**build_kwargs)
+        _, url, _ = demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True)
+        demos.append(demo)
+        return url
+
+    yield launch
+    for demo in demos:
+        demo.close()
+
+
+def test_space_readmes_have_gradio_front_matter():
+    from huggingface_hub import RepoCard
+
+    for name in ("image-generation", "text-generation"):
+        data = RepoCard.load(SPACES / name / "README.md").data
+        assert data.sdk == "gradio" and str(data.sdk_version).startswith("6.")
+        assert data.python_version and data.app_file == "app.py"
+        assert (SPACES / name / "requirements.txt").exists()
+
+
+def test_image_space_samples_reconstructs_and_bounds_requests(launched, tmp_path):
+    from gradio_client import Client, handle_file
+
+    client = Client(launched("image-generation"), verbose=False)
+    gallery = client.predict(3, 4, 10, 0.4, api_name="/sample")
+    assert len(gallery) == 4 and all(Path(item["image"]).exists() for item in gallery)
+    again = client.predict(3, 4, 10, 0.4, api_name="/sample")
+    assert np.array_equal(np.asarray(Image.open(gallery[0]["image"])), np.asarray(Image.open(again[0]["image"])))
+    digit = tmp_path / "digit.png"
+    Image.fromarray(np.pad(np.full((12, 4), 255, np.uint8), ((8, 8), (12, 12)))).save(digit)
+    reconstruction, score = client.predict(handle_file(str(digit)), 0, api_name="/reconstruct")
+    assert Image.open(reconstruction).size == (112, 112)
+    assert float(score.split()[0]) > 0
+    with pytest.raises(Exception, match="greater than maximum value 64"):
+        client.predict(0, 100_000, 10, 0.4, api_name="/sample")
+    with pytest.raises(Exception, match="greater than maximum value 200"):
+        client.predict(0, 4, 10**6, 0.4, api_name="/sample")
+    client.close()
+
+
+def test_text_space_generates_and_interpolates(launched):
+    from gradio_client import Client
+
+    client = Client(launched("text-generation"), verbose=False)
+    sentences = client.predict(1, 0.8, 3, api_name="/generate")
+    assert len([line for line in sentences.splitlines() if line.strip()]) == 3
+    assert sentences == client.predict(1, 0.8, 3, api_name="/generate")
+    path = client.predict("and god said let there be light", "and the lord spake unto moses", 4, 0,
+                          api_name="/interpolate")
+    assert len(path.splitlines()) == 4
+    with pytest.raises(Exception, match="greater than maximum value 32"):
+        client.predict(1, 0.8, 10_000, api_name="/generate")
+    with pytest.raises(Exception, match="less than minimum value 0.05"):
+        client.predict(1, 0.0, 3, api_name="/generate")
+    client.close()
+
+
+def test_image_space_in_a_real_browser(launched, tmp_path):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"BROWSER TEST NOT RUN: no chromium at {CHROMIUM} (apt-get install chromium)")
+    playwright = pytest.importorskip("playwright.sync_api", reason="BROWSER TEST NOT RUN: pip install playwright")
+    url = launched("image-generation")
+    screenshot = Path(os.environ.get("LEBM_SCREENSHOT_DIR", tmp_path)) / "image_space_after_sample.png"
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--disable-quic"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(url)
+        page.get_by_role("button", name="Sample").click()
+        page.locator("#gallery img").first.wait_for(state="visible", timeout=60_000)
+        count = page.locator("#gallery img").count()
+        screenshot.parent.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(screenshot), full_page=True)
+        browser.close()
+    assert count >= 16  # the default number of samples
+    assert screenshot.stat().st_size > 10_000
