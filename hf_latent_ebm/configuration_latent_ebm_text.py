@@ -6,6 +6,7 @@ from .configuration_latent_ebm import LatentEBMBaseConfig, raise_value_errors
 
 TEXT_DECODER_TYPES = ("lstm", "gru", "transformer")
 TEXT_LEARNERS = ("mle", "vae")
+POSTERIOR_INITS = ("prior", "encoder")
 
 
 @raise_value_errors
@@ -34,6 +35,10 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
             "mle": the latent-EBM maximum-likelihood learner (posterior and prior Langevin). "vae": the Gaussian-prior
             VAE baseline, an LSTM inference network q(z | x) trained with the decoder on the ELBO (needs
             prior_type="gaussian").
+        posterior_init (`str`, *optional*, defaults to `"prior"`):
+            Where inference chains (`posterior_latents`, `encode_text`, metrics) start: "prior" (draws from p0, as the
+            papers) or "encoder" (draws from an LSTM inference network q(z | x) trained alongside, by maximum
+            likelihood on the end points of the learner's p0-started posterior chains).
 
     The prior, Langevin and optimisation arguments are those of [`LatentEBMConfig`], with text defaults:
     `latent_dim` 32 (as SRI), `prior_learning_rate` 1e-4 and `decoder_learning_rate` 1e-3 (as SRI).
@@ -59,6 +64,7 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
     num_attention_heads: int = 4
     decoder_dropout: float = 0.2
     learner: str = "mle"
+    posterior_init: str = "prior"
     latent_dim: int = 32
     prior_learning_rate: float = 1e-4
     decoder_learning_rate: float = 1e-3
@@ -84,6 +90,10 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
             raise ValueError(f"learner must be one of {TEXT_LEARNERS}, got {self.learner!r}")
         if self.learner == "vae" and self.prior_type != "gaussian":
             raise ValueError("learner='vae' is the Gaussian-prior VAE baseline: set prior_type='gaussian'")
+        if self.posterior_init not in POSTERIOR_INITS:
+            raise ValueError(f"posterior_init must be one of {POSTERIOR_INITS}, got {self.posterior_init!r}")
+        if self.posterior_init == "encoder" and self.learner != "mle":
+            raise ValueError("posterior_init='encoder' belongs to the MLE learner; the VAE has its own encoder")
         if not 0 <= self.decoder_dropout < 1:
             raise ValueError(f"decoder_dropout must be in [0, 1), got {self.decoder_dropout}")
 

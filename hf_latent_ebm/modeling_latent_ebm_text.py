@@ -7,8 +7,13 @@ import torch
 from .configuration_latent_ebm_text import LatentEBMTextConfig
 from .decoders.text import RecurrentTextDecoder, TransformerTextDecoder
 from .encoders import TextEncoder
-from .learning import elbo_losses
+from .learning import elbo_losses, posterior_potential
 from .modeling_latent_ebm import LatentEBMOutput, LatentEBMPreTrainedModel
+
+
+def _gaussian_nll(latents: torch.Tensor, mean: torch.Tensor, log_variance: torch.Tensor) -> torch.Tensor:
+    """-log N(latents; mean, exp(log_variance)) up to a constant, summed over dimensions."""
+    return 0.5 * ((latents - mean).pow(2) / log_variance.exp() + log_variance).sum(dim=-1)
 
 
 class LatentEBMForTextGeneration(LatentEBMPreTrainedModel):
@@ -47,7 +52,8 @@ class LatentEBMForTextGeneration(LatentEBMPreTrainedModel):
                 dropout=config.decoder_dropout, **special_ids)
         self.encoder = TextEncoder(vocab_size=config.vocab_size, latent_dim=config.latent_dim,
                                    embedding_dim=config.embedding_dim, hidden_dim=config.hidden_dim,
-                                   pad_token_id=config.pad_token_id) if config.learner == "vae" else None
+                                   pad_token_id=config.pad_token_id) \
+            if config.learner == "vae" or config.posterior_init == "encoder" else None
         self.tokenizer = None
         self.post_init()
 
@@ -140,8 +146,13 @@ class LatentEBMForTextGeneration(LatentEBMPreTrainedModel):
         # Columns that are padding in every row change no score; dropping them saves recurrent steps.
         length = int((input_ids != self.config.pad_token_id).any(dim=0).nonzero().max()) + 1
         input_ids = input_ids[:, :length]
-        if self.encoder is not None:
+        if self.config.learner == "vae":
             losses = elbo_losses(self.encoder, self.prior, self.decoder, input_ids, generator)
+        elif self.encoder is not None:
+            # The learner's chains start from p0 as in the papers; q(z | x) learns to predict where they end, so
+            # that inference can start its chains from q instead.
+            losses = self.mle_losses(input_ids, generator)
+            losses.loss = losses.loss + _gaussian_nll(losses.posterior_latents, *self.encoder(input_ids)).mean()
         else:
             losses = self.mle_losses(input_ids, generator)
         output = LatentEBMOutput(loss=losses.loss, decoder_loss=losses.decoder_loss.detach(),
@@ -152,10 +163,17 @@ class LatentEBMForTextGeneration(LatentEBMPreTrainedModel):
     # ---- posterior ---------------------------------------------------------------------------------------------
     @torch.no_grad()
     def posterior_latents(self, input_ids: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """z ~ p(z | x): short-run posterior Langevin, or a draw from q(z | x) for the VAE."""
+        """z ~ p(z | x): short-run posterior Langevin (from p0, or from a draw of q(z | x) with
+        posterior_init="encoder"), or a draw from q(z | x) for the VAE."""
         if self.encoder is None:
             return super().posterior_latents(input_ids, generator)
-        mean, log_variance = self.encoder(input_ids)
+        sample = self._sample_gaussian(*self.encoder(input_ids), generator)
+        if self.config.learner == "vae":
+            return sample
+        return self.posterior_sampler()(posterior_potential(self.prior, self.decoder, input_ids), sample, generator)
+
+    @staticmethod
+    def _sample_gaussian(mean, log_variance, generator):
         noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         return mean + (0.5 * log_variance).exp() * noise
 
@@ -168,13 +186,12 @@ class LatentEBMForTextGeneration(LatentEBMPreTrainedModel):
         Gaussian covers the chains' spread when they agree). Used as the importance-sampling proposal and for
         active units.
         """
-        if self.encoder is not None:
+        if self.config.learner == "vae":
             mean, log_variance = self.encoder(input_ids)
             return mean, (0.5 * log_variance).exp()
         if num_chains < 2:
             raise ValueError(f"num_chains must be >= 2 to fit a Gaussian, got {num_chains}")
-        chains = torch.stack([super(LatentEBMForTextGeneration, self).posterior_latents(input_ids, generator)
-                              for _ in range(num_chains)])
+        chains = torch.stack([self.posterior_latents(input_ids, generator) for _ in range(num_chains)])
         return chains.mean(dim=0), chains.std(dim=0).clamp_min(0.05)
 
     # ---- inference -------------------------------------------------------------------------------------------
