@@ -9,6 +9,7 @@ from transformers import PreTrainedConfig
 ENERGY_ACTIVATIONS = ("gelu", "leaky_relu", "silu")
 NONFINITE_POLICIES = ("raise", "reset")
 PRIOR_TYPES = ("ebm", "gaussian")
+PRIOR_GRADIENTS = ("analytic", "autograd")
 
 
 def decoder_upsampling_plan(image_size: int) -> tuple[int, int]:
@@ -68,6 +69,9 @@ _SHARED_ARGS = r"""
             Posterior Langevin step size s1.
         langevin_noise (`bool`, *optional*, defaults to `True`):
             Add the Langevin noise term (False gives gradient descent on the potential).
+        prior_gradient (`str`, *optional*, defaults to `"analytic"`):
+            How the prior chain gets grad E(z): "analytic" (the MLP's backward pass written out; the same values,
+            faster for a small MLP) or "autograd".
         langevin_on_nonfinite (`str`, *optional*, defaults to `"raise"`):
             What a chain that reaches a non-finite z or energy does: "raise" a `LangevinDivergenceError`, or
             "reset" the diverged chains to their initial state (with a warning).
@@ -103,6 +107,7 @@ class LatentEBMBaseConfig(PreTrainedConfig):
     posterior_langevin_step_size: float = 0.1
     langevin_noise: bool = True
     langevin_on_nonfinite: str = "raise"
+    prior_gradient: str = "analytic"
     prior_learning_rate: float = 2e-4
     decoder_learning_rate: float = 5e-4
     prior_lr_decay: float = 0.998
@@ -127,6 +132,8 @@ class LatentEBMBaseConfig(PreTrainedConfig):
         for name in ("prior_langevin_steps", "posterior_langevin_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.prior_gradient not in PRIOR_GRADIENTS:
+            raise ValueError(f"prior_gradient must be one of {PRIOR_GRADIENTS}, got {self.prior_gradient!r}")
         if self.langevin_on_nonfinite not in NONFINITE_POLICIES:
             raise ValueError(
                 f"langevin_on_nonfinite must be one of {NONFINITE_POLICIES}, got {self.langevin_on_nonfinite!r}"

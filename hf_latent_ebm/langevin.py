@@ -72,7 +72,10 @@ class LangevinSampler:
         latents: torch.Tensor,
         generator: torch.Generator | None = None,
         return_diagnostics: bool = False,
+        potential_and_grad: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> torch.Tensor | LangevinOutput:
+        """Run the chains from `latents`. `potential_and_grad`, when given, returns (U(z), grad U(z)) directly and
+        replaces autograd on `potential` (which must then give the same values)."""
         if torch.is_inference_mode_enabled():
             raise RuntimeError("Langevin sampling needs autograd for grad U(z); call it under torch.no_grad(), "
                                "not torch.inference_mode()")
@@ -86,14 +89,17 @@ class LangevinSampler:
         half_step_sq = 0.5 * self.step_size**2
         with torch.enable_grad():
             for _ in range(self.num_steps):
-                z.requires_grad_(True)
-                energy = potential(z)
-                if energy.shape != z.shape[:1]:
-                    raise ValueError(f"potential must return one value per chain {tuple(z.shape[:1])}, "
-                                     f"got {tuple(energy.shape)}")
-                # grad of the sum is the per-chain gradient because the chains are independent.
+                if potential_and_grad is not None:
+                    energy, grad = potential_and_grad(z)
+                else:
+                    z.requires_grad_(True)
+                    energy = potential(z)
+                    if energy.shape != z.shape[:1]:
+                        raise ValueError(f"potential must return one value per chain {tuple(z.shape[:1])}, "
+                                         f"got {tuple(energy.shape)}")
+                    # grad of the sum is the per-chain gradient because the chains are independent.
+                    (grad,) = torch.autograd.grad(energy.sum(), z)
                 finite_energy &= torch.isfinite(energy)
-                (grad,) = torch.autograd.grad(energy.sum(), z)
                 z = z.detach() - half_step_sq * grad
                 if self.add_noise:
                     z = z + self.step_size * torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)

@@ -31,6 +31,14 @@ def posterior_potential(prior: nn.Module, decoder: nn.Module, observations: torc
     return lambda latents: decoder.negative_log_likelihood(observations, latents) + prior.potential(latents)
 
 
+def run_prior_chain(prior: nn.Module, sampler: LangevinSampler, start: torch.Tensor,
+                    generator: torch.Generator | None = None, return_diagnostics: bool = False):
+    """The prior chain on U = -log p(z), with the prior's hand-written gradient when it offers one."""
+    analytic = prior.potential_and_grad if getattr(prior, "analytic_gradient", False) else None
+    return sampler(prior.potential, start, generator, return_diagnostics=return_diagnostics,
+                   potential_and_grad=analytic)
+
+
 def mle_losses(
     prior: nn.Module,
     decoder: nn.Module,
@@ -53,7 +61,8 @@ def mle_losses(
     prior_start = prior.sample_reference(batch_size, generator, device)
     posterior_latents = posterior_sampler(posterior_potential(prior, decoder, observations), posterior_start,
                                           generator)
-    prior_latents = prior_start if prior.exact_sampling else prior_sampler(prior.potential, prior_start, generator)
+    prior_latents = prior_start if prior.exact_sampling else run_prior_chain(prior, prior_sampler, prior_start,
+                                                                             generator)
     decoder_loss = decoder.negative_log_likelihood(observations, posterior_latents).mean()
     energy_loss = prior.energy(posterior_latents).mean() - prior.energy(prior_latents).mean()
     return MLELosses(
@@ -113,5 +122,5 @@ def nonfinite_parameters(model: nn.Module) -> list[str]:
     return [name for name, param in model.named_parameters() if not torch.isfinite(param).all()]
 
 
-__all__ = ["MLELosses", "mle_losses", "elbo_losses", "posterior_potential", "build_optimizer", "build_lr_scheduler",
+__all__ = ["MLELosses", "mle_losses", "run_prior_chain", "elbo_losses", "posterior_potential", "build_optimizer", "build_lr_scheduler",
            "nonfinite_parameters"]

@@ -11,7 +11,8 @@ from transformers.utils import ModelOutput
 from .configuration_latent_ebm import LatentEBMBaseConfig, LatentEBMConfig
 from .decoders import ConvImageDecoder
 from .langevin import LangevinOutput, LangevinSampler
-from .learning import MLELosses, build_lr_scheduler, build_optimizer, mle_losses, posterior_potential
+from .learning import (MLELosses, build_lr_scheduler, build_optimizer, mle_losses, posterior_potential,
+                       run_prior_chain)
 from .priors import EnergyPrior, GaussianPrior
 
 
@@ -56,6 +57,7 @@ class LatentEBMPreTrainedModel(PreTrainedModel):
             num_hidden_layers=config.energy_num_hidden_layers,
             activation=config.energy_activation,
             reference_sigma=config.prior_sigma,
+            analytic_gradient=config.prior_gradient == "analytic",
         )
 
     @torch.no_grad()
@@ -159,8 +161,8 @@ class LatentEBMPreTrainedModel(PreTrainedModel):
         start = self.prior.sample_reference(batch_size, generator, self.device)
         if self.prior.exact_sampling:  # the Gaussian prior: its reference draws are exact samples
             return LangevinOutput(start, start.new_zeros(0), start.new_zeros(0)) if return_diagnostics else start
-        sampler = self.prior_sampler(num_steps, step_size)
-        return sampler(self.prior.potential, start, generator, return_diagnostics=return_diagnostics)
+        return run_prior_chain(self.prior, self.prior_sampler(num_steps, step_size), start, generator,
+                               return_diagnostics)
 
     @torch.no_grad()
     def posterior_latents(self, observations: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
