@@ -96,12 +96,25 @@ class LatentEBMPreTrainedModel(PreTrainedModel):
                           f"{type(error).__name__}: {error}") from error
 
     def save_pretrained(self, save_directory, *args, write_card: bool = True, **kwargs):
-        """`PreTrainedModel.save_pretrained`, then a model card (README.md) rendered from the saved folder."""
+        """`PreTrainedModel.save_pretrained`, then a model card (README.md) rendered from the saved folder, with
+        samples (seed 0) for it unless the folder already has some."""
         super().save_pretrained(save_directory, *args, **kwargs)
         if write_card:
-            from .hub import write_model_card
+            self.write_card_with_samples(save_directory)
 
-            write_model_card(save_directory)
+    def write_card_with_samples(self, save_directory) -> None:
+        from pathlib import Path
+
+        from .hub import write_model_card
+
+        was_training = self.training
+        self.eval()
+        self.write_card_samples(Path(save_directory), torch.Generator(device=self.device).manual_seed(0))
+        self.train(was_training)
+        write_model_card(save_directory)
+
+    def write_card_samples(self, folder, generator: torch.Generator) -> None:
+        """Write what the model card shows (a sample grid, sample sentences); subclasses say what."""
 
     def push_to_hub(self, repo_id: str, *, private: bool = False, commit_message: str | None = None,
                     token: str | None = None, api=None):
@@ -230,6 +243,12 @@ class LatentEBMForImageGeneration(LatentEBMPreTrainedModel):
             prior_latents=losses.prior_latents,
         )
         return output if return_dict is not False else output.to_tuple()
+
+    def write_card_samples(self, folder, generator: torch.Generator) -> None:
+        if not (folder / "samples.png").exists():
+            from .utils import image_grid
+
+            image_grid(self.sample(16, generator), num_columns=8).save(folder / "samples.png")
 
     # ---- inference -------------------------------------------------------------------------------------------
     @torch.no_grad()

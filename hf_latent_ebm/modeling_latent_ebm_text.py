@@ -73,9 +73,11 @@ class LatentEBMForTextGeneration(LatentEBMPreTrainedModel):
         if self.tokenizer is not None:
             self.tokenizer.save_pretrained(save_directory)
         if write_card:
-            from .hub import write_model_card
+            self.write_card_with_samples(save_directory)
 
-            write_model_card(save_directory)
+    def write_card_samples(self, folder, generator: torch.Generator) -> None:
+        if self.tokenizer is not None and not (folder / "samples.txt").exists():
+            (folder / "samples.txt").write_text("\n".join(self.generate_text(8, generator)) + "\n")
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):

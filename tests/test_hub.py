@@ -45,6 +45,10 @@ def test_save_pretrained_writes_a_card_that_huggingface_hub_parses(tmp_path):
     assert card.data.pipeline_tag == "unconditional-image-generation"
     assert "latent-ebm" in card.data.tags and card.data.license == "apache-2.0"
     assert "Intended use and limitations" in card.text and "28x28x1" in card.text
+    assert "![samples](samples.png)" in card.text  # a grid of 16 samples written beside the weights
+    from PIL import Image
+
+    assert Image.open(tmp_path / "samples.png").size == (8 * 30 + 2, 2 * 30 + 2)
 
 
 def test_card_carries_results_command_and_samples(tmp_path):
@@ -54,7 +58,6 @@ def test_card_carries_results_command_and_samples(tmp_path):
         {"step": 5, "command": "hf-latent-ebm train --dataset mnist --output-dir x", "dataset": "mnist"}))
     (tmp_path / "eval_results.json").write_text(json.dumps({"metric": "fid", "fid": 12.345678, "dataset": "mnist",
                                                             "split": "test"}))
-    (tmp_path / "samples.png").write_bytes(b"")
     cli_main(["card", str(tmp_path), "--repo-id", "org/lebm-mnist"])
     card = ModelCard.load(tmp_path / "README.md")
     assert card.data.eval_results[0].metric_type == "fid"
@@ -70,7 +73,10 @@ def test_text_card_and_unknown_folder(tmp_path):
     model = LatentEBMForTextGeneration(LatentEBMTextConfig(**{**TINY_TEXT, "vocab_size": len(tokenizer)}))
     model.set_tokenizer(tokenizer)
     model.save_pretrained(tmp_path / "text")
-    assert ModelCard.load(tmp_path / "text" / "README.md").data.pipeline_tag == "text-generation"
+    text_card = ModelCard.load(tmp_path / "text" / "README.md")
+    assert text_card.data.pipeline_tag == "text-generation"
+    assert len((tmp_path / "text" / "samples.txt").read_text().splitlines()) == 8
+    assert "Samples:" in text_card.text
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "config.json").write_text('{"model_type": "bert"}')
     with pytest.raises(ValueError, match="no hf-latent-ebm model"):
