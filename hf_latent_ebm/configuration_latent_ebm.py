@@ -67,6 +67,13 @@ _SHARED_ARGS = r"""
             Short-run posterior chain length K1.
         posterior_langevin_step_size (`float`, *optional*, defaults to 0.1):
             Posterior Langevin step size s1.
+        posterior_langevin_step_schedule (`list[float]`, *optional*):
+            Decaying posterior step sizes replacing `posterior_langevin_step_size`: the first steps' sizes, the last
+            repeated for any further steps (cut when longer than `posterior_langevin_steps`); e.g. the SRI text
+            code's [.8, .7, .6, .5, .2, .2, .1, .1, .05].
+        posterior_langevin_noise_scale (`float`, *optional*, defaults to 1.0):
+            Temperature T of the posterior chain's noise, T * s * N(0, I): 1 is Langevin proper, smaller values
+            approach gradient descent on -log p(x, z) (the SRI text code uses 0.05 to 0.2).
         langevin_noise (`bool`, *optional*, defaults to `True`):
             Add the Langevin noise term (False gives gradient descent on the potential).
         prior_gradient (`str`, *optional*, defaults to `"analytic"`):
@@ -105,6 +112,8 @@ class LatentEBMBaseConfig(PreTrainedConfig):
     prior_langevin_step_size: float = 0.4
     posterior_langevin_steps: int = 20
     posterior_langevin_step_size: float = 0.1
+    posterior_langevin_step_schedule: list[float] | None = None
+    posterior_langevin_noise_scale: float = 1.0
     langevin_noise: bool = True
     langevin_on_nonfinite: str = "raise"
     prior_gradient: str = "analytic"
@@ -132,6 +141,12 @@ class LatentEBMBaseConfig(PreTrainedConfig):
         for name in ("prior_langevin_steps", "posterior_langevin_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        schedule = self.posterior_langevin_step_schedule
+        if schedule is not None and (not schedule or not all(size > 0 for size in schedule)):
+            raise ValueError(f"posterior_langevin_step_schedule must be a non-empty list of step sizes > 0, "
+                             f"got {schedule}")
+        if not self.posterior_langevin_noise_scale >= 0:
+            raise ValueError(f"posterior_langevin_noise_scale must be >= 0, got {self.posterior_langevin_noise_scale}")
         if self.prior_gradient not in PRIOR_GRADIENTS:
             raise ValueError(f"prior_gradient must be one of {PRIOR_GRADIENTS}, got {self.prior_gradient!r}")
         if self.langevin_on_nonfinite not in NONFINITE_POLICIES:

@@ -1,7 +1,7 @@
 """Short-run Langevin dynamics, the one sampler used for both the prior and the posterior chains."""
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -32,7 +32,8 @@ class LangevinOutput:
 
 class LangevinSampler:
     r"""
-    Short-run Langevin on a potential U: z <- z - (s^2 / 2) grad U(z) + s * noise, K steps from the given start.
+    Short-run Langevin on a potential U: z <- z - (s_k^2 / 2) grad U(z) + T * s_k * noise, K steps from the given
+    start. T = 1 is Langevin proper; T < 1 is the tempered chain of the SRI text code, which also decays s_k per step.
 
     It holds no weights: the potential is a callable mapping z of shape (batch, dim) to one value per chain, so
     the same sampler runs the prior chain (U = -log p(z)) and the posterior chain (U = -log p(x, z)). Gradients
@@ -41,29 +42,40 @@ class LangevinSampler:
 
     Args:
         num_steps (`int`): Number of steps K (0 returns the start unchanged).
-        step_size (`float`): Step size s > 0.
-        add_noise (`bool`, *optional*, defaults to `True`): Add the s * N(0, I) term.
+        step_size (`float` or sequence of `float`):
+            Step size s > 0 for every step, or a schedule: the sizes of the first steps, the last one repeated for
+            any further steps (a schedule longer than `num_steps` is cut).
+        add_noise (`bool`, *optional*, defaults to `True`): Add the T * s_k * N(0, I) term.
         on_nonfinite (`str`, *optional*, defaults to `"raise"`):
             "raise" a `LangevinDivergenceError` when a chain ends non-finite, or "reset" those chains to their
             start with a warning.
+        noise_scale (`float`, *optional*, defaults to 1.0): The noise temperature T >= 0.
     """
 
-    def __init__(self, num_steps: int, step_size: float, add_noise: bool = True, on_nonfinite: str = "raise"):
+    def __init__(self, num_steps: int, step_size: float | Sequence[float], add_noise: bool = True,
+                 on_nonfinite: str = "raise", noise_scale: float = 1.0):
         if num_steps < 0:
             raise ValueError(f"num_steps must be >= 0, got {num_steps}")
-        if not step_size > 0:
-            raise ValueError(f"step_size must be > 0, got {step_size}")
+        schedule = [step_size] if isinstance(step_size, (int, float)) else list(step_size)
+        if not schedule or not all(size > 0 for size in schedule):
+            raise ValueError(f"step sizes must be > 0 (and a schedule non-empty), got {step_size}")
+        # A schedule gives the first steps' sizes; its last size repeats for the remaining steps.
+        step_sizes = [schedule[min(step, len(schedule) - 1)] for step in range(num_steps)]
+        if not noise_scale >= 0:
+            raise ValueError(f"noise_scale must be >= 0, got {noise_scale}")
         if on_nonfinite not in NONFINITE_POLICIES:
             raise ValueError(f"on_nonfinite must be one of {NONFINITE_POLICIES}, got {on_nonfinite!r}")
         self.num_steps = num_steps
         self.step_size = step_size
+        self.step_sizes = [float(size) for size in step_sizes]
         self.add_noise = add_noise
         self.on_nonfinite = on_nonfinite
+        self.noise_scale = noise_scale
 
     def __repr__(self) -> str:
         return (
             f"LangevinSampler(num_steps={self.num_steps}, step_size={self.step_size}, "
-            f"add_noise={self.add_noise}, on_nonfinite={self.on_nonfinite!r})"
+            f"add_noise={self.add_noise}, on_nonfinite={self.on_nonfinite!r}, noise_scale={self.noise_scale})"
         )
 
     def __call__(
@@ -86,9 +98,8 @@ class LangevinSampler:
         # Accumulated on the device and read once at the end: a per-step check would synchronise every step.
         finite_energy = torch.ones(z.shape[0], dtype=torch.bool, device=z.device)
         energies, grad_norms = [], []
-        half_step_sq = 0.5 * self.step_size**2
         with torch.enable_grad():
-            for _ in range(self.num_steps):
+            for step_size in self.step_sizes:
                 if potential_and_grad is not None:
                     energy, grad = potential_and_grad(z)
                 else:
@@ -100,9 +111,10 @@ class LangevinSampler:
                     # grad of the sum is the per-chain gradient because the chains are independent.
                     (grad,) = torch.autograd.grad(energy.sum(), z)
                 finite_energy &= torch.isfinite(energy)
-                z = z.detach() - half_step_sq * grad
-                if self.add_noise:
-                    z = z + self.step_size * torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+                z = z.detach() - 0.5 * step_size**2 * grad
+                if self.add_noise and self.noise_scale > 0:
+                    noise = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
+                    z = z + self.noise_scale * step_size * noise
                 if return_diagnostics:
                     energies.append(energy.detach().mean())
                     grad_norms.append(grad.norm(dim=1).mean())

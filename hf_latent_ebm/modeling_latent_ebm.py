@@ -137,11 +137,16 @@ class LatentEBMPreTrainedModel(PreTrainedModel):
         )
 
     def posterior_sampler(self, num_steps: int | None = None, step_size: float | None = None) -> LangevinSampler:
+        """The configured posterior chain (its step-size schedule, if any); an explicit `step_size` replaces both."""
+        config = self.config
+        if step_size is None:
+            step_size = config.posterior_langevin_step_schedule or config.posterior_langevin_step_size
         return LangevinSampler(
-            num_steps=self.config.posterior_langevin_steps if num_steps is None else num_steps,
-            step_size=self.config.posterior_langevin_step_size if step_size is None else step_size,
-            add_noise=self.config.langevin_noise,
-            on_nonfinite=self.config.langevin_on_nonfinite,
+            num_steps=config.posterior_langevin_steps if num_steps is None else num_steps,
+            step_size=step_size,
+            add_noise=config.langevin_noise,
+            on_nonfinite=config.langevin_on_nonfinite,
+            noise_scale=config.posterior_langevin_noise_scale,
         )
 
     # ---- learning --------------------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ def main():
     parser.add_argument("--num-generated", type=int, default=2000, help="sentences generated per model")
     parser.add_argument("--lm-steps", type=int, default=1500, help="steps of the LMs behind forward/reverse PPL")
     parser.add_argument("--is-samples", type=int, default=50, help="importance samples per test sentence")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="seed of training, sampling and the metric LMs")
     parser.add_argument("--config-overrides", default="{}", help="JSON of LatentEBMTextConfig fields")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--work-dir", default="runs/text_table")
@@ -57,7 +57,7 @@ def main():
     args = parser.parse_args()
 
     overrides = json.loads(args.config_overrides)
-    splits = load_text_dataset(args.data, seed=args.seed)
+    splits = load_text_dataset(args.data)  # the fixed split: --seed varies the models' randomness only
     train_texts, test_texts = list(splits["train"]["text"]), list(splits["test"]["text"])[: args.num_test]
     max_length = overrides.get("max_length", LatentEBMTextConfig().max_length)
     tokenizer = train_tokenizer(train_texts, kind="word", vocab_size=args.vocab_size, max_length=max_length)

@@ -68,8 +68,29 @@ def test_divergence_raises_or_resets_the_bad_chains():
     assert torch.equal(latents, start)
 
 
+def test_per_step_sizes_and_noise_scale_follow_the_update_rule():
+    start, schedule, temperature = torch.randn(6, 2), [0.8, 0.3, 0.05], 0.2
+    latents = LangevinSampler(3, schedule, noise_scale=temperature)(quadratic, start, torch.Generator().manual_seed(4))
+    # The same update written out: z <- z - s_k^2 / 2 * grad U(z) + T * s_k * noise, noise drawn in the same order.
+    generator, expected = torch.Generator().manual_seed(4), start.clone()
+    for step_size in schedule:
+        grad = (expected - MEAN) / VARIANCE
+        expected = expected - 0.5 * step_size**2 * grad + temperature * step_size * torch.randn(6, 2, generator=generator)
+    assert torch.allclose(latents, expected, atol=1e-6)
+    # A zero temperature is the noiseless chain; a constant schedule is the scalar step size.
+    assert torch.equal(LangevinSampler(3, schedule, noise_scale=0.0)(quadratic, start),
+                       LangevinSampler(3, schedule, add_noise=False)(quadratic, start))
+    assert torch.equal(LangevinSampler(3, [0.2])(quadratic, start, torch.Generator().manual_seed(5)),
+                       LangevinSampler(3, 0.2)(quadratic, start, torch.Generator().manual_seed(5)))
+    # A schedule's last size repeats for further steps; a longer one is cut.
+    assert LangevinSampler(4, schedule).step_sizes == [0.8, 0.3, 0.05, 0.05]
+    assert LangevinSampler(2, schedule).step_sizes == [0.8, 0.3]
+
+
 @pytest.mark.parametrize("kwargs", [dict(num_steps=-1, step_size=0.1), dict(num_steps=2, step_size=0.0),
-                                    dict(num_steps=2, step_size=0.1, on_nonfinite="nope")])
+                                    dict(num_steps=2, step_size=0.1, on_nonfinite="nope"),
+                                    dict(num_steps=3, step_size=[]), dict(num_steps=2, step_size=[0.1, 0.0]),
+                                    dict(num_steps=2, step_size=0.1, noise_scale=-0.5)])
 def test_bad_sampler_settings_are_rejected(kwargs):
     with pytest.raises(ValueError):
         LangevinSampler(**kwargs)

@@ -23,6 +23,9 @@ class ImageModelTester(ModelTesterMixin):
         {"prior_sigma": -1.0},
         {"prior_langevin_step_size": 0.0},
         {"posterior_langevin_steps": -1},
+        {"posterior_langevin_step_schedule": []},
+        {"posterior_langevin_step_schedule": [0.5, -0.1]},
+        {"posterior_langevin_noise_scale": -1.0},
         {"energy_activation": "tanh"},
         {"langevin_on_nonfinite": "ignore"},
         {"prior_learning_rate": 0.0},
@@ -171,6 +174,15 @@ def test_learning_lowers_reconstruction_error():
         optimizer.step()
     after = reconstruction_error()
     assert after < 0.5 * before, (before, after)
+
+
+def test_posterior_chain_follows_the_configured_schedule_and_temperature():
+    config = LatentEBMConfig(**{**TINY, "posterior_langevin_steps": 3, "posterior_langevin_step_schedule": [0.5, 0.2],
+                                "posterior_langevin_noise_scale": 0.1})
+    sampler = LatentEBMForImageGeneration(config).posterior_sampler()
+    assert sampler.step_sizes == [0.5, 0.2, 0.2] and sampler.noise_scale == 0.1
+    # An explicit step size gives a constant-step chain.
+    assert LatentEBMForImageGeneration(config).posterior_sampler(step_size=0.3).step_sizes == [0.3] * 3
 
 
 def test_nonfinite_chain_raises_or_resets():

@@ -92,6 +92,31 @@ def model(tokenizer):
     return model
 
 
+@pytest.mark.parametrize("decoder_type", ["lstm", "gru", "transformer"])
+def test_scoring_skips_padding_without_changing_scores_or_latent_gradients(decoder_type):
+    torch.manual_seed(0)
+    model = LatentEBMForTextGeneration(LatentEBMTextConfig(**{**TINY_TEXT, "decoder_type": decoder_type})).eval()
+    ids = TextModelTester().get_inputs(batch_size=4)["input_ids"]
+    ids[3, 1:] = 0  # a row with nothing to score
+    latents = torch.randn(4, 4, requires_grad=True)
+
+    def reference(input_ids, z):  # every position through the vocabulary projection, then masked
+        logits = model.decoder(input_ids[:, :-1], z)
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), input_ids[:, 1:], reduction="none")
+        return (nll * (input_ids[:, 1:] != 0)).sum(dim=1)
+
+    expected = reference(ids, latents)
+    (expected_grad,) = torch.autograd.grad(expected.sum(), latents)
+    scores = model.decoder.negative_log_likelihood(ids, latents)
+    (grad,) = torch.autograd.grad(scores.sum(), latents)
+    assert torch.allclose(scores, expected, atol=1e-5) and scores[3] == 0
+    assert torch.allclose(grad, expected_grad, atol=1e-5)
+    # Padding inside a row (not right-padded) is scored correctly too, by the unpacked path.
+    holes = ids.clone()
+    holes[0, 2] = 0
+    assert torch.allclose(model.decoder.negative_log_likelihood(holes, latents), reference(holes, latents), atol=1e-5)
+
+
 def test_word_tokenizer_round_trip_specials_and_unknown_words(tokenizer, tmp_path):
     assert (tokenizer.pad_token_id, tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.unk_token_id) == \
         (0, 1, 2, 3)

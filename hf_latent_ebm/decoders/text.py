@@ -3,21 +3,33 @@
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 
 class TextDecoderBase(nn.Module):
-    """Scoring and sampling shared by the text decoders; subclasses define `forward(input_ids, latents) -> logits`."""
+    """Scoring and sampling shared by the text decoders; subclasses define `hidden_states(input_ids, latents,
+    lengths)` (the features the `output` projection turns into next-token logits)."""
 
     def __init__(self, pad_token_id: int, bos_token_id: int, eos_token_id: int):
         super().__init__()
         self.pad_token_id, self.bos_token_id, self.eos_token_id = pad_token_id, bos_token_id, eos_token_id
 
+    def forward(self, input_ids: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+        """Next-token logits (batch, length, vocab) at every input position."""
+        return self.output(self.hidden_states(input_ids, latents))
+
     def token_log_likelihoods(self, input_ids: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
         """log p(x_t | x_<t, z) for every target position t >= 1, 0 at padding; shape (batch, length - 1)."""
-        logits = self(input_ids[:, :-1], latents)
-        targets = input_ids[:, 1:]
-        log_likelihoods = -F.cross_entropy(logits.transpose(1, 2), targets, reduction="none")
-        return log_likelihoods * (targets != self.pad_token_id)
+        inputs, targets = input_ids[:, :-1], input_ids[:, 1:]
+        scored = targets != self.pad_token_id
+        lengths = scored.sum(dim=1)
+        right_padded = torch.equal(scored, torch.arange(scored.shape[1], device=scored.device) < lengths[:, None])
+        hidden = self.hidden_states(inputs, latents, lengths=lengths if right_padded else None)
+        # Only scored positions go through the vocabulary projection, the costliest layer: padding is skipped
+        # (a third of a typical batch), which every posterior Langevin step pays for.
+        log_likelihoods = hidden.new_zeros(targets.shape)
+        log_likelihoods[scored] = -F.cross_entropy(self.output(hidden[scored]), targets[scored], reduction="none")
+        return log_likelihoods
 
     def negative_log_likelihood(self, input_ids: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
         """-log p(x | z), summed over each sequence's tokens (its <eos> included, padding excluded)."""
@@ -67,15 +79,24 @@ class RecurrentTextDecoder(TextDecoderBase):
         self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(hidden_dim, vocab_size)
 
-    def forward(self, input_ids: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+    def hidden_states(self, input_ids: torch.Tensor, latents: torch.Tensor,
+                      lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Recurrent states (batch, length, hidden). With `lengths` (scored positions per row) and right-padded
+        rows, the recurrence runs on each row's own length only (a packed sequence); states past it are 0."""
         batch_size, length = input_ids.shape
         embeddings = self.dropout(self.embedding(input_ids))
         inputs = torch.cat([embeddings, latents[:, None, :].expand(-1, length, -1)], dim=-1)
         states = self.latent_to_state(latents).view(batch_size, -1, self.num_layers, self.hidden_dim)
         states = states.permute(1, 2, 0, 3).contiguous()  # (num_states, layers, batch, hidden)
         initial_state = (states[0], states[1]) if self.cell == "lstm" else states[0]
-        hidden, _ = self.rnn(inputs, initial_state)
-        return self.output(self.dropout(hidden))
+        if lengths is not None and bool((lengths < length).any()):
+            # Rows of zero length still run one step (pack needs >= 1); nothing of it is scored.
+            packed = pack_padded_sequence(inputs, lengths.clamp_min(1).cpu(), batch_first=True, enforce_sorted=False)
+            hidden, _ = self.rnn(packed, initial_state)
+            hidden, _ = pad_packed_sequence(hidden, batch_first=True, total_length=length)
+        else:
+            hidden, _ = self.rnn(inputs, initial_state)
+        return self.dropout(hidden)
 
 
 class TransformerTextDecoder(TextDecoderBase):
@@ -100,14 +121,17 @@ class TransformerTextDecoder(TextDecoderBase):
         self.final_norm = nn.LayerNorm(hidden_dim)
         self.output = nn.Linear(hidden_dim, vocab_size)
 
-    def forward(self, input_ids: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+    def hidden_states(self, input_ids: torch.Tensor, latents: torch.Tensor,
+                      lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Final-layer states (batch, length, hidden); `lengths` is not needed: causal attention never looks at the
+        padding after a position."""
         length = input_ids.shape[1]
         positions = torch.arange(length, device=input_ids.device)
         hidden = (self.token_embedding(input_ids) + self.position_embedding(positions)
                   + self.latent_projection(latents)[:, None, :])
         causal_mask = nn.Transformer.generate_square_subsequent_mask(length, device=input_ids.device)
         hidden = self.layers(hidden, mask=causal_mask, is_causal=True)
-        return self.output(self.final_norm(hidden))
+        return self.final_norm(hidden)
 
 
 __all__ = ["TextDecoderBase", "RecurrentTextDecoder", "TransformerTextDecoder"]
