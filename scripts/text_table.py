@@ -9,6 +9,7 @@ Writes a results JSON and the table into docs/results.md.
 
     python scripts/text_table.py                                      # KJV (apt-get install bible-kjv), CPU budget
     python scripts/text_table.py --data my.txt --max-steps 5000 --device cuda
+    python scripts/text_table.py --seed 1 --section text-table-seed1 --output docs/text_table_seed1.json
 """
 
 import argparse
@@ -54,6 +55,7 @@ def main():
     parser.add_argument("--work-dir", default="runs/text_table")
     parser.add_argument("--output", default="docs/text_table.json")
     parser.add_argument("--results-md", default="docs/results.md")
+    parser.add_argument("--section", default="text-table", help="section of --results-md to (re)write")
     args = parser.parse_args()
 
     overrides = json.loads(args.config_overrides)
@@ -150,7 +152,8 @@ def main():
             f"with the chain average's own noise subtracted for the Langevin models. Forward/reverse PPL use LSTM LMs trained "
             f"{args.lm_steps} steps; {args.num_generated} generated sentences per model.\n\n"
             f"Command: `python {' '.join(sys.argv)}` (results and sample sentences: `{args.output}`).")
-    update_section(args.results_md, "text-table", "Text: latent EBM prior vs Gaussian-prior VAE vs LSTM LM", body)
+    title = "Text: latent EBM prior vs Gaussian-prior VAE vs LSTM LM" + (f" (seed {args.seed})" if args.seed else "")
+    update_section(args.results_md, args.section, title, body)
     print("\n".join(table))
 
 
