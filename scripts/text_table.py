@@ -10,6 +10,12 @@ Writes a results JSON and the table into docs/results.md.
     python scripts/text_table.py                                      # KJV (apt-get install bible-kjv), CPU budget
     python scripts/text_table.py --data my.txt --max-steps 5000 --device cuda
     python scripts/text_table.py --seed 1 --section text-table-seed1 --output docs/text_table_seed1.json
+    python scripts/text_table.py --max-steps 2000 --resume    # continue the latent models of an earlier run
+
+With --resume the latent models continue from the latest checkpoint in their --work-dir folder; the trainer restores
+weights, optimiser, schedule, chain generator and data position, so this equals an uninterrupted run of --max-steps.
+Their training time is the total over both runs (kept in TIMING_FILE beside the checkpoints). The LSTM LM baseline
+has no checkpoints and is trained from scratch.
 """
 
 import argparse
@@ -31,6 +37,7 @@ from hf_latent_ebm.metrics.text import (active_units, corpus_bleu, importance_sa
 from hf_latent_ebm.tokenization import train_tokenizer  # noqa: E402
 from hf_latent_ebm.training import LatentEBMTrainer, TrainingArguments  # noqa: E402
 
+TIMING_FILE = "training_time.json"  # {"steps": ..., "seconds": ...}: training time summed over resumed runs
 MODELS = {"latent EBM prior": {"learner": "mle", "prior_type": "ebm"},
           "Gaussian-prior VAE": {"learner": "vae", "prior_type": "gaussian"}}
 
@@ -56,6 +63,7 @@ def main():
     parser.add_argument("--output", default="docs/text_table.json")
     parser.add_argument("--results-md", default="docs/results.md")
     parser.add_argument("--section", default="text-table", help="section of --results-md to (re)write")
+    parser.add_argument("--resume", action="store_true", help="continue the latent models from --work-dir")
     args = parser.parse_args()
 
     overrides = json.loads(args.config_overrides)
@@ -103,12 +111,15 @@ def main():
         config = LatentEBMTextConfig(vocab_size=len(tokenizer), **special, **{**overrides, **settings})
         model = LatentEBMForTextGeneration(config).to(args.device)
         model.set_tokenizer(tokenizer)
-        training_args = TrainingArguments(output_dir=f"{args.work_dir}/{settings['learner']}-{settings['prior_type']}",
-                                          max_steps=args.max_steps, batch_size=args.batch_size, seed=args.seed,
-                                          sample_every=0, checkpoint_every=0, num_grid_samples=16)
+        output_dir = Path(args.work_dir) / f"{settings['learner']}-{settings['prior_type']}"
+        earlier_time = json.loads((output_dir / TIMING_FILE).read_text())["seconds"] if args.resume else 0.0
+        training_args = TrainingArguments(output_dir=str(output_dir), max_steps=args.max_steps,
+                                          batch_size=args.batch_size, seed=args.seed, sample_every=0,
+                                          checkpoint_every=0, num_grid_samples=16)
         started = time.time()
-        LatentEBMTrainer(model, train_ids, training_args).train()
-        train_time = time.time() - started
+        LatentEBMTrainer(model, train_ids, training_args).train(resume=args.resume)
+        train_time = earlier_time + time.time() - started
+        (output_dir / TIMING_FILE).write_text(json.dumps({"steps": args.max_steps, "seconds": round(train_time, 1)}))
         model.eval()
         generator = torch.Generator(device=model.device).manual_seed(args.seed)
         device_test_ids = test_ids.to(model.device)
@@ -130,7 +141,8 @@ def main():
 
     result = {"data": args.data, "device": device_name, "max_steps": args.max_steps, "batch_size": args.batch_size,
               "vocab_size": len(tokenizer), "num_train": len(train_texts), "num_test": len(test_texts),
-              "is_samples": args.is_samples, "lm_steps": args.lm_steps, "config_overrides": overrides, "rows": rows}
+              "is_samples": args.is_samples, "lm_steps": args.lm_steps, "config_overrides": overrides, "resumed": args.resume,
+              "rows": rows}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2))
 
@@ -150,7 +162,9 @@ def main():
             f"importance sampling ({args.is_samples} samples from a Gaussian fitted to 8 posterior chains, or the "
             f"VAE's q), the EBM's log Z by 100k Monte Carlo draws from p0. Active units: Cov_x E[z|x] > 0.01, "
             f"with the chain average's own noise subtracted for the Langevin models. Forward/reverse PPL use LSTM LMs trained "
-            f"{args.lm_steps} steps; {args.num_generated} generated sentences per model.\n\n"
+            f"{args.lm_steps} steps; {args.num_generated} generated sentences per model."
+            + (" The latent models were continued from their checkpoints of an earlier run (exactly resumable); "
+               "their training time is the sum of both runs." if args.resume else "") + "\n\n"
             f"Command: `python {' '.join(sys.argv)}` (results and sample sentences: `{args.output}`).")
     title = "Text: latent EBM prior vs Gaussian-prior VAE vs LSTM LM" + (f" (seed {args.seed})" if args.seed else "")
     update_section(args.results_md, args.section, title, body)

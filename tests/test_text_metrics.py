@@ -1,4 +1,8 @@
+import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -93,3 +97,31 @@ def test_text_metrics_as_evaluate_modules():
     means = torch.zeros(50, 3)
     means[:, 2] = torch.randn(50, generator=seeded())
     assert units.compute(predictions=means.tolist())["active_units"] == 1
+
+
+def _table_run(tmp_path, seed, ebm_reverse, vae_reverse, max_steps=1000):
+    rows = [{"model": "latent EBM prior", "nll": 110.0, "forward_ppl": 80.0, "reverse_ppl": ebm_reverse,
+             "active_units": 3},
+            {"model": "Gaussian-prior VAE", "nll": 109.0, "forward_ppl": 81.0, "reverse_ppl": vae_reverse,
+             "active_units": 0}]
+    path = tmp_path / f"seed{seed}.json"
+    path.write_text(json.dumps({"data": "kjv", "max_steps": max_steps, "batch_size": 32, "lm_steps": 600,
+                                "rows": rows}))
+    return str(path)
+
+
+def test_text_seeds_summary_pairs_models_by_seed(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "scripts" / "text_seeds_summary.py"
+    runs = [_table_run(tmp_path, 0, 150.0, 160.0), _table_run(tmp_path, 1, 170.0, 165.0),
+            _table_run(tmp_path, 2, 140.0, 150.0)]
+    results = tmp_path / "results.md"
+    subprocess.run([sys.executable, str(script), *runs, "--results-md", str(results), "--section", "s"], check=True,
+                   capture_output=True)
+    text = results.read_text()
+    assert "per seed: -10.00, +5.00, -10.00; mean -5.00" in text
+    assert "below the VAE on 2 of 3 seeds" in text and "active units > 0 on 3 of 3" in text
+    assert "| latent EBM prior | 110.00 ± 0.00 | 80.00 ± 0.00 | 153.33 ± 15.28 | 3.00 ± 0.00 |" in text
+    mismatched = [runs[0], _table_run(tmp_path, 3, 150.0, 160.0, max_steps=2000)]
+    failed = subprocess.run([sys.executable, str(script), *mismatched, "--results-md", str(results)],
+                            capture_output=True, text=True)
+    assert failed.returncode != 0 and "the runs differ" in failed.stderr
