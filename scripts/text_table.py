@@ -166,7 +166,7 @@ def main():
             + (" The latent models were continued from their checkpoints of an earlier run (exactly resumable); "
                "their training time is the sum of both runs." if args.resume else "") + "\n\n"
             f"Command: `python {' '.join(sys.argv)}` (results and sample sentences: `{args.output}`).")
-    title = "Text: latent EBM prior vs Gaussian-prior VAE vs LSTM LM" + (f" (seed {args.seed})" if args.seed else "")
+    title = f"Text ({args.max_steps} steps, seed {args.seed}): latent EBM prior vs Gaussian-prior VAE vs LSTM LM"
     update_section(args.results_md, args.section, title, body)
     print("\n".join(table))
 

@@ -1,0 +1,83 @@
+"""How much of a reverse-perplexity difference is the metric's own noise? Re-scores trained text models (e.g. the
+models `scripts/text_table.py` leaves in its --work-dir) with several seeds of generation and of the reverse LM,
+the model held fixed.
+
+    python scripts/text_reverse_ppl_spread.py runs/text_table/mle-ebm runs/text_table/vae-gaussian --seeds 1 2
+
+The tokenizer is read from the first model folder that has one (text_table.py trains one tokenizer for all rows).
+"""
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+from transformers import AutoTokenizer
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_doc import update_section  # noqa: E402
+
+from hf_latent_ebm import LatentEBMForTextGeneration  # noqa: E402
+from hf_latent_ebm.data import load_text_dataset  # noqa: E402
+from hf_latent_ebm.metrics.text import language_model_perplexity, train_language_model  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("models", nargs="+", help="saved LatentEBMForTextGeneration folders")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2], help="generation and reverse-LM seeds")
+    parser.add_argument("--data", default="kjv")
+    parser.add_argument("--num-test", type=int, default=500)
+    parser.add_argument("--num-generated", type=int, default=2000)
+    parser.add_argument("--lm-steps", type=int, default=1500)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--output", default="docs/text_reverse_ppl_spread.json")
+    parser.add_argument("--results-md", default="docs/results.md")
+    parser.add_argument("--section", default="text-reverse-ppl-spread")
+    args = parser.parse_args()
+
+    tokenizer_dir = next((m for m in args.models if (Path(m) / "tokenizer.json").exists()), None)
+    if tokenizer_dir is None:
+        raise FileNotFoundError(f"none of {args.models} holds a tokenizer.json")
+    tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
+    test_texts = list(load_text_dataset(args.data)["test"]["text"])[: args.num_test]
+    models = {m: LatentEBMForTextGeneration.from_pretrained(m).eval() for m in args.models}
+    for model in models.values():
+        if model.tokenizer is None:
+            model.set_tokenizer(tokenizer)
+    max_length = next(iter(models.values())).config.max_length
+    test_ids = tokenizer(test_texts, truncation=True, max_length=max_length, padding=True,
+                         return_tensors="pt")["input_ids"]
+
+    scores = {m: [] for m in args.models}
+    for seed in args.seeds:
+        for path, model in models.items():
+            texts = model.generate_text(args.num_generated, torch.Generator().manual_seed(seed))
+            generated = tokenizer(texts, truncation=True, max_length=max_length, padding=True,
+                                  return_tensors="pt")["input_ids"]
+            reverse_lm = train_language_model(generated, len(tokenizer), tokenizer.pad_token_id,
+                                              tokenizer.bos_token_id, tokenizer.eos_token_id,
+                                              num_steps=args.lm_steps, batch_size=args.batch_size, seed=seed)
+            scores[path].append(language_model_perplexity(reverse_lm, test_ids))
+            print(f"{path} seed {seed}: reverse PPL {scores[path][-1]:.2f}", flush=True)
+
+    Path(args.output).write_text(json.dumps({"seeds": args.seeds, "lm_steps": args.lm_steps,
+                                             "num_generated": args.num_generated, "reverse_ppl": scores}, indent=2))
+    rows = ["| model | " + " | ".join(f"seed {s}" for s in args.seeds) + " | mean ± sd |",
+            "|---" * (len(args.seeds) + 2) + "|"]
+    for path, values in scores.items():
+        spread = statistics.stdev(values) if len(values) > 1 else float("nan")
+        rows.append(f"| `{path}` | " + " | ".join(f"{v:.2f}" for v in values)
+                    + f" | {statistics.mean(values):.2f} ± {spread:.2f} |")
+    body = ("\n".join(rows) + f"\n\nEach cell: {args.num_generated} sentences generated with that seed, an LSTM LM "
+            f"trained on them for {args.lm_steps} steps (same seed), scored on {len(test_texts)} {args.data} test "
+            f"sentences; the models themselves are fixed.\n\nCommand: `python {' '.join(sys.argv)}`.")
+    title = f"Text: spread of reverse PPL from the metric alone ({', '.join(args.models)})"
+    update_section(args.results_md, args.section, title, body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
