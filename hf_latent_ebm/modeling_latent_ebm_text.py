@@ -198,24 +198,42 @@ class LatentEBMForTextGeneration(LatentEBMPreTrainedModel):
 
     # ---- inference -------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def decode_latents(self, latents: torch.Tensor, temperature: float = 1.0, greedy: bool = False,
-                       max_length: int | None = None, generator: torch.Generator | None = None) -> list[str]:
-        """Texts generated from given latents."""
+    def latents_to_ids(self, latents: torch.Tensor, temperature: float = 1.0, greedy: bool = False,
+                       max_length: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Token ids (N, <= max_length) generated from given latents: <bos> first, <pad> after <eos>."""
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0 (use greedy=True for argmax decoding), got {temperature}")
         max_length = self.config.max_length if max_length is None else max_length
         if not 2 <= max_length <= self.config.max_length:
             raise ValueError(f"max_length must be in [2, {self.config.max_length}], got {max_length}")
-        ids = self.decoder.generate(latents.to(self.device), max_length, temperature, greedy, generator)
-        return self._require_tokenizer().batch_decode(ids, skip_special_tokens=True)
+        return self.decoder.generate(latents.to(self.device), max_length, temperature, greedy, generator)
+
+    @torch.no_grad()
+    def decode_latents(self, latents: torch.Tensor, temperature: float = 1.0, greedy: bool = False,
+                       max_length: int | None = None, generator: torch.Generator | None = None) -> list[str]:
+        """Texts generated from given latents."""
+        tokenizer = self._require_tokenizer()
+        ids = self.latents_to_ids(latents, temperature, greedy, max_length, generator)
+        return tokenizer.batch_decode(ids, skip_special_tokens=True)
+
+    @torch.no_grad()
+    def generate_ids(self, num_samples: int, generator: torch.Generator | None = None, temperature: float = 1.0,
+                     max_length: int | None = None, greedy: bool = False) -> torch.Tensor:
+        """
+        Token ids of sentences from the model (z by prior Langevin, then the decoder). Metrics that score samples
+        should use these, not `generate_text`: decoded text drops special tokens, <unk> among them, so re-tokenising
+        it would give a corpus with no <unk> at all.
+        """
+        latents = self.sample_latents(num_samples, generator)
+        return self.latents_to_ids(latents, temperature, greedy, max_length, generator)
 
     @torch.no_grad()
     def generate_text(self, num_samples: int, generator: torch.Generator | None = None, temperature: float = 1.0,
                       max_length: int | None = None, greedy: bool = False) -> list[str]:
         """Sentences from the model: z by prior Langevin, then the decoder, sampling each token at `temperature`."""
-        self._require_tokenizer()
-        latents = self.sample_latents(num_samples, generator)
-        return self.decode_latents(latents, temperature, greedy, max_length, generator)
+        tokenizer = self._require_tokenizer()
+        ids = self.generate_ids(num_samples, generator, temperature, max_length, greedy)
+        return tokenizer.batch_decode(ids, skip_special_tokens=True)
 
     @torch.no_grad()
     def encode_text(self, texts: list[str], generator: torch.Generator | None = None) -> torch.Tensor:

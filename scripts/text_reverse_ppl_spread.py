@@ -54,9 +54,8 @@ def main():
     scores = {m: [] for m in args.models}
     for seed in args.seeds:
         for path, model in models.items():
-            texts = model.generate_text(args.num_generated, torch.Generator().manual_seed(seed))
-            generated = tokenizer(texts, truncation=True, max_length=max_length, padding=True,
-                                  return_tensors="pt")["input_ids"]
+            # Token ids, not text: decoded text drops <unk>, and a reverse LM that never saw it is scored unfairly.
+            generated = model.generate_ids(args.num_generated, torch.Generator().manual_seed(seed)).cpu()
             reverse_lm = train_language_model(generated, len(tokenizer), tokenizer.pad_token_id,
                                               tokenizer.bos_token_id, tokenizer.eos_token_id,
                                               num_steps=args.lm_steps, batch_size=args.batch_size, seed=seed)

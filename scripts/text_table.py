@@ -130,7 +130,7 @@ def main():
         # Chain averages carry Monte Carlo noise Var(z|x)/K; the VAE's encoder means are exact.
         noise = None if model.encoder is not None else stds.pow(2).mean(dim=0).cpu() / num_chains
         reconstructions = model.decoder.generate(means, max_length, greedy=True)
-        samples = tokenize(model.generate_text(args.num_generated, generator))
+        samples = model.generate_ids(args.num_generated, generator).cpu()  # ids: text would lose <unk>
         forward_ppl, reverse_ppl = forward_and_reverse(samples)
         rows.append({"model": name, "nll": float(nll.mean()), "ppl": perplexity(float(nll.sum()), test_tokens),
                      "forward_ppl": forward_ppl, "reverse_ppl": reverse_ppl, "active_units": active_units(means.cpu(), estimator_variance=noise),

@@ -175,6 +175,18 @@ def test_generated_sequences_stop_at_eos(model):
             assert (row[eos[0, 0] + 1:] == 0).all()
 
 
+def test_generate_ids_keep_unknown_tokens_that_text_drops(model, tokenizer):
+    # Sample scoring (forward/reverse PPL) must see <unk> as the model generated it: decoded text drops it.
+    with torch.no_grad():
+        model.decoder.output.bias[tokenizer.unk_token_id] = 10.0
+    ids = model.generate_ids(5, seeded(), max_length=8)
+    assert ids.shape[0] == 5 and (ids[:, 0] == tokenizer.bos_token_id).all()
+    assert (ids == tokenizer.unk_token_id).sum() > 5
+    texts = model.generate_text(5, seeded(), max_length=8)
+    assert texts == tokenizer.batch_decode(ids, skip_special_tokens=True)
+    assert not any("<unk>" in text for text in texts)
+
+
 def test_bad_text_input(model):
     with pytest.raises(ValueError, match="non-blank"):
         model.encode_text(["the cat", "   "])
