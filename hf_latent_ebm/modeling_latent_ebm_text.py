@@ -212,17 +212,25 @@ class LatentEBMForTextGeneration(LatentEBMPreTrainedModel):
     def decode_latents(self, latents: torch.Tensor, temperature: float = 1.0, greedy: bool = False,
                        max_length: int | None = None, generator: torch.Generator | None = None) -> list[str]:
         """Texts generated from given latents."""
+        self._require_tokenizer()
+        return self.ids_to_text(self.latents_to_ids(latents, temperature, greedy, max_length, generator))
+
+    def ids_to_text(self, ids: torch.Tensor) -> list[str]:
+        """
+        Texts of token-id rows without <bos>, <eos> and <pad> but with <unk> shown: dropping it, as
+        `skip_special_tokens=True` would, makes generated text look more fluent than the model is.
+        """
         tokenizer = self._require_tokenizer()
-        ids = self.latents_to_ids(latents, temperature, greedy, max_length, generator)
-        return tokenizer.batch_decode(ids, skip_special_tokens=True)
+        hidden = {self.config.pad_token_id, self.config.bos_token_id, self.config.eos_token_id}
+        return [tokenizer.decode([i for i in row.tolist() if i not in hidden]) for row in ids]
 
     @torch.no_grad()
     def generate_ids(self, num_samples: int, generator: torch.Generator | None = None, temperature: float = 1.0,
                      max_length: int | None = None, greedy: bool = False) -> torch.Tensor:
         """
         Token ids of sentences from the model (z by prior Langevin, then the decoder). Metrics that score samples
-        should use these, not `generate_text`: decoded text drops special tokens, <unk> among them, so re-tokenising
-        it would give a corpus with no <unk> at all.
+        should use these rather than re-tokenised `generate_text` output, which need not give the same ids back
+        (a BPE tokenizer may split a generated word differently).
         """
         latents = self.sample_latents(num_samples, generator)
         return self.latents_to_ids(latents, temperature, greedy, max_length, generator)
@@ -231,9 +239,8 @@ class LatentEBMForTextGeneration(LatentEBMPreTrainedModel):
     def generate_text(self, num_samples: int, generator: torch.Generator | None = None, temperature: float = 1.0,
                       max_length: int | None = None, greedy: bool = False) -> list[str]:
         """Sentences from the model: z by prior Langevin, then the decoder, sampling each token at `temperature`."""
-        tokenizer = self._require_tokenizer()
-        ids = self.generate_ids(num_samples, generator, temperature, max_length, greedy)
-        return tokenizer.batch_decode(ids, skip_special_tokens=True)
+        self._require_tokenizer()
+        return self.ids_to_text(self.generate_ids(num_samples, generator, temperature, max_length, greedy))
 
     @torch.no_grad()
     def encode_text(self, texts: list[str], generator: torch.Generator | None = None) -> torch.Tensor:

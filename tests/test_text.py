@@ -175,16 +175,20 @@ def test_generated_sequences_stop_at_eos(model):
             assert (row[eos[0, 0] + 1:] == 0).all()
 
 
-def test_generate_ids_keep_unknown_tokens_that_text_drops(model, tokenizer):
-    # Sample scoring (forward/reverse PPL) must see <unk> as the model generated it: decoded text drops it.
+def test_generated_unknown_tokens_stay_visible(model, tokenizer):
+    # Scored samples and shown samples must both keep <unk>: a reverse LM trained on text without it, or samples
+    # shown without it, would flatter the model.
     with torch.no_grad():
         model.decoder.output.bias[tokenizer.unk_token_id] = 10.0
     ids = model.generate_ids(5, seeded(), max_length=8)
     assert ids.shape[0] == 5 and (ids[:, 0] == tokenizer.bos_token_id).all()
     assert (ids == tokenizer.unk_token_id).sum() > 5
     texts = model.generate_text(5, seeded(), max_length=8)
-    assert texts == tokenizer.batch_decode(ids, skip_special_tokens=True)
-    assert not any("<unk>" in text for text in texts)
+    assert texts == model.ids_to_text(ids)
+    assert sum(text.split().count("<unk>") for text in texts) == (ids == tokenizer.unk_token_id).sum()
+    assert not any(special in text for text in texts for special in ("<bos>", "<eos>", "<pad>"))
+    retokenized = tokenizer(texts, padding=True, return_tensors="pt")["input_ids"]
+    assert (retokenized == tokenizer.unk_token_id).sum() == (ids == tokenizer.unk_token_id).sum()
 
 
 def test_bad_text_input(model):
