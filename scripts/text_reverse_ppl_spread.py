@@ -1,8 +1,14 @@
-"""How much of a reverse-perplexity difference is the metric's own noise? Re-scores trained text models (e.g. the
-models `scripts/text_table.py` leaves in its --work-dir) with several seeds of generation and of the reverse LM,
-the model held fixed.
+"""How much of a reverse-perplexity difference is the metric's own noise, and how much of a model's reverse PPL
+comes from where its latents come from? Re-scores trained text models (e.g. the models `scripts/text_table.py`
+leaves in its --work-dir) with several seeds of generation and of the reverse LM, the model held fixed.
 
     python scripts/text_reverse_ppl_spread.py runs/text_table/mle-ebm runs/text_table/vae-gaussian --seeds 1 2
+    python scripts/text_reverse_ppl_spread.py runs/text_table/mle-ebm --latents prior posterior reference
+
+--latents picks what the decoder is fed: "prior" (the model's own samples: short-run prior Langevin, or the Gaussian),
+"posterior" (posterior latents of as many random training sentences: the aggregate posterior, what the prior should
+match) and "reference" (draws from p0, the chains' start: the Gaussian without the learned energy). If "posterior"
+scores far below "prior", the prior is the bottleneck; if "prior" equals "reference", the energy adds nothing.
 
 The tokenizer is read from the first model folder that has one (text_table.py trains one tokenizer for all rows).
 """
@@ -24,6 +30,18 @@ from hf_latent_ebm.data import load_text_dataset  # noqa: E402
 from hf_latent_ebm.metrics.text import language_model_perplexity, train_language_model  # noqa: E402
 
 
+def _posterior_of_training_sentences(model, train_ids, num_samples, generator, chunk=500):
+    chosen = train_ids[torch.randperm(train_ids.shape[0], generator=generator)[:num_samples]].to(model.device)
+    return torch.cat([model.posterior_latents(chosen[i:i + chunk], generator) for i in range(0, len(chosen), chunk)])
+
+
+LATENT_SOURCES = {
+    "prior": lambda model, train_ids, n, generator: model.sample_latents(n, generator),
+    "posterior": _posterior_of_training_sentences,
+    "reference": lambda model, train_ids, n, generator: model.prior.sample_reference(n, generator),
+}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("models", nargs="+", help="saved LatentEBMForTextGeneration folders")
@@ -33,6 +51,8 @@ def main():
     parser.add_argument("--num-generated", type=int, default=2000)
     parser.add_argument("--lm-steps", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--latents", nargs="+", default=["prior"], choices=list(LATENT_SOURCES),
+                        help="where the decoder's latents come from (see above)")
     parser.add_argument("--output", default="docs/text_reverse_ppl_spread.json")
     parser.add_argument("--results-md", default="docs/results.md")
     parser.add_argument("--section", default="text-reverse-ppl-spread")
@@ -42,38 +62,55 @@ def main():
     if tokenizer_dir is None:
         raise FileNotFoundError(f"none of {args.models} holds a tokenizer.json")
     tokenizer = AutoTokenizer.from_pretrained(tokenizer_dir)
-    test_texts = list(load_text_dataset(args.data)["test"]["text"])[: args.num_test]
+    splits = load_text_dataset(args.data)
+    test_texts = list(splits["test"]["text"])[: args.num_test]
     models = {m: LatentEBMForTextGeneration.from_pretrained(m).eval() for m in args.models}
     for model in models.values():
         if model.tokenizer is None:
             model.set_tokenizer(tokenizer)
     max_length = next(iter(models.values())).config.max_length
-    test_ids = tokenizer(test_texts, truncation=True, max_length=max_length, padding=True,
-                         return_tensors="pt")["input_ids"]
 
-    scores = {m: [] for m in args.models}
+    def tokenize(texts):
+        return tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")["input_ids"]
+
+    test_ids = tokenize(test_texts)
+    train_ids = tokenize(list(splits["train"]["text"])) if "posterior" in args.latents else None
+
+    def label(path, source):  # the model's own samples keep the plain name
+        return path if source == "prior" else f"{path} (z from {source})"
+
+    scores = {label(m, source): [] for m in args.models for source in args.latents}
     for seed in args.seeds:
         for path, model in models.items():
-            # Token ids, not text: decoded text drops <unk>, and a reverse LM that never saw it is scored unfairly.
-            generated = model.generate_ids(args.num_generated, torch.Generator().manual_seed(seed)).cpu()
-            reverse_lm = train_language_model(generated, len(tokenizer), tokenizer.pad_token_id,
-                                              tokenizer.bos_token_id, tokenizer.eos_token_id,
-                                              num_steps=args.lm_steps, batch_size=args.batch_size, seed=seed)
-            scores[path].append(language_model_perplexity(reverse_lm, test_ids))
-            print(f"{path} seed {seed}: reverse PPL {scores[path][-1]:.2f}", flush=True)
+            for source in args.latents:
+                generator = torch.Generator().manual_seed(seed)
+                latents = LATENT_SOURCES[source](model, train_ids, args.num_generated, generator)
+                # Token ids, not text: re-tokenised text need not give the generated ids back.
+                generated = model.latents_to_ids(latents, generator=generator).cpu()
+                reverse_lm = train_language_model(generated, len(tokenizer), tokenizer.pad_token_id,
+                                                  tokenizer.bos_token_id, tokenizer.eos_token_id,
+                                                  num_steps=args.lm_steps, batch_size=args.batch_size, seed=seed)
+                scores[label(path, source)].append(language_model_perplexity(reverse_lm, test_ids))
+                print(f"{label(path, source)} seed {seed}: reverse PPL {scores[label(path, source)][-1]:.2f}",
+                      flush=True)
 
     Path(args.output).write_text(json.dumps({"seeds": args.seeds, "lm_steps": args.lm_steps,
-                                             "num_generated": args.num_generated, "reverse_ppl": scores}, indent=2))
+                                             "num_generated": args.num_generated, "latents": args.latents,
+                                             "reverse_ppl": scores}, indent=2))
     rows = ["| model | " + " | ".join(f"seed {s}" for s in args.seeds) + " | mean ± sd |",
             "|---" * (len(args.seeds) + 2) + "|"]
     for path, values in scores.items():
         spread = statistics.stdev(values) if len(values) > 1 else float("nan")
         rows.append(f"| `{path}` | " + " | ".join(f"{v:.2f}" for v in values)
                     + f" | {statistics.mean(values):.2f} ± {spread:.2f} |")
+    sources = "" if args.latents == ["prior"] else (
+        " The decoder's latents: prior = the model's own samples, posterior = posterior latents of that many random "
+        "training sentences, reference = draws from p0 (no learned energy).")
     body = ("\n".join(rows) + f"\n\nEach cell: {args.num_generated} sentences generated with that seed, an LSTM LM "
             f"trained on them for {args.lm_steps} steps (same seed), scored on {len(test_texts)} {args.data} test "
-            f"sentences; the models themselves are fixed.\n\nCommand: `python {' '.join(sys.argv)}`.")
-    title = f"Text: spread of reverse PPL from the metric alone ({', '.join(args.models)})"
+            f"sentences; the models themselves are fixed.{sources}\n\nCommand: `python {' '.join(sys.argv)}`.")
+    title = (f"Text: spread of reverse PPL from the metric alone ({', '.join(args.models)})" if args.latents == ["prior"]
+             else f"Text: reverse PPL by where the latents come from ({', '.join(args.models)})")
     update_section(args.results_md, args.section, title, body)
     print(body)
 

@@ -10,6 +10,7 @@ import torch
 from hf_latent_ebm import LatentEBMForTextGeneration, LatentEBMTextConfig
 from hf_latent_ebm.metrics.text import (active_units, corpus_bleu, importance_sampled_nll, language_model_perplexity,
                                         log_partition, perplexity, train_language_model)
+from hf_latent_ebm.tokenization import train_tokenizer
 
 from .test_text import TINY_TEXT
 
@@ -125,3 +126,30 @@ def test_text_seeds_summary_pairs_models_by_seed(tmp_path):
     failed = subprocess.run([sys.executable, str(script), *mismatched, "--results-md", str(results)],
                             capture_output=True, text=True)
     assert failed.returncode != 0 and "the runs differ" in failed.stderr
+
+
+def test_reverse_ppl_spread_scores_each_latent_source(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "scripts" / "text_reverse_ppl_spread.py"
+    lines = [f"the cat number {i % 7} sat on the mat ." for i in range(200)]
+    (tmp_path / "corpus.txt").write_text("\n".join(lines) + "\n")
+    tokenizer = train_tokenizer(lines, min_frequency=1, max_length=12)
+    torch.manual_seed(0)
+    model = LatentEBMForTextGeneration(LatentEBMTextConfig(**{**TINY_TEXT, "vocab_size": len(tokenizer)}))
+    model.set_tokenizer(tokenizer)
+    model.save_pretrained(tmp_path / "model")
+    folder = str(tmp_path / "model")
+
+    def run(*extra):
+        output = tmp_path / "out.json"
+        subprocess.run([sys.executable, str(script), folder, "--data", str(tmp_path / "corpus.txt"), "--num-test", "5",
+                        "--num-generated", "6", "--lm-steps", "2", "--batch-size", "4", "--output", str(output),
+                        "--results-md", str(tmp_path / "results.md"), "--section", "s", *extra],
+                       check=True, capture_output=True)
+        return json.loads(output.read_text())["reverse_ppl"]
+
+    scores = run("--seeds", "3", "4", "--latents", "prior", "posterior", "reference")
+    assert set(scores) == {folder, f"{folder} (z from posterior)", f"{folder} (z from reference)"}
+    assert all(len(values) == 2 and all(math.isfinite(v) and v > 1 for v in values) for values in scores.values())
+    assert "by where the latents come from" in (tmp_path / "results.md").read_text()
+    # Each source draws from its own freshly seeded generator: the prior's score does not depend on the others.
+    assert run("--seeds", "3")[folder] == [scores[folder][0]]
