@@ -100,9 +100,9 @@ def main():
     rows = ["| model | " + " | ".join(f"seed {s}" for s in args.seeds) + " | mean ± sd |",
             "|---" * (len(args.seeds) + 2) + "|"]
     for path, values in scores.items():
-        spread = statistics.stdev(values) if len(values) > 1 else float("nan")
-        rows.append(f"| `{path}` | " + " | ".join(f"{v:.2f}" for v in values)
-                    + f" | {statistics.mean(values):.2f} ± {spread:.2f} |")
+        summary = (f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}" if len(values) > 1
+                   else f"{values[0]:.2f}")
+        rows.append(f"| `{path}` | " + " | ".join(f"{v:.2f}" for v in values) + f" | {summary} |")
     sources = "" if args.latents == ["prior"] else (
         " The decoder's latents: prior = the model's own samples, posterior = posterior latents of that many random "
         "training sentences, reference = draws from p0 (no learned energy).")
