@@ -10,6 +10,7 @@ ENERGY_ACTIVATIONS = ("gelu", "leaky_relu", "silu")
 NONFINITE_POLICIES = ("raise", "reset")
 PRIOR_TYPES = ("ebm", "gaussian")
 PRIOR_GRADIENTS = ("analytic", "autograd")
+POSTERIOR_CHAIN_PRIORS = ("model", "reference")
 
 
 def decoder_upsampling_plan(image_size: int) -> tuple[int, int]:
@@ -63,6 +64,10 @@ _SHARED_ARGS = r"""
             Short-run prior chain length K0.
         prior_langevin_step_size (`float`, *optional*, defaults to 0.4):
             Prior Langevin step size s0.
+        prior_langevin_step_schedule (`list[float]`, *optional*):
+            Prior step sizes replacing `prior_langevin_step_size`, read like `posterior_langevin_step_schedule`; e.g.
+            large steps to travel from p0, then small ones, which a narrow low-energy region needs (a step s is
+            unstable across a direction of standard deviation below s / 2).
         posterior_langevin_steps (`int`, *optional*, defaults to 20):
             Short-run posterior chain length K1.
         posterior_langevin_step_size (`float`, *optional*, defaults to 0.1):
@@ -74,6 +79,12 @@ _SHARED_ARGS = r"""
         posterior_langevin_noise_scale (`float`, *optional*, defaults to 1.0):
             Temperature T of the posterior chain's noise, T * s * N(0, I): 1 is Langevin proper, smaller values
             approach gradient descent on -log p(x, z) (the SRI text code uses 0.05 to 0.2).
+        posterior_chain_prior (`str`, *optional*, defaults to `"model"`):
+            The prior term of the posterior chain's potential: "model" (-log p(x | z) - log p(z) with the learned
+            energy, maximum likelihood proper) or "reference" (-log p(x | z) - log p0(z): the chain ignores the
+            energy, which then learns the aggregate posterior of a p0-prior model). With a tempered posterior
+            (noise scale < 1) the chains concentrate where the energy is low, the energy learns to be lower there,
+            and the two sharpen each other until the energy loss runs off to -inf; "reference" cuts that loop.
         langevin_noise (`bool`, *optional*, defaults to `True`):
             Add the Langevin noise term (False gives gradient descent on the potential).
         prior_gradient (`str`, *optional*, defaults to `"analytic"`):
@@ -110,10 +121,12 @@ class LatentEBMBaseConfig(PreTrainedConfig):
     energy_activation: str = "gelu"
     prior_langevin_steps: int = 60
     prior_langevin_step_size: float = 0.4
+    prior_langevin_step_schedule: list[float] | None = None
     posterior_langevin_steps: int = 20
     posterior_langevin_step_size: float = 0.1
     posterior_langevin_step_schedule: list[float] | None = None
     posterior_langevin_noise_scale: float = 1.0
+    posterior_chain_prior: str = "model"
     langevin_noise: bool = True
     langevin_on_nonfinite: str = "raise"
     prior_gradient: str = "analytic"
@@ -141,10 +154,13 @@ class LatentEBMBaseConfig(PreTrainedConfig):
         for name in ("prior_langevin_steps", "posterior_langevin_steps"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        schedule = self.posterior_langevin_step_schedule
-        if schedule is not None and (not schedule or not all(size > 0 for size in schedule)):
-            raise ValueError(f"posterior_langevin_step_schedule must be a non-empty list of step sizes > 0, "
-                             f"got {schedule}")
+        for name in ("prior_langevin_step_schedule", "posterior_langevin_step_schedule"):
+            schedule = getattr(self, name)
+            if schedule is not None and (not schedule or not all(size > 0 for size in schedule)):
+                raise ValueError(f"{name} must be a non-empty list of step sizes > 0, got {schedule}")
+        if self.posterior_chain_prior not in POSTERIOR_CHAIN_PRIORS:
+            raise ValueError(f"posterior_chain_prior must be one of {POSTERIOR_CHAIN_PRIORS}, "
+                             f"got {self.posterior_chain_prior!r}")
         if not self.posterior_langevin_noise_scale >= 0:
             raise ValueError(f"posterior_langevin_noise_scale must be >= 0, got {self.posterior_langevin_noise_scale}")
         if self.prior_gradient not in PRIOR_GRADIENTS:

@@ -26,9 +26,11 @@ class MLELosses:
     prior_latents: torch.Tensor
 
 
-def posterior_potential(prior: nn.Module, decoder: nn.Module, observations: torch.Tensor):
-    """U(z) = -log p(x, z) up to constants: the potential of the posterior chain and the anomaly score."""
-    return lambda latents: decoder.negative_log_likelihood(observations, latents) + prior.potential(latents)
+def posterior_potential(prior: nn.Module, decoder: nn.Module, observations: torch.Tensor, chain_prior: str = "model"):
+    """U(z) = -log p(x, z) up to constants: the potential of the posterior chain and the anomaly score. With
+    chain_prior="reference" the prior term is p0's alone (see `posterior_chain_prior` in the config)."""
+    prior_term = prior.potential if chain_prior == "model" else prior.reference_potential
+    return lambda latents: decoder.negative_log_likelihood(observations, latents) + prior_term(latents)
 
 
 def run_prior_chain(prior: nn.Module, sampler: LangevinSampler, start: torch.Tensor,
@@ -46,6 +48,7 @@ def mle_losses(
     prior_sampler: LangevinSampler,
     posterior_sampler: LangevinSampler,
     generator: torch.Generator | None = None,
+    posterior_chain_prior: str = "model",
 ) -> MLELosses:
     r"""
     One MLE update's losses: z+ ~ p(z | x) and z- ~ p(z) by short-run Langevin from p0, then
@@ -59,8 +62,8 @@ def mle_losses(
     batch_size, device = observations.shape[0], observations.device
     posterior_start = prior.sample_reference(batch_size, generator, device)
     prior_start = prior.sample_reference(batch_size, generator, device)
-    posterior_latents = posterior_sampler(posterior_potential(prior, decoder, observations), posterior_start,
-                                          generator)
+    posterior_latents = posterior_sampler(posterior_potential(prior, decoder, observations, posterior_chain_prior),
+                                          posterior_start, generator)
     prior_latents = prior_start if prior.exact_sampling else run_prior_chain(prior, prior_sampler, prior_start,
                                                                              generator)
     decoder_loss = decoder.negative_log_likelihood(observations, posterior_latents).mean()

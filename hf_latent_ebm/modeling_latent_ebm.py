@@ -129,9 +129,12 @@ class LatentEBMPreTrainedModel(PreTrainedModel):
 
     # ---- samplers, configured from the config --------------------------------------------------------------
     def prior_sampler(self, num_steps: int | None = None, step_size: float | None = None) -> LangevinSampler:
+        """The configured prior chain (its step-size schedule, if any); an explicit `step_size` replaces both."""
+        if step_size is None:
+            step_size = self.config.prior_langevin_step_schedule or self.config.prior_langevin_step_size
         return LangevinSampler(
             num_steps=self.config.prior_langevin_steps if num_steps is None else num_steps,
-            step_size=self.config.prior_langevin_step_size if step_size is None else step_size,
+            step_size=step_size,
             add_noise=self.config.langevin_noise,
             on_nonfinite=self.config.langevin_on_nonfinite,
         )
@@ -160,7 +163,7 @@ class LatentEBMPreTrainedModel(PreTrainedModel):
     def mle_losses(self, observations: torch.Tensor, generator: torch.Generator | None = None) -> MLELosses:
         """The shared learner on this model's prior and decoder (see `hf_latent_ebm.learning.mle_losses`)."""
         return mle_losses(self.prior, self.decoder, observations, self.prior_sampler(), self.posterior_sampler(),
-                          generator)
+                          generator, self.config.posterior_chain_prior)
 
     # ---- latents ---------------------------------------------------------------------------------------------
     @torch.no_grad()
@@ -186,7 +189,11 @@ class LatentEBMPreTrainedModel(PreTrainedModel):
     def posterior_latents(self, observations: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """z ~ p(z | x) by short-run posterior Langevin from p0, for a batch the decoder can score."""
         start = self.prior.sample_reference(observations.shape[0], generator, self.device)
-        return self.posterior_sampler()(posterior_potential(self.prior, self.decoder, observations), start, generator)
+        return self.posterior_sampler()(self.posterior_chain_potential(observations), start, generator)
+
+    def posterior_chain_potential(self, observations: torch.Tensor):
+        """The posterior chain's potential U(z) for these observations, with the configured prior term."""
+        return posterior_potential(self.prior, self.decoder, observations, self.config.posterior_chain_prior)
 
     @torch.no_grad()
     def joint_potential(self, observations: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:

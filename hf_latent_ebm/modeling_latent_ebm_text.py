@@ -7,7 +7,7 @@ import torch
 from .configuration_latent_ebm_text import LatentEBMTextConfig
 from .decoders.text import RecurrentTextDecoder, TransformerTextDecoder
 from .encoders import TextEncoder
-from .learning import elbo_losses, posterior_potential
+from .learning import elbo_losses
 from .modeling_latent_ebm import LatentEBMOutput, LatentEBMPreTrainedModel
 
 
@@ -172,7 +172,7 @@ class LatentEBMForTextGeneration(LatentEBMPreTrainedModel):
         sample = self._sample_gaussian(*self.encoder(input_ids), generator)
         if self.config.learner == "vae":
             return sample
-        return self.posterior_sampler()(posterior_potential(self.prior, self.decoder, input_ids), sample, generator)
+        return self.posterior_sampler()(self.posterior_chain_potential(input_ids), sample, generator)
 
     @staticmethod
     def _sample_gaussian(mean, log_variance, generator):

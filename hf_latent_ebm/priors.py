@@ -43,8 +43,12 @@ class GaussianPrior(nn.Module):
     def energy(self, latents: torch.Tensor) -> torch.Tensor:
         return latents.new_zeros(latents.shape[0])
 
-    def potential(self, latents: torch.Tensor) -> torch.Tensor:
+    def reference_potential(self, latents: torch.Tensor) -> torch.Tensor:
+        """-log p0(z) up to a constant: |z|^2 / (2 sigma^2)."""
         return latents.pow(2).sum(dim=-1) / (2 * self.reference_sigma**2)
+
+    def potential(self, latents: torch.Tensor) -> torch.Tensor:
+        return self.reference_potential(latents)
 
     def sample_reference(self, batch_size: int, generator: torch.Generator | None = None,
                          device: torch.device | None = None) -> torch.Tensor:
@@ -86,9 +90,13 @@ class EnergyPrior(nn.Module):
         """E(z), one value per row."""
         return self.energy_net(latents).squeeze(-1)
 
+    def reference_potential(self, latents: torch.Tensor) -> torch.Tensor:
+        """-log p0(z) up to a constant: |z|^2 / (2 sigma^2)."""
+        return latents.pow(2).sum(dim=-1) / (2 * self.reference_sigma**2)
+
     def potential(self, latents: torch.Tensor) -> torch.Tensor:
         """-log p(z) up to log Z: E(z) + |z|^2 / (2 sigma^2); the prior Langevin chain descends it."""
-        return self.energy(latents) + latents.pow(2).sum(dim=-1) / (2 * self.reference_sigma**2)
+        return self.energy(latents) + self.reference_potential(latents)
 
     @torch.no_grad()
     def potential_and_grad(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -38,8 +38,8 @@ from hf_latent_ebm.tokenization import train_tokenizer  # noqa: E402
 from hf_latent_ebm.training import LatentEBMTrainer, TrainingArguments  # noqa: E402
 
 TIMING_FILE = "training_time.json"  # {"steps": ..., "seconds": ...}: training time summed over resumed runs
-MODELS = {"latent EBM prior": {"learner": "mle", "prior_type": "ebm"},
-          "Gaussian-prior VAE": {"learner": "vae", "prior_type": "gaussian"}}
+MODELS = {"ebm": ("latent EBM prior", {"learner": "mle", "prior_type": "ebm"}),
+          "vae": ("Gaussian-prior VAE", {"learner": "vae", "prior_type": "gaussian"})}
 
 
 def tokens_of(tokenizer, ids: torch.Tensor) -> list[list[str]]:
@@ -64,6 +64,8 @@ def main():
     parser.add_argument("--results-md", default="docs/results.md")
     parser.add_argument("--section", default="text-table", help="section of --results-md to (re)write")
     parser.add_argument("--resume", action="store_true", help="continue the latent models from --work-dir")
+    parser.add_argument("--models", nargs="+", choices=["lm", *MODELS], default=["lm", *MODELS],
+                        help="rows to train and score (the oracle LM behind forward PPL is always trained)")
     args = parser.parse_args()
 
     overrides = json.loads(args.config_overrides)
@@ -73,7 +75,8 @@ def main():
     tokenizer = train_tokenizer(train_texts, kind="word", vocab_size=args.vocab_size, max_length=max_length)
     special = dict(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
                    eos_token_id=tokenizer.eos_token_id)
-    lm_kwargs = dict(vocab_size=len(tokenizer), **special, batch_size=args.batch_size, seed=args.seed)
+    lm_kwargs = dict(vocab_size=len(tokenizer), **special, batch_size=args.batch_size, seed=args.seed,
+                     device=args.device)
 
     def tokenize(texts):
         return tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")["input_ids"]
@@ -92,21 +95,22 @@ def main():
         reverse_lm = train_language_model(generated_ids, num_steps=args.lm_steps, **lm_kwargs)
         return (language_model_perplexity(oracle, generated_ids), language_model_perplexity(reverse_lm, test_ids))
 
-    # The LSTM language model baseline, trained with the same steps and batch size as the latent models.
-    started = time.time()
-    language_model = train_language_model(train_ids, num_steps=args.max_steps, progress=True, **lm_kwargs)
-    train_time = time.time() - started
-    generator = torch.Generator().manual_seed(args.seed)
-    lm_samples = language_model.decoder.generate(torch.zeros(args.num_generated, 1), max_length, generator=generator)
-    forward_ppl, reverse_ppl = forward_and_reverse(lm_samples)
-    test_ppl = language_model_perplexity(language_model, test_ids)
-    rows.append({"model": "LSTM language model", "nll": test_tokens * torch.log(torch.tensor(test_ppl)).item()
-                 / len(test_texts), "ppl": test_ppl, "forward_ppl": forward_ppl, "reverse_ppl": reverse_ppl,
-                 "active_units": None, "bleu": None, "train_time_s": round(train_time, 1),
-                 "samples": tokenizer.batch_decode(lm_samples[:5], skip_special_tokens=True)})
-    print(json.dumps(rows[-1]), flush=True)
+    if "lm" in args.models:  # the LSTM language model baseline, same steps and batch size as the latent models
+        started = time.time()
+        language_model = train_language_model(train_ids, num_steps=args.max_steps, progress=True, **lm_kwargs)
+        train_time = time.time() - started
+        generator = torch.Generator(device=args.device).manual_seed(args.seed)
+        lm_samples = language_model.decoder.generate(torch.zeros(args.num_generated, 1, device=args.device),
+                                                     max_length, generator=generator).cpu()
+        forward_ppl, reverse_ppl = forward_and_reverse(lm_samples)
+        test_ppl = language_model_perplexity(language_model, test_ids)
+        rows.append({"model": "LSTM language model", "nll": test_tokens * torch.log(torch.tensor(test_ppl)).item()
+                     / len(test_texts), "ppl": test_ppl, "forward_ppl": forward_ppl, "reverse_ppl": reverse_ppl,
+                     "active_units": None, "bleu": None, "train_time_s": round(train_time, 1),
+                     "samples": tokenizer.batch_decode(lm_samples[:5], skip_special_tokens=True)})
+        print(json.dumps(rows[-1]), flush=True)
 
-    for name, settings in MODELS.items():
+    for name, settings in (MODELS[key] for key in args.models if key in MODELS):
         torch.manual_seed(args.seed)
         config = LatentEBMTextConfig(vocab_size=len(tokenizer), **special, **{**overrides, **settings})
         model = LatentEBMForTextGeneration(config).to(args.device)

@@ -25,6 +25,9 @@ class ImageModelTester(ModelTesterMixin):
         {"posterior_langevin_steps": -1},
         {"posterior_langevin_step_schedule": []},
         {"posterior_langevin_step_schedule": [0.5, -0.1]},
+        {"prior_langevin_step_schedule": []},
+        {"posterior_chain_prior": "none"},
+        {"prior_langevin_step_schedule": [0.4, 0.0]},
         {"posterior_langevin_noise_scale": -1.0},
         {"energy_activation": "tanh"},
         {"langevin_on_nonfinite": "ignore"},
@@ -185,6 +188,20 @@ def test_posterior_chain_follows_the_configured_schedule_and_temperature():
     assert LatentEBMForImageGeneration(config).posterior_sampler(step_size=0.3).step_sizes == [0.3] * 3
 
 
+def test_prior_chain_follows_the_configured_schedule():
+    config = LatentEBMConfig(**{**TINY, "prior_langevin_steps": 4, "prior_langevin_step_schedule": [0.4, 0.4, 0.1]})
+    model = LatentEBMForImageGeneration(config)
+    assert model.prior_sampler().step_sizes == [0.4, 0.4, 0.1, 0.1]
+    assert model.prior_sampler(step_size=0.2).step_sizes == [0.2] * 4
+    # The schedule reaches the sampling path: it changes the samples of a fixed generator.
+    plain = LatentEBMForImageGeneration(LatentEBMConfig(**{**TINY, "prior_langevin_steps": 4}))
+    plain.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        scheduled_z = model.sample_latents(8, torch.Generator().manual_seed(0))
+        plain_z = plain.sample_latents(8, torch.Generator().manual_seed(0))
+    assert not torch.allclose(scheduled_z, plain_z)
+
+
 def test_nonfinite_chain_raises_or_resets():
     from hf_latent_ebm import LangevinDivergenceError
 
@@ -198,3 +215,24 @@ def test_nonfinite_chain_raises_or_resets():
     with pytest.warns(RuntimeWarning, match="reset"):
         latents = model.sample_latents(2, seeded())
     assert torch.isfinite(latents).all()
+
+
+@pytest.mark.parametrize("chain_prior", ["model", "reference"])
+def test_posterior_chain_prior_decides_whether_the_energy_steers_the_chain(chain_prior):
+    torch.manual_seed(0)
+    model = LatentEBMForImageGeneration(LatentEBMConfig(**{**TINY, "posterior_chain_prior": chain_prior})).eval()
+    images = torch.rand(4, 1, 28, 28) * 2 - 1
+
+    def posterior_and_loss():
+        latents = model.posterior_latents(images, torch.Generator().manual_seed(3))
+        losses = model.mle_losses(images, torch.Generator().manual_seed(3))
+        return latents, losses.posterior_latents
+
+    before = posterior_and_loss()
+    with torch.no_grad():  # a different energy: a strong pull towards z = 1
+        model.prior.energy_net[-1].weight.zero_()
+        model.prior.energy_net[0].bias.fill_(0.0)
+        model.prior.energy_net[-1].weight[0, 0] = 50.0
+    after = posterior_and_loss()
+    for old, new in zip(before, after):
+        assert torch.equal(old, new) == (chain_prior == "reference")

@@ -78,17 +78,18 @@ class LanguageModel(nn.Module):
 def train_language_model(input_ids: torch.Tensor, vocab_size: int, pad_token_id: int, bos_token_id: int,
                          eos_token_id: int, num_steps: int = 2000, batch_size: int = 64, embedding_dim: int = 128,
                          hidden_dim: int = 256, learning_rate: float = 1e-3, seed: int = 0,
-                         progress: bool = False) -> LanguageModel:
-    """Train an LSTM LM on token ids (N, L); used to score samples (forward PPL) or trained on samples (reverse)."""
+                         progress: bool = False, device: str | torch.device = "cpu") -> LanguageModel:
+    """Train an LSTM LM on token ids (N, L); used to score samples (forward PPL) or trained on samples (reverse).
+    The batches are drawn on the CPU with a seeded generator and moved to `device`."""
     from tqdm.auto import tqdm
 
     torch.manual_seed(seed)
-    model = LanguageModel(vocab_size, embedding_dim, hidden_dim, pad_token_id, bos_token_id, eos_token_id)
+    model = LanguageModel(vocab_size, embedding_dim, hidden_dim, pad_token_id, bos_token_id, eos_token_id).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=learning_rate)
     generator = torch.Generator().manual_seed(seed)
     model.train()
     for _ in tqdm(range(num_steps), desc="language model", disable=not progress):
-        batch = input_ids[torch.randint(0, input_ids.shape[0], (batch_size,), generator=generator)]
+        batch = input_ids[torch.randint(0, input_ids.shape[0], (batch_size,), generator=generator)].to(device)
         loss = model.negative_log_likelihood(batch).sum() / max(num_predicted_tokens(batch, pad_token_id), 1)
         optimizer.zero_grad()
         loss.backward()
@@ -99,8 +100,8 @@ def train_language_model(input_ids: torch.Tensor, vocab_size: int, pad_token_id:
 
 @torch.no_grad()
 def language_model_perplexity(model: LanguageModel, input_ids: torch.Tensor, batch_size: int = 256) -> float:
-    pad = model.decoder.pad_token_id
-    total = sum(model.negative_log_likelihood(input_ids[i:i + batch_size]).sum().item()
+    pad, device = model.decoder.pad_token_id, next(model.parameters()).device
+    total = sum(model.negative_log_likelihood(input_ids[i:i + batch_size].to(device)).sum().item()
                 for i in range(0, input_ids.shape[0], batch_size))
     return perplexity(total, num_predicted_tokens(input_ids, pad))
 

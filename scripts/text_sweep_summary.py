@@ -1,0 +1,90 @@
+"""Tabulate a text config sweep (`scripts/text_sweep.sh`): each (config, model) row as mean ± SD over seeds, and each
+latent-EBM config's reverse PPL minus the Gaussian-prior VAE's, paired by seed.
+
+    python scripts/text_sweep_summary.py runs/text_sweep --section text-sweep
+
+Files are named <config>_seed<N>.json (text_table.py outputs). All runs must share data, steps, batch and metric
+settings, so the only differences are the config overrides and the seed.
+"""
+
+import argparse
+import json
+import re
+import statistics
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_doc import update_section  # noqa: E402
+from text_seeds_summary import EBM, VAE, mean_and_spread  # noqa: E402
+
+METRICS = [("nll", "test NLL ↓"), ("forward_ppl", "forward PPL ↓"), ("reverse_ppl", "reverse PPL ↓"),
+           ("active_units", "active units"), ("bleu", "recon. BLEU"), ("train_time_s", "training (s)")]
+SHARED_SETTINGS = ("data", "max_steps", "batch_size", "lm_steps", "num_test", "is_samples", "device")
+
+
+def load_sweep(folder: Path) -> dict[tuple[str, int], dict]:
+    runs = {}
+    for path in sorted(folder.glob("*_seed*.json")):
+        match = re.fullmatch(r"(.+)_seed(\d+)\.json", path.name)
+        if match:
+            runs[(match.group(1), int(match.group(2)))] = json.loads(path.read_text())
+    if not runs:
+        raise ValueError(f"no <config>_seed<N>.json files in {folder}")
+    settings = {tuple(run.get(key) for key in SHARED_SETTINGS) for run in runs.values()}
+    if len(settings) != 1:
+        raise ValueError(f"the runs differ in {SHARED_SETTINGS}: {sorted(map(str, settings))}")
+    return runs
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--results-md", default="docs/results.md")
+    parser.add_argument("--section", default="text-sweep")
+    parser.add_argument("--title", default=None)
+    args = parser.parse_args()
+
+    runs = load_sweep(args.folder)
+    rows = {}  # (config, model) -> {seed: row}
+    for (config, seed), run in runs.items():
+        for row in run["rows"]:
+            if row["model"] != "real test data":
+                rows.setdefault((config, row["model"]), {})[seed] = row
+    table = ["| config | model | " + " | ".join(label for _, label in METRICS) + " | seeds |",
+             "|---" * (len(METRICS) + 3) + "|"]
+    for (config, model), by_seed in rows.items():
+        cells = []
+        for key, _ in METRICS:
+            values = [float(row[key]) for row in by_seed.values() if row.get(key) is not None]
+            cells.append(mean_and_spread(values) if values and len(values) == len(by_seed) else "–")
+        table.append(f"| {config} | {model} | " + " | ".join(cells) + f" | {len(by_seed)} |")
+
+    vae_rows = {seed: row for (config, model), by_seed in rows.items() if model == VAE for seed, row in by_seed.items()}
+    if len({config for config, model in rows if model == VAE}) > 1:
+        raise ValueError("one VAE config per sweep: the EBM configs are paired with it by seed")
+    comparisons = []
+    for (config, model), by_seed in rows.items():
+        seeds = sorted(set(by_seed) & set(vae_rows))
+        if model != EBM or not seeds:
+            continue
+        differences = [by_seed[seed]["reverse_ppl"] - vae_rows[seed]["reverse_ppl"] for seed in seeds]
+        error = statistics.stdev(differences) / len(differences) ** 0.5 if len(differences) > 1 else float("nan")
+        comparisons.append(f"- {config}: " + ", ".join(f"{d:+.2f}" for d in differences)
+                           + f" (seeds {', '.join(map(str, seeds))}); mean {statistics.mean(differences):+.2f}, "
+                           f"standard error {error:.2f}; active units "
+                           + "/".join(str(by_seed[seed]["active_units"]) for seed in seeds))
+    first = next(iter(runs.values()))
+    overrides = "\n".join(f"- {config}: `{json.dumps(run['config_overrides'])}`"
+                          for (config, seed), run in runs.items() if seed == min(s for c, s in runs if c == config))
+    body = ("\n".join(table) + f"\n\nMean ± standard deviation over seeds. Every run: {first['max_steps']} steps of "
+            f"batch {first['batch_size']} on {first['data']} ({first['device']}), {first['num_test']} test sentences, "
+            f"metric LMs trained {first['lm_steps']} steps.\n\nConfig overrides (on the text defaults):\n{overrides}\n\n"
+            "Reverse PPL, latent EBM minus VAE, paired by seed (negative: the EBM is ahead):\n"
+            + ("\n".join(comparisons) or "- no EBM/VAE pairs") + f"\n\nCommand: `python {' '.join(sys.argv)}`.")
+    update_section(args.results_md, args.section, args.title or f"Text config sweep ({first['max_steps']} steps)", body)
+    print(body)
+
+
+if __name__ == "__main__":
+    main()
