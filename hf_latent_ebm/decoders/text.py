@@ -43,7 +43,9 @@ class TextDecoderBase(nn.Module):
         finished = torch.zeros(latents.shape[0], dtype=torch.bool, device=latents.device)
         for _ in range(max_length - 1):
             # The whole prefix is re-read each step: sequences are short, and one path serves every decoder type.
-            logits = self(ids, latents)[:, -1]
+            # Only the last position goes through the vocabulary projection: all positions' logits, a larger
+            # tensor at every step, filled GPU memory through the allocator's cache for 10k samples.
+            logits = self.output(self.hidden_states(ids, latents)[:, -1])
             if greedy:
                 next_ids = logits.argmax(dim=-1)
             else:
@@ -92,11 +94,19 @@ class RecurrentTextDecoder(TextDecoderBase):
         if lengths is not None and bool((lengths < length).any()):
             # Rows of zero length still run one step (pack needs >= 1); nothing of it is scored.
             packed = pack_padded_sequence(inputs, lengths.clamp_min(1).cpu(), batch_first=True, enforce_sorted=False)
-            hidden, _ = self.rnn(packed, initial_state)
+            hidden, _ = self._recur(packed, initial_state)
             hidden, _ = pad_packed_sequence(hidden, batch_first=True, total_length=length)
         else:
-            hidden, _ = self.rnn(inputs, initial_state)
+            hidden, _ = self._recur(inputs, initial_state)
         return self.dropout(hidden)
+
+    def _recur(self, inputs, initial_state):
+        # cuDNN's RNN backward runs in training mode only, and posterior chains differentiate through the decoder
+        # in eval mode too (metrics, encode_text); there PyTorch's own RNN kernels take over.
+        if self.training or not torch.is_grad_enabled() or not self.embedding.weight.is_cuda:
+            return self.rnn(inputs, initial_state)
+        with torch.backends.cudnn.flags(enabled=False):
+            return self.rnn(inputs, initial_state)
 
 
 class TransformerTextDecoder(TextDecoderBase):
