@@ -16,11 +16,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_doc import update_section  # noqa: E402
-from text_seeds_summary import EBM, VAE, mean_and_spread  # noqa: E402
+from text_seeds_summary import EBM, VAE  # noqa: E402
 
-METRICS = [("nll", "test NLL ↓"), ("forward_ppl", "forward PPL ↓"), ("reverse_ppl", "reverse PPL ↓"),
-           ("active_units", "active units"), ("bleu", "recon. BLEU"), ("train_time_s", "training (s)")]
+METRICS = [("nll", "test NLL ↓", 2), ("forward_ppl", "forward PPL ↓", 2), ("reverse_ppl", "reverse PPL ↓", 2),
+           ("active_units", "active units", 1), ("bleu", "recon. BLEU", 3), ("train_time_s", "training (s)", 0)]
 SHARED_SETTINGS = ("data", "max_steps", "batch_size", "lm_steps", "num_test", "is_samples", "device")
+
+
+def mean_and_spread(values: list[float], digits: int) -> str:
+    if len(values) < 2:
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def load_sweep(folder: Path) -> dict[tuple[str, int], dict]:
@@ -51,13 +57,13 @@ def main():
         for row in run["rows"]:
             if row["model"] != "real test data":
                 rows.setdefault((config, row["model"]), {})[seed] = row
-    table = ["| config | model | " + " | ".join(label for _, label in METRICS) + " | seeds |",
+    table = ["| config | model | " + " | ".join(label for _, label, _ in METRICS) + " | seeds |",
              "|---" * (len(METRICS) + 3) + "|"]
     for (config, model), by_seed in rows.items():
         cells = []
-        for key, _ in METRICS:
+        for key, _, digits in METRICS:
             values = [float(row[key]) for row in by_seed.values() if row.get(key) is not None]
-            cells.append(mean_and_spread(values) if values and len(values) == len(by_seed) else "–")
+            cells.append(mean_and_spread(values, digits) if values and len(values) == len(by_seed) else "–")
         table.append(f"| {config} | {model} | " + " | ".join(cells) + f" | {len(by_seed)} |")
 
     vae_rows = {seed: row for (config, model), by_seed in rows.items() if model == VAE for seed, row in by_seed.items()}

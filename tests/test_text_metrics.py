@@ -153,3 +153,63 @@ def test_reverse_ppl_spread_scores_each_latent_source(tmp_path):
     assert "by where the latents come from" in (tmp_path / "results.md").read_text()
     # Each source draws from its own freshly seeded generator: the prior's score does not depend on the others.
     assert run("--seeds", "3")[folder] == [scores[folder][0]]
+
+
+def test_prior_fit_script_reports_each_sampler_setting(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "scripts" / "text_prior_fit.py"
+    lines = [f"the cat number {i % 7} sat on the mat ." for i in range(120)]
+    (tmp_path / "corpus.txt").write_text("\n".join(lines) + "\n")
+    tokenizer = train_tokenizer(lines, min_frequency=1, max_length=12)
+    torch.manual_seed(0)
+    model = LatentEBMForTextGeneration(LatentEBMTextConfig(**{**TINY_TEXT, "vocab_size": len(tokenizer)}))
+    model.set_tokenizer(tokenizer)
+    model.save_pretrained(tmp_path / "model")
+    output = tmp_path / "fit.json"
+    command = [sys.executable, str(script), str(tmp_path / "model"), "--data", str(tmp_path / "corpus.txt"),
+               "--num-sentences", "60", "--num-held-out", "20", "--steps", "4", "--report-every", "2",
+               "--settings", '{"step_size": 0.4}', '{"step_size": 0.2, "num_steps": 3}', "--output", str(output),
+               "--results-md", str(tmp_path / "results.md")]
+    subprocess.run(command, check=True, capture_output=True)
+    result = json.loads(output.read_text())
+    assert [run["setting"] for run in result["runs"]] == [{"step_size": 0.4}, {"step_size": 0.2, "num_steps": 3}]
+    for run in result["runs"]:
+        assert [entry["step"] for entry in run["history"]] == [2, 4]
+        assert all(entry["mmd"] >= -1e-6 and math.isfinite(entry["energy_gap"]) for entry in run["history"])
+    assert "can the prior chain learn the aggregate posterior" in (tmp_path / "results.md").read_text()
+    bad = subprocess.run(command[:-4] + ["--num-held-out", "60"], capture_output=True, text=True)
+    assert bad.returncode != 0 and "--num-held-out" in bad.stderr
+
+
+def test_prior_fit_mmd_is_zero_for_a_set_with_itself_and_grows_with_a_shift():
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from text_prior_fit import mmd
+
+    points = torch.randn(200, 8, generator=seeded(1))
+    assert abs(mmd(points, points)) < 1e-6
+    assert 0 < mmd(points, points + 0.5) < mmd(points, points + 2.0)
+
+
+def test_sweep_summary_pairs_each_ebm_config_with_the_vae_by_seed(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "scripts" / "text_sweep_summary.py"
+    shared = {"data": "kjv", "max_steps": 10, "batch_size": 4, "lm_steps": 2, "num_test": 5, "is_samples": 2,
+              "device": "CPU"}
+
+    def row(model, reverse_ppl, active_units=None):
+        return {"model": model, "nll": 1.0, "forward_ppl": 2.0, "reverse_ppl": reverse_ppl,
+                "active_units": active_units, "bleu": 0.1, "train_time_s": 1.0}
+
+    for seed, (vae, ebm) in enumerate([(70.0, 68.0), (71.0, 70.5)]):
+        (tmp_path / f"vae_seed{seed}.json").write_text(json.dumps(
+            {**shared, "config_overrides": {}, "rows": [row("Gaussian-prior VAE", vae, 0)]}))
+        (tmp_path / f"ebm-a_seed{seed}.json").write_text(json.dumps(
+            {**shared, "config_overrides": {"x": 1}, "rows": [row("latent EBM prior", ebm, 3 + seed)]}))
+    result = subprocess.run([sys.executable, str(script), str(tmp_path), "--results-md", str(tmp_path / "r.md")],
+                            check=True, capture_output=True, text=True).stdout
+    assert "- ebm-a: -2.00, -0.50 (seeds 0, 1); mean -1.25, standard error 0.75; active units 3/4" in result
+    assert "| ebm-a | latent EBM prior |" in result and "| 2 |" in result
+    # Runs that differ in anything but the overrides and the seed are refused.
+    (tmp_path / "vae_seed1.json").write_text(json.dumps(
+        {**shared, "max_steps": 11, "config_overrides": {}, "rows": [row("Gaussian-prior VAE", 71.0, 0)]}))
+    failed = subprocess.run([sys.executable, str(script), str(tmp_path), "--results-md", str(tmp_path / "r.md")],
+                            capture_output=True, text=True)
+    assert failed.returncode != 0 and "differ" in failed.stderr
