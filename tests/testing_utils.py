@@ -64,8 +64,10 @@ class ModelTesterMixin:
             assert torch.equal(param, loaded_param), name
         inputs = self.get_inputs()
         expected, actual = self.run_forward(model, inputs), self.run_forward(loaded, inputs)
-        assert torch.equal(expected.loss, actual.loss)
-        assert torch.equal(expected.posterior_latents, actual.posterior_latents)
+        # Equal weights, but not bitwise-equal outputs: loaded tensors sit at other memory alignments (offsets in the
+        # safetensors file), so SIMD kernels may sum in another order (seen as 1 ulp on a GRU posterior chain).
+        torch.testing.assert_close(actual.loss, expected.loss)
+        torch.testing.assert_close(actual.posterior_latents, expected.posterior_latents)
 
     def test_missing_checkpoint_raises_oserror(self, tmp_path):
         with pytest.raises(OSError):
