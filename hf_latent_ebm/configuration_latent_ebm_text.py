@@ -36,7 +36,7 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
         hidden_dim (`int`, *optional*, defaults to 128): Recurrent state width (or model width of the Transformer).
         num_decoder_layers (`int`, *optional*, defaults to 1): Recurrent or Transformer layers.
         num_attention_heads (`int`, *optional*, defaults to 4): Attention heads of the Transformer decoder.
-        decoder_dropout (`float`, *optional*, defaults to 0.2): Dropout on the decoder's inputs and outputs.
+        decoder_dropout (`float`, *optional*, defaults to 0.5): Dropout on the decoder's inputs and outputs.
         learner (`str`, *optional*, defaults to `"mle"`):
             "mle": the latent-EBM maximum-likelihood learner (posterior and prior Langevin). "vae": the Gaussian-prior
             VAE baseline, an LSTM inference network q(z | x) trained with the decoder on the ELBO (needs
@@ -47,9 +47,15 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
             likelihood on the end points of the learner's p0-started posterior chains).
 
     The prior, Langevin and optimisation arguments are those of [`LatentEBMConfig`], with text defaults:
-    `latent_dim` 32 (as SRI), `prior_learning_rate` 1e-4 and `decoder_learning_rate` 1e-3 (as SRI), and a 10-step
-    posterior chain on SRI's decaying step sizes (`posterior_langevin_step_schedule` [.8, .7, .6, .5, .2, .2, .1,
-    .1, .05]; set it to None for the constant `posterior_langevin_step_size`).
+    `latent_dim` 32 (as SRI), `decoder_learning_rate` 1e-3 (as SRI), and a 10-step posterior chain on SRI's
+    decaying step sizes (`posterior_langevin_step_schedule` [.8, .7, .6, .5, .2, .2, .1, .1, .05]; set it to None
+    for the constant `posterior_langevin_step_size`) with SRI's tempered noise (`posterior_langevin_noise_scale`
+    0.05), a posterior chain on the reference density (`posterior_chain_prior="reference"`), a prior step of 0.2
+    and `prior_learning_rate` 3e-4. Why: with Langevin-proper posterior noise the decoder learns to ignore z (4 to
+    11 active units of 32); tempered, it uses z, but a chain steered by the learned energy then feeds back into the
+    energy until its loss runs off; and the aggregate posterior it learns is narrow (per-unit std about 0.45), which
+    a prior step of 0.4 cannot follow (see docs/results.md, text sections). Set `posterior_langevin_noise_scale=1`
+    and `posterior_chain_prior="model"` for maximum likelihood proper.
 
     Example:
 
@@ -70,13 +76,16 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
     hidden_dim: int = 128
     num_decoder_layers: int = 1
     num_attention_heads: int = 4
-    decoder_dropout: float = 0.2
+    decoder_dropout: float = 0.5
     learner: str = "mle"
     posterior_init: str = "prior"
     latent_dim: int = 32
     posterior_langevin_steps: int = 10
     posterior_langevin_step_schedule: list[float] | None = field(default_factory=lambda: list(SRI_POSTERIOR_STEP_SIZES))
-    prior_learning_rate: float = 1e-4
+    posterior_langevin_noise_scale: float = 0.05
+    posterior_chain_prior: str = "reference"
+    prior_langevin_step_size: float = 0.2
+    prior_learning_rate: float = 3e-4
     decoder_learning_rate: float = 1e-3
 
     def validate_text(self):

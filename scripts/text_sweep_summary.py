@@ -1,5 +1,5 @@
 """Tabulate a text config sweep (`scripts/text_sweep.sh`): each (config, model) row as mean ± SD over seeds, and each
-latent-EBM config's reverse PPL minus the Gaussian-prior VAE's, paired by seed.
+latent-EBM config's reverse PPL, test NLL and forward PPL minus the Gaussian-prior VAE's, paired by seed.
 
     python scripts/text_sweep_summary.py runs/text_sweep --section text-sweep
 
@@ -10,6 +10,7 @@ settings, so the only differences are the config overrides and the seed.
 import argparse
 import json
 import re
+import shlex
 import statistics
 import sys
 from pathlib import Path
@@ -20,6 +21,8 @@ from text_seeds_summary import EBM, VAE  # noqa: E402
 
 METRICS = [("nll", "test NLL ↓", 2), ("forward_ppl", "forward PPL ↓", 2), ("reverse_ppl", "reverse PPL ↓", 2),
            ("active_units", "active units", 1), ("bleu", "recon. BLEU", 3), ("train_time_s", "training (s)", 0)]
+# Metrics compared with the VAE seed by seed (lower is better for each).
+PAIRED = [("reverse_ppl", "reverse PPL"), ("nll", "test NLL"), ("forward_ppl", "forward PPL")]
 SHARED_SETTINGS = ("data", "max_steps", "batch_size", "lm_steps", "num_test", "is_samples", "device")
 
 
@@ -74,20 +77,23 @@ def main():
         seeds = sorted(set(by_seed) & set(vae_rows))
         if model != EBM or not seeds:
             continue
-        differences = [by_seed[seed]["reverse_ppl"] - vae_rows[seed]["reverse_ppl"] for seed in seeds]
-        error = statistics.stdev(differences) / len(differences) ** 0.5 if len(differences) > 1 else float("nan")
-        comparisons.append(f"- {config}: " + ", ".join(f"{d:+.2f}" for d in differences)
-                           + f" (seeds {', '.join(map(str, seeds))}); mean {statistics.mean(differences):+.2f}, "
-                           f"standard error {error:.2f}; active units "
-                           + "/".join(str(by_seed[seed]["active_units"]) for seed in seeds))
+        for key, label in PAIRED:
+            differences = [by_seed[seed][key] - vae_rows[seed][key] for seed in seeds]
+            error = statistics.stdev(differences) / len(differences) ** 0.5 if len(differences) > 1 else float("nan")
+            comparisons.append(f"- {config}, {label}: " + ", ".join(f"{d:+.2f}" for d in differences)
+                               + f" (seeds {', '.join(map(str, seeds))}); mean {statistics.mean(differences):+.2f}, "
+                               f"standard error {error:.2f}"
+                               + (f"; {sum(d < 0 for d in differences)} of {len(differences)} below 0"))
+        comparisons.append(f"- {config}, active units: " + "/".join(str(by_seed[seed]["active_units"])
+                                                                      for seed in seeds))
     first = next(iter(runs.values()))
     overrides = "\n".join(f"- {config}: `{json.dumps(run['config_overrides'])}`"
                           for (config, seed), run in runs.items() if seed == min(s for c, s in runs if c == config))
     body = ("\n".join(table) + f"\n\nMean ± standard deviation over seeds. Every run: {first['max_steps']} steps of "
             f"batch {first['batch_size']} on {first['data']} ({first['device']}), {first['num_test']} test sentences, "
-            f"metric LMs trained {first['lm_steps']} steps.\n\nConfig overrides (on the text defaults):\n{overrides}\n\n"
-            "Reverse PPL, latent EBM minus VAE, paired by seed (negative: the EBM is ahead):\n"
-            + ("\n".join(comparisons) or "- no EBM/VAE pairs") + f"\n\nCommand: `python {' '.join(sys.argv)}`.")
+            f"metric LMs trained {first['lm_steps']} steps.\n\nConfig overrides (on the text defaults at the time of the run):\n{overrides}\n\n"
+            "Latent EBM minus VAE, paired by seed (negative: the EBM is ahead):\n"
+            + ("\n".join(comparisons) or "- no EBM/VAE pairs") + f"\n\nCommand: `python {shlex.join(sys.argv)}`.")
     update_section(args.results_md, args.section, args.title or f"Text config sweep ({first['max_steps']} steps)", body)
     print(body)
 
