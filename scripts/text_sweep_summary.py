@@ -2,6 +2,11 @@
 latent-EBM config's reverse PPL, test NLL and forward PPL minus the Gaussian-prior VAE's, paired by seed.
 
     python scripts/text_sweep_summary.py runs/text_sweep --section text-sweep
+    python scripts/text_sweep_summary.py runs/text_sweep --rescored spread_a.json spread_b.json
+
+--rescored adds `scripts/text_reverse_ppl_spread.py` outputs for the sweep's models (folders
+<config>_seed<N>/<learner>-<prior_type>, as text_table.py names them): each run's reverse PPL is then also averaged
+over its text_table scoring and these re-scorings, which separates the metric's own noise from the seeds'.
 
 Files are named <config>_seed<N>.json (text_table.py outputs). All runs must share data, steps, batch and metric
 settings, so the only differences are the config overrides and the seed.
@@ -23,6 +28,8 @@ METRICS = [("nll", "test NLL ↓", 2), ("forward_ppl", "forward PPL ↓", 2), ("
            ("active_units", "active units", 1), ("bleu", "recon. BLEU", 3), ("train_time_s", "training (s)", 0)]
 # Metrics compared with the VAE seed by seed (lower is better for each).
 PAIRED = [("reverse_ppl", "reverse PPL"), ("nll", "test NLL"), ("forward_ppl", "forward PPL")]
+# text_table.py saves each row's model in <work dir>/<learner>-<prior_type>.
+FOLDER_MODELS = {"mle-ebm": EBM, "vae-gaussian": VAE}
 SHARED_SETTINGS = ("data", "max_steps", "batch_size", "lm_steps", "num_test", "is_samples", "device")
 
 
@@ -46,12 +53,40 @@ def load_sweep(folder: Path) -> dict[tuple[str, int], dict]:
     return runs
 
 
+def paired_line(label: str, seeds: list[int], differences: list[float]) -> str:
+    error = statistics.stdev(differences) / len(differences) ** 0.5 if len(differences) > 1 else float("nan")
+    return (f"- {label}: " + ", ".join(f"{d:+.2f}" for d in differences) + f" (seeds {', '.join(map(str, seeds))}); "
+            f"mean {statistics.mean(differences):+.2f}, standard error {error:.2f}; "
+            f"{sum(d < 0 for d in differences)} of {len(differences)} below 0")
+
+
+def averaged(rescored: dict, row: dict, key: tuple[str, int, str]) -> float:
+    """A run's reverse PPL averaged over its text_table scoring and its re-scorings, if any."""
+    return statistics.mean([row["reverse_ppl"], *rescored.get(key, [])])
+
+
+def load_rescorings(paths: list[Path], lm_steps: int) -> dict[tuple[str, int, str], list[float]]:
+    """(config, seed, model) -> the reverse PPLs of the model's own samples in text_reverse_ppl_spread.py outputs."""
+    scores = {}
+    for path in paths:
+        record = json.loads(path.read_text())
+        if record["lm_steps"] != lm_steps:
+            raise ValueError(f"{path}: reverse LMs trained {record['lm_steps']} steps, the sweep's {lm_steps}")
+        for name, values in record["reverse_ppl"].items():
+            match = re.search(r"(?:^|/)([^/]+)_seed(\d+)/([^/]+)$", name)  # "(z from ...)" entries do not match
+            if match and match.group(3) in FOLDER_MODELS:
+                key = (match.group(1), int(match.group(2)), FOLDER_MODELS[match.group(3)])
+                scores.setdefault(key, []).extend(values)
+    return scores
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path)
     parser.add_argument("--results-md", default="docs/results.md")
     parser.add_argument("--section", default="text-sweep")
     parser.add_argument("--title", default=None)
+    parser.add_argument("--rescored", type=Path, nargs="*", default=[])
     args = parser.parse_args()
 
     runs = load_sweep(args.folder)
@@ -72,18 +107,24 @@ def main():
     vae_rows = {seed: row for (config, model), by_seed in rows.items() if model == VAE for seed, row in by_seed.items()}
     if len({config for config, model in rows if model == VAE}) > 1:
         raise ValueError("one VAE config per sweep: the EBM configs are paired with it by seed")
+    vae_config = next((config for config, model in rows if model == VAE), None)
+    rescored = load_rescorings(args.rescored, next(iter(runs.values()))["lm_steps"])
     comparisons = []
     for (config, model), by_seed in rows.items():
         seeds = sorted(set(by_seed) & set(vae_rows))
         if model != EBM or not seeds:
             continue
         for key, label in PAIRED:
-            differences = [by_seed[seed][key] - vae_rows[seed][key] for seed in seeds]
-            error = statistics.stdev(differences) / len(differences) ** 0.5 if len(differences) > 1 else float("nan")
-            comparisons.append(f"- {config}, {label}: " + ", ".join(f"{d:+.2f}" for d in differences)
-                               + f" (seeds {', '.join(map(str, seeds))}); mean {statistics.mean(differences):+.2f}, "
-                               f"standard error {error:.2f}"
-                               + (f"; {sum(d < 0 for d in differences)} of {len(differences)} below 0"))
+            comparisons.append(paired_line(f"{config}, {label}", seeds,
+                                           [by_seed[seed][key] - vae_rows[seed][key] for seed in seeds]))
+        if rescored:
+            counts = sorted({1 + len(rescored.get(key, [])) for seed in seeds
+                             for key in ((config, seed, EBM), (vae_config, seed, VAE))})
+            comparisons.append(paired_line(
+                f"{config}, reverse PPL averaged over each model's scorings ({'/'.join(map(str, counts))} each)", seeds,
+                [averaged(rescored, by_seed[seed], (config, seed, EBM))
+                 - averaged(rescored, vae_rows[seed], (vae_config, seed, VAE))
+                 for seed in seeds]))
         comparisons.append(f"- {config}, active units: " + "/".join(str(by_seed[seed]["active_units"])
                                                                       for seed in seeds))
     first = next(iter(runs.values()))

@@ -212,6 +212,15 @@ def test_sweep_summary_pairs_each_ebm_config_with_the_vae_by_seed(tmp_path):
     assert "- ebm-a, reverse PPL: -2.00, -0.50 (seeds 0, 1); mean -1.25, standard error 0.75; 2 of 2 below 0" in result
     assert "- ebm-a, test NLL: +0.00, +0.00 (seeds 0, 1)" in result
     assert "- ebm-a, active units: 3/4" in result
+    # Re-scorings (text_reverse_ppl_spread.py outputs) are averaged in per model; other latent sources are ignored.
+    (tmp_path / "spread.json").write_text(json.dumps({"lm_steps": 2, "reverse_ppl": {
+        "runs/x/ebm-a_seed0/mle-ebm": [66.0], "runs/x/vae_seed0/vae-gaussian": [70.0],
+        "runs/x/ebm-a_seed0/mle-ebm (z from posterior)": [1.0]}}))
+    result = subprocess.run([sys.executable, str(script), str(tmp_path), "--results-md", str(tmp_path / "r.md"),
+                             "--rescored", str(tmp_path / "spread.json")], check=True, capture_output=True,
+                            text=True).stdout
+    assert ("- ebm-a, reverse PPL averaged over each model's scorings (1/2 each): -3.00, -0.50 (seeds 0, 1); "
+            "mean -1.75, standard error 1.25; 2 of 2 below 0") in result
     assert "| ebm-a | latent EBM prior |" in result and "| 2 |" in result
     # Runs that differ in anything but the overrides and the seed are refused.
     (tmp_path / "vae_seed1.json").write_text(json.dumps(
