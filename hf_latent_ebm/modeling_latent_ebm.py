@@ -139,8 +139,10 @@ class LatentEBMPreTrainedModel(PreTrainedModel):
             on_nonfinite=self.config.langevin_on_nonfinite,
         )
 
-    def posterior_sampler(self, num_steps: int | None = None, step_size: float | None = None) -> LangevinSampler:
-        """The configured posterior chain (its step-size schedule, if any); an explicit `step_size` replaces both."""
+    def posterior_sampler(self, num_steps: int | None = None, step_size: float | None = None,
+                          langevin_proper: bool = False) -> LangevinSampler:
+        """The configured posterior chain (its step-size schedule, if any); an explicit `step_size` replaces both.
+        `langevin_proper=True` keeps the steps but uses full noise, whatever `posterior_langevin_noise_scale` says."""
         config = self.config
         if step_size is None:
             step_size = config.posterior_langevin_step_schedule or config.posterior_langevin_step_size
@@ -149,7 +151,7 @@ class LatentEBMPreTrainedModel(PreTrainedModel):
             step_size=step_size,
             add_noise=config.langevin_noise,
             on_nonfinite=config.langevin_on_nonfinite,
-            noise_scale=config.posterior_langevin_noise_scale,
+            noise_scale=1.0 if langevin_proper else config.posterior_langevin_noise_scale,
         )
 
     # ---- learning --------------------------------------------------------------------------------------------
@@ -186,14 +188,20 @@ class LatentEBMPreTrainedModel(PreTrainedModel):
                                return_diagnostics)
 
     @torch.no_grad()
-    def posterior_latents(self, observations: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """z ~ p(z | x) by short-run posterior Langevin from p0, for a batch the decoder can score."""
+    def posterior_latents(self, observations: torch.Tensor, generator: torch.Generator | None = None,
+                          langevin_proper: bool = False) -> torch.Tensor:
+        """z ~ p(z | x) by short-run posterior Langevin from p0, for a batch the decoder can score: the configured
+        chain, or with `langevin_proper=True` a chain that targets this model's p(z | x) itself (full noise, the
+        learned energy in the prior term) whatever the training chain was."""
         start = self.prior.sample_reference(observations.shape[0], generator, self.device)
-        return self.posterior_sampler()(self.posterior_chain_potential(observations), start, generator)
+        return self.posterior_sampler(langevin_proper=langevin_proper)(
+            self.posterior_chain_potential(observations, langevin_proper), start, generator)
 
-    def posterior_chain_potential(self, observations: torch.Tensor):
-        """The posterior chain's potential U(z) for these observations, with the configured prior term."""
-        return posterior_potential(self.prior, self.decoder, observations, self.config.posterior_chain_prior)
+    def posterior_chain_potential(self, observations: torch.Tensor, langevin_proper: bool = False):
+        """The posterior chain's potential U(z) for these observations, with the configured prior term (the model's
+        own with `langevin_proper=True`)."""
+        chain_prior = "model" if langevin_proper else self.config.posterior_chain_prior
+        return posterior_potential(self.prior, self.decoder, observations, chain_prior)
 
     @torch.no_grad()
     def joint_potential(self, observations: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:

@@ -164,15 +164,19 @@ class LatentEBMForTextGeneration(LatentEBMPreTrainedModel):
 
     # ---- posterior ---------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def posterior_latents(self, input_ids: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def posterior_latents(self, input_ids: torch.Tensor, generator: torch.Generator | None = None,
+                          langevin_proper: bool = False) -> torch.Tensor:
         """z ~ p(z | x): short-run posterior Langevin (from p0, or from a draw of q(z | x) with
-        posterior_init="encoder"), or a draw from q(z | x) for the VAE."""
+        posterior_init="encoder"), or a draw from q(z | x) for the VAE. The chain is the configured one, or with
+        `langevin_proper=True` one that targets this model's p(z | x) (full noise, the learned energy in its prior
+        term) whatever the training chain was."""
         if self.encoder is None:
-            return super().posterior_latents(input_ids, generator)
+            return super().posterior_latents(input_ids, generator, langevin_proper)
         sample = self._sample_gaussian(*self.encoder(input_ids), generator)
         if self.config.learner == "vae":
             return sample
-        return self.posterior_sampler()(self.posterior_chain_potential(input_ids), sample, generator)
+        return self.posterior_sampler(langevin_proper=langevin_proper)(
+            self.posterior_chain_potential(input_ids, langevin_proper), sample, generator)
 
     @staticmethod
     def _sample_gaussian(mean, log_variance, generator):
@@ -181,19 +185,21 @@ class LatentEBMForTextGeneration(LatentEBMPreTrainedModel):
 
     @torch.no_grad()
     def posterior_gaussian(self, input_ids: torch.Tensor, num_chains: int = 8,
-                           generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                           generator: torch.Generator | None = None,
+                           langevin_proper: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """
         A diagonal Gaussian (mean, std) approximating p(z | x) for each sequence: the VAE's q(z | x), or, for the
         Langevin models, the mean and std of `num_chains` independent posterior chains (std floored at 0.05 so the
-        Gaussian covers the chains' spread when they agree). Used as the importance-sampling proposal and for
-        active units.
+        Gaussian covers the chains' spread when they agree). Active units use the configured chains (the inference
+        the model was trained with); the importance-sampling proposal uses `langevin_proper=True`, chains on the
+        model's own p(z | x), since tempered chains on p0 are narrower than p(z | x) and loosen the NLL bound.
         """
         if self.config.learner == "vae":
             mean, log_variance = self.encoder(input_ids)
             return mean, (0.5 * log_variance).exp()
         if num_chains < 2:
             raise ValueError(f"num_chains must be >= 2 to fit a Gaussian, got {num_chains}")
-        chains = torch.stack([self.posterior_latents(input_ids, generator) for _ in range(num_chains)])
+        chains = torch.stack([self.posterior_latents(input_ids, generator, langevin_proper) for _ in range(num_chains)])
         return chains.mean(dim=0), chains.std(dim=0).clamp_min(0.05)
 
     # ---- inference -------------------------------------------------------------------------------------------
