@@ -41,6 +41,11 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
             "mle": the latent-EBM maximum-likelihood learner (posterior and prior Langevin). "vae": the Gaussian-prior
             VAE baseline, an LSTM inference network q(z | x) trained with the decoder on the ELBO (needs
             prior_type="gaussian").
+        vae_free_bits (`float`, *optional*, defaults to 0.0):
+            With learner="vae", the free-bits floor of the FB-VAE baseline the papers compare against (nats per
+            latent dimension): each dimension's batch-averaged KL term counts as at least this much in the loss, so
+            the optimiser gains nothing by pushing it lower and the VAE does not collapse to a language model.
+            0 is the plain ELBO.
         posterior_init (`str`, *optional*, defaults to `"prior"`):
             Where inference chains (`posterior_latents`, `encode_text`, metrics) start: "prior" (draws from p0, as the
             papers) or "encoder" (draws from an LSTM inference network q(z | x) trained alongside, by maximum
@@ -78,6 +83,7 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
     num_attention_heads: int = 4
     decoder_dropout: float = 0.5
     learner: str = "mle"
+    vae_free_bits: float = 0.0
     posterior_init: str = "prior"
     latent_dim: int = 32
     posterior_langevin_steps: int = 10
@@ -109,6 +115,10 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
             raise ValueError(f"learner must be one of {TEXT_LEARNERS}, got {self.learner!r}")
         if self.learner == "vae" and self.prior_type != "gaussian":
             raise ValueError("learner='vae' is the Gaussian-prior VAE baseline: set prior_type='gaussian'")
+        if not self.vae_free_bits >= 0:
+            raise ValueError(f"vae_free_bits must be >= 0 nats per dimension, got {self.vae_free_bits}")
+        if self.vae_free_bits and self.learner != "vae":
+            raise ValueError("vae_free_bits belongs to the VAE baseline (learner='vae')")
         if self.posterior_init not in POSTERIOR_INITS:
             raise ValueError(f"posterior_init must be one of {POSTERIOR_INITS}, got {self.posterior_init!r}")
         if self.posterior_init == "encoder" and self.learner != "mle":

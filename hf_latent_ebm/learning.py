@@ -78,20 +78,24 @@ def mle_losses(
 
 
 def elbo_losses(encoder: nn.Module, prior: nn.Module, decoder: nn.Module, observations: torch.Tensor,
-                generator: torch.Generator | None = None) -> MLELosses:
+                generator: torch.Generator | None = None, free_bits: float = 0.0) -> MLELosses:
     r"""
     The Gaussian-prior VAE's negative ELBO: E_q[-log p(x | z)] (one reparameterised sample) + KL(q(z | x) || p0).
     Returned in the learner's form: `decoder_loss` is the reconstruction term, `energy_loss` the KL term (there is
-    no energy), `posterior_latents` the sampled z and `prior_latents` draws from p0.
+    no energy), `posterior_latents` the sampled z and `prior_latents` draws from p0. With `free_bits` > 0 the loss
+    counts each latent dimension's batch-averaged KL as at least `free_bits` nats (free bits, as the FB-VAE
+    baseline); `energy_loss` stays the true KL.
     """
     mean, log_variance = encoder(observations)
     noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
     latents = mean + (0.5 * log_variance).exp() * noise
     reconstruction = decoder.negative_log_likelihood(observations, latents).mean()
     prior_variance = prior.reference_sigma**2
-    kl = 0.5 * ((mean.pow(2) + log_variance.exp()) / prior_variance - 1 - log_variance
-                + torch.log(torch.tensor(prior_variance))).sum(dim=1).mean()
-    return MLELosses(loss=reconstruction + kl, decoder_loss=reconstruction, energy_loss=kl,
+    kl_per_dimension = 0.5 * ((mean.pow(2) + log_variance.exp()) / prior_variance - 1 - log_variance
+                              + torch.log(torch.tensor(prior_variance))).mean(dim=0)
+    kl = kl_per_dimension.sum()
+    loss = reconstruction + (kl_per_dimension.clamp_min(free_bits).sum() if free_bits > 0 else kl)
+    return MLELosses(loss=loss, decoder_loss=reconstruction, energy_loss=kl,
                      posterior_latents=latents.detach(),
                      prior_latents=prior.sample_reference(mean.shape[0], generator, mean.device))
 

@@ -149,7 +149,8 @@ class LatentEBMForTextGeneration(LatentEBMPreTrainedModel):
         length = int((input_ids != self.config.pad_token_id).any(dim=0).nonzero().max()) + 1
         input_ids = input_ids[:, :length]
         if self.config.learner == "vae":
-            losses = elbo_losses(self.encoder, self.prior, self.decoder, input_ids, generator)
+            losses = elbo_losses(self.encoder, self.prior, self.decoder, input_ids, generator,
+                                 self.config.vae_free_bits)
         elif self.encoder is not None:
             # The learner's chains start from p0 as in the papers; q(z | x) learns to predict where they end, so
             # that inference can start its chains from q instead.

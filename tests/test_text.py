@@ -7,6 +7,7 @@ from transformers import AutoModel, AutoTokenizer
 from hf_latent_ebm import LatentEBMForTextGeneration, LatentEBMTextConfig
 from hf_latent_ebm.cli import main as cli_main
 from hf_latent_ebm.data import load_text_dataset
+from hf_latent_ebm.learning import elbo_losses
 from hf_latent_ebm.tokenization import train_tokenizer
 
 from .testing_utils import ModelTesterMixin
@@ -367,3 +368,32 @@ def test_vae_baseline_trains_encoder_and_decoder_on_the_elbo(tokenizer):
     assert all(p.grad is not None for p in model.encoder.parameters())
     mean, std = model.posterior_gaussian(ids)
     assert mean.shape == std.shape == (6, 4) and (std > 0).all()
+
+
+def test_vae_free_bits_floor_each_dimensions_kl_in_the_loss_only(tokenizer):
+    base = {**TINY_TEXT, "vocab_size": len(tokenizer), "learner": "vae", "prior_type": "gaussian"}
+    torch.manual_seed(0)
+    plain = LatentEBMForTextGeneration(LatentEBMTextConfig(**base))
+    free = LatentEBMForTextGeneration(LatentEBMTextConfig(**base, vae_free_bits=50.0))
+    free.load_state_dict(plain.state_dict())
+    free.set_tokenizer(tokenizer)
+    ids = free.tokenize(CORPUS[:6])
+    plain_output, free_output = plain(ids, generator=seeded()), free(ids, generator=seeded())
+    # Same reconstruction and true KL; the loss counts every dimension's KL (well below 50 nats) as 50.
+    torch.testing.assert_close(free_output.decoder_loss, plain_output.decoder_loss)
+    torch.testing.assert_close(free_output.energy_loss, plain_output.energy_loss)
+    torch.testing.assert_close(plain_output.loss, plain_output.decoder_loss + plain_output.energy_loss)
+    assert free_output.energy_loss < 50.0 * free.config.latent_dim
+    torch.testing.assert_close(free_output.loss, free_output.decoder_loss + 50.0 * free.config.latent_dim)
+    # So the KL term sends no gradient: the encoder learns from the reconstruction alone.
+    free_output.loss.backward()
+    free_variance_grad = [p.grad.clone() for p in free.encoder.parameters()]
+    free.zero_grad()
+    elbo_losses(free.encoder, free.prior, free.decoder, ids, seeded()).decoder_loss.backward()
+    for with_floor, reconstruction_only in zip(free_variance_grad, (p.grad for p in free.encoder.parameters())):
+        torch.testing.assert_close(with_floor, reconstruction_only)
+    for bad in ({"vae_free_bits": -0.1}, {"vae_free_bits": float("nan")}):
+        with pytest.raises(ValueError, match="vae_free_bits"):
+            LatentEBMTextConfig(**base, **bad)
+    with pytest.raises(ValueError, match="VAE baseline"):
+        LatentEBMTextConfig(**TINY_TEXT, vae_free_bits=0.5)
