@@ -7,6 +7,9 @@ latent-EBM config's reverse PPL, test NLL and forward PPL minus the Gaussian-pri
 --rescored adds `scripts/text_reverse_ppl_spread.py` outputs for the sweep's models (folders
 <config>_seed<N>/<learner>-<prior_type>, as text_table.py names them): each run's reverse PPL is then also averaged
 over its text_table scoring and these re-scorings, which separates the metric's own noise from the seeds'.
+--nll-rescored adds `scripts/text_nll.py` outputs: the test NLL pairing is repeated with each re-scored model's NLL in
+place of its text_table one (for the seeds whose latent-EBM model was re-scored), e.g. after a change of the
+estimator; they must use the sweep's test sentences, importance samples and each run's seed.
 
 Files are named <config>_seed<N>.json (text_table.py outputs). All runs must share data, steps, batch and metric
 settings, so the only differences are the config overrides and the seed.
@@ -80,6 +83,25 @@ def load_rescorings(paths: list[Path], lm_steps: int) -> dict[tuple[str, int, st
     return scores
 
 
+def load_nll_rescorings(paths: list[Path], runs: dict) -> dict[tuple[str, int, str], float]:
+    """(config, seed, model) -> the test NLL text_nll.py gave the model, checked against its run's settings."""
+    scores = {}
+    for path in paths:
+        record = json.loads(path.read_text())
+        for name, values in record["models"].items():
+            match = re.search(r"(?:^|/)([^/]+)_seed(\d+)/([^/]+)$", name)
+            if not (match and match.group(3) in FOLDER_MODELS and (match.group(1), int(match.group(2))) in runs):
+                continue
+            config, seed = match.group(1), int(match.group(2))
+            run = runs[(config, seed)]
+            if (record["num_test"], record["is_samples"], record["seed"]) != (run["num_test"], run["is_samples"], seed):
+                raise ValueError(f"{path}: {name} was scored with num_test {record['num_test']}, is_samples "
+                                 f"{record['is_samples']}, seed {record['seed']}; its run used {run['num_test']}, "
+                                 f"{run['is_samples']}, {seed}")
+            scores[(config, seed, FOLDER_MODELS[match.group(3)])] = values["nll"]
+    return scores
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("folder", type=Path)
@@ -87,6 +109,7 @@ def main():
     parser.add_argument("--section", default="text-sweep")
     parser.add_argument("--title", default=None)
     parser.add_argument("--rescored", type=Path, nargs="*", default=[])
+    parser.add_argument("--nll-rescored", type=Path, nargs="*", default=[])
     args = parser.parse_args()
 
     runs = load_sweep(args.folder)
@@ -109,6 +132,7 @@ def main():
         raise ValueError("one VAE config per sweep: the EBM configs are paired with it by seed")
     vae_config = next((config for config, model in rows if model == VAE), None)
     rescored = load_rescorings(args.rescored, next(iter(runs.values()))["lm_steps"])
+    nll_rescored = load_nll_rescorings(args.nll_rescored, runs)
     comparisons = []
     for (config, model), by_seed in rows.items():
         seeds = sorted(set(by_seed) & set(vae_rows))
@@ -125,6 +149,11 @@ def main():
                 [averaged(rescored, by_seed[seed], (config, seed, EBM))
                  - averaged(rescored, vae_rows[seed], (vae_config, seed, VAE))
                  for seed in seeds]))
+        nll_seeds = [seed for seed in seeds if (config, seed, EBM) in nll_rescored]
+        if nll_seeds:
+            comparisons.append(paired_line(f"{config}, test NLL with the text_nll.py re-scorings", nll_seeds, [
+                nll_rescored[(config, seed, EBM)] - nll_rescored.get((vae_config, seed, VAE), vae_rows[seed]["nll"])
+                for seed in nll_seeds]))
         comparisons.append(f"- {config}, active units: " + "/".join(str(by_seed[seed]["active_units"])
                                                                       for seed in seeds))
     first = next(iter(runs.values()))

@@ -190,6 +190,37 @@ def test_prior_fit_script_reports_each_sampler_setting(tmp_path):
     assert bad.returncode != 0 and "--num-held-out" in bad.stderr
 
 
+def test_nll_script_rescores_saved_models_deterministically(tmp_path):
+    script = Path(__file__).resolve().parents[1] / "scripts" / "text_nll.py"
+    lines = [f"the cat number {i % 7} sat on the mat ." for i in range(120)]
+    (tmp_path / "corpus.txt").write_text("\n".join(lines) + "\n")
+    tokenizer = train_tokenizer(lines, min_frequency=1, max_length=12)
+    torch.manual_seed(0)
+    folders = []
+    for name, settings in (("mle-ebm", {}), ("vae-gaussian", {"learner": "vae", "prior_type": "gaussian"})):
+        model = LatentEBMForTextGeneration(LatentEBMTextConfig(**{**TINY_TEXT, "vocab_size": len(tokenizer),
+                                                                  **settings}))
+        model.set_tokenizer(tokenizer)
+        model.save_pretrained(tmp_path / name)
+        folders.append(str(tmp_path / name))
+
+    def run(*extra):
+        output = tmp_path / "nll.json"
+        subprocess.run([sys.executable, str(script), *folders, "--data", str(tmp_path / "corpus.txt"), "--num-test",
+                        "4", "--is-samples", "3", "--output", str(output), "--results-md",
+                        str(tmp_path / "results.md"), *extra], check=True, capture_output=True)
+        return json.loads(output.read_text())
+
+    result = run()
+    assert (result["num_test"], result["is_samples"], result["seed"]) == (4, 3, 0)
+    assert set(result["models"]) == set(folders)
+    assert all(math.isfinite(row["nll"]) and row["nll"] > 0 and row["ppl"] > 1 for row in result["models"].values())
+    again = run()["models"]  # same seed, same chains and samples: the same estimate
+    assert {k: v["nll"] for k, v in again.items()} == {k: v["nll"] for k, v in result["models"].items()}
+    assert run("--seed", "1")["models"][folders[0]]["nll"] != result["models"][folders[0]]["nll"]
+    assert "test NLL of saved models" in (tmp_path / "results.md").read_text()
+
+
 def test_prior_fit_mmd_is_zero_for_a_set_with_itself_and_grows_with_a_shift():
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
     from text_prior_fit import mmd
@@ -228,6 +259,18 @@ def test_sweep_summary_pairs_each_ebm_config_with_the_vae_by_seed(tmp_path):
     assert ("- ebm-a, reverse PPL averaged over each model's scorings (1/2 each): -3.00, -0.50 (seeds 0, 1); "
             "mean -1.75, standard error 1.25; 2 of 2 below 0") in result
     assert "| ebm-a | latent EBM prior |" in result and "| 2 |" in result
+    # NLL re-scorings (text_nll.py outputs) replace the re-scored models' NLL; the unscored VAE keeps its row's.
+    (tmp_path / "nll.json").write_text(json.dumps({"num_test": 5, "is_samples": 2, "seed": 1, "models": {
+        "runs/x/ebm-a_seed1/mle-ebm": {"nll": 0.25}}}))
+    result = subprocess.run([sys.executable, str(script), str(tmp_path), "--results-md", str(tmp_path / "r.md"),
+                             "--nll-rescored", str(tmp_path / "nll.json")], check=True, capture_output=True,
+                            text=True).stdout
+    assert "- ebm-a, test NLL with the text_nll.py re-scorings: -0.75 (seeds 1);" in result
+    (tmp_path / "nll.json").write_text(json.dumps({"num_test": 5, "is_samples": 2, "seed": 0, "models": {
+        "runs/x/ebm-a_seed1/mle-ebm": {"nll": 0.25}}}))
+    failed = subprocess.run([sys.executable, str(script), str(tmp_path), "--results-md", str(tmp_path / "r.md"),
+                             "--nll-rescored", str(tmp_path / "nll.json")], capture_output=True, text=True)
+    assert failed.returncode != 0 and "seed 0" in failed.stderr
     # Runs that differ in anything but the overrides and the seed are refused.
     (tmp_path / "vae_seed1.json").write_text(json.dumps(
         {**shared, "max_steps": 11, "config_overrides": {}, "rows": [row("Gaussian-prior VAE", 71.0, 0)]}))
