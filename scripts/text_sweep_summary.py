@@ -110,6 +110,8 @@ def main():
     parser.add_argument("--title", default=None)
     parser.add_argument("--rescored", type=Path, nargs="*", default=[])
     parser.add_argument("--nll-rescored", type=Path, nargs="*", default=[])
+    parser.add_argument("--vae-config", default=None,
+                        help="the VAE config the EBM configs are paired with, when the sweep has several")
     args = parser.parse_args()
 
     runs = load_sweep(args.folder)
@@ -127,10 +129,13 @@ def main():
             cells.append(mean_and_spread(values, digits) if values and len(values) == len(by_seed) else "–")
         table.append(f"| {config} | {model} | " + " | ".join(cells) + f" | {len(by_seed)} |")
 
-    vae_rows = {seed: row for (config, model), by_seed in rows.items() if model == VAE for seed, row in by_seed.items()}
-    if len({config for config, model in rows if model == VAE}) > 1:
-        raise ValueError("one VAE config per sweep: the EBM configs are paired with it by seed")
-    vae_config = next((config for config, model in rows if model == VAE), None)
+    vae_configs = sorted(config for config, model in rows if model == VAE)
+    if args.vae_config is None and len(vae_configs) > 1:
+        raise ValueError(f"VAE configs {vae_configs}: name the one the EBM configs are paired with (--vae-config)")
+    if args.vae_config is not None and args.vae_config not in vae_configs:
+        raise ValueError(f"--vae-config {args.vae_config!r} is not among the sweep's VAE configs {vae_configs}")
+    vae_config = args.vae_config or next(iter(vae_configs), None)
+    vae_rows = rows.get((vae_config, VAE), {})
     rescored = load_rescorings(args.rescored, next(iter(runs.values()))["lm_steps"])
     nll_rescored = load_nll_rescorings(args.nll_rescored, runs)
     comparisons = []
@@ -162,7 +167,7 @@ def main():
     body = ("\n".join(table) + f"\n\nMean ± standard deviation over seeds. Every run: {first['max_steps']} steps of "
             f"batch {first['batch_size']} on {first['data']} ({first['device']}), {first['num_test']} test sentences, "
             f"metric LMs trained {first['lm_steps']} steps.\n\nConfig overrides (on the text defaults at the time of the run):\n{overrides}\n\n"
-            "Latent EBM minus VAE, paired by seed (negative: the EBM is ahead):\n"
+            f"Latent EBM minus VAE ({vae_config}), paired by seed (negative: the EBM is ahead):\n"
             + ("\n".join(comparisons) or "- no EBM/VAE pairs") + f"\n\nCommand: `python {shlex.join(sys.argv)}`.")
     update_section(args.results_md, args.section, args.title or f"Text config sweep ({first['max_steps']} steps)", body)
     print(body)

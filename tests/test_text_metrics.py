@@ -259,6 +259,16 @@ def test_sweep_summary_pairs_each_ebm_config_with_the_vae_by_seed(tmp_path):
     assert ("- ebm-a, reverse PPL averaged over each model's scorings (1/2 each): -3.00, -0.50 (seeds 0, 1); "
             "mean -1.75, standard error 1.25; 2 of 2 below 0") in result
     assert "| ebm-a | latent EBM prior |" in result and "| 2 |" in result
+    # With a second VAE config the pairing baseline must be named.
+    (tmp_path / "fb_seed0.json").write_text(json.dumps(
+        {**shared, "config_overrides": {"vae_free_bits": 0.25}, "rows": [row("Gaussian-prior VAE", 75.0, 5)]}))
+    failed = subprocess.run([sys.executable, str(script), str(tmp_path), "--results-md", str(tmp_path / "r.md")],
+                            capture_output=True, text=True)
+    assert failed.returncode != 0 and "--vae-config" in failed.stderr
+    result = subprocess.run([sys.executable, str(script), str(tmp_path), "--results-md", str(tmp_path / "r.md"),
+                             "--vae-config", "fb"], check=True, capture_output=True, text=True).stdout
+    assert "- ebm-a, reverse PPL: -7.00 (seeds 0);" in result and "| vae | Gaussian-prior VAE |" in result
+    (tmp_path / "fb_seed0.json").unlink()
     # NLL re-scorings (text_nll.py outputs) replace the re-scored models' NLL; the unscored VAE keeps its row's.
     (tmp_path / "nll.json").write_text(json.dumps({"num_test": 5, "is_samples": 2, "seed": 1, "models": {
         "runs/x/ebm-a_seed1/mle-ebm": {"nll": 0.25}}}))
