@@ -276,11 +276,11 @@ def test_sweep_summary_pairs_each_ebm_config_with_the_vae_by_seed(tmp_path):
                              "--nll-rescored", str(tmp_path / "nll.json")], check=True, capture_output=True,
                             text=True).stdout
     assert "- ebm-a, test NLL with the text_nll.py re-scorings: -0.75 (seeds 1);" in result
-    (tmp_path / "nll.json").write_text(json.dumps({"num_test": 5, "is_samples": 2, "seed": 0, "models": {
+    (tmp_path / "nll.json").write_text(json.dumps({"num_test": 5, "is_samples": 3, "seed": 1, "models": {
         "runs/x/ebm-a_seed1/mle-ebm": {"nll": 0.25}}}))
     failed = subprocess.run([sys.executable, str(script), str(tmp_path), "--results-md", str(tmp_path / "r.md"),
                              "--nll-rescored", str(tmp_path / "nll.json")], capture_output=True, text=True)
-    assert failed.returncode != 0 and "seed 0" in failed.stderr
+    assert failed.returncode != 0 and "is_samples 3" in failed.stderr
     # Runs that differ in anything but the overrides and the seed are refused.
     (tmp_path / "vae_seed1.json").write_text(json.dumps(
         {**shared, "max_steps": 11, "config_overrides": {}, "rows": [row("Gaussian-prior VAE", 71.0, 0)]}))
