@@ -19,6 +19,26 @@ def seeded(seed=0):
     return torch.Generator().manual_seed(seed)
 
 
+def save_tiny_models(folder, num_lines, **named_settings):
+    """Writes a toy corpus and, per name, an untrained tiny text model (with its tokenizer) saved under that name.
+
+    Returns the corpus path and the model folders, for the scripts that re-score saved models.
+    """
+    lines = [f"the cat number {i % 7} sat on the mat ." for i in range(num_lines)]
+    corpus = folder / "corpus.txt"
+    corpus.write_text("\n".join(lines) + "\n")
+    tokenizer = train_tokenizer(lines, min_frequency=1, max_length=12)
+    torch.manual_seed(0)
+    folders = []
+    for name, settings in named_settings.items():
+        model = LatentEBMForTextGeneration(LatentEBMTextConfig(**{**TINY_TEXT, "vocab_size": len(tokenizer),
+                                                                  **settings}))
+        model.set_tokenizer(tokenizer)
+        model.save_pretrained(folder / name)
+        folders.append(str(folder / name))
+    return corpus, folders
+
+
 def test_bleu_known_values():
     sentence = "the cat sat on the mat today".split()
     assert corpus_bleu([sentence], [sentence]) == pytest.approx(1.0)
@@ -140,18 +160,11 @@ def test_text_seeds_summary_pairs_models_by_seed(tmp_path):
 
 def test_reverse_ppl_spread_scores_each_latent_source(tmp_path):
     script = Path(__file__).resolve().parents[1] / "scripts" / "text_reverse_ppl_spread.py"
-    lines = [f"the cat number {i % 7} sat on the mat ." for i in range(200)]
-    (tmp_path / "corpus.txt").write_text("\n".join(lines) + "\n")
-    tokenizer = train_tokenizer(lines, min_frequency=1, max_length=12)
-    torch.manual_seed(0)
-    model = LatentEBMForTextGeneration(LatentEBMTextConfig(**{**TINY_TEXT, "vocab_size": len(tokenizer)}))
-    model.set_tokenizer(tokenizer)
-    model.save_pretrained(tmp_path / "model")
-    folder = str(tmp_path / "model")
+    corpus, (folder,) = save_tiny_models(tmp_path, 200, model={})
 
     def run(*extra):
         output = tmp_path / "out.json"
-        subprocess.run([sys.executable, str(script), folder, "--data", str(tmp_path / "corpus.txt"), "--num-test", "5",
+        subprocess.run([sys.executable, str(script), folder, "--data", str(corpus), "--num-test", "5",
                         "--num-generated", "6", "--lm-steps", "2", "--batch-size", "4", "--output", str(output),
                         "--results-md", str(tmp_path / "results.md"), "--section", "s", *extra],
                        check=True, capture_output=True)
@@ -167,15 +180,9 @@ def test_reverse_ppl_spread_scores_each_latent_source(tmp_path):
 
 def test_prior_fit_script_reports_each_sampler_setting(tmp_path):
     script = Path(__file__).resolve().parents[1] / "scripts" / "text_prior_fit.py"
-    lines = [f"the cat number {i % 7} sat on the mat ." for i in range(120)]
-    (tmp_path / "corpus.txt").write_text("\n".join(lines) + "\n")
-    tokenizer = train_tokenizer(lines, min_frequency=1, max_length=12)
-    torch.manual_seed(0)
-    model = LatentEBMForTextGeneration(LatentEBMTextConfig(**{**TINY_TEXT, "vocab_size": len(tokenizer)}))
-    model.set_tokenizer(tokenizer)
-    model.save_pretrained(tmp_path / "model")
+    corpus, (folder,) = save_tiny_models(tmp_path, 120, model={})
     output = tmp_path / "fit.json"
-    command = [sys.executable, str(script), str(tmp_path / "model"), "--data", str(tmp_path / "corpus.txt"),
+    command = [sys.executable, str(script), folder, "--data", str(corpus),
                "--num-sentences", "60", "--num-held-out", "20", "--steps", "4", "--report-every", "2",
                "--settings", '{"step_size": 0.4}', '{"step_size": 0.2, "num_steps": 3}', "--output", str(output),
                "--results-md", str(tmp_path / "results.md")]
@@ -192,21 +199,12 @@ def test_prior_fit_script_reports_each_sampler_setting(tmp_path):
 
 def test_nll_script_rescores_saved_models_deterministically(tmp_path):
     script = Path(__file__).resolve().parents[1] / "scripts" / "text_nll.py"
-    lines = [f"the cat number {i % 7} sat on the mat ." for i in range(120)]
-    (tmp_path / "corpus.txt").write_text("\n".join(lines) + "\n")
-    tokenizer = train_tokenizer(lines, min_frequency=1, max_length=12)
-    torch.manual_seed(0)
-    folders = []
-    for name, settings in (("mle-ebm", {}), ("vae-gaussian", {"learner": "vae", "prior_type": "gaussian"})):
-        model = LatentEBMForTextGeneration(LatentEBMTextConfig(**{**TINY_TEXT, "vocab_size": len(tokenizer),
-                                                                  **settings}))
-        model.set_tokenizer(tokenizer)
-        model.save_pretrained(tmp_path / name)
-        folders.append(str(tmp_path / name))
+    corpus, folders = save_tiny_models(tmp_path, 120, **{"mle-ebm": {},
+                                                         "vae-gaussian": {"learner": "vae", "prior_type": "gaussian"}})
 
     def run(*extra):
         output = tmp_path / "nll.json"
-        subprocess.run([sys.executable, str(script), *folders, "--data", str(tmp_path / "corpus.txt"), "--num-test",
+        subprocess.run([sys.executable, str(script), *folders, "--data", str(corpus), "--num-test",
                         "4", "--is-samples", "3", "--output", str(output), "--results-md",
                         str(tmp_path / "results.md"), *extra], check=True, capture_output=True)
         return json.loads(output.read_text())
