@@ -4,6 +4,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -159,8 +160,14 @@ class LatentEBMTrainer:
         self.model.load_state_dict(weights)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        self.generator.set_state(state["generator"])
         self.step = state["step"]
+        try:
+            self.generator.set_state(state["generator"])
+        except RuntimeError:  # a CPU and a CUDA generator keep states of different kinds and sizes
+            warnings.warn(f"{checkpoint} was written on another device type; its chain generator cannot be restored "
+                          f"on {self.model.device.type}, so it is reseeded from (seed, step): the continuation is a "
+                          "valid run but not the exact one an uninterrupted run would have made", stacklevel=2)
+            self.generator.manual_seed(self.args.seed * 1_000_003 + self.step)
         self.history = json.loads(state["history"])
 
     # ---- outputs ---------------------------------------------------------------------------------------------

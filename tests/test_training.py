@@ -71,6 +71,19 @@ def test_resume_without_or_with_damaged_checkpoint_fails_clearly(tmp_path):
         run(tmp_path / "damaged", max_steps=4, resume=True)
 
 
+def test_resume_from_another_device_type_reseeds_the_chain_generator(tmp_path):
+    # A checkpoint written on a GPU holds a CUDA generator state (16 bytes), which a CPU generator cannot take;
+    # the weights, optimizer and data position still carry over, and the chains are reseeded from (seed, step).
+    run(tmp_path, max_steps=2)
+    path = latest_checkpoint(tmp_path) / "training_state.pt"
+    state = torch.load(path, weights_only=True)
+    state["generator"] = torch.zeros(16, dtype=torch.uint8)
+    torch.save(state, path)
+    with pytest.warns(UserWarning, match="another device type"):
+        resumed = run(tmp_path, max_steps=3, resume=True)
+    assert resumed.step == 3 and len(resumed.history) == 3
+
+
 def test_hf_trainer_trains_the_model(tmp_path):
     from datasets import Dataset
     from transformers import Trainer
