@@ -285,3 +285,41 @@ def test_sweep_summary_pairs_each_ebm_config_with_the_vae_by_seed(tmp_path):
     failed = subprocess.run([sys.executable, str(script), str(tmp_path), "--results-md", str(tmp_path / "r.md")],
                             capture_output=True, text=True)
     assert failed.returncode != 0 and "differ" in failed.stderr
+
+
+def test_continue_script_trains_in_chunks_like_an_uninterrupted_run(tmp_path):
+    from hf_latent_ebm.training import LatentEBMTrainer, TrainingArguments
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "text_continue.py"
+    corpus, (folder,) = save_tiny_models(tmp_path, 60, ebm={})
+    ids_path = tmp_path / "ids.pt"
+    subprocess.run([sys.executable, str(script), "--export-ids", str(ids_path), "--data", str(corpus),
+                    "--max-length", "12"], check=True, capture_output=True)
+    ids = torch.load(ids_path, weights_only=True)
+    assert ids.dtype == torch.int16 and ids.shape[1] <= 12 and ids.shape[0] < 60  # the train split only
+
+    def train(output_dir, max_steps):
+        model = LatentEBMForTextGeneration.from_pretrained(folder)
+        args = TrainingArguments(output_dir=str(output_dir), max_steps=max_steps, batch_size=4, seed=3,
+                                 sample_every=0, checkpoint_every=0, num_grid_samples=2)
+        LatentEBMTrainer(model, ids.long(), args).train()
+        return model
+
+    uninterrupted = train(tmp_path / "straight", 7)
+    train(tmp_path / "chunked", 2)
+    command = [sys.executable, str(script), str(tmp_path / "chunked"), "--ids", str(ids_path), "--chunk", "3",
+               "--device", "cpu"]
+    subprocess.run(command + ["--max-steps", "7"], check=True, capture_output=True)
+    chunked = tmp_path / "chunked"
+    assert sorted(p.name for p in (chunked / "checkpoints").glob("step-*")) == [
+        "step-00000002", "step-00000003", "step-00000006", "step-00000007"]  # chunk boundaries, none removed
+    assert [record["step"] for record in json.loads((chunked / "continue_log.json").read_text())] == [3, 6, 7]
+    assert json.loads((chunked / "training_time.json").read_text())["steps"] == 7
+    resumed = LatentEBMForTextGeneration.from_pretrained(chunked)
+    for (name, expected), (_, actual) in zip(uninterrupted.state_dict().items(), resumed.state_dict().items()):
+        assert torch.allclose(expected, actual, atol=1e-6), name
+    # A zero time budget still runs one chunk, then stops; a target at or below the current step is refused.
+    subprocess.run(command + ["--max-steps", "20", "--time-budget", "0"], check=True, capture_output=True)
+    assert (chunked / "checkpoints" / "latest").read_text().strip() == "step-00000009"
+    refused = subprocess.run(command + ["--max-steps", "9"], capture_output=True, text=True)
+    assert refused.returncode != 0 and "already at step 9" in refused.stderr
