@@ -108,6 +108,8 @@ def main():
     parser.add_argument("--results-md", default="docs/results.md")
     parser.add_argument("--section", default="text-sweep")
     parser.add_argument("--title", default=None)
+    parser.add_argument("--note", default="", help="a sentence added after the run settings (e.g. where the "
+                        "training ran, when it was not where the scoring ran)")
     parser.add_argument("--rescored", type=Path, nargs="*", default=[])
     parser.add_argument("--nll-rescored", type=Path, nargs="*", default=[])
     parser.add_argument("--vae-config", default=None,
@@ -166,7 +168,7 @@ def main():
                           for (config, seed), run in runs.items() if seed == min(s for c, s in runs if c == config))
     body = ("\n".join(table) + f"\n\nMean ± standard deviation over seeds. Every run: {first['max_steps']} steps of "
             f"batch {first['batch_size']} on {first['data']} ({first['device']}), {first['num_test']} test sentences, "
-            f"metric LMs trained {first['lm_steps']} steps.\n\nConfig overrides (on the text defaults at the time of the run):\n{overrides}\n\n"
+            f"metric LMs trained {first['lm_steps']} steps.{' ' + args.note if args.note else ''}\n\nConfig overrides (on the text defaults at the time of the run):\n{overrides}\n\n"
             f"Latent EBM minus VAE ({vae_config}), paired by seed (negative: the EBM is ahead):\n"
             + ("\n".join(comparisons) or "- no EBM/VAE pairs") + f"\n\nCommand: `python {shlex.join(sys.argv)}`.")
     update_section(args.results_md, args.section, args.title or f"Text config sweep ({first['max_steps']} steps)", body)

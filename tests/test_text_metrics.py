@@ -242,8 +242,9 @@ def test_sweep_summary_pairs_each_ebm_config_with_the_vae_by_seed(tmp_path):
             {**shared, "config_overrides": {}, "rows": [row("Gaussian-prior VAE", vae, 0)]}))
         (tmp_path / f"ebm-a_seed{seed}.json").write_text(json.dumps(
             {**shared, "config_overrides": {"x": 1}, "rows": [row("latent EBM prior", ebm, 3 + seed)]}))
-    result = subprocess.run([sys.executable, str(script), str(tmp_path), "--results-md", str(tmp_path / "r.md")],
-                            check=True, capture_output=True, text=True).stdout
+    result = subprocess.run([sys.executable, str(script), str(tmp_path), "--results-md", str(tmp_path / "r.md"),
+                             "--note", "Trained elsewhere."], check=True, capture_output=True, text=True).stdout
+    assert "metric LMs trained 2 steps. Trained elsewhere.\n" in result
     assert "- ebm-a, reverse PPL: -2.00, -0.50 (seeds 0, 1); mean -1.25, standard error 0.75; 2 of 2 below 0" in result
     assert "- ebm-a, test NLL: +0.00, +0.00 (seeds 0, 1)" in result
     assert "- ebm-a, active units: 3/4" in result
