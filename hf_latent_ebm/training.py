@@ -153,7 +153,9 @@ class LatentEBMTrainer:
         from safetensors.torch import load_file
 
         try:
-            state = torch.load(checkpoint / TRAINING_STATE_FILE, weights_only=True)
+            # On the CPU first: a checkpoint written on a GPU must resume on a machine without one (the optimizer
+            # moves its state to the parameters' device; generator states are CPU tensors in any case).
+            state = torch.load(checkpoint / TRAINING_STATE_FILE, weights_only=True, map_location="cpu")
             weights = load_file(checkpoint / "model.safetensors", device=str(self.model.device))
         except Exception as error:
             raise OSError(f"cannot resume from {checkpoint}: {type(error).__name__}: {error}") from error

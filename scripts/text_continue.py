@@ -48,7 +48,7 @@ def continue_training(model_dir: Path, ids: torch.Tensor, max_steps: int, chunk:
     checkpoint = latest_checkpoint(model_dir)
     if checkpoint is None:
         raise SystemExit(f"no checkpoint under {model_dir}/checkpoints to continue from")
-    state = torch.load(checkpoint / TRAINING_STATE_FILE, weights_only=True)
+    state = torch.load(checkpoint / TRAINING_STATE_FILE, weights_only=True, map_location="cpu")
     saved = json.loads(state["args"])
     if max_steps <= state["step"]:
         raise SystemExit(f"{model_dir} is already at step {state['step']} >= --max-steps {max_steps}")
