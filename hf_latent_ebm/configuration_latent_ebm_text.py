@@ -7,7 +7,9 @@ from huggingface_hub.dataclasses import strict
 from .configuration_latent_ebm import LatentEBMBaseConfig, raise_value_errors
 
 TEXT_DECODER_TYPES = ("lstm", "gru", "transformer")
-TEXT_LEARNERS = ("mle", "vae")
+TEXT_LEARNERS = ("mle", "vae", "vae_ebm")
+# The learners that train an inference network q(z | x) on the ELBO (and infer z with it).
+VARIATIONAL_LEARNERS = ("vae", "vae_ebm")
 POSTERIOR_INITS = ("prior", "encoder")
 # The SRI text code's decaying posterior step sizes (its last size repeats for further steps). With a constant 0.1
 # the text posterior barely leaves p0 in 20 steps (sum of s^2/2 = 0.1 against 0.94 here) and the decoder learns to
@@ -40,12 +42,15 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
         learner (`str`, *optional*, defaults to `"mle"`):
             "mle": the latent-EBM maximum-likelihood learner (posterior and prior Langevin). "vae": the Gaussian-prior
             VAE baseline, an LSTM inference network q(z | x) trained with the decoder on the ELBO (needs
-            prior_type="gaussian").
+            prior_type="gaussian"). "vae_ebm": the variational latent-EBM learner, the same inference network and
+            ELBO with the learned energy-based prior (prior Langevin gives the gradient of its log-normaliser), as
+            the unsupervised part of Pang & Wu 2021; no posterior chain runs, so a step costs little more than the
+            VAE's.
         vae_free_bits (`float`, *optional*, defaults to 0.0):
-            With learner="vae", the free-bits floor of the FB-VAE baseline the papers compare against (nats per
-            latent dimension): each dimension's batch-averaged KL term counts as at least this much in the loss, so
-            the optimiser gains nothing by pushing it lower and the VAE does not collapse to a language model.
-            0 is the plain ELBO.
+            With learner="vae" or "vae_ebm", the free-bits floor of the FB-VAE baseline the papers compare against
+            (nats per latent dimension): each dimension's batch-averaged KL(q || p0) term counts as at least this
+            much in the loss, so the optimiser gains nothing by pushing it lower and the VAE does not collapse to a
+            language model. 0 is the plain ELBO.
         posterior_init (`str`, *optional*, defaults to `"prior"`):
             Where inference chains (`posterior_latents`, `encode_text`, metrics) start: "prior" (draws from p0, as the
             papers) or "encoder" (draws from an LSTM inference network q(z | x) trained alongside, by maximum
@@ -117,14 +122,18 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
             raise ValueError("learner='vae' is the Gaussian-prior VAE baseline: set prior_type='gaussian'")
         if not self.vae_free_bits >= 0:
             raise ValueError(f"vae_free_bits must be >= 0 nats per dimension, got {self.vae_free_bits}")
-        if self.vae_free_bits and self.learner != "vae":
-            raise ValueError("vae_free_bits belongs to the VAE baseline (learner='vae')")
+        if self.learner == "vae_ebm" and self.prior_type == "gaussian":
+            raise ValueError("learner='vae_ebm' learns an energy-based prior: set a prior_type other than 'gaussian'")
+        if self.vae_free_bits and self.learner not in VARIATIONAL_LEARNERS:
+            raise ValueError(f"vae_free_bits belongs to the variational learners {VARIATIONAL_LEARNERS}, "
+                             f"not learner={self.learner!r}")
         if self.posterior_init not in POSTERIOR_INITS:
             raise ValueError(f"posterior_init must be one of {POSTERIOR_INITS}, got {self.posterior_init!r}")
         if self.posterior_init == "encoder" and self.learner != "mle":
-            raise ValueError("posterior_init='encoder' belongs to the MLE learner; the VAE has its own encoder")
+            raise ValueError("posterior_init='encoder' belongs to the MLE learner; the variational learners infer z "
+                             "with their own encoder")
         if not 0 <= self.decoder_dropout < 1:
             raise ValueError(f"decoder_dropout must be in [0, 1), got {self.decoder_dropout}")
 
 
-__all__ = ["LatentEBMTextConfig", "SRI_POSTERIOR_STEP_SIZES"]
+__all__ = ["LatentEBMTextConfig", "SRI_POSTERIOR_STEP_SIZES", "VARIATIONAL_LEARNERS"]

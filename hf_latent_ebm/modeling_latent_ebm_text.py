@@ -4,7 +4,7 @@ import warnings
 
 import torch
 
-from .configuration_latent_ebm_text import LatentEBMTextConfig
+from .configuration_latent_ebm_text import VARIATIONAL_LEARNERS, LatentEBMTextConfig
 from .decoders.text import RecurrentTextDecoder, TransformerTextDecoder
 from .encoders import TextEncoder
 from .learning import elbo_losses
@@ -53,7 +53,7 @@ class LatentEBMForTextGeneration(LatentEBMPreTrainedModel):
         self.encoder = TextEncoder(vocab_size=config.vocab_size, latent_dim=config.latent_dim,
                                    embedding_dim=config.embedding_dim, hidden_dim=config.hidden_dim,
                                    pad_token_id=config.pad_token_id) \
-            if config.learner == "vae" or config.posterior_init == "encoder" else None
+            if config.learner in VARIATIONAL_LEARNERS or config.posterior_init == "encoder" else None
         self.tokenizer = None
         self.post_init()
 
@@ -148,9 +148,9 @@ class LatentEBMForTextGeneration(LatentEBMPreTrainedModel):
         # Columns that are padding in every row change no score; dropping them saves recurrent steps.
         length = int((input_ids != self.config.pad_token_id).any(dim=0).nonzero().max()) + 1
         input_ids = input_ids[:, :length]
-        if self.config.learner == "vae":
+        if self.config.learner in VARIATIONAL_LEARNERS:
             losses = elbo_losses(self.encoder, self.prior, self.decoder, input_ids, generator,
-                                 self.config.vae_free_bits)
+                                 self.config.vae_free_bits, self.prior_sampler())
         elif self.encoder is not None:
             # The learner's chains start from p0 as in the papers; q(z | x) learns to predict where they end, so
             # that inference can start its chains from q instead.
@@ -168,13 +168,13 @@ class LatentEBMForTextGeneration(LatentEBMPreTrainedModel):
     def posterior_latents(self, input_ids: torch.Tensor, generator: torch.Generator | None = None,
                           langevin_proper: bool = False) -> torch.Tensor:
         """z ~ p(z | x): short-run posterior Langevin (from p0, or from a draw of q(z | x) with
-        posterior_init="encoder"), or a draw from q(z | x) for the VAE. The chain is the configured one, or with
+        posterior_init="encoder"), or a draw from q(z | x) for the variational learners. The chain is the configured one, or with
         `langevin_proper=True` one that targets this model's p(z | x) (full noise, the learned energy in its prior
         term) whatever the training chain was."""
         if self.encoder is None:
             return super().posterior_latents(input_ids, generator, langevin_proper)
         sample = self._sample_gaussian(*self.encoder(input_ids), generator)
-        if self.config.learner == "vae":
+        if self.config.learner in VARIATIONAL_LEARNERS:
             return sample
         return self.posterior_sampler(langevin_proper=langevin_proper)(
             self.posterior_chain_potential(input_ids, langevin_proper), sample, generator)
@@ -189,13 +189,13 @@ class LatentEBMForTextGeneration(LatentEBMPreTrainedModel):
                            generator: torch.Generator | None = None,
                            langevin_proper: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """
-        A diagonal Gaussian (mean, std) approximating p(z | x) for each sequence: the VAE's q(z | x), or, for the
-        Langevin models, the mean and std of `num_chains` independent posterior chains (std floored at 0.05 so the
-        Gaussian covers the chains' spread when they agree). Active units use the configured chains (the inference
+        A diagonal Gaussian (mean, std) approximating p(z | x) for each sequence: the encoder's q(z | x) for the
+        variational learners, or, for the Langevin models, the mean and std of `num_chains` independent posterior
+        chains (std floored at 0.05 so the Gaussian covers the chains' spread when they agree). Active units use the configured chains (the inference
         the model was trained with); the importance-sampling proposal uses `langevin_proper=True`, chains on the
         model's own p(z | x), since tempered chains on p0 are narrower than p(z | x) and loosen the NLL bound.
         """
-        if self.config.learner == "vae":
+        if self.config.learner in VARIATIONAL_LEARNERS:
             mean, log_variance = self.encoder(input_ids)
             return mean, (0.5 * log_variance).exp()
         if num_chains < 2:

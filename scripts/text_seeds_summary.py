@@ -17,6 +17,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_doc import update_section  # noqa: E402
 
 EBM, VAE = "latent EBM prior", "Gaussian-prior VAE"
+VAE_EBM = "VAE with latent EBM prior"  # the variational learner (text_table.py --models vae_ebm)
 METRICS = [("nll", "test NLL ↓"), ("forward_ppl", "forward PPL ↓"), ("reverse_ppl", "reverse PPL ↓"),
            ("active_units", "active units")]
 

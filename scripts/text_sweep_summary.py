@@ -1,5 +1,6 @@
 """Tabulate a text config sweep (`scripts/text_sweep.sh`): each (config, model) row as mean ± SD over seeds, and each
-latent-EBM config's reverse PPL, test NLL and forward PPL minus the Gaussian-prior VAE's, paired by seed.
+latent-EBM row's reverse PPL, test NLL and forward PPL minus the Gaussian-prior VAE's, paired by seed (the MLE
+latent EBM and the VAE with a latent EBM prior alike).
 
     python scripts/text_sweep_summary.py runs/text_sweep --section text-sweep
     python scripts/text_sweep_summary.py runs/text_sweep --rescored spread_a.json spread_b.json
@@ -25,14 +26,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_doc import update_section  # noqa: E402
-from text_seeds_summary import EBM, VAE  # noqa: E402
+from text_seeds_summary import EBM, VAE, VAE_EBM  # noqa: E402
 
 METRICS = [("nll", "test NLL ↓", 2), ("forward_ppl", "forward PPL ↓", 2), ("reverse_ppl", "reverse PPL ↓", 2),
            ("active_units", "active units", 1), ("bleu", "recon. BLEU", 3), ("train_time_s", "training (s)", 0)]
 # Metrics compared with the VAE seed by seed (lower is better for each).
 PAIRED = [("reverse_ppl", "reverse PPL"), ("nll", "test NLL"), ("forward_ppl", "forward PPL")]
 # text_table.py saves each row's model in <work dir>/<learner>-<prior_type>.
-FOLDER_MODELS = {"mle-ebm": EBM, "vae-gaussian": VAE}
+FOLDER_MODELS = {"mle-ebm": EBM, "vae-gaussian": VAE, "vae_ebm-ebm": VAE_EBM}
+# The latent-EBM rows paired with the VAE: the MLE learner and the variational one.
+EBM_MODELS = (EBM, VAE_EBM)
 SHARED_SETTINGS = ("data", "max_steps", "batch_size", "lm_steps", "num_test", "is_samples", "device")
 
 
@@ -143,26 +146,27 @@ def main():
     comparisons = []
     for (config, model), by_seed in rows.items():
         seeds = sorted(set(by_seed) & set(vae_rows))
-        if model != EBM or not seeds:
+        if model not in EBM_MODELS or not seeds:
             continue
+        name = config if model == EBM else f"{config} ({model})"
         for key, label in PAIRED:
-            comparisons.append(paired_line(f"{config}, {label}", seeds,
+            comparisons.append(paired_line(f"{name}, {label}", seeds,
                                            [by_seed[seed][key] - vae_rows[seed][key] for seed in seeds]))
         if rescored:
             counts = sorted({1 + len(rescored.get(key, [])) for seed in seeds
-                             for key in ((config, seed, EBM), (vae_config, seed, VAE))})
+                             for key in ((config, seed, model), (vae_config, seed, VAE))})
             comparisons.append(paired_line(
-                f"{config}, reverse PPL averaged over each model's scorings ({'/'.join(map(str, counts))} each)", seeds,
-                [averaged(rescored, by_seed[seed], (config, seed, EBM))
+                f"{name}, reverse PPL averaged over each model's scorings ({'/'.join(map(str, counts))} each)", seeds,
+                [averaged(rescored, by_seed[seed], (config, seed, model))
                  - averaged(rescored, vae_rows[seed], (vae_config, seed, VAE))
                  for seed in seeds]))
-        nll_seeds = [seed for seed in seeds if (config, seed, EBM) in nll_rescored]
+        nll_seeds = [seed for seed in seeds if (config, seed, model) in nll_rescored]
         if nll_seeds:
-            comparisons.append(paired_line(f"{config}, test NLL with the text_nll.py re-scorings", nll_seeds, [
-                nll_rescored[(config, seed, EBM)] - nll_rescored.get((vae_config, seed, VAE), vae_rows[seed]["nll"])
+            comparisons.append(paired_line(f"{name}, test NLL with the text_nll.py re-scorings", nll_seeds, [
+                nll_rescored[(config, seed, model)] - nll_rescored.get((vae_config, seed, VAE), vae_rows[seed]["nll"])
                 for seed in nll_seeds]))
-        comparisons.append(f"- {config}, active units: " + "/".join(str(by_seed[seed]["active_units"])
-                                                                      for seed in seeds))
+        comparisons.append(f"- {name}, active units: " + "/".join(str(by_seed[seed]["active_units"])
+                                                                    for seed in seeds))
     first = next(iter(runs.values()))
     overrides = "\n".join(f"- {config}: `{json.dumps(run['config_overrides'])}`"
                           for (config, seed), run in runs.items() if seed == min(s for c, s in runs if c == config))

@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from results_doc import update_section  # noqa: E402
 
 from hf_latent_ebm import LatentEBMForTextGeneration, LatentEBMTextConfig  # noqa: E402
+from hf_latent_ebm.configuration_latent_ebm_text import VARIATIONAL_LEARNERS  # noqa: E402
 from hf_latent_ebm.data import load_text_dataset  # noqa: E402
 from hf_latent_ebm.metrics.text import (active_units, corpus_bleu, importance_sampled_nll,  # noqa: E402
                                         language_model_perplexity, log_partition, num_predicted_tokens, perplexity,
@@ -39,7 +40,8 @@ from hf_latent_ebm.training import LatentEBMTrainer, TrainingArguments  # noqa: 
 
 TIMING_FILE = "training_time.json"  # {"steps": ..., "seconds": ...}: training time summed over resumed runs
 MODELS = {"ebm": ("latent EBM prior", {"learner": "mle", "prior_type": "ebm"}),
-          "vae": ("Gaussian-prior VAE", {"learner": "vae", "prior_type": "gaussian"})}
+          "vae": ("Gaussian-prior VAE", {"learner": "vae", "prior_type": "gaussian"}),
+          "vae_ebm": ("VAE with latent EBM prior", {"learner": "vae_ebm", "prior_type": "ebm"})}
 
 
 def tokens_of(tokenizer, ids: torch.Tensor) -> list[list[str]]:
@@ -131,8 +133,9 @@ def main():
                                      log_z=log_partition(model.prior, generator=generator), generator=generator)
         num_chains = 8
         means, stds = model.posterior_gaussian(device_test_ids, num_chains=num_chains, generator=generator)
-        # Chain averages carry Monte Carlo noise Var(z|x)/K; the VAE's encoder means are exact.
-        noise = None if model.encoder is not None else stds.pow(2).mean(dim=0).cpu() / num_chains
+        # Chain averages carry Monte Carlo noise Var(z|x)/K; the variational learners' encoder means are exact.
+        noise = (None if config.learner in VARIATIONAL_LEARNERS
+                 else stds.pow(2).mean(dim=0).cpu() / num_chains)
         reconstructions = model.decoder.generate(means, max_length, greedy=True)
         samples = model.generate_ids(args.num_generated, generator).cpu()  # ids: text would lose <unk>
         forward_ppl, reverse_ppl = forward_and_reverse(samples)

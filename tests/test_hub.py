@@ -78,6 +78,16 @@ def test_text_card_and_unknown_folder(tmp_path):
     assert len((tmp_path / "text" / "samples.txt").read_text().splitlines()) == 8
     samples = (tmp_path / "text" / "samples.txt").read_text().splitlines()
     assert "```text\n" + "\n".join(samples) + "\n```" in text_card.text  # verbatim: <unk> stays visible
+    assert "learned energy-based prior sampled by 3-step" in text_card.text
+    # Each learner is described as what it is.
+    for learner, prior_type, words in (("vae", "gaussian", "the VAE baseline"),
+                                       ("vae_ebm", "ebm", "energy-based prior fitted to its aggregate posterior")):
+        config = LatentEBMTextConfig(**{**TINY_TEXT, "vocab_size": len(tokenizer), "learner": learner,
+                                        "prior_type": prior_type})
+        variant = LatentEBMForTextGeneration(config)
+        variant.set_tokenizer(tokenizer)
+        variant.save_pretrained(tmp_path / learner)
+        assert words in ModelCard.load(tmp_path / learner / "README.md").text
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "config.json").write_text('{"model_type": "bert"}')
     with pytest.raises(ValueError, match="no hf-latent-ebm model"):

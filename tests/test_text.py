@@ -8,6 +8,7 @@ from hf_latent_ebm import LatentEBMForTextGeneration, LatentEBMTextConfig
 from hf_latent_ebm.cli import main as cli_main
 from hf_latent_ebm.data import load_text_dataset
 from hf_latent_ebm.learning import elbo_losses
+from hf_latent_ebm.priors import GaussianPrior
 from hf_latent_ebm.tokenization import train_tokenizer
 
 from .testing_utils import ModelTesterMixin
@@ -313,6 +314,15 @@ class TestVAEText(TextModelTester):
         return super().get_config(**{"learner": "vae", "prior_type": "gaussian", **overrides})
 
 
+class TestVariationalEBMText(TextModelTester):
+    bad_config_overrides = TextModelTester.bad_config_overrides + [{"learner": "vae_ebm", "prior_type": "gaussian"},
+                                                                   {"vae_free_bits": -1.0},
+                                                                   {"posterior_init": "encoder"}]
+
+    def get_config(self, **overrides):
+        return super().get_config(**{"learner": "vae_ebm", **overrides})
+
+
 class TestEncoderInitialisedText(TextModelTester):
     bad_config_overrides = TextModelTester.bad_config_overrides + [{"posterior_init": "zeros"}]
 
@@ -395,5 +405,77 @@ def test_vae_free_bits_floor_each_dimensions_kl_in_the_loss_only(tokenizer):
     for bad in ({"vae_free_bits": -0.1}, {"vae_free_bits": float("nan")}):
         with pytest.raises(ValueError, match="vae_free_bits"):
             LatentEBMTextConfig(**base, **bad)
-    with pytest.raises(ValueError, match="VAE baseline"):
+    with pytest.raises(ValueError, match="variational learners"):
         LatentEBMTextConfig(**TINY_TEXT, vae_free_bits=0.5)
+
+
+def test_variational_ebm_learner_adds_the_energy_gap_to_the_elbo(tokenizer):
+    """The vae_ebm loss is the VAE's (same encoder, decoder and noise) plus E(z+) - E(z-), z- from the prior chain,
+    and trains the prior alone."""
+    torch.manual_seed(0)
+    base = {**TINY_TEXT, "vocab_size": len(tokenizer), "vae_free_bits": 0.1}
+    model = LatentEBMForTextGeneration(LatentEBMTextConfig(**base, learner="vae_ebm"))
+    vae = LatentEBMForTextGeneration(LatentEBMTextConfig(**base, learner="vae", prior_type="gaussian"))
+    vae.load_state_dict(model.state_dict(), strict=False)  # all but the energy
+    model.set_tokenizer(tokenizer)
+    ids = model.tokenize(CORPUS[:6])
+    output, vae_output = model(ids, generator=seeded()), vae(ids, generator=seeded())
+    torch.testing.assert_close(output.decoder_loss, vae_output.decoder_loss)
+    torch.testing.assert_close(output.posterior_latents, vae_output.posterior_latents)
+    # The prior chain starts from the same p0 draws as the VAE's exact prior samples, then moves.
+    assert not torch.allclose(output.prior_latents, vae_output.prior_latents)
+    energy_gap = (model.prior.energy(output.posterior_latents).mean()
+                  - model.prior.energy(output.prior_latents).mean())
+    torch.testing.assert_close(output.energy_loss, vae_output.energy_loss + energy_gap)
+    torch.testing.assert_close(output.loss, vae_output.loss + energy_gap)
+    optimizer = model.build_optimizer()
+    assert sorted(group["name"] for group in optimizer.param_groups) == ["decoder", "encoder", "prior"]
+    output.loss.backward()
+    vae_output.loss.backward()
+    for part in (model.prior, model.decoder, model.encoder):  # (the energy's output bias cancels in E(z+) - E(z-))
+        assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters() if p.dim() > 1)
+    # z+ reaches the energy detached: the encoder and decoder get exactly the VAE's gradients.
+    for part, vae_part in ((model.encoder, vae.encoder), (model.decoder, vae.decoder)):
+        for param, vae_param in zip(part.parameters(), vae_part.parameters()):
+            torch.testing.assert_close(param.grad, vae_param.grad)
+    mean, std = model.posterior_gaussian(ids)
+    assert mean.shape == std.shape == (6, 4) and (std > 0).all()
+
+
+def test_variational_ebm_learner_lowers_the_elbo_and_fits_the_prior_to_q(tokenizer):
+    torch.manual_seed(0)
+    config = LatentEBMTextConfig(**{**TINY_TEXT, "vocab_size": len(tokenizer), "learner": "vae_ebm",
+                                    "decoder_learning_rate": 1e-2, "prior_learning_rate": 1e-3,
+                                    "vae_free_bits": 1.0})  # (q stays near p0 without it on this tiny corpus)
+    model = LatentEBMForTextGeneration(config)
+    model.set_tokenizer(tokenizer)
+    ids = model.tokenize(CORPUS[:6])
+    optimizer = model.build_optimizer()
+
+    def negative_elbo_to_p0():
+        """Reconstruction + KL(q || p0) over 5 draws of z+: the loss without the prior's log-ratio to p0."""
+        reference_prior = GaussianPrior(config.latent_dim, config.prior_sigma)
+        model.eval()
+        with torch.no_grad():
+            losses = [elbo_losses(model.encoder, reference_prior, model.decoder, ids, seeded(seed)).loss.item()
+                      for seed in range(5)]
+        model.train()
+        return sum(losses) / 5
+
+    def energy_gap_to_q():
+        """Mean energy at draws from p0 minus at draws from q: how much lower the energy is where q puts mass."""
+        with torch.no_grad():
+            posterior = model.posterior_latents(ids.repeat(20, 1), generator=seeded(2))
+            reference = model.prior.sample_reference(posterior.shape[0], seeded(3))
+            return (model.prior.energy(reference).mean() - model.prior.energy(posterior).mean()).item()
+
+    before, gap_before = negative_elbo_to_p0(), energy_gap_to_q()
+    generator = seeded(1)
+    for _ in range(80):
+        loss = model(ids, generator=generator).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    assert negative_elbo_to_p0() < before - 1.0
+    # The energy has learned where q puts its mass (about 0.01 at initialisation, 1.6 after).
+    assert energy_gap_to_q() > gap_before + 0.5

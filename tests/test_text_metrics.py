@@ -248,6 +248,17 @@ def test_sweep_summary_pairs_each_ebm_config_with_the_vae_by_seed(tmp_path):
     assert "- ebm-a, reverse PPL: -2.00, -0.50 (seeds 0, 1); mean -1.25, standard error 0.75; 2 of 2 below 0" in result
     assert "- ebm-a, test NLL: +0.00, +0.00 (seeds 0, 1)" in result
     assert "- ebm-a, active units: 3/4" in result
+    # The VAE with a latent EBM prior is paired with the VAE too, named by config and model.
+    for seed, reverse_ppl in enumerate([69.0, 72.0]):
+        (tmp_path / f"vebm_seed{seed}.json").write_text(json.dumps(
+            {**shared, "config_overrides": {}, "rows": [row("VAE with latent EBM prior", reverse_ppl, 4)]}))
+    result = subprocess.run([sys.executable, str(script), str(tmp_path), "--results-md", str(tmp_path / "r.md")],
+                            check=True, capture_output=True, text=True).stdout
+    assert ("- vebm (VAE with latent EBM prior), reverse PPL: -1.00, +1.00 (seeds 0, 1); mean +0.00, standard error "
+            "1.00; 1 of 2 below 0") in result
+    assert "- ebm-a, reverse PPL: -2.00, -0.50" in result
+    for seed in (0, 1):
+        (tmp_path / f"vebm_seed{seed}.json").unlink()
     # Re-scorings (text_reverse_ppl_spread.py outputs) are averaged in per model; other latent sources are ignored.
     (tmp_path / "spread.json").write_text(json.dumps({"lm_steps": 2, "reverse_ppl": {
         "runs/x/ebm-a_seed0/mle-ebm": [66.0], "runs/x/vae_seed0/vae-gaussian": [70.0],
