@@ -176,6 +176,23 @@ def test_reverse_ppl_spread_scores_each_latent_source(tmp_path):
     assert "by where the latents come from" in (tmp_path / "results.md").read_text()
     # Each source draws from its own freshly seeded generator: the prior's score does not depend on the others.
     assert run("--seeds", "3")[folder] == [scores[folder][0]]
+    # --merge tabulates earlier outputs (say one per model) with each source paired against the model's own samples.
+    for name, own, reference in (("a", [70.0], [72.0]), ("b", [69.0], [70.0])):
+        (tmp_path / f"{name}.json").write_text(json.dumps({"seeds": [11], "lm_steps": 2, "num_generated": 6,
+                                                           "latents": ["prior", "reference"], "reverse_ppl": {
+                                                               name: own, f"{name} (z from reference)": reference}}))
+    merged = subprocess.run([sys.executable, str(script), "--merge", str(tmp_path / "a.json"),
+                             str(tmp_path / "b.json"), "--results-md", str(tmp_path / "merged.md"), "--section", "m"],
+                            check=True, capture_output=True, text=True).stdout
+    assert "| `a (z from reference)` | 72.00 | 72.00 |" in merged
+    assert ("- own samples minus z from reference: -2.00, -1.00; mean -1.50, standard error 0.50; 2 of 2 below 0"
+            in merged)
+    assert "(a, b)" in (tmp_path / "merged.md").read_text()
+    (tmp_path / "b.json").write_text(json.dumps({"seeds": [12], "lm_steps": 2, "num_generated": 6,
+                                                 "latents": ["prior", "reference"], "reverse_ppl": {"b": [1.0]}}))
+    failed = subprocess.run([sys.executable, str(script), "--merge", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
+                             "--results-md", str(tmp_path / "merged.md")], capture_output=True, text=True)
+    assert failed.returncode != 0 and "differs" in failed.stderr
 
 
 def test_prior_fit_script_reports_each_sampler_setting(tmp_path):
