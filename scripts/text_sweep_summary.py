@@ -105,44 +105,8 @@ def load_nll_rescorings(paths: list[Path], runs: dict) -> dict[tuple[str, int, s
     return scores
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("folder", type=Path)
-    parser.add_argument("--results-md", default="docs/results.md")
-    parser.add_argument("--section", default="text-sweep")
-    parser.add_argument("--title", default=None)
-    parser.add_argument("--note", default="", help="a sentence added after the run settings (e.g. where the "
-                        "training ran, when it was not where the scoring ran)")
-    parser.add_argument("--rescored", type=Path, nargs="*", default=[])
-    parser.add_argument("--nll-rescored", type=Path, nargs="*", default=[])
-    parser.add_argument("--vae-config", default=None,
-                        help="the VAE config the EBM configs are paired with, when the sweep has several")
-    args = parser.parse_args()
-
-    runs = load_sweep(args.folder)
-    rows = {}  # (config, model) -> {seed: row}
-    for (config, seed), run in runs.items():
-        for row in run["rows"]:
-            if row["model"] != "real test data":
-                rows.setdefault((config, row["model"]), {})[seed] = row
-    table = ["| config | model | " + " | ".join(label for _, label, _ in METRICS) + " | seeds |",
-             "|---" * (len(METRICS) + 3) + "|"]
-    for (config, model), by_seed in rows.items():
-        cells = []
-        for key, _, digits in METRICS:
-            values = [float(row[key]) for row in by_seed.values() if row.get(key) is not None]
-            cells.append(mean_and_spread(values, digits) if values and len(values) == len(by_seed) else "–")
-        table.append(f"| {config} | {model} | " + " | ".join(cells) + f" | {len(by_seed)} |")
-
-    vae_configs = sorted(config for config, model in rows if model == VAE)
-    if args.vae_config is None and len(vae_configs) > 1:
-        raise ValueError(f"VAE configs {vae_configs}: name the one the EBM configs are paired with (--vae-config)")
-    if args.vae_config is not None and args.vae_config not in vae_configs:
-        raise ValueError(f"--vae-config {args.vae_config!r} is not among the sweep's VAE configs {vae_configs}")
-    vae_config = args.vae_config or next(iter(vae_configs), None)
-    vae_rows = rows.get((vae_config, VAE), {})
-    rescored = load_rescorings(args.rescored, next(iter(runs.values()))["lm_steps"])
-    nll_rescored = load_nll_rescorings(args.nll_rescored, runs)
+def paired_comparisons(rows: dict, vae_rows: dict, vae_config: str, rescored: dict, nll_rescored: dict) -> list[str]:
+    """Each latent-EBM row minus the VAE config's, seed by seed, as lines of the summary."""
     comparisons = []
     for (config, model), by_seed in rows.items():
         seeds = sorted(set(by_seed) & set(vae_rows))
@@ -167,14 +131,58 @@ def main():
                 for seed in nll_seeds]))
         comparisons.append(f"- {name}, active units: " + "/".join(str(by_seed[seed]["active_units"])
                                                                     for seed in seeds))
+    return comparisons
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--results-md", default="docs/results.md")
+    parser.add_argument("--section", default="text-sweep")
+    parser.add_argument("--title", default=None)
+    parser.add_argument("--note", default="", help="a sentence added after the run settings (e.g. where the "
+                        "training ran, when it was not where the scoring ran)")
+    parser.add_argument("--rescored", type=Path, nargs="*", default=[])
+    parser.add_argument("--nll-rescored", type=Path, nargs="*", default=[])
+    parser.add_argument("--vae-config", nargs="+", default=None,
+                        help="the VAE config(s) the EBM configs are paired with, when the sweep has several")
+    args = parser.parse_args()
+
+    runs = load_sweep(args.folder)
+    rows = {}  # (config, model) -> {seed: row}
+    for (config, seed), run in runs.items():
+        for row in run["rows"]:
+            if row["model"] != "real test data":
+                rows.setdefault((config, row["model"]), {})[seed] = row
+    table = ["| config | model | " + " | ".join(label for _, label, _ in METRICS) + " | seeds |",
+             "|---" * (len(METRICS) + 3) + "|"]
+    for (config, model), by_seed in rows.items():
+        cells = []
+        for key, _, digits in METRICS:
+            values = [float(row[key]) for row in by_seed.values() if row.get(key) is not None]
+            cells.append(mean_and_spread(values, digits) if values and len(values) == len(by_seed) else "–")
+        table.append(f"| {config} | {model} | " + " | ".join(cells) + f" | {len(by_seed)} |")
+
+    vae_configs = sorted(config for config, model in rows if model == VAE)
+    if args.vae_config is None and len(vae_configs) > 1:
+        raise ValueError(f"VAE configs {vae_configs}: name the one(s) the EBM configs are paired with (--vae-config)")
+    for name in args.vae_config or []:
+        if name not in vae_configs:
+            raise ValueError(f"--vae-config {name!r} is not among the sweep's VAE configs {vae_configs}")
+    rescored = load_rescorings(args.rescored, next(iter(runs.values()))["lm_steps"])
+    nll_rescored = load_nll_rescorings(args.nll_rescored, runs)
+    pairings = []
+    for vae_config in args.vae_config or vae_configs[:1] or [None]:
+        comparisons = paired_comparisons(rows, rows.get((vae_config, VAE), {}), vae_config, rescored, nll_rescored)
+        pairings.append(f"Latent EBM minus VAE ({vae_config}), paired by seed (negative: the EBM is ahead):\n"
+                        + ("\n".join(comparisons) or "- no EBM/VAE pairs"))
     first = next(iter(runs.values()))
     overrides = "\n".join(f"- {config}: `{json.dumps(run['config_overrides'])}`"
                           for (config, seed), run in runs.items() if seed == min(s for c, s in runs if c == config))
     body = ("\n".join(table) + f"\n\nMean ± standard deviation over seeds. Every run: {first['max_steps']} steps of "
             f"batch {first['batch_size']} on {first['data']} ({first['device']}), {first['num_test']} test sentences, "
             f"metric LMs trained {first['lm_steps']} steps.{' ' + args.note if args.note else ''}\n\nConfig overrides (on the text defaults at the time of the run):\n{overrides}\n\n"
-            f"Latent EBM minus VAE ({vae_config}), paired by seed (negative: the EBM is ahead):\n"
-            + ("\n".join(comparisons) or "- no EBM/VAE pairs") + f"\n\nCommand: `python {shlex.join(sys.argv)}`.")
+            + "\n\n".join(pairings) + f"\n\nCommand: `python {shlex.join(sys.argv)}`.")
     update_section(args.results_md, args.section, args.title or f"Text config sweep ({first['max_steps']} steps)", body)
     print(body)
 

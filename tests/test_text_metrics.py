@@ -295,6 +295,10 @@ def test_sweep_summary_pairs_each_ebm_config_with_the_vae_by_seed(tmp_path):
     result = subprocess.run([sys.executable, str(script), str(tmp_path), "--results-md", str(tmp_path / "r.md"),
                              "--vae-config", "fb"], check=True, capture_output=True, text=True).stdout
     assert "- ebm-a, reverse PPL: -7.00 (seeds 0);" in result and "| vae | Gaussian-prior VAE |" in result
+    result = subprocess.run([sys.executable, str(script), str(tmp_path), "--results-md", str(tmp_path / "r.md"),
+                             "--vae-config", "fb", "vae"], check=True, capture_output=True, text=True).stdout
+    assert "Latent EBM minus VAE (fb)" in result and "Latent EBM minus VAE (vae)" in result
+    assert "- ebm-a, reverse PPL: -7.00 (seeds 0);" in result and "- ebm-a, reverse PPL: -2.00, -0.50" in result
     (tmp_path / "fb_seed0.json").unlink()
     # NLL re-scorings (text_nll.py outputs) replace the re-scored models' NLL; the unscored VAE keeps its row's.
     (tmp_path / "nll.json").write_text(json.dumps({"num_test": 5, "is_samples": 2, "seed": 1, "models": {
