@@ -29,3 +29,22 @@ def image_grid(images: torch.Tensor, num_columns: int | None = None, padding: in
         top, left = padding + row * (height + padding), padding + column * (width + padding)
         grid[top:top + height, left:left + width] = array
     return Image.fromarray(grid[..., 0] if channels == 1 else grid)
+
+
+RESULTS_HEADER = "# Results\n\nEvery table here is written by the script named under it; rerun the command to reproduce it.\n"
+
+
+def update_results_section(path, key: str, title: str, body: str) -> None:
+    """Replace (or append) the section marked `key` in a Markdown results file, so each benchmark script rewrites
+    only its own table and the rest of the file stays as other scripts left it."""
+    import re
+    from pathlib import Path
+
+    file = Path(path)
+    text = file.read_text() if file.exists() else RESULTS_HEADER
+    begin, end = f"<!-- begin {key} -->", f"<!-- end {key} -->"
+    section = f"{begin}\n## {title}\n\n{body}\n{end}"
+    pattern = re.compile(re.escape(begin) + ".*?" + re.escape(end), re.DOTALL)
+    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section + "\n"
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text(text)

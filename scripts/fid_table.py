@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results_doc import update_section  # noqa: E402
+from hf_latent_ebm.utils import update_results_section as update_section  # noqa: E402
 
 from hf_latent_ebm import LatentEBMConfig, LatentEBMForImageGeneration  # noqa: E402
 from hf_latent_ebm.data import load_image_dataset  # noqa: E402

@@ -26,8 +26,7 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results_doc import update_section  # noqa: E402
+from hf_latent_ebm.utils import update_results_section as update_section  # noqa: E402
 
 from hf_latent_ebm import LatentEBMForTextGeneration, LatentEBMTextConfig  # noqa: E402
 from hf_latent_ebm.configuration_latent_ebm_text import VARIATIONAL_LEARNERS  # noqa: E402

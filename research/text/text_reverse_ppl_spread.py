@@ -26,8 +26,7 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results_doc import update_section  # noqa: E402
+from hf_latent_ebm.utils import update_results_section as update_section  # noqa: E402
 
 from hf_latent_ebm import LatentEBMForTextGeneration  # noqa: E402
 from hf_latent_ebm.data import load_text_dataset  # noqa: E402

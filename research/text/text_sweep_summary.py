@@ -24,8 +24,7 @@ import statistics
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results_doc import update_section  # noqa: E402
+from hf_latent_ebm.utils import update_results_section as update_section  # noqa: E402
 from text_seeds_summary import EBM, VAE, VAE_EBM  # noqa: E402
 
 METRICS = [("nll", "test NLL ↓", 2), ("forward_ppl", "forward PPL ↓", 2), ("reverse_ppl", "reverse PPL ↓", 2),
