@@ -1,22 +1,28 @@
 """hf-latent-ebm: latent-space energy-based prior models on the Hugging Face stack.
 
-Importing the package registers the configs and models with `AutoConfig` / `AutoModel`.
+Importing the package registers the configs and models with `AutoConfig` / `AutoModel`. A model is a few parts
+chosen by name from registries: `register_prior`, `register_decoder`, `register_encoder` and `register_learner`
+add one (see docs/extending.md).
 """
 
 from transformers import AutoConfig, AutoModel
 
-from .configuration_latent_ebm import LatentEBMConfig
+from .configuration_latent_ebm import LatentEBMConfig, LatentEBMModelConfig
 from .configuration_latent_ebm_text import LatentEBMTextConfig
+from .decoders import DECODERS, Decoder, register_decoder
+from .encoders import ENCODERS, Encoder, register_encoder
 from .langevin import LangevinDivergenceError, LangevinOutput, LangevinSampler
-from .learning import mle_losses
-from .modeling_latent_ebm import LatentEBMForImageGeneration, LatentEBMOutput, LatentEBMPreTrainedModel
+from .learners import LEARNERS, Learner, LearnerOutput, mle_losses, register_learner
+from .modeling_latent_ebm import (LatentEBMForImageGeneration, LatentEBMModel, LatentEBMOutput,
+                                  LatentEBMPreTrainedModel)
 from .modeling_latent_ebm_text import LatentEBMForTextGeneration
 from .pipelines import LatentEBMPipeline, LatentEBMPipelineOutput
+from .priors import PRIORS, Prior, register_prior
 
-AutoConfig.register(LatentEBMConfig.model_type, LatentEBMConfig, exist_ok=True)
-AutoModel.register(LatentEBMConfig, LatentEBMForImageGeneration, exist_ok=True)
-AutoConfig.register(LatentEBMTextConfig.model_type, LatentEBMTextConfig, exist_ok=True)
-AutoModel.register(LatentEBMTextConfig, LatentEBMForTextGeneration, exist_ok=True)
+for _config, _model in ((LatentEBMConfig, LatentEBMForImageGeneration), (LatentEBMTextConfig, LatentEBMForTextGeneration),
+                        (LatentEBMModelConfig, LatentEBMModel)):
+    AutoConfig.register(_config.model_type, _config, exist_ok=True)
+    AutoModel.register(_config, _model, exist_ok=True)
 
 __version__ = "0.1.0"
 
@@ -25,6 +31,8 @@ __all__ = [
     "LatentEBMForImageGeneration",
     "LatentEBMTextConfig",
     "LatentEBMForTextGeneration",
+    "LatentEBMModelConfig",
+    "LatentEBMModel",
     "LatentEBMOutput",
     "LatentEBMPreTrainedModel",
     "LatentEBMPipeline",
@@ -33,4 +41,17 @@ __all__ = [
     "LangevinOutput",
     "LangevinDivergenceError",
     "mle_losses",
+    "Prior",
+    "Decoder",
+    "Encoder",
+    "Learner",
+    "LearnerOutput",
+    "PRIORS",
+    "DECODERS",
+    "ENCODERS",
+    "LEARNERS",
+    "register_prior",
+    "register_decoder",
+    "register_encoder",
+    "register_learner",
 ]

@@ -1,33 +1,21 @@
 """Configurations of the latent-space EBM prior models (Pang et al., NeurIPS 2020): shared base and image model."""
 
 import functools
+from dataclasses import field
 
 from huggingface_hub.dataclasses import strict
 from huggingface_hub.errors import StrictDataclassError
 from transformers import PreTrainedConfig
 
-ENERGY_ACTIVATIONS = ("gelu", "leaky_relu", "silu")
-NONFINITE_POLICIES = ("raise", "reset")
-PRIOR_TYPES = ("ebm", "gaussian")
+from .decoders import DECODERS, decoder_upsampling_plan
+from .encoders import ENCODERS
+from .langevin import NONFINITE_POLICIES
+from .learners import LEARNERS
+from .priors import ACTIVATIONS, PRIORS
+
 PRIOR_GRADIENTS = ("analytic", "autograd")
 POSTERIOR_CHAIN_PRIORS = ("model", "reference")
-
-
-def decoder_upsampling_plan(image_size: int) -> tuple[int, int]:
-    """Return (base_size, num_upsamplings) for a DCGAN stack that doubles base_size up to image_size.
-
-    28 -> (7, 2) and 32 -> (4, 3): the transposed-conv generator starts from a base_size x base_size map
-    (first layer kernel = base_size) and doubles it num_upsamplings times.
-    """
-    base_size, num_upsamplings = image_size, 0
-    while base_size % 2 == 0 and base_size // 2 >= 4:
-        base_size //= 2
-        num_upsamplings += 1
-    if not (4 <= base_size <= 7) or num_upsamplings == 0:
-        raise ValueError(
-            f"image_size must be base * 2**n with base in 4..7 and n >= 1 (e.g. 28, 32, 64); got {image_size}"
-        )
-    return base_size, num_upsamplings
+POSTERIOR_INITS = ("prior", "encoder")
 
 
 def raise_value_errors(config_class):
@@ -48,8 +36,25 @@ def raise_value_errors(config_class):
 
 _SHARED_ARGS = r"""
         prior_type (`str`, *optional*, defaults to `"ebm"`):
-            "ebm" for the learned energy-based prior, or "gaussian" for the fixed N(0, prior_sigma^2) prior of
-            alternating back-propagation (Han et al. 2017), the baseline one flag away.
+            A registered prior (`hf_latent_ebm.priors.PRIORS`): "ebm" for the learned energy-based prior, or
+            "gaussian" for the fixed N(0, prior_sigma^2) prior of alternating back-propagation (Han et al. 2017),
+            the baseline one flag away.
+        learner (`str`, *optional*, defaults to `"mle"`):
+            A registered learner (`hf_latent_ebm.learners.LEARNERS`): "mle", maximum likelihood with posterior and
+            prior Langevin (Pang et al. 2020); "vae", the Gaussian-prior VAE baseline, an inference network trained
+            with the decoder on the ELBO (needs prior_type="gaussian"); "vae_ebm", the variational latent EBM, the
+            same inference network and ELBO with the energy-based prior learned on q's samples (Pang & Wu 2021's
+            unsupervised part; no posterior chain runs, and generation samples the learned prior).
+        encoder_type (`str`, *optional*):
+            A registered encoder (`hf_latent_ebm.encoders.ENCODERS`), the inference network q(z | x) of the
+            variational learners and of posterior_init="encoder"; built only for them.
+        vae_free_bits (`float`, *optional*, defaults to 0.0):
+            With a variational learner, the free-bits floor of the FB-VAE baseline (nats per latent dimension): each
+            dimension's batch-averaged KL(q || p0) counts as at least this much in the loss. 0 is the plain ELBO.
+        posterior_init (`str`, *optional*, defaults to `"prior"`):
+            With learner="mle", where inference chains (`posterior_latents`, metrics) start: "prior" (draws from p0,
+            as the papers) or "encoder" (draws from an inference network trained alongside, by maximum likelihood on
+            the end points of the learner's p0-started chains).
         latent_dim (`int`, *optional*, defaults to 16):
             Dimension of z.
         prior_sigma (`float`, *optional*, defaults to 1.0):
@@ -111,9 +116,19 @@ _SHARED_ARGS = r"""
 
 @strict
 class LatentEBMBaseConfig(PreTrainedConfig):
-    """The prior, sampler and learner settings every latent-EBM model shares (see `LatentEBMConfig` for them)."""
+    """The parts, prior, sampler, learner and optimiser settings every latent-EBM model shares (documented in
+    `LatentEBMConfig`). A modality's config adds its decoder's fields, names the decoders it builds
+    (`part_modality`, matched against each part's `modality`) and overrides defaults where that modality needs
+    other ones."""
+
+    part_modality = "image"
 
     prior_type: str = "ebm"
+    decoder_type: str = "conv"
+    encoder_type: str = "conv"
+    learner: str = "mle"
+    vae_free_bits: float = 0.0
+    posterior_init: str = "prior"
     latent_dim: int = 16
     prior_sigma: float = 1.0
     energy_hidden_dim: int = 200
@@ -138,14 +153,30 @@ class LatentEBMBaseConfig(PreTrainedConfig):
     adam_beta1: float = 0.5
     adam_beta2: float = 0.999
 
+    def validate_parts(self):
+        PRIORS.get(self.prior_type)
+        self._check_modality("decoder", DECODERS.get(self.decoder_type))
+        learner = LEARNERS.get(self.learner)
+        if self.posterior_init not in POSTERIOR_INITS:
+            raise ValueError(f"posterior_init must be one of {POSTERIOR_INITS}, got {self.posterior_init!r}")
+        if not self.vae_free_bits >= 0:
+            raise ValueError(f"vae_free_bits must be >= 0 nats per dimension, got {self.vae_free_bits}")
+        learner.check_config(self)
+        if learner.needs_encoder(self):
+            self._check_modality("encoder", ENCODERS.get(self.encoder_type))
+
+    def _check_modality(self, kind: str, part_class: type) -> None:
+        if part_class.modality != self.part_modality:
+            name = getattr(self, f"{kind}_type")
+            raise ValueError(f"{kind}_type {name!r} is a {part_class.modality or 'generic'} {kind}; "
+                             f"{type(self).__name__} builds {self.part_modality or 'generic'} {kind}s")
+
     def validate_prior(self):
         for name in ("latent_dim", "energy_hidden_dim", "energy_num_hidden_layers"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.prior_type not in PRIOR_TYPES:
-            raise ValueError(f"prior_type must be one of {PRIOR_TYPES}, got {self.prior_type!r}")
-        if self.energy_activation not in ENERGY_ACTIVATIONS:
-            raise ValueError(f"energy_activation must be one of {ENERGY_ACTIVATIONS}, got {self.energy_activation!r}")
+        if self.energy_activation not in ACTIVATIONS:
+            raise ValueError(f"energy_activation must be one of {tuple(ACTIVATIONS)}, got {self.energy_activation!r}")
 
     def validate_sampling(self):
         for name in ("prior_sigma", "prior_langevin_step_size", "posterior_langevin_step_size"):
@@ -196,6 +227,8 @@ class LatentEBMConfig(LatentEBMBaseConfig):
     `LatentEBMConfig.paper_svhn()` gives the paper's SVHN setting.
 
     Args:
+        decoder_type (`str`, *optional*, defaults to `"conv"`): A registered image decoder.
+        encoder_type (`str`, *optional*, defaults to `"conv"`): A registered image encoder (the generator mirrored).
         image_size (`int`, *optional*, defaults to 28):
             Side of the square images; base * 2**n with base in 4..7 (28, 32, 64, ...).
         num_channels (`int`, *optional*, defaults to 1):
@@ -237,4 +270,39 @@ class LatentEBMConfig(LatentEBMBaseConfig):
         return cls(**{**settings, **overrides})
 
 
-__all__ = ["LatentEBMBaseConfig", "LatentEBMConfig", "decoder_upsampling_plan", "raise_value_errors"]
+@raise_value_errors
+@strict
+class LatentEBMModelConfig(LatentEBMBaseConfig):
+    r"""
+    Configuration of [`LatentEBMModel`], the modality-agnostic model: any registered decoder and encoder
+    (`register_decoder`, `register_encoder`) whose `modality` is None, built from `decoder_kwargs` /
+    `encoder_kwargs`, with every prior, sampler and learner setting of [`LatentEBMConfig`].
+
+    Args:
+        decoder_type (`str`, *optional*, defaults to `"mlp"`): A registered generic decoder; "mlp" is a Gaussian MLP
+            over real vectors (`observations` of shape (batch, observation_dim)).
+        decoder_kwargs (`dict`, *optional*, defaults to `{}`): Keyword arguments of the decoder's constructor
+            (besides latent_dim), e.g. {"observation_dim": 8, "sigma": 0.5}.
+        encoder_type (`str`, *optional*, defaults to `"mlp"`): A registered generic encoder.
+        encoder_kwargs (`dict`, *optional*, defaults to `{}`): Keyword arguments of the encoder's constructor.
+
+    Example:
+
+    ```python
+    >>> from hf_latent_ebm import LatentEBMModel, LatentEBMModelConfig
+    >>> config = LatentEBMModelConfig(latent_dim=4, decoder_kwargs={"observation_dim": 8})
+    >>> LatentEBMModel(config).sample(3).shape
+    torch.Size([3, 8])
+    ```"""
+
+    model_type = "latent_ebm_model"
+    part_modality = None
+
+    decoder_type: str = "mlp"
+    encoder_type: str = "mlp"
+    decoder_kwargs: dict = field(default_factory=dict)
+    encoder_kwargs: dict = field(default_factory=dict)
+
+
+__all__ = ["LatentEBMBaseConfig", "LatentEBMConfig", "LatentEBMModelConfig", "decoder_upsampling_plan",
+           "raise_value_errors"]

@@ -6,11 +6,6 @@ from huggingface_hub.dataclasses import strict
 
 from .configuration_latent_ebm import LatentEBMBaseConfig, raise_value_errors
 
-TEXT_DECODER_TYPES = ("lstm", "gru", "transformer")
-TEXT_LEARNERS = ("mle", "vae", "vae_ebm")
-# The learners that train an inference network q(z | x) on the ELBO (and infer z with it).
-VARIATIONAL_LEARNERS = ("vae", "vae_ebm")
-POSTERIOR_INITS = ("prior", "encoder")
 # The SRI text code's decaying posterior step sizes (its last size repeats for further steps). With a constant 0.1
 # the text posterior barely leaves p0 in 20 steps (sum of s^2/2 = 0.1 against 0.94 here) and the decoder learns to
 # ignore z; its first nine steps do nearly all the moving, so 10 steps cost half of 20 for about the same chain.
@@ -33,30 +28,17 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
         eos_token_id (`int`, *optional*, defaults to 2): Id that ends every sequence.
         max_length (`int`, *optional*, defaults to 40):
             Longest sequence in tokens, <bos> and <eos> included; longer texts are truncated (and keep <eos>).
-        decoder_type (`str`, *optional*, defaults to `"lstm"`): "lstm", "gru" or "transformer".
+        decoder_type (`str`, *optional*, defaults to `"lstm"`): A registered text decoder: "lstm", "gru" or
+            "transformer".
         embedding_dim (`int`, *optional*, defaults to 128): Token embedding width.
         hidden_dim (`int`, *optional*, defaults to 128): Recurrent state width (or model width of the Transformer).
         num_decoder_layers (`int`, *optional*, defaults to 1): Recurrent or Transformer layers.
         num_attention_heads (`int`, *optional*, defaults to 4): Attention heads of the Transformer decoder.
         decoder_dropout (`float`, *optional*, defaults to 0.5): Dropout on the decoder's inputs and outputs.
-        learner (`str`, *optional*, defaults to `"mle"`):
-            "mle": the latent-EBM maximum-likelihood learner (posterior and prior Langevin). "vae": the Gaussian-prior
-            VAE baseline, an LSTM inference network q(z | x) trained with the decoder on the ELBO (needs
-            prior_type="gaussian"). "vae_ebm": the variational latent-EBM learner, the same inference network and
-            ELBO with the learned energy-based prior (prior Langevin gives the gradient of its log-normaliser), as
-            the unsupervised part of Pang & Wu 2021; no posterior chain runs, so a step costs little more than the
-            VAE's.
-        vae_free_bits (`float`, *optional*, defaults to 0.0):
-            With learner="vae" or "vae_ebm", the free-bits floor of the FB-VAE baseline the papers compare against
-            (nats per latent dimension): each dimension's batch-averaged KL(q || p0) term counts as at least this
-            much in the loss, so the optimiser gains nothing by pushing it lower and the VAE does not collapse to a
-            language model. 0 is the plain ELBO.
-        posterior_init (`str`, *optional*, defaults to `"prior"`):
-            Where inference chains (`posterior_latents`, `encode_text`, metrics) start: "prior" (draws from p0, as the
-            papers) or "encoder" (draws from an LSTM inference network q(z | x) trained alongside, by maximum
-            likelihood on the end points of the learner's p0-started posterior chains).
+        encoder_type (`str`, *optional*, defaults to `"lstm"`): A registered text encoder.
 
-    The prior, Langevin and optimisation arguments are those of [`LatentEBMConfig`], with text defaults:
+    The parts, prior, Langevin, learner and optimisation arguments are those of [`LatentEBMConfig`], with text
+    defaults:
     `latent_dim` 32 (as SRI), `decoder_learning_rate` 1e-3 (as SRI), and a 10-step posterior chain on SRI's
     decaying step sizes (`posterior_langevin_step_schedule` [.8, .7, .6, .5, .2, .2, .1, .1, .05]; set it to None
     for the constant `posterior_langevin_step_size`) with SRI's tempered noise (`posterior_langevin_noise_scale`
@@ -75,6 +57,7 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
     ```"""
 
     model_type = "latent_ebm_text"
+    part_modality = "text"
 
     vocab_size: int = 1000
     pad_token_id: int = 0
@@ -87,9 +70,7 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
     num_decoder_layers: int = 1
     num_attention_heads: int = 4
     decoder_dropout: float = 0.5
-    learner: str = "mle"
-    vae_free_bits: float = 0.0
-    posterior_init: str = "prior"
+    encoder_type: str = "lstm"
     latent_dim: int = 32
     posterior_langevin_steps: int = 10
     posterior_langevin_step_schedule: list[float] | None = field(default_factory=lambda: list(SRI_POSTERIOR_STEP_SIZES))
@@ -111,29 +92,11 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
             raise ValueError(f"special token ids must be distinct and below vocab_size {self.vocab_size}, got {special}")
         if self.max_length < 3:
             raise ValueError(f"max_length must be >= 3 (<bos>, a token, <eos>), got {self.max_length}")
-        if self.decoder_type not in TEXT_DECODER_TYPES:
-            raise ValueError(f"decoder_type must be one of {TEXT_DECODER_TYPES}, got {self.decoder_type!r}")
         if self.decoder_type == "transformer" and self.hidden_dim % self.num_attention_heads:
             raise ValueError(f"hidden_dim {self.hidden_dim} must be divisible by num_attention_heads "
                              f"{self.num_attention_heads}")
-        if self.learner not in TEXT_LEARNERS:
-            raise ValueError(f"learner must be one of {TEXT_LEARNERS}, got {self.learner!r}")
-        if self.learner == "vae" and self.prior_type != "gaussian":
-            raise ValueError("learner='vae' is the Gaussian-prior VAE baseline: set prior_type='gaussian'")
-        if not self.vae_free_bits >= 0:
-            raise ValueError(f"vae_free_bits must be >= 0 nats per dimension, got {self.vae_free_bits}")
-        if self.learner == "vae_ebm" and self.prior_type == "gaussian":
-            raise ValueError("learner='vae_ebm' learns an energy-based prior: set a prior_type other than 'gaussian'")
-        if self.vae_free_bits and self.learner not in VARIATIONAL_LEARNERS:
-            raise ValueError(f"vae_free_bits belongs to the variational learners {VARIATIONAL_LEARNERS}, "
-                             f"not learner={self.learner!r}")
-        if self.posterior_init not in POSTERIOR_INITS:
-            raise ValueError(f"posterior_init must be one of {POSTERIOR_INITS}, got {self.posterior_init!r}")
-        if self.posterior_init == "encoder" and self.learner != "mle":
-            raise ValueError("posterior_init='encoder' belongs to the MLE learner; the variational learners infer z "
-                             "with their own encoder")
         if not 0 <= self.decoder_dropout < 1:
             raise ValueError(f"decoder_dropout must be in [0, 1), got {self.decoder_dropout}")
 
 
-__all__ = ["LatentEBMTextConfig", "SRI_POSTERIOR_STEP_SIZES", "VARIATIONAL_LEARNERS"]
+__all__ = ["LatentEBMTextConfig", "SRI_POSTERIOR_STEP_SIZES"]

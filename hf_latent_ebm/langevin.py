@@ -6,7 +6,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .configuration_latent_ebm import NONFINITE_POLICIES
+# What a chain that reaches a non-finite state does: raise, or reset those chains to their start.
+NONFINITE_POLICIES = ("raise", "reset")
 
 
 class LangevinDivergenceError(RuntimeError):
@@ -144,4 +145,4 @@ class LangevinSampler:
         return torch.where(finite_rows[:, None], z, start)
 
 
-__all__ = ["LangevinSampler", "LangevinOutput", "LangevinDivergenceError"]
+__all__ = ["LangevinSampler", "LangevinOutput", "LangevinDivergenceError", "NONFINITE_POLICIES"]

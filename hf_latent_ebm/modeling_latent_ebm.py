@@ -1,6 +1,12 @@
-"""Latent-space EBM prior image model (Pang, Han, Nijkamp, Zhu, Wu; NeurIPS 2020) as a transformers PreTrainedModel."""
+"""Latent-space EBM prior models (Pang, Han, Nijkamp, Zhu, Wu; NeurIPS 2020) as transformers PreTrainedModels.
+
+One base model composes the parts its config names (prior, decoder, optional encoder, learner) and holds the one
+`forward`, sampling, inference and optimiser set-up; the heads add what is particular to a modality: the image
+model, the modality-agnostic `LatentEBMModel`, and the text model in `modeling_latent_ebm_text.py`.
+"""
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -8,37 +14,56 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from .configuration_latent_ebm import LatentEBMBaseConfig, LatentEBMConfig
-from .decoders import ConvImageDecoder
+from .configuration_latent_ebm import LatentEBMBaseConfig, LatentEBMConfig, LatentEBMModelConfig
+from .decoders import DECODERS
+from .encoders import ENCODERS
 from .langevin import LangevinOutput, LangevinSampler
-from .learning import (MLELosses, build_lr_scheduler, build_optimizer, mle_losses, posterior_potential,
-                       run_prior_chain)
-from .priors import EnergyPrior, GaussianPrior
+from .learners import LEARNERS, posterior_potential
+from .priors import PRIORS
 
 
 @dataclass
 class LatentEBMOutput(ModelOutput):
     """
     Args:
-        loss (`torch.Tensor`): decoder_loss + energy_loss; its gradient is the MLE gradient of both parts.
-        decoder_loss (`torch.Tensor`): Mean -log p(x | z+) (up to the Gaussian normaliser).
-        energy_loss (`torch.Tensor`): mean E(z+) - mean E(z-).
-        posterior_latents (`torch.Tensor` of shape `(batch_size, latent_dim)`): z+ from posterior Langevin.
-        prior_latents (`torch.Tensor` of shape `(batch_size, latent_dim)`): z- from prior Langevin.
+        loss (`torch.Tensor`): The learner's loss; its gradient is the update of every part.
+        loss_terms (`dict[str, torch.Tensor]`): The learner's named loss terms, detached (for the maximum-likelihood
+            learner "decoder_loss" = mean -log p(x | z+) and "energy_loss" = mean E(z+) - mean E(z-); the
+            variational learners give "decoder_loss", "kl_loss" and, with an energy-based prior, "energy_loss").
+        posterior_latents (`torch.Tensor` of shape `(batch_size, latent_dim)`): z+, the latents the decoder
+            learned on (posterior Langevin, or q's samples).
+        prior_latents (`torch.Tensor` of shape `(batch_size, latent_dim)`): z-, the prior samples of the update.
     """
 
     loss: torch.Tensor | None = None
-    decoder_loss: torch.Tensor | None = None
-    energy_loss: torch.Tensor | None = None
+    loss_terms: dict[str, torch.Tensor] | None = None
     posterior_latents: torch.Tensor | None = None
     prior_latents: torch.Tensor | None = None
+
+    @property
+    def decoder_loss(self) -> torch.Tensor | None:
+        return self.loss_terms.get("decoder_loss")
+
+    @property
+    def energy_loss(self) -> torch.Tensor | None:
+        return self.loss_terms.get("energy_loss")
+
+
+def _build_part(kind: str, registry, name: str, config):
+    part_class = registry.get(name)
+    try:
+        return part_class.from_config(config)
+    except (AttributeError, TypeError) as error:  # a part meant for another config family
+        raise ValueError(f"cannot build {kind} {name!r} ({part_class.__name__}) from a {type(config).__name__}: "
+                         f"{error}") from error
 
 
 class LatentEBMPreTrainedModel(PreTrainedModel):
     """
-    What every latent-EBM model shares: the prior built from the config, the two Langevin samplers configured from
-    it, the two-group optimizer, the learner, prior and posterior sampling, and weight init. Subclasses add a
-    decoder (`self.decoder`, with `negative_log_likelihood(observations, latents)`) and their own forward.
+    What every latent-EBM model is: the prior, decoder, encoder (when the learner asks for one) and learner that its
+    config names, the two Langevin samplers configured from it, the one `forward` (the learner's losses on a dict
+    batch), sampling, posterior inference, anomaly scores, the optimiser groups the learner declares, weight init,
+    checkpoint loading errors and model cards. Heads set the config class and add modality-specific calls.
     """
 
     config: LatentEBMBaseConfig
@@ -46,25 +71,26 @@ class LatentEBMPreTrainedModel(PreTrainedModel):
     base_model_prefix = "latent_ebm"
     # The energy is summed with |z|^2 terms along long chains; low precision there biases the samples.
     _keep_in_fp32_modules = ["prior"]
+    # What `write_samples` writes, and how many samples a model card shows.
+    sample_file_suffix = ".npy"
+    card_num_samples = 16
 
-    @staticmethod
-    def build_prior(config: LatentEBMBaseConfig) -> nn.Module:
-        if config.prior_type == "gaussian":
-            return GaussianPrior(latent_dim=config.latent_dim, reference_sigma=config.prior_sigma)
-        return EnergyPrior(
-            latent_dim=config.latent_dim,
-            hidden_dim=config.energy_hidden_dim,
-            num_hidden_layers=config.energy_num_hidden_layers,
-            activation=config.energy_activation,
-            reference_sigma=config.prior_sigma,
-            analytic_gradient=config.prior_gradient == "analytic",
-        )
+    def __init__(self, config: LatentEBMBaseConfig):
+        super().__init__(config)
+        self.prior = _build_part("prior", PRIORS, config.prior_type, config)
+        self.decoder = _build_part("decoder", DECODERS, config.decoder_type, config)
+        learner_class = LEARNERS.get(config.learner)
+        self.encoder = _build_part("encoder", ENCODERS, config.encoder_type, config) \
+            if learner_class.needs_encoder(config) else None
+        self.learner = learner_class()
+        self.post_init()
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
-        # The paper: Xavier-normal on the generator's convolutions. Linear, embedding and recurrent layers get
-        # PyTorch's own default init, written out with transformers' init functions so loading never re-runs it.
-        if isinstance(module, nn.ConvTranspose2d):
+        # The paper: Xavier-normal on the generator's convolutions (and here on the image encoder's). Linear,
+        # embedding and recurrent layers get PyTorch's own default init, written out with transformers' init
+        # functions so loading never re-runs it.
+        if isinstance(module, (nn.ConvTranspose2d, nn.Conv2d)):
             init.xavier_normal_(module.weight)
             init.zeros_(module.bias)
         elif isinstance(module, nn.Linear):
@@ -85,6 +111,7 @@ class LatentEBMPreTrainedModel(PreTrainedModel):
             init.xavier_uniform_(module.in_proj_weight)
             init.zeros_(module.in_proj_bias)
 
+    # ---- checkpoints, cards, the Hub ------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
         try:
@@ -103,18 +130,15 @@ class LatentEBMPreTrainedModel(PreTrainedModel):
             self.write_card_with_samples(save_directory)
 
     def write_card_with_samples(self, save_directory) -> None:
-        from pathlib import Path
-
         from .hub import write_model_card
 
-        was_training = self.training
-        self.eval()
-        self.write_card_samples(Path(save_directory), torch.Generator(device=self.device).manual_seed(0))
-        self.train(was_training)
+        samples = Path(save_directory) / f"samples{self.sample_file_suffix}"
+        if not samples.exists():
+            was_training = self.training
+            self.eval()
+            self.write_samples(samples, self.card_num_samples, torch.Generator(device=self.device).manual_seed(0))
+            self.train(was_training)
         write_model_card(save_directory)
-
-    def write_card_samples(self, folder, generator: torch.Generator) -> None:
-        """Write what the model card shows (a sample grid, sample sentences); subclasses say what."""
 
     def push_to_hub(self, repo_id: str, *, private: bool = False, commit_message: str | None = None,
                     token: str | None = None, api=None):
@@ -155,66 +179,142 @@ class LatentEBMPreTrainedModel(PreTrainedModel):
         )
 
     # ---- learning --------------------------------------------------------------------------------------------
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """The batch keys `forward` reads: the decoder's observations and whatever else the learner uses."""
+        return tuple(self.decoder.input_names) + tuple(self.learner.input_names)
+
+    def forward(self, generator: torch.Generator | None = None, return_dict: bool | None = None,
+                **batch) -> LatentEBMOutput | tuple:
+        r"""
+        The learner's losses on a dict batch (the keys in `input_names`; others are ignored). Only the batch's
+        type, dtype and shape are checked here, nothing that needs its values (which would synchronise a GPU every
+        step): values are checked where data comes in (`check_inputs`, the public calls, the trainer's data
+        loading).
+
+        Args:
+            generator (`torch.Generator`, *optional*): Source of the chains' randomness.
+            return_dict (`bool`, *optional*): Return a `LatentEBMOutput` (default) or a tuple.
+            **batch: The observations under the decoder's input names (e.g. `pixel_values`, `input_ids`).
+        """
+        observations = self.decoder.select(batch)
+        self.decoder.check_observations(observations, check_values=False)
+        losses = self.learner.losses(self, self.decoder.compact(observations), batch, generator)
+        output = LatentEBMOutput(loss=losses.loss, loss_terms={name: term.detach() for name, term in losses.terms.items()},
+                                 posterior_latents=losses.posterior_latents, prior_latents=losses.prior_latents)
+        return output if return_dict is not False else output.to_tuple()
+
     def build_optimizer(self) -> torch.optim.Adam:
-        """Adam with the prior and decoder parameter groups; pass it to `Trainer(optimizers=(opt, scheduler))`."""
-        return build_optimizer(self)
+        """Adam over the learner's parameter groups (each with its learning rate) and the config's betas; pass it to
+        `Trainer(optimizers=(optimizer, model.build_lr_scheduler(optimizer)))`."""
+        return torch.optim.Adam(self.learner.parameter_groups(self),
+                                betas=(self.config.adam_beta1, self.config.adam_beta2))
 
     def build_lr_scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
-        return build_lr_scheduler(optimizer, self.config)
+        """Step-wise exponential decay per group, lr * lr_decay ** (step // lr_decay_steps), as the paper's decay
+        per epoch."""
+        every = self.config.lr_decay_steps
+        lambdas = [(lambda step, decay=group["lr_decay"]: decay ** (step // every)) for group in optimizer.param_groups]
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambdas)
 
-    def mle_losses(self, observations: torch.Tensor, generator: torch.Generator | None = None) -> MLELosses:
-        """The shared learner on this model's prior and decoder (see `hf_latent_ebm.learning.mle_losses`)."""
-        return mle_losses(self.prior, self.decoder, observations, self.prior_sampler(), self.posterior_sampler(),
-                          generator, self.config.posterior_chain_prior)
+    def check_inputs(self, observations) -> None:
+        """Raise a ValueError saying what was expected unless `observations` is a batch the decoder scores (values
+        included: ranges, finiteness, token ids)."""
+        self.decoder.check_observations(observations)
 
     # ---- latents ---------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def sample_latents(
-        self,
-        batch_size: int,
-        generator: torch.Generator | None = None,
-        num_steps: int | None = None,
-        step_size: float | None = None,
-        return_diagnostics: bool = False,
-    ) -> torch.Tensor | LangevinOutput:
-        """z ~ p(z) by short-run prior Langevin from p0 (the config's steps and step size unless given); exact draws
-        for the Gaussian prior."""
+    def sample_latents(self, batch_size: int, generator: torch.Generator | None = None, num_steps: int | None = None,
+                       step_size: float | None = None, return_diagnostics: bool = False) -> torch.Tensor | LangevinOutput:
+        """z ~ p(z): the prior samples itself (short-run prior Langevin from p0 with the config's steps and step
+        size unless given; exact draws for the Gaussian prior)."""
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-        start = self.prior.sample_reference(batch_size, generator, self.device)
-        if self.prior.exact_sampling:  # the Gaussian prior: its reference draws are exact samples
-            return LangevinOutput(start, start.new_zeros(0), start.new_zeros(0)) if return_diagnostics else start
-        return run_prior_chain(self.prior, self.prior_sampler(num_steps, step_size), start, generator,
-                               return_diagnostics)
+        return self.prior.sample(batch_size, self.prior_sampler(num_steps, step_size), generator, self.device,
+                                 return_diagnostics)
 
     @torch.no_grad()
-    def posterior_latents(self, observations: torch.Tensor, generator: torch.Generator | None = None,
+    def posterior_latents(self, observations, generator: torch.Generator | None = None,
                           langevin_proper: bool = False) -> torch.Tensor:
-        """z ~ p(z | x) by short-run posterior Langevin from p0, for a batch the decoder can score: the configured
-        chain, or with `langevin_proper=True` a chain that targets this model's p(z | x) itself (full noise, the
-        learned energy in the prior term) whatever the training chain was."""
-        start = self.prior.sample_reference(observations.shape[0], generator, self.device)
-        return self.posterior_sampler(langevin_proper=langevin_proper)(
-            self.posterior_chain_potential(observations, langevin_proper), start, generator)
+        """z ~ p(z | x) as the learner infers it: short-run posterior Langevin (the configured chain, or with
+        `langevin_proper=True` one on the model's own p(z | x), full noise and the learned energy, whatever the
+        training chain was), or a draw of the variational learners' q(z | x)."""
+        return self.learner.infer_latents(self, observations, generator, langevin_proper)
 
-    def posterior_chain_potential(self, observations: torch.Tensor, langevin_proper: bool = False):
+    @torch.no_grad()
+    def posterior_gaussian(self, observations, num_chains: int = 8, generator: torch.Generator | None = None,
+                           langevin_proper: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """
+        A diagonal Gaussian (mean, std) approximating p(z | x) per example: q(z | x) for the variational learners,
+        or the mean and std of `num_chains` posterior chains. Active units use the configured chains (the inference
+        the model was trained with); the importance-sampling proposal uses `langevin_proper=True`, since tempered
+        chains on p0 are narrower than p(z | x) and loosen the NLL bound.
+        """
+        return self.learner.posterior_gaussian(self, observations, num_chains, generator, langevin_proper)
+
+    def posterior_chain_potential(self, observations, langevin_proper: bool = False):
         """The posterior chain's potential U(z) for these observations, with the configured prior term (the model's
         own with `langevin_proper=True`)."""
         chain_prior = "model" if langevin_proper else self.config.posterior_chain_prior
         return posterior_potential(self.prior, self.decoder, observations, chain_prior)
 
     @torch.no_grad()
-    def joint_potential(self, observations: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
+    def joint_potential(self, observations, latents: torch.Tensor) -> torch.Tensor:
         """-log p(x, z) up to constants, one value per example."""
         return posterior_potential(self.prior, self.decoder, observations)(latents)
+
+    # ---- observations ----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor, generator: torch.Generator | None = None):
+        """Observations from latents of shape (N, latent_dim): images g(z), sampled token ids, ..."""
+        if latents.dim() != 2 or latents.shape[1] != self.config.latent_dim:
+            raise ValueError(f"latents must have shape (N, {self.config.latent_dim}), got {tuple(latents.shape)}")
+        return self.decoder.decode(latents.to(self.device, torch.float32), generator)
+
+    @torch.no_grad()
+    def sample(self, batch_size: int, generator: torch.Generator | None = None):
+        """batch_size observations from the model: z from the prior, then the decoder."""
+        return self.decode(self.sample_latents(batch_size, generator), generator)
+
+    @torch.no_grad()
+    def infer_latents(self, observations, generator: torch.Generator | None = None) -> torch.Tensor:
+        """z ~ p(z | x) for a checked batch (see `posterior_latents`)."""
+        self.check_inputs(observations)
+        return self.posterior_latents(observations, generator)
+
+    @torch.no_grad()
+    def reconstruct(self, observations, generator: torch.Generator | None = None):
+        """The decoder's output at posterior samples z+ of each example."""
+        return self.decode(self.infer_latents(observations, generator), generator)
+
+    @torch.no_grad()
+    def anomaly_score(self, observations, generator: torch.Generator | None = None) -> torch.Tensor:
+        r"""
+        One score per example, higher = more anomalous: -log p(x, z+) up to constants at a posterior sample z+ (for
+        images |x - g(z+)|^2 / (2 decoder_sigma^2) + E(z+) + |z+|^2 / (2 prior_sigma^2)).
+
+        This is the unnormalised joint density at a posterior sample that Pang et al. 2020 (Table 3) use as a
+        proxy for -log p(x); it omits log Z of the prior and the likelihood's normalisers, which are the same for
+        every example, so it ranks examples but is not a calibrated likelihood.
+        """
+        return self.joint_potential(observations, self.infer_latents(observations, generator))
+
+    def write_samples(self, path, num_samples: int, generator: torch.Generator | None = None) -> Path:
+        """Write `num_samples` samples to `path` (here a .npy array; heads write images or text)."""
+        import numpy as np
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, self.sample(num_samples, generator).cpu().numpy(), allow_pickle=False)
+        return path
 
 
 class LatentEBMForImageGeneration(LatentEBMPreTrainedModel):
     r"""
     Image generator x = g(z) + N(0, decoder_sigma^2) with a learned energy-based prior over z.
 
-    `model(pixel_values=x)` runs one MLE update's chains and returns the loss that trains both parts (use
-    `model.build_optimizer()` for the two learning rates); `sample`, `reconstruct` and `anomaly_score` use the
+    `model(pixel_values=x)` runs one update of the configured learner and returns its loss (use
+    `model.build_optimizer()` for the parts' learning rates); `sample`, `reconstruct` and `anomaly_score` use the
     trained model.
 
     Args:
@@ -225,27 +325,10 @@ class LatentEBMForImageGeneration(LatentEBMPreTrainedModel):
     config_class = LatentEBMConfig
     main_input_name = "pixel_values"
     input_modalities = ("image",)
+    sample_file_suffix = ".png"
 
-    def __init__(self, config: LatentEBMConfig):
-        super().__init__(config)
-        self.prior = self.build_prior(config)
-        self.decoder = ConvImageDecoder(
-            latent_dim=config.latent_dim,
-            image_size=config.image_size,
-            num_channels=config.num_channels,
-            base_channels=config.decoder_base_channels,
-            sigma=config.decoder_sigma,
-        )
-        self.post_init()
-
-
-    # ---- training --------------------------------------------------------------------------------------------
-    def forward(
-        self,
-        pixel_values: torch.Tensor,
-        generator: torch.Generator | None = None,
-        return_dict: bool | None = None,
-    ) -> LatentEBMOutput | tuple:
+    def forward(self, pixel_values: torch.Tensor, generator: torch.Generator | None = None,
+                return_dict: bool | None = None, **batch) -> LatentEBMOutput | tuple:
         r"""
         Args:
             pixel_values (`torch.Tensor` of shape `(batch_size, num_channels, image_size, image_size)`):
@@ -253,80 +336,33 @@ class LatentEBMForImageGeneration(LatentEBMPreTrainedModel):
             generator (`torch.Generator`, *optional*): Source of the chains' randomness.
             return_dict (`bool`, *optional*): Return a `LatentEBMOutput` (default) or a tuple.
         """
-        self.check_pixel_values(pixel_values)
-        losses = self.mle_losses(pixel_values, generator)
-        output = LatentEBMOutput(
-            loss=losses.loss,
-            decoder_loss=losses.decoder_loss.detach(),
-            energy_loss=losses.energy_loss.detach(),
-            posterior_latents=losses.posterior_latents,
-            prior_latents=losses.prior_latents,
-        )
-        return output if return_dict is not False else output.to_tuple()
+        return super().forward(generator, return_dict, pixel_values=pixel_values, **batch)
 
-    def write_card_samples(self, folder, generator: torch.Generator) -> None:
-        if not (folder / "samples.png").exists():
-            from .utils import image_grid
+    def write_samples(self, path, num_samples: int, generator: torch.Generator | None = None) -> Path:
+        """A grid of `num_samples` samples as an image file."""
+        from .utils import image_grid
 
-            image_grid(self.sample(16, generator), num_columns=8).save(folder / "samples.png")
-
-    # ---- inference -------------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """g(z): images in [-1, 1] of shape (N, C, H, W)."""
-        if latents.dim() != 2 or latents.shape[1] != self.config.latent_dim:
-            raise ValueError(f"latents must have shape (N, {self.config.latent_dim}), got {tuple(latents.shape)}")
-        return self.decoder(latents.to(self.device, torch.float32))
-
-    @torch.no_grad()
-    def sample(self, batch_size: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Images in [-1, 1] of shape (batch_size, C, H, W): prior Langevin, then the generator."""
-        return self.decode(self.sample_latents(batch_size, generator))
-
-    @torch.no_grad()
-    def infer_latents(self, pixel_values: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """z ~ p(z | x) by short-run posterior Langevin from p0."""
-        self.check_pixel_values(pixel_values)
-        return self.posterior_latents(pixel_values, generator)
-
-    @torch.no_grad()
-    def reconstruct(self, pixel_values: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """g(z+) for posterior samples z+ of each image; same shape as the input."""
-        return self.decode(self.infer_latents(pixel_values, generator))
-
-    @torch.no_grad()
-    def anomaly_score(self, pixel_values: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        r"""
-        One score per image, higher = more anomalous: -log p(x, z+) up to constants, i.e.
-        |x - g(z+)|^2 / (2 decoder_sigma^2) + E(z+) + |z+|^2 / (2 prior_sigma^2) at a posterior Langevin sample z+.
-
-        This is the unnormalised joint density at a posterior sample that Pang et al. 2020 (Table 3) use as a
-        proxy for -log p(x); it omits log Z of the prior and the Gaussian normalisers, which are the same for
-        every image, so it ranks images but is not a calibrated likelihood.
-        """
-        return self.joint_potential(pixel_values, self.infer_latents(pixel_values, generator))
-
-    def check_inputs(self, pixel_values) -> None:
-        self.check_pixel_values(pixel_values)
-
-    def check_pixel_values(self, pixel_values) -> None:
-        """Raise a ValueError naming what was expected unless pixel_values is a finite float batch in [-1, 1]."""
-        expected = (self.config.num_channels, self.config.image_size, self.config.image_size)
-        if not isinstance(pixel_values, torch.Tensor):
-            raise ValueError(f"pixel_values must be a torch.Tensor, got {type(pixel_values).__name__}")
-        if not pixel_values.is_floating_point():
-            raise ValueError(f"pixel_values must be a float tensor scaled to [-1, 1], got dtype {pixel_values.dtype}")
-        if pixel_values.dim() != 4 or tuple(pixel_values.shape[1:]) != expected:
-            raise ValueError(f"pixel_values must have shape (batch, {', '.join(map(str, expected))}), "
-                             f"got {tuple(pixel_values.shape)}")
-        if pixel_values.shape[0] == 0:
-            raise ValueError("pixel_values is an empty batch")
-        if not torch.isfinite(pixel_values).all():
-            raise ValueError("pixel_values contains NaN or inf")
-        low, high = pixel_values.min().item(), pixel_values.max().item()
-        if low < -1 - 1e-4 or high > 1 + 1e-4:
-            raise ValueError(f"pixel_values must lie in [-1, 1], got values in [{low:.3f}, {high:.3f}] "
-                             "(scale uint8 images with x / 127.5 - 1)")
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image_grid(self.sample(num_samples, generator)).save(path)
+        return path
 
 
-__all__ = ["LatentEBMOutput", "LatentEBMPreTrainedModel", "LatentEBMForImageGeneration"]
+class LatentEBMModel(LatentEBMPreTrainedModel):
+    r"""
+    The latent-EBM model over any registered decoder built from `decoder_kwargs` (real vectors with the default
+    Gaussian MLP decoder; your own observations with a decoder you register). `model(observations=x)` (or the
+    decoder's own input names) runs one learner update; `sample`, `reconstruct`, `anomaly_score` and
+    `infer_latents` work as for images. With the HF `Trainer`, pass `remove_unused_columns=False` in its arguments:
+    this `forward` takes its inputs by the decoder's names, which the `Trainer` cannot read off its signature.
+
+    Args:
+        config (`LatentEBMModelConfig`): Model configuration.
+    """
+
+    config: LatentEBMModelConfig
+    config_class = LatentEBMModelConfig
+    main_input_name = "observations"
+
+
+__all__ = ["LatentEBMOutput", "LatentEBMPreTrainedModel", "LatentEBMForImageGeneration", "LatentEBMModel"]

@@ -1,26 +1,19 @@
 """Latent-space EBM prior text model: the image model's prior, sampler and learner with a sequence decoder."""
 
 import warnings
+from pathlib import Path
 
 import torch
 
-from .configuration_latent_ebm_text import VARIATIONAL_LEARNERS, LatentEBMTextConfig
-from .decoders.text import RecurrentTextDecoder, TransformerTextDecoder
-from .encoders import TextEncoder
-from .learning import elbo_losses
+from .configuration_latent_ebm_text import LatentEBMTextConfig
 from .modeling_latent_ebm import LatentEBMOutput, LatentEBMPreTrainedModel
-
-
-def _gaussian_nll(latents: torch.Tensor, mean: torch.Tensor, log_variance: torch.Tensor) -> torch.Tensor:
-    """-log N(latents; mean, exp(log_variance)) up to a constant, summed over dimensions."""
-    return 0.5 * ((latents - mean).pow(2) / log_variance.exp() + log_variance).sum(dim=-1)
 
 
 class LatentEBMForTextGeneration(LatentEBMPreTrainedModel):
     r"""
     Text generator p(x | z) (LSTM, GRU or a small Transformer) with a learned energy-based prior over z, trained by
-    the same MLE learner as the image model: posterior Langevin on -log p(x, z) for the batch, prior Langevin for
-    the energy's negative phase.
+    the configured learner like the image model (by default maximum likelihood: posterior Langevin on -log p(x, z)
+    for the batch, prior Langevin for the energy's negative phase).
 
     The tokenizer travels with the model: `set_tokenizer(tokenizer)` attaches it (checking that its vocabulary
     matches the config), `save_pretrained` writes it beside the weights, and `from_pretrained` loads it back when
@@ -35,27 +28,12 @@ class LatentEBMForTextGeneration(LatentEBMPreTrainedModel):
     main_input_name = "input_ids"
     input_modalities = ("text",)
 
+    sample_file_suffix = ".txt"
+    card_num_samples = 8
+
     def __init__(self, config: LatentEBMTextConfig):
         super().__init__(config)
-        self.prior = self.build_prior(config)
-        special_ids = dict(pad_token_id=config.pad_token_id, bos_token_id=config.bos_token_id,
-                           eos_token_id=config.eos_token_id)
-        if config.decoder_type == "transformer":
-            self.decoder = TransformerTextDecoder(
-                vocab_size=config.vocab_size, latent_dim=config.latent_dim, hidden_dim=config.hidden_dim,
-                num_layers=config.num_decoder_layers, num_heads=config.num_attention_heads,
-                max_length=config.max_length, dropout=config.decoder_dropout, **special_ids)
-        else:
-            self.decoder = RecurrentTextDecoder(
-                vocab_size=config.vocab_size, latent_dim=config.latent_dim, embedding_dim=config.embedding_dim,
-                hidden_dim=config.hidden_dim, num_layers=config.num_decoder_layers, cell=config.decoder_type,
-                dropout=config.decoder_dropout, **special_ids)
-        self.encoder = TextEncoder(vocab_size=config.vocab_size, latent_dim=config.latent_dim,
-                                   embedding_dim=config.embedding_dim, hidden_dim=config.hidden_dim,
-                                   pad_token_id=config.pad_token_id) \
-            if config.learner in VARIATIONAL_LEARNERS or config.posterior_init == "encoder" else None
         self.tokenizer = None
-        self.post_init()
 
     # ---- tokenizer -------------------------------------------------------------------------------------------
     def set_tokenizer(self, tokenizer) -> None:
@@ -75,9 +53,24 @@ class LatentEBMForTextGeneration(LatentEBMPreTrainedModel):
         if write_card:
             self.write_card_with_samples(save_directory)
 
-    def write_card_samples(self, folder, generator: torch.Generator) -> None:
-        if self.tokenizer is not None and not (folder / "samples.txt").exists():
-            (folder / "samples.txt").write_text("\n".join(self.generate_text(8, generator)) + "\n")
+    def write_card_with_samples(self, save_directory) -> None:
+        if self.tokenizer is not None:  # without one there are no sentences to show
+            super().write_card_with_samples(save_directory)
+        else:
+            from .hub import write_model_card
+
+            write_model_card(save_directory)
+
+    def write_samples(self, path, num_samples: int, generator: torch.Generator | None = None) -> Path | None:
+        """`num_samples` generated sentences, one per line, to the file `path` or, for path "-", to stdout."""
+        texts = self.generate_text(num_samples, generator)
+        if str(path) == "-":
+            print("\n".join(texts))
+            return None
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(texts) + "\n")
+        return path
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
@@ -116,27 +109,9 @@ class LatentEBMForTextGeneration(LatentEBMPreTrainedModel):
                             return_tensors="pt")
         return encoded["input_ids"].to(self.device)
 
-    def check_inputs(self, input_ids) -> None:
-        self.check_input_ids(input_ids)
-
-    def check_input_ids(self, input_ids) -> None:
-        if not isinstance(input_ids, torch.Tensor) or input_ids.dtype != torch.long or input_ids.dim() != 2:
-            raise ValueError("input_ids must be a (batch, length) torch.long tensor, got "
-                             f"{getattr(input_ids, 'dtype', type(input_ids).__name__)} "
-                             f"{tuple(getattr(input_ids, 'shape', ()))}")
-        if input_ids.shape[0] == 0 or input_ids.shape[1] < 2:
-            raise ValueError(f"input_ids needs at least one sequence of >= 2 tokens, got {tuple(input_ids.shape)}")
-        if input_ids.shape[1] > self.config.max_length:
-            raise ValueError(f"input_ids has {input_ids.shape[1]} positions, more than max_length "
-                             f"{self.config.max_length}; truncate when tokenizing")
-        low, high = int(input_ids.min()), int(input_ids.max())
-        if low < 0 or high >= self.config.vocab_size:
-            raise ValueError(f"token ids must lie in [0, {self.config.vocab_size}), got [{low}, {high}]: "
-                             "was this batch made by another tokenizer?")
-
     # ---- training --------------------------------------------------------------------------------------------
     def forward(self, input_ids: torch.Tensor, generator: torch.Generator | None = None,
-                return_dict: bool | None = None) -> LatentEBMOutput | tuple:
+                return_dict: bool | None = None, **batch) -> LatentEBMOutput | tuple:
         r"""
         Args:
             input_ids (`torch.LongTensor` of shape `(batch_size, length)`):
@@ -144,64 +119,7 @@ class LatentEBMForTextGeneration(LatentEBMPreTrainedModel):
             generator (`torch.Generator`, *optional*): Source of the chains' randomness.
             return_dict (`bool`, *optional*): Return a `LatentEBMOutput` (default) or a tuple.
         """
-        self.check_input_ids(input_ids)
-        # Columns that are padding in every row change no score; dropping them saves recurrent steps.
-        length = int((input_ids != self.config.pad_token_id).any(dim=0).nonzero().max()) + 1
-        input_ids = input_ids[:, :length]
-        if self.config.learner in VARIATIONAL_LEARNERS:
-            losses = elbo_losses(self.encoder, self.prior, self.decoder, input_ids, generator,
-                                 self.config.vae_free_bits, self.prior_sampler())
-        elif self.encoder is not None:
-            # The learner's chains start from p0 as in the papers; q(z | x) learns to predict where they end, so
-            # that inference can start its chains from q instead.
-            losses = self.mle_losses(input_ids, generator)
-            losses.loss = losses.loss + _gaussian_nll(losses.posterior_latents, *self.encoder(input_ids)).mean()
-        else:
-            losses = self.mle_losses(input_ids, generator)
-        output = LatentEBMOutput(loss=losses.loss, decoder_loss=losses.decoder_loss.detach(),
-                                 energy_loss=losses.energy_loss.detach(), posterior_latents=losses.posterior_latents,
-                                 prior_latents=losses.prior_latents)
-        return output if return_dict is not False else output.to_tuple()
-
-    # ---- posterior ---------------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def posterior_latents(self, input_ids: torch.Tensor, generator: torch.Generator | None = None,
-                          langevin_proper: bool = False) -> torch.Tensor:
-        """z ~ p(z | x): short-run posterior Langevin (from p0, or from a draw of q(z | x) with
-        posterior_init="encoder"), or a draw from q(z | x) for the variational learners. The chain is the configured one, or with
-        `langevin_proper=True` one that targets this model's p(z | x) (full noise, the learned energy in its prior
-        term) whatever the training chain was."""
-        if self.encoder is None:
-            return super().posterior_latents(input_ids, generator, langevin_proper)
-        sample = self._sample_gaussian(*self.encoder(input_ids), generator)
-        if self.config.learner in VARIATIONAL_LEARNERS:
-            return sample
-        return self.posterior_sampler(langevin_proper=langevin_proper)(
-            self.posterior_chain_potential(input_ids, langevin_proper), sample, generator)
-
-    @staticmethod
-    def _sample_gaussian(mean, log_variance, generator):
-        noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
-        return mean + (0.5 * log_variance).exp() * noise
-
-    @torch.no_grad()
-    def posterior_gaussian(self, input_ids: torch.Tensor, num_chains: int = 8,
-                           generator: torch.Generator | None = None,
-                           langevin_proper: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """
-        A diagonal Gaussian (mean, std) approximating p(z | x) for each sequence: the encoder's q(z | x) for the
-        variational learners, or, for the Langevin models, the mean and std of `num_chains` independent posterior
-        chains (std floored at 0.05 so the Gaussian covers the chains' spread when they agree). Active units use the configured chains (the inference
-        the model was trained with); the importance-sampling proposal uses `langevin_proper=True`, chains on the
-        model's own p(z | x), since tempered chains on p0 are narrower than p(z | x) and loosen the NLL bound.
-        """
-        if self.config.learner in VARIATIONAL_LEARNERS:
-            mean, log_variance = self.encoder(input_ids)
-            return mean, (0.5 * log_variance).exp()
-        if num_chains < 2:
-            raise ValueError(f"num_chains must be >= 2 to fit a Gaussian, got {num_chains}")
-        chains = torch.stack([self.posterior_latents(input_ids, generator, langevin_proper) for _ in range(num_chains)])
-        return chains.mean(dim=0), chains.std(dim=0).clamp_min(0.05)
+        return super().forward(generator, return_dict, input_ids=input_ids, **batch)
 
     # ---- inference -------------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -1,5 +1,19 @@
-"""Decoders p(x | z): each builds x from z and scores -log p(x | z) per example."""
+"""Decoders p(x | z), by name: `DECODERS.get(config.decoder_type)`; `register_decoder` adds one."""
 
-from .image import ConvImageDecoder
+from ..registry import Registry
+from .base import Decoder, check_float_batch
+from .image import ConvImageDecoder, decoder_upsampling_plan
+from .text import RecurrentTextDecoder, TextDecoderBase, TransformerTextDecoder
+from .vector import GaussianMLPDecoder
 
-__all__ = ["ConvImageDecoder"]
+DECODERS = Registry("decoder", Decoder)
+DECODERS.register("conv", ConvImageDecoder)
+DECODERS.register("lstm", RecurrentTextDecoder)
+DECODERS.register("gru", RecurrentTextDecoder)
+DECODERS.register("transformer", TransformerTextDecoder)
+DECODERS.register("mlp", GaussianMLPDecoder)
+register_decoder = DECODERS.register
+
+__all__ = ["DECODERS", "Decoder", "ConvImageDecoder", "RecurrentTextDecoder", "TransformerTextDecoder",
+           "TextDecoderBase", "GaussianMLPDecoder", "check_float_batch", "decoder_upsampling_plan",
+           "register_decoder"]

@@ -3,10 +3,27 @@
 import torch
 from torch import nn
 
-from ..configuration_latent_ebm import decoder_upsampling_plan
+from .base import Decoder, check_float_batch
 
 
-class ConvImageDecoder(nn.Module):
+def decoder_upsampling_plan(image_size: int) -> tuple[int, int]:
+    """Return (base_size, num_upsamplings) for a DCGAN stack that doubles base_size up to image_size.
+
+    28 -> (7, 2) and 32 -> (4, 3): the transposed-conv generator starts from a base_size x base_size map
+    (first layer kernel = base_size) and doubles it num_upsamplings times.
+    """
+    base_size, num_upsamplings = image_size, 0
+    while base_size % 2 == 0 and base_size // 2 >= 4:
+        base_size //= 2
+        num_upsamplings += 1
+    if not (4 <= base_size <= 7) or num_upsamplings == 0:
+        raise ValueError(
+            f"image_size must be base * 2**n with base in 4..7 and n >= 1 (e.g. 28, 32, 64); got {image_size}"
+        )
+    return base_size, num_upsamplings
+
+
+class ConvImageDecoder(Decoder):
     r"""
     Transposed-conv generator of Pang et al. 2020: z -> (ngf * 2**n, base, base) -> ... -> (C, H, W), LeakyReLU(0.2)
     between layers and Tanh at the output, so images lie in [-1, 1].
@@ -18,6 +35,9 @@ class ConvImageDecoder(nn.Module):
         base_channels (`int`): `ngf`.
         sigma (`float`): Std of the Gaussian likelihood.
     """
+
+    input_names = ("pixel_values",)
+    modality = "image"
 
     def __init__(self, latent_dim: int, image_size: int, num_channels: int, base_channels: int, sigma: float):
         super().__init__()
@@ -32,13 +52,31 @@ class ConvImageDecoder(nn.Module):
         layers += [nn.ConvTranspose2d(width, num_channels, 4, 2, 1), nn.Tanh()]
         self.layers = nn.Sequential(*layers)
 
+    @classmethod
+    def from_config(cls, config) -> "ConvImageDecoder":
+        return cls(latent_dim=config.latent_dim, image_size=config.image_size, num_channels=config.num_channels,
+                   base_channels=config.decoder_base_channels, sigma=config.decoder_sigma)
+
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         return self.layers(latents[:, :, None, None])
+
+    def decode(self, latents: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """g(z): images in [-1, 1] of shape (N, C, H, W)."""
+        return self(latents)
 
     def negative_log_likelihood(self, pixel_values: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
         """-log p(x | z) up to the normaliser: |x - g(z)|^2 / (2 sigma^2), one value per example."""
         squared_error = (pixel_values - self(latents)).pow(2).flatten(1).sum(dim=1)
         return squared_error / (2 * self.sigma**2)
 
+    def check_observations(self, pixel_values, check_values: bool = True) -> None:
+        """A finite float batch of shape (batch, C, H, W) in [-1, 1]."""
+        check_float_batch("pixel_values", pixel_values, self.image_shape, check_values)
+        if check_values:
+            low, high = pixel_values.min().item(), pixel_values.max().item()
+            if low < -1 - 1e-4 or high > 1 + 1e-4:
+                raise ValueError(f"pixel_values must lie in [-1, 1], got values in [{low:.3f}, {high:.3f}] "
+                                 "(scale uint8 images with x / 127.5 - 1)")
 
-__all__ = ["ConvImageDecoder"]
+
+__all__ = ["ConvImageDecoder", "decoder_upsampling_plan"]

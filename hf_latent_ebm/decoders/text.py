@@ -5,14 +5,53 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from .base import Decoder
 
-class TextDecoderBase(nn.Module):
-    """Scoring and sampling shared by the text decoders; subclasses define `hidden_states(input_ids, latents,
-    lengths)` (the features the `output` projection turns into next-token logits)."""
 
-    def __init__(self, pad_token_id: int, bos_token_id: int, eos_token_id: int):
+class TextDecoderBase(Decoder):
+    """Scoring, sampling and input checks shared by the text decoders; subclasses define `hidden_states(input_ids,
+    latents, lengths)` (the features the `output` projection turns into next-token logits)."""
+
+    input_names = ("input_ids",)
+    modality = "text"
+
+    def __init__(self, vocab_size: int, pad_token_id: int, bos_token_id: int, eos_token_id: int,
+                 max_length: int | None = None):
         super().__init__()
+        self.vocab_size, self.max_length = vocab_size, max_length
         self.pad_token_id, self.bos_token_id, self.eos_token_id = pad_token_id, bos_token_id, eos_token_id
+
+    @staticmethod
+    def special_ids(config) -> dict:
+        return dict(vocab_size=config.vocab_size, pad_token_id=config.pad_token_id,
+                    bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, max_length=config.max_length)
+
+    def check_observations(self, input_ids, check_values: bool = True) -> None:
+        """A (batch, length) torch.long tensor of at least one sequence of >= 2 tokens, no longer than max_length,
+        with ids in the vocabulary."""
+        if not isinstance(input_ids, torch.Tensor) or input_ids.dtype != torch.long or input_ids.dim() != 2:
+            raise ValueError("input_ids must be a (batch, length) torch.long tensor, got "
+                             f"{getattr(input_ids, 'dtype', type(input_ids).__name__)} "
+                             f"{tuple(getattr(input_ids, 'shape', ()))}")
+        if input_ids.shape[0] == 0 or input_ids.shape[1] < 2:
+            raise ValueError(f"input_ids needs at least one sequence of >= 2 tokens, got {tuple(input_ids.shape)}")
+        if self.max_length is not None and input_ids.shape[1] > self.max_length:
+            raise ValueError(f"input_ids has {input_ids.shape[1]} positions, more than max_length "
+                             f"{self.max_length}; truncate when tokenizing")
+        if check_values:
+            low, high = int(input_ids.min()), int(input_ids.max())
+            if low < 0 or high >= self.vocab_size:
+                raise ValueError(f"token ids must lie in [0, {self.vocab_size}), got [{low}, {high}]: "
+                                 "was this batch made by another tokenizer?")
+
+    def compact(self, input_ids: torch.Tensor) -> torch.Tensor:
+        """Drop the columns that are padding in every row: they change no score and cost recurrent steps."""
+        length = int((input_ids != self.pad_token_id).any(dim=0).nonzero().max()) + 1
+        return input_ids[:, :length]
+
+    def decode(self, latents: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Token ids sampled at temperature 1, up to max_length."""
+        return self.generate(latents, self.max_length, generator=generator)
 
     def forward(self, input_ids: torch.Tensor, latents: torch.Tensor) -> torch.Tensor:
         """Next-token logits (batch, length, vocab) at every input position."""
@@ -70,8 +109,9 @@ class RecurrentTextDecoder(TextDecoderBase):
     """
 
     def __init__(self, vocab_size: int, latent_dim: int, embedding_dim: int, hidden_dim: int, num_layers: int,
-                 cell: str, dropout: float, pad_token_id: int, bos_token_id: int, eos_token_id: int):
-        super().__init__(pad_token_id, bos_token_id, eos_token_id)
+                 cell: str, dropout: float, pad_token_id: int, bos_token_id: int, eos_token_id: int,
+                 max_length: int | None = None):
+        super().__init__(vocab_size, pad_token_id, bos_token_id, eos_token_id, max_length)
         self.cell, self.num_layers, self.hidden_dim = cell, num_layers, hidden_dim
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_token_id)
         num_states = 2 if cell == "lstm" else 1  # the LSTM's h and c
@@ -80,6 +120,12 @@ class RecurrentTextDecoder(TextDecoderBase):
         self.rnn = rnn_class(embedding_dim + latent_dim, hidden_dim, num_layers=num_layers, batch_first=True)
         self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(hidden_dim, vocab_size)
+
+    @classmethod
+    def from_config(cls, config) -> "RecurrentTextDecoder":
+        return cls(latent_dim=config.latent_dim, embedding_dim=config.embedding_dim, hidden_dim=config.hidden_dim,
+                   num_layers=config.num_decoder_layers, cell=config.decoder_type, dropout=config.decoder_dropout,
+                   **cls.special_ids(config))
 
     def hidden_states(self, input_ids: torch.Tensor, latents: torch.Tensor,
                       lengths: torch.Tensor | None = None) -> torch.Tensor:
@@ -121,7 +167,7 @@ class TransformerTextDecoder(TextDecoderBase):
 
     def __init__(self, vocab_size: int, latent_dim: int, hidden_dim: int, num_layers: int, num_heads: int,
                  max_length: int, dropout: float, pad_token_id: int, bos_token_id: int, eos_token_id: int):
-        super().__init__(pad_token_id, bos_token_id, eos_token_id)
+        super().__init__(vocab_size, pad_token_id, bos_token_id, eos_token_id, max_length)
         self.token_embedding = nn.Embedding(vocab_size, hidden_dim, padding_idx=pad_token_id)
         self.position_embedding = nn.Embedding(max_length, hidden_dim)
         self.latent_projection = nn.Linear(latent_dim, hidden_dim)
@@ -130,6 +176,11 @@ class TransformerTextDecoder(TextDecoderBase):
         self.layers = nn.TransformerEncoder(layer, num_layers, enable_nested_tensor=False)
         self.final_norm = nn.LayerNorm(hidden_dim)
         self.output = nn.Linear(hidden_dim, vocab_size)
+
+    @classmethod
+    def from_config(cls, config) -> "TransformerTextDecoder":
+        return cls(latent_dim=config.latent_dim, hidden_dim=config.hidden_dim, num_layers=config.num_decoder_layers,
+                   num_heads=config.num_attention_heads, dropout=config.decoder_dropout, **cls.special_ids(config))
 
     def hidden_states(self, input_ids: torch.Tensor, latents: torch.Tensor,
                       lengths: torch.Tensor | None = None) -> torch.Tensor:

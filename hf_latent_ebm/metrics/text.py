@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..decoders.text import RecurrentTextDecoder
+from ..distributions import diagonal_gaussian_log_density, sample_diagonal_gaussian
 
 
 def corpus_bleu(references: list[list[str]], hypotheses: list[list[str]], max_order: int = 4) -> float:
@@ -107,17 +108,9 @@ def language_model_perplexity(model: LanguageModel, input_ids: torch.Tensor, bat
 
 
 # ---- likelihood of the latent-variable model ---------------------------------------------------------------------
-@torch.no_grad()
 def log_partition(prior, num_samples: int = 100_000, generator: torch.Generator | None = None) -> float:
-    """log Z = log E_{p0}[exp(-E(z))] of the EBM prior by Monte Carlo over the reference density (0 for Gaussian)."""
-    if prior.exact_sampling:
-        return 0.0
-    latents = prior.sample_reference(num_samples, generator)
-    return float(torch.logsumexp(-prior.energy(latents).double(), dim=0) - math.log(num_samples))
-
-
-def _log_normal(latents: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
-    return (-0.5 * ((latents - mean) / std).pow(2) - std.log() - 0.5 * math.log(2 * math.pi)).sum(dim=-1)
+    """log Z = log E_{p0}[exp(-E(z))] of the prior (Monte Carlo over p0; 0 for a prior without an energy)."""
+    return prior.log_partition(num_samples, generator)
 
 
 @torch.no_grad()
@@ -137,14 +130,13 @@ def importance_sampled_nll(model, input_ids: torch.Tensor, num_samples: int = 10
     prior = model.prior
     log_z = log_partition(prior, generator=generator) if log_z is None else log_z
     mean, std = model.posterior_gaussian(input_ids, num_chains=num_chains, generator=generator, langevin_proper=True)
-    sigma = prior.reference_sigma
+    log_variance = 2 * std.log()
     log_weights = []
     for _ in range(num_samples):
-        latents = mean + std * torch.randn(mean.shape, generator=generator, device=mean.device)
-        log_prior = -prior.energy(latents) + _log_normal(latents, torch.zeros_like(latents),
-                                                         torch.full_like(latents, sigma)) - log_z
+        latents = sample_diagonal_gaussian(mean, log_variance, generator)
+        log_prior = -prior.energy(latents) + prior.reference_log_density(latents) - log_z
         log_likelihood = -model.decoder.negative_log_likelihood(input_ids, latents)
-        log_weights.append(log_likelihood + log_prior - _log_normal(latents, mean, std))
+        log_weights.append(log_likelihood + log_prior - diagonal_gaussian_log_density(latents, mean, log_variance))
     return -(torch.logsumexp(torch.stack(log_weights).double(), dim=0) - math.log(num_samples))
 
 

@@ -229,6 +229,34 @@ def test_sweep_summary_pairs_each_ebm_config_with_the_vae_by_seed(tmp_path):
     assert failed.returncode != 0 and "differ" in failed.stderr
 
 
+def test_sweep_summary_reads_several_folders_as_one_sweep(tmp_path):
+    """Runs filed once under docs/results/text/<experiment>/ are compared across folders, as if in one."""
+    script = SCRIPTS / "text_sweep_summary.py"
+    shared = {"data": "kjv", "max_steps": 10, "batch_size": 4, "lm_steps": 2, "num_test": 5, "is_samples": 2,
+              "device": "CPU", "config_overrides": {}}
+
+    def row(model, reverse_ppl):
+        return {"model": model, "nll": 1.0, "forward_ppl": 2.0, "reverse_ppl": reverse_ppl, "active_units": 1,
+                "bleu": 0.1, "train_time_s": 1.0}
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for seed, (vae, ebm) in enumerate([(70.0, 68.0), (71.0, 70.5)]):
+        (tmp_path / "a" / f"vae_seed{seed}.json").write_text(json.dumps(
+            {**shared, "rows": [row("Gaussian-prior VAE", vae)]}))
+        (tmp_path / "b" / f"ebm-a_seed{seed}.json").write_text(json.dumps(
+            {**shared, "rows": [row("latent EBM prior", ebm)]}))
+    together = [sys.executable, str(script), "--results-md", str(tmp_path / "r.md")]
+    result = subprocess.run([*together, str(tmp_path / "b"), str(tmp_path / "a")], check=True, capture_output=True,
+                            text=True).stdout
+    assert "- ebm-a, reverse PPL: -2.00, -0.50 (seeds 0, 1)" in result
+    # Rows come in file-name order whatever the order of the folders, as from one folder.
+    assert result.index("| ebm-a | latent EBM prior |") < result.index("| vae | Gaussian-prior VAE |")
+    (tmp_path / "b" / "vae_seed0.json").write_text((tmp_path / "a" / "vae_seed0.json").read_text())
+    failed = subprocess.run([*together, str(tmp_path / "a"), str(tmp_path / "b")], capture_output=True, text=True)
+    assert failed.returncode != 0 and "more than one" in failed.stderr
+
+
 def test_continue_script_trains_in_chunks_like_an_uninterrupted_run(tmp_path):
     from hf_latent_ebm.training import LatentEBMTrainer, TrainingArguments
 

@@ -3,8 +3,8 @@
 For longer training on a machine that has neither the corpus nor `datasets` (a lent GPU host): export the token ids
 that scripts/text_table.py trains on, carry them with the checkpoints, continue there, and bring back a checkpoint.
 
-    python scripts/text_continue.py --export-ids runs/kjv_train_ids.pt                  # here, once
-    python scripts/text_continue.py runs/x/mle-ebm --ids runs/kjv_train_ids.pt --max-steps 8000 \\
+    python research/text/text_continue.py --export-ids runs/kjv_train_ids.pt                  # here, once
+    python research/text/text_continue.py runs/x/mle-ebm --ids runs/kjv_train_ids.pt --max-steps 8000 \\
         --chunk 250 --time-budget 480 --device cuda                                      # there
 
 Every `--chunk` steps a checkpoint is kept (none is removed), so runs of several seeds that reach different steps

@@ -2,7 +2,7 @@
 (`hf_latent_ebm.metrics.text.importance_sampled_nll`), on the same test sentences and with the same seeding, so a
 model re-scored here after a change of the estimator can be compared with its text_table row.
 
-    python scripts/text_nll.py runs/text_table/mle-ebm runs/text_table/vae-gaussian --output docs/text_nll.json
+    python research/text/text_nll.py runs/text_table/mle-ebm runs/text_table/vae-gaussian --output docs/text_nll.json
 
 The tokenizer is read from the first model folder that has one (text_table.py trains one tokenizer for all rows).
 """

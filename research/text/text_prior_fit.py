@@ -4,7 +4,7 @@ is fitted to them by the prior half of the MLE learner (E(z+) - E(z-), z- from t
 sampler setting. Reports, every --report-every steps, the energy gap E(z+) - E(z-) on the batch and the MMD
 (Gaussian kernel, bandwidth sqrt(d)) between chain samples and held-out posterior latents (1000 each by default).
 
-    python scripts/text_prior_fit.py runs/text_sweep_cpu/ebm-ref_seed0/mle-ebm --settings \
+    python research/text/text_prior_fit.py runs/text_sweep_cpu/ebm-ref_seed0/mle-ebm --settings \
         '{"step_size": 0.4}' '{"step_size": 0.2}' --steps 2000
 
 A step size s cannot produce a marginal standard deviation below about s (a Gaussian potential's Langevin chain

@@ -2,8 +2,8 @@
 comes from where its latents come from? Re-scores trained text models (e.g. the models `scripts/text_table.py`
 leaves in its --work-dir) with several seeds of generation and of the reverse LM, the model held fixed.
 
-    python scripts/text_reverse_ppl_spread.py runs/text_table/mle-ebm runs/text_table/vae-gaussian --seeds 1 2
-    python scripts/text_reverse_ppl_spread.py runs/text_table/mle-ebm --latents prior posterior reference
+    python research/text/text_reverse_ppl_spread.py runs/text_table/mle-ebm runs/text_table/vae-gaussian --seeds 1 2
+    python research/text/text_reverse_ppl_spread.py runs/text_table/mle-ebm --latents prior posterior reference
 
 --latents picks what the decoder is fed: "prior" (the model's own samples: short-run prior Langevin, or the Gaussian),
 "posterior" (posterior latents of as many random training sentences: the aggregate posterior, what the prior should
@@ -14,7 +14,7 @@ The tokenizer is read from the first model folder that has one (text_table.py tr
 --merge tabulates outputs of earlier runs together instead (e.g. one process per model, run side by side), with the
 paired difference between each model's own samples and the other latent sources over the models:
 
-    python scripts/text_reverse_ppl_spread.py --merge runs/a.json runs/b.json --section text-latents
+    python research/text/text_reverse_ppl_spread.py --merge runs/a.json runs/b.json --section text-latents
 """
 
 import argparse

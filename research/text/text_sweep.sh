@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Several text_table.py runs at once, one process per (config, seed), all on one device: the text config sweep.
 #
-#   STEPS=3000 BATCH=64 OUTDIR=runs/text_sweep bash scripts/text_sweep.sh
-#   STEPS=6000 OUTDIR=runs/text_sweep_6000 RUNDIR=runs/text_sweep EXTRA="--resume" bash scripts/text_sweep.sh
+#   STEPS=3000 BATCH=64 OUTDIR=runs/text_sweep bash research/text/text_sweep.sh
+#   STEPS=6000 OUTDIR=runs/text_sweep_6000 RUNDIR=runs/text_sweep EXTRA="--resume" bash research/text/text_sweep.sh
 #
 # Each line of CONFIGS is "name|models|config overrides (JSON)"; every config runs with each seed in SEEDS. The
 # results land in $OUTDIR/<name>_seed<N>.json (and .log), the models in $RUNDIR/<name>_seed<N>/ (RUNDIR defaults to
-# OUTDIR; with --resume in EXTRA the runs continue the models there); scripts/text_sweep_summary.py tabulates them.
+# OUTDIR; with --resume in EXTRA the runs continue the models there); research/text/text_sweep_summary.py tabulates them.
 set -u
 OUTDIR=${OUTDIR:-runs/text_sweep}
 RUNDIR=${RUNDIR:-$OUTDIR}

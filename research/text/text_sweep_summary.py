@@ -1,19 +1,25 @@
-"""Tabulate a text config sweep (`scripts/text_sweep.sh`): each (config, model) row as mean ± SD over seeds, and each
+"""Tabulate a text config sweep (`research/text/text_sweep.sh`): each (config, model) row as mean ± SD over seeds, and each
 latent-EBM row's reverse PPL, test NLL and forward PPL minus the Gaussian-prior VAE's, paired by seed (the MLE
 latent EBM and the VAE with a latent EBM prior alike).
 
-    python scripts/text_sweep_summary.py runs/text_sweep --section text-sweep
-    python scripts/text_sweep_summary.py runs/text_sweep --rescored spread_a.json spread_b.json
+    python research/text/text_sweep_summary.py runs/text_sweep --section text-sweep
+    python research/text/text_sweep_summary.py runs/text_sweep --rescored spread_a.json spread_b.json
 
---rescored adds `scripts/text_reverse_ppl_spread.py` outputs for the sweep's models (folders
+--rescored adds `research/text/text_reverse_ppl_spread.py` outputs for the sweep's models (folders
 <config>_seed<N>/<learner>-<prior_type>, as text_table.py names them): each run's reverse PPL is then also averaged
 over its text_table scoring and these re-scorings, which separates the metric's own noise from the seeds'.
---nll-rescored adds `scripts/text_nll.py` outputs: the test NLL pairing is repeated with each re-scored model's NLL in
+--nll-rescored adds `research/text/text_nll.py` outputs: the test NLL pairing is repeated with each re-scored model's NLL in
 place of its text_table one (for the seeds whose latent-EBM model was re-scored), e.g. after a change of the
 estimator; they must use the sweep's test sentences and importance samples (any seed).
 
-Files are named <config>_seed<N>.json (text_table.py outputs). All runs must share data, steps, batch and metric
-settings, so the only differences are the config overrides and the seed.
+Files are named <config>_seed<N>.json (text_table.py outputs). Several folders are read together as one sweep (each
+(config, seed) in only one of them), so runs filed once under docs/results/text/ can be compared across experiments:
+
+    python research/text/text_sweep_summary.py docs/results/text/fbvae-5250-steps docs/results/text/sweep-5250-steps \\
+        --vae-config fbvae --section text-fbvae-5250
+
+All runs must share data, steps, batch and metric settings, so the only differences are the config overrides and the
+seed.
 """
 
 import argparse
@@ -44,14 +50,18 @@ def mean_and_spread(values: list[float], digits: int) -> str:
     return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
-def load_sweep(folder: Path) -> dict[tuple[str, int], dict]:
+def load_sweep(*folders: Path) -> dict[tuple[str, int], dict]:
+    """The runs of one or more sweep folders, in file-name order (as if they were one folder)."""
     runs = {}
-    for path in sorted(folder.glob("*_seed*.json")):
+    for path in sorted((path for folder in folders for path in folder.glob("*_seed*.json")), key=lambda p: p.name):
         match = re.fullmatch(r"(.+)_seed(\d+)\.json", path.name)
         if match:
-            runs[(match.group(1), int(match.group(2)))] = json.loads(path.read_text())
+            key = (match.group(1), int(match.group(2)))
+            if key in runs:
+                raise ValueError(f"{path.name} is in more than one of {', '.join(map(str, folders))}")
+            runs[key] = json.loads(path.read_text())
     if not runs:
-        raise ValueError(f"no <config>_seed<N>.json files in {folder}")
+        raise ValueError(f"no <config>_seed<N>.json files in {', '.join(map(str, folders))}")
     settings = {tuple(run.get(key) for key in SHARED_SETTINGS) for run in runs.values()}
     if len(settings) != 1:
         raise ValueError(f"the runs differ in {SHARED_SETTINGS}: {sorted(map(str, settings))}")
@@ -135,7 +145,8 @@ def paired_comparisons(rows: dict, vae_rows: dict, vae_config: str, rescored: di
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("folder", type=Path)
+    parser.add_argument("folders", type=Path, nargs="+", metavar="folder",
+                        help="folders of <config>_seed<N>.json files, read together as one sweep")
     parser.add_argument("--results-md", default="docs/results.md")
     parser.add_argument("--section", default="text-sweep")
     parser.add_argument("--title", default=None)
@@ -147,7 +158,7 @@ def main():
                         help="the VAE config(s) the EBM configs are paired with, when the sweep has several")
     args = parser.parse_args()
 
-    runs = load_sweep(args.folder)
+    runs = load_sweep(*args.folders)
     rows = {}  # (config, model) -> {seed: row}
     for (config, seed), run in runs.items():
         for row in run["rows"]:

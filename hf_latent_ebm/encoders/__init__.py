@@ -1,0 +1,15 @@
+"""Encoders q(z | x), by name: `ENCODERS.get(config.encoder_type)`; `register_encoder` adds one."""
+
+from ..registry import Registry
+from .base import Encoder
+from .image import ConvImageEncoder
+from .text import TextEncoder
+from .vector import MLPEncoder
+
+ENCODERS = Registry("encoder", Encoder)
+ENCODERS.register("conv", ConvImageEncoder)
+ENCODERS.register("lstm", TextEncoder)
+ENCODERS.register("mlp", MLPEncoder)
+register_encoder = ENCODERS.register
+
+__all__ = ["ENCODERS", "Encoder", "ConvImageEncoder", "TextEncoder", "MLPEncoder", "register_encoder"]

@@ -1,0 +1,40 @@
+"""An LSTM inference network over token ids."""
+
+import torch
+from torch import nn
+
+from .base import Encoder
+
+
+class TextEncoder(Encoder):
+    r"""
+    An LSTM over the tokens whose final state (at each sequence's last real token) gives the mean and log-variance
+    of q(z | x).
+
+    Args:
+        vocab_size (`int`), latent_dim (`int`), embedding_dim (`int`), hidden_dim (`int`), pad_token_id (`int`).
+    """
+
+    modality = "text"
+
+    def __init__(self, vocab_size: int, latent_dim: int, embedding_dim: int, hidden_dim: int, pad_token_id: int):
+        super().__init__()
+        self.pad_token_id = pad_token_id
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_token_id)
+        self.rnn = nn.LSTM(embedding_dim, hidden_dim, batch_first=True)
+        self.to_gaussian = nn.Linear(hidden_dim, 2 * latent_dim)
+
+    @classmethod
+    def from_config(cls, config) -> "TextEncoder":
+        return cls(vocab_size=config.vocab_size, latent_dim=config.latent_dim, embedding_dim=config.embedding_dim,
+                   hidden_dim=config.hidden_dim, pad_token_id=config.pad_token_id)
+
+    def forward(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden, _ = self.rnn(self.embedding(input_ids))
+        last = (input_ids != self.pad_token_id).sum(dim=1).clamp_min(1) - 1
+        final = hidden[torch.arange(input_ids.shape[0], device=input_ids.device), last]
+        mean, log_variance = self.to_gaussian(final).chunk(2, dim=-1)
+        return mean, log_variance
+
+
+__all__ = ["TextEncoder"]

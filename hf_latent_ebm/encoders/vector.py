@@ -1,0 +1,34 @@
+"""An MLP inference network over real vectors, the default encoder of `LatentEBMModel`."""
+
+import torch
+from torch import nn
+
+from .base import Encoder
+
+
+class MLPEncoder(Encoder):
+    r"""
+    q(z | x) from an MLP over `observations` of shape (batch, observation_dim).
+
+    Args:
+        latent_dim (`int`): Dimension of z.
+        observation_dim (`int`, *optional*, defaults to 2): Dimension of x.
+        hidden_dim (`int`, *optional*, defaults to 64): Width of the hidden layers.
+        num_hidden_layers (`int`, *optional*, defaults to 2): Hidden layers (GELU).
+    """
+
+    def __init__(self, latent_dim: int, observation_dim: int = 2, hidden_dim: int = 64, num_hidden_layers: int = 2):
+        super().__init__()
+        layers, width = [], observation_dim
+        for _ in range(num_hidden_layers):
+            layers += [nn.Linear(width, hidden_dim), nn.GELU()]
+            width = hidden_dim
+        layers.append(nn.Linear(width, 2 * latent_dim))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_variance = self.layers(observations).chunk(2, dim=-1)
+        return mean, log_variance
+
+
+__all__ = ["MLPEncoder"]

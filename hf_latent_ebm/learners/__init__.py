@@ -1,0 +1,15 @@
+"""Learners, by name: `LEARNERS.get(config.learner)`; `register_learner` adds one."""
+
+from ..registry import Registry
+from .base import Learner, LearnerOutput, posterior_potential
+from .mle import MLELearner, mle_losses
+from .variational import ELBOLearner, VariationalEBMLearner
+
+LEARNERS = Registry("learner", Learner)
+LEARNERS.register("mle", MLELearner)
+LEARNERS.register("vae", ELBOLearner)
+LEARNERS.register("vae_ebm", VariationalEBMLearner)
+register_learner = LEARNERS.register
+
+__all__ = ["LEARNERS", "Learner", "LearnerOutput", "MLELearner", "ELBOLearner", "VariationalEBMLearner",
+           "mle_losses", "posterior_potential", "register_learner"]

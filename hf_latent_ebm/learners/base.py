@@ -1,0 +1,97 @@
+"""The learner interface: one update's losses on a batch, the parameter groups it trains, and inference of z."""
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass
+class LearnerOutput:
+    """
+    Args:
+        loss (`torch.Tensor`): The scalar to back-propagate; its gradient is the learner's update direction.
+        terms (`dict[str, torch.Tensor]`): Named parts of the loss, for logging and plots (e.g. "decoder_loss",
+            "energy_loss", "kl_loss"). They need not sum to `loss` (free bits floor a term in the loss only).
+        posterior_latents (`torch.Tensor` of shape `(batch_size, latent_dim)`): The latents the decoder learned on.
+        prior_latents (`torch.Tensor` of shape `(batch_size, latent_dim)`, *optional*): The negative-phase
+            prior samples, where the learner draws some.
+    """
+
+    loss: torch.Tensor
+    terms: dict[str, torch.Tensor]
+    posterior_latents: torch.Tensor
+    prior_latents: torch.Tensor | None = None
+
+    # The two terms of the maximum-likelihood learner by their old attribute names.
+    @property
+    def decoder_loss(self) -> torch.Tensor:
+        return self.terms["decoder_loss"]
+
+    @property
+    def energy_loss(self) -> torch.Tensor:
+        return self.terms["energy_loss"]
+
+
+def posterior_potential(prior, decoder, observations, chain_prior: str = "model"):
+    """U(z) = -log p(x, z) up to constants: the potential of the posterior chain and the anomaly score. With
+    chain_prior="reference" the prior term is p0's alone (see `posterior_chain_prior` in the config)."""
+    prior_term = prior.potential if chain_prior == "model" else prior.reference_potential
+    return lambda latents: decoder.negative_log_likelihood(observations, latents) + prior_term(latents)
+
+
+class Learner:
+    r"""
+    How a model learns and infers z. A learner holds no weights and no settings of its own: it reads them from
+    `model.config` when called, so a model is its config plus its weights. Subclasses implement `losses` and
+    `infer_latents`; they may declare the batch keys they read beside the decoder's (`input_names`, e.g. labels),
+    check the config (`check_config`, run by the config's validation), ask for an inference network
+    (`needs_encoder`) and change the parameter groups.
+    """
+
+    input_names: tuple[str, ...] = ()
+
+    @classmethod
+    def check_config(cls, config) -> None:
+        """Raise a ValueError when the config's other choices do not fit this learner."""
+
+    @classmethod
+    def needs_encoder(cls, config) -> bool:
+        return False
+
+    def losses(self, model, observations, batch: dict, generator: torch.Generator | None = None) -> LearnerOutput:
+        """The update's losses on the decoder's `observations` (and, for learners that read more, the whole
+        `batch`)."""
+        raise NotImplementedError
+
+    def infer_latents(self, model, observations, generator: torch.Generator | None = None,
+                      langevin_proper: bool = False) -> torch.Tensor:
+        """z ~ p(z | x) as this learner infers it (a posterior chain, or the inference network)."""
+        raise NotImplementedError
+
+    def posterior_gaussian(self, model, observations, num_chains: int = 8, generator: torch.Generator | None = None,
+                           langevin_proper: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mean, std) of a diagonal Gaussian approximating p(z | x) per example: here, of `num_chains` independent
+        inferences, std floored at 0.05 so the Gaussian covers the chains' spread when they agree."""
+        if num_chains < 2:
+            raise ValueError(f"num_chains must be >= 2 to fit a Gaussian, got {num_chains}")
+        chains = torch.stack([self.infer_latents(model, observations, generator, langevin_proper)
+                              for _ in range(num_chains)])
+        return chains.mean(dim=0), chains.std(dim=0).clamp_min(0.05)
+
+    def parameter_groups(self, model) -> list[dict]:
+        """Optimizer groups (name, params, lr, lr_decay): the prior at the prior's learning rate and decay, the
+        decoder and any inference network at the decoder's; groups without parameters are left out."""
+        config = model.config
+        groups = [
+            {"name": "prior", "params": list(model.prior.parameters()), "lr": config.prior_learning_rate,
+             "lr_decay": config.prior_lr_decay},
+            {"name": "decoder", "params": list(model.decoder.parameters()), "lr": config.decoder_learning_rate,
+             "lr_decay": config.decoder_lr_decay},
+        ]
+        if model.encoder is not None:
+            groups.append({"name": "encoder", "params": list(model.encoder.parameters()),
+                           "lr": config.decoder_learning_rate, "lr_decay": config.decoder_lr_decay})
+        return [group for group in groups if group["params"]]
+
+
+__all__ = ["Learner", "LearnerOutput", "posterior_potential"]

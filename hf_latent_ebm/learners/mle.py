@@ -1,0 +1,74 @@
+"""The maximum-likelihood learner of Pang et al. 2020: posterior and prior short-run Langevin."""
+
+import torch
+
+from ..distributions import diagonal_gaussian_log_density
+from ..langevin import LangevinSampler
+from .base import Learner, LearnerOutput, posterior_potential
+
+
+def mle_losses(prior, decoder, observations, prior_sampler: LangevinSampler, posterior_sampler: LangevinSampler,
+               generator: torch.Generator | None = None, posterior_chain_prior: str = "model") -> LearnerOutput:
+    r"""
+    One MLE update's losses: z+ ~ p(z | x) and z- ~ p(z) by short-run Langevin from p0, then
+
+    - the decoder gradient is E_{z+}[grad -log p(x | z+)], from the term "decoder_loss";
+    - the prior gradient is E_{z+}[grad E(z+)] - E_{z-}[grad E(z-)], from the term "energy_loss".
+
+    Both chains' outputs are detached, so the decoder term only reaches decoder parameters and the energy term only
+    prior parameters: one optimizer with a parameter group per part (each with its own learning rate) trains both.
+    """
+    batch_size, device = observations.shape[0], observations.device
+    posterior_start = prior.sample_reference(batch_size, generator, device)
+    prior_start = prior.sample_reference(batch_size, generator, device)
+    posterior_latents = posterior_sampler(posterior_potential(prior, decoder, observations, posterior_chain_prior),
+                                          posterior_start, generator)
+    prior_latents = prior.sample_from(prior_start, prior_sampler, generator)
+    decoder_loss = decoder.negative_log_likelihood(observations, posterior_latents).mean()
+    energy_loss = prior.energy(posterior_latents).mean() - prior.energy(prior_latents).mean()
+    return LearnerOutput(loss=decoder_loss + energy_loss,
+                         terms={"decoder_loss": decoder_loss, "energy_loss": energy_loss},
+                         posterior_latents=posterior_latents, prior_latents=prior_latents)
+
+
+class MLELearner(Learner):
+    r"""
+    Maximum likelihood with Langevin inference (`mle_losses`), the papers' learner. With
+    `posterior_init="encoder"` an inference network q(z | x) is trained alongside, by maximum likelihood on where
+    the p0-started chains of the update end ("encoder_loss" = -log q(z+ | x)), and inference chains start from its
+    draws instead of from p0; the update's own chains still start from p0, as in the papers.
+    """
+
+    @classmethod
+    def check_config(cls, config) -> None:
+        if config.vae_free_bits:
+            raise ValueError(f"vae_free_bits belongs to the variational learners, not learner={config.learner!r}")
+
+    @classmethod
+    def needs_encoder(cls, config) -> bool:
+        return config.posterior_init == "encoder"
+
+    def losses(self, model, observations, batch: dict, generator: torch.Generator | None = None) -> LearnerOutput:
+        output = mle_losses(model.prior, model.decoder, observations, model.prior_sampler(),
+                            model.posterior_sampler(), generator, model.config.posterior_chain_prior)
+        if model.encoder is not None:
+            encoder_loss = -diagonal_gaussian_log_density(output.posterior_latents,
+                                                          *model.encoder(observations)).mean()
+            output.loss = output.loss + encoder_loss
+            output.terms["encoder_loss"] = encoder_loss
+        return output
+
+    def infer_latents(self, model, observations, generator: torch.Generator | None = None,
+                      langevin_proper: bool = False) -> torch.Tensor:
+        """Short-run posterior Langevin from p0 (or from a draw of q(z | x) with posterior_init="encoder"): the
+        configured chain, or with `langevin_proper=True` one that targets the model's own p(z | x) (full noise, the
+        learned energy in the prior term) whatever the training chain was."""
+        if model.encoder is not None:
+            start = model.encoder.sample(observations, generator)
+        else:
+            start = model.prior.sample_reference(observations.shape[0], generator, model.device)
+        return model.posterior_sampler(langevin_proper=langevin_proper)(
+            model.posterior_chain_potential(observations, langevin_proper), start, generator)
+
+
+__all__ = ["MLELearner", "mle_losses"]

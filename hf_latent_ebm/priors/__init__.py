@@ -1,0 +1,13 @@
+"""Priors over the latent z, by name: `PRIORS.get(config.prior_type)`; `register_prior` adds one."""
+
+from ..registry import Registry
+from .base import Prior
+from .energy import ACTIVATIONS, EnergyPrior
+from .gaussian import GaussianPrior
+
+PRIORS = Registry("prior", Prior)
+PRIORS.register("ebm", EnergyPrior)
+PRIORS.register("gaussian", GaussianPrior)
+register_prior = PRIORS.register
+
+__all__ = ["PRIORS", "Prior", "EnergyPrior", "GaussianPrior", "ACTIVATIONS", "register_prior"]

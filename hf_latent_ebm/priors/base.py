@@ -1,0 +1,89 @@
+"""The prior interface: an energy E(z) tilting a Gaussian reference density p0(z) = N(0, sigma^2 I)."""
+
+import math
+
+import torch
+from torch import nn
+
+from ..langevin import LangevinOutput, LangevinSampler
+
+
+class Prior(nn.Module):
+    r"""
+    p(z) = exp(-E(z)) p0(z) / Z over a `latent_dim`-dimensional z, with p0 = N(0, reference_sigma^2 I) (sign
+    convention: low energy = likely, Langevin descends the potential U(z) = E(z) - log p0(z)).
+
+    A prior samples itself: `sample_from(start, sampler)` runs the prior chain from draws of p0, or, for a prior
+    without an energy (`has_energy = False`, p = p0), returns the draws, which are already exact samples. A prior
+    may declare `analytic_gradient = True` and implement `potential_and_grad`, which the chain then uses instead
+    of autograd. Subclasses implement `energy` and `from_config`; an energy with several outputs (one per class,
+    say) reduces them to one value per row in `energy`.
+
+    Args:
+        latent_dim (`int`): Dimension of z.
+        reference_sigma (`float`): Std of p0, which is also where every chain starts.
+    """
+
+    has_energy: bool = True
+    analytic_gradient: bool = False
+
+    def __init__(self, latent_dim: int, reference_sigma: float):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.reference_sigma = reference_sigma
+        # Not saved: it only carries the module's device for draws from p0 (a prior may have no parameters).
+        self.register_buffer("_device_anchor", torch.zeros(()), persistent=False)
+
+    @classmethod
+    def from_config(cls, config) -> "Prior":
+        """Build the prior from a model config's fields."""
+        raise NotImplementedError(f"{cls.__name__} must implement from_config")
+
+    def energy(self, latents: torch.Tensor) -> torch.Tensor:
+        """E(z), one value per row."""
+        raise NotImplementedError
+
+    def reference_potential(self, latents: torch.Tensor) -> torch.Tensor:
+        """-log p0(z) up to a constant: |z|^2 / (2 sigma^2)."""
+        return latents.pow(2).sum(dim=-1) / (2 * self.reference_sigma**2)
+
+    def reference_log_density(self, latents: torch.Tensor) -> torch.Tensor:
+        """log p0(z), normalised."""
+        dim = latents.shape[-1]
+        return -self.reference_potential(latents) - dim * (math.log(self.reference_sigma) + 0.5 * math.log(2 * math.pi))
+
+    def potential(self, latents: torch.Tensor) -> torch.Tensor:
+        """-log p(z) up to log Z: E(z) + |z|^2 / (2 sigma^2)."""
+        return self.energy(latents) + self.reference_potential(latents)
+
+    def potential_and_grad(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(U(z), grad U(z)) without autograd; priors that declare `analytic_gradient = True` implement it."""
+        raise NotImplementedError(f"{type(self).__name__} declares no analytic gradient")
+
+    def sample_reference(self, batch_size: int, generator: torch.Generator | None = None,
+                         device: torch.device | None = None) -> torch.Tensor:
+        """Draws from p0, the chains' starting distribution."""
+        device = device if device is not None else self._device_anchor.device
+        return self.reference_sigma * torch.randn((batch_size, self.latent_dim), generator=generator, device=device)
+
+    def sample_from(self, start: torch.Tensor, sampler: LangevinSampler, generator: torch.Generator | None = None,
+                    return_diagnostics: bool = False) -> torch.Tensor | LangevinOutput:
+        """Prior samples from draws `start` of p0: the short-run chain on U = -log p(z)."""
+        analytic = self.potential_and_grad if self.analytic_gradient else None
+        return sampler(self.potential, start, generator, return_diagnostics=return_diagnostics,
+                       potential_and_grad=analytic)
+
+    def sample(self, batch_size: int, sampler: LangevinSampler, generator: torch.Generator | None = None,
+               device: torch.device | None = None, return_diagnostics: bool = False) -> torch.Tensor | LangevinOutput:
+        """z ~ p(z): draws from p0 moved by `sample_from`."""
+        return self.sample_from(self.sample_reference(batch_size, generator, device), sampler, generator,
+                                return_diagnostics)
+
+    @torch.no_grad()
+    def log_partition(self, num_samples: int = 100_000, generator: torch.Generator | None = None) -> float:
+        """log Z = log E_{p0}[exp(-E(z))], by Monte Carlo over p0."""
+        latents = self.sample_reference(num_samples, generator)
+        return float(torch.logsumexp(-self.energy(latents).double(), dim=0) - math.log(num_samples))
+
+
+__all__ = ["Prior"]

@@ -1,0 +1,95 @@
+"""The MLP energy of Pang et al. 2020, with one output or several."""
+
+import math
+
+import torch
+from torch import nn
+
+from .base import Prior
+
+ACTIVATIONS = {"gelu": nn.GELU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "silu": nn.SiLU}
+
+
+def _activation_derivative(activation: nn.Module, pre: torch.Tensor) -> torch.Tensor:
+    """d activation / d input at `pre`, for the activations `ACTIVATIONS` builds."""
+    if isinstance(activation, nn.GELU):  # exact (erf) GELU: Phi(x) + x phi(x)
+        return 0.5 * (1 + torch.erf(pre / math.sqrt(2))) + pre * torch.exp(-0.5 * pre * pre) / math.sqrt(2 * math.pi)
+    if isinstance(activation, nn.LeakyReLU):
+        return torch.where(pre > 0, 1.0, activation.negative_slope)
+    if isinstance(activation, nn.SiLU):
+        sigmoid = torch.sigmoid(pre)
+        return sigmoid * (1 + pre * (1 - sigmoid))
+    raise TypeError(f"no analytic derivative for {type(activation).__name__}")
+
+
+class EnergyPrior(Prior):
+    r"""
+    p(z) = exp(-E(z)) p0(z) / Z with an MLP energy. With `num_outputs` K > 1 the MLP gives K component energies
+    E_k(z) (e.g. one per class, whose negatives are class logits) and E(z) = -logsumexp_k(-E_k(z)), the energy of
+    the mixture over components.
+
+    Args:
+        latent_dim (`int`): Dimension of z.
+        hidden_dim (`int`): Width of each hidden layer.
+        num_hidden_layers (`int`): Number of hidden layers.
+        activation (`str`): "gelu", "leaky_relu" or "silu".
+        reference_sigma (`float`): Std of the reference density p0.
+        analytic_gradient (`bool`, *optional*, defaults to `True`):
+            Give the prior chain grad U(z) by a hand-written backward pass through the MLP instead of autograd
+            (same values; it skips autograd's graph bookkeeping, which dominates for a small MLP).
+        num_outputs (`int`, *optional*, defaults to 1): Component energies K.
+    """
+
+    def __init__(self, latent_dim: int, hidden_dim: int, num_hidden_layers: int, activation: str,
+                 reference_sigma: float, analytic_gradient: bool = True, num_outputs: int = 1):
+        super().__init__(latent_dim, reference_sigma)
+        self.analytic_gradient = analytic_gradient
+        self.num_outputs = num_outputs
+        layers, width = [], latent_dim
+        for _ in range(num_hidden_layers):
+            layers += [nn.Linear(width, hidden_dim), ACTIVATIONS[activation]()]
+            width = hidden_dim
+        layers.append(nn.Linear(width, num_outputs))
+        self.energy_net = nn.Sequential(*layers)
+
+    @classmethod
+    def from_config(cls, config) -> "EnergyPrior":
+        return cls(latent_dim=config.latent_dim, hidden_dim=config.energy_hidden_dim,
+                   num_hidden_layers=config.energy_num_hidden_layers, activation=config.energy_activation,
+                   reference_sigma=config.prior_sigma, analytic_gradient=config.prior_gradient == "analytic")
+
+    def component_energies(self, latents: torch.Tensor) -> torch.Tensor:
+        """E_k(z), shape (batch, num_outputs)."""
+        return self.energy_net(latents)
+
+    def _reduce(self, component_energies: torch.Tensor) -> torch.Tensor:
+        if self.num_outputs == 1:
+            return component_energies.squeeze(-1)
+        return -torch.logsumexp(-component_energies, dim=-1)
+
+    def energy(self, latents: torch.Tensor) -> torch.Tensor:
+        return self._reduce(self.energy_net(latents))
+
+    @torch.no_grad()
+    def potential_and_grad(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(U(z), grad U(z)) with the MLP's backward pass written out: Linear layers and their activations."""
+        pre_activations, hidden = [], latents
+        for module in self.energy_net:
+            if isinstance(module, nn.Linear):
+                hidden = nn.functional.linear(hidden, module.weight, module.bias)
+            else:
+                pre_activations.append((module, hidden))
+                hidden = module(hidden)
+        energy = self._reduce(hidden)
+        linears = [module for module in self.energy_net if isinstance(module, nn.Linear)]
+        if self.num_outputs == 1:
+            grad = linears[-1].weight.expand(latents.shape[0], -1)
+        else:  # d(-logsumexp(-E_k))/dE_k is the softmax of -E_k
+            grad = torch.softmax(-hidden, dim=-1) @ linears[-1].weight
+        for linear, (activation, pre) in zip(reversed(linears[:-1]), reversed(pre_activations)):
+            grad = (grad * _activation_derivative(activation, pre)) @ linear.weight
+        sigma_sq = self.reference_sigma**2
+        return energy + latents.pow(2).sum(dim=-1) / (2 * sigma_sq), grad + latents / sigma_sq
+
+
+__all__ = ["EnergyPrior", "ACTIVATIONS"]
