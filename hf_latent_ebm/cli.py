@@ -5,48 +5,92 @@ import json
 import shlex
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 
-def _image_model_and_data(args: argparse.Namespace, overrides: dict):
-    from . import LatentEBMConfig, LatentEBMForImageGeneration
+@dataclass(frozen=True)
+class Task:
+    """What `hf-latent-ebm train --task NAME` trains: a data loader, the model (the preset: a head's config defaults
+    with the settings the data decides and the user's overrides) and its dataset. Every model writes its own
+    samples (`write_samples`), so a task needs no sample writer. Adding a task is one entry in `TASKS`.
+
+    Args:
+        load_data: `load_data(args)`, the training data the arguments name.
+        make_model: `make_model(args, config_kwargs, data)`, a fresh model of the preset with the user's
+            `--config-overrides` (or the checkpoint of `args.init_from`).
+        make_dataset: `make_dataset(model, data)`, a `datasets.Dataset` with the model's input columns.
+        dataset_name: `dataset_name(args)`, the data's name for train_results.json and the model card.
+    """
+
+    load_data: Callable
+    make_model: Callable
+    make_dataset: Callable
+    dataset_name: Callable
+
+
+def _load_images(args: argparse.Namespace):
     from .data import load_image_dataset
 
     dataset = load_image_dataset(args.dataset, "train", image_size=args.image_size, num_channels=args.num_channels)
-    pixel_values = dataset["pixel_values"][:]
     if args.exclude_label is not None:  # the anomaly protocol: train without one class
-        pixel_values = pixel_values[dataset["label"][:] != args.exclude_label]
+        dataset = dataset.select((dataset["label"][:] != args.exclude_label).nonzero().flatten().tolist())
     if args.limit_examples:
-        pixel_values = pixel_values[: args.limit_examples]
+        dataset = dataset.select(range(min(args.limit_examples, len(dataset))))
+    return dataset
+
+
+def _make_image_model(args: argparse.Namespace, config_kwargs: dict, dataset):
+    from . import LatentEBMConfig, LatentEBMForImageGeneration
+
     if args.init_from:
-        return LatentEBMForImageGeneration.from_pretrained(args.init_from), pixel_values
-    _, channels, size, _ = pixel_values.shape
-    return LatentEBMForImageGeneration(LatentEBMConfig(image_size=size, num_channels=channels, **overrides)), \
-        pixel_values
+        return LatentEBMForImageGeneration.from_pretrained(args.init_from)
+    channels, size, _ = dataset.features["pixel_values"].shape
+    return LatentEBMForImageGeneration(LatentEBMConfig(image_size=size, num_channels=channels, **config_kwargs))
 
 
-def _text_model_and_data(args: argparse.Namespace, overrides: dict):
-    from . import LatentEBMForTextGeneration, LatentEBMTextConfig
+def _load_texts(args: argparse.Namespace) -> list[str]:
     from .data import load_text_dataset
-    from .tokenization import train_tokenizer
 
     texts = list(load_text_dataset(args.data, text_column=args.text_column, seed=args.seed)["train"]["text"])
-    if args.limit_examples:
-        texts = texts[: args.limit_examples]
+    return texts[: args.limit_examples] if args.limit_examples else texts
+
+
+def _make_text_model(args: argparse.Namespace, config_kwargs: dict, texts: list[str]):
+    from . import LatentEBMForTextGeneration, LatentEBMTextConfig
+    from .tokenization import train_tokenizer
+
     if args.init_from:  # fine-tuning keeps the checkpoint's tokenizer, so the vocabulary is unchanged
         model = LatentEBMForTextGeneration.from_pretrained(args.init_from)
         model._require_tokenizer()
-    else:
-        max_length = overrides.get("max_length", LatentEBMTextConfig().max_length)
-        tokenizer = train_tokenizer(texts, kind=args.tokenizer, vocab_size=args.vocab_size, max_length=max_length)
-        config = LatentEBMTextConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
-                                     bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                                     **overrides)
-        model = LatentEBMForTextGeneration(config)
-        model.set_tokenizer(tokenizer)
-    return model, model.tokenize(texts).cpu()
+        return model
+    max_length = config_kwargs.get("max_length", LatentEBMTextConfig().max_length)
+    tokenizer = train_tokenizer(texts, kind=args.tokenizer, vocab_size=args.vocab_size, max_length=max_length)
+    config = LatentEBMTextConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                                 bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                                 **config_kwargs)
+    model = LatentEBMForTextGeneration(config)
+    model.set_tokenizer(tokenizer)
+    return model
+
+
+def _text_dataset(model, texts: list[str]):
+    import datasets
+
+    # Padded to the corpus's longest text; each training batch drops the columns that are padding in all its rows.
+    return datasets.Dataset.from_dict({"input_ids": model.tokenize(texts).cpu().numpy()})
+
+
+TASKS = {
+    "image": Task(load_data=_load_images,
+                  make_model=_make_image_model, make_dataset=lambda model, dataset: dataset,
+                  dataset_name=lambda args: args.dataset),
+    "text": Task(load_data=_load_texts, make_model=_make_text_model,
+                 make_dataset=_text_dataset, dataset_name=lambda args: args.data),
+}
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -66,14 +110,16 @@ def _train(args: argparse.Namespace) -> None:
         args.init_from = str(checkpoint)
     overrides = json.loads(args.config_overrides) if args.config_overrides else {}
     torch.manual_seed(args.seed)
-    model_and_data = _text_model_and_data if args.task == "text" else _image_model_and_data
-    model, train_data = model_and_data(args, overrides)
+    task = TASKS[args.task]
+    data = task.load_data(args)
+    model = task.make_model(args, overrides, data)
+    train_data = task.make_dataset(model, data)
     trainer = LatentEBMTrainer(model, train_data, training_args)
     started = time.time()
     final = trainer.train(resume=args.resume)
     final["wall_time_s"] = round(time.time() - started, 1)
-    final["num_train_examples"] = int(train_data.shape[0])
-    final["dataset"] = args.data if args.task == "text" else args.dataset
+    final["num_train_examples"] = trainer.data.num_examples
+    final["dataset"] = task.dataset_name(args)
     final["command"] = args.command_line
     Path(args.output_dir, "train_results.json").write_text(json.dumps(final, indent=2))
     write_model_card(args.output_dir)
@@ -84,16 +130,15 @@ def _train(args: argparse.Namespace) -> None:
 def _sample(args: argparse.Namespace) -> None:
     from transformers import AutoModel
 
-    from .utils import image_grid
-
     if args.num_samples < 1:
         raise SystemExit(f"--num-samples must be >= 1, got {args.num_samples}")
     model = AutoModel.from_pretrained(args.model).eval()
     generator = torch.Generator(device=model.device).manual_seed(args.seed)
-    images = model.sample(args.num_samples, generator)
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    image_grid(images).save(args.output)
-    print(f"{args.num_samples} samples written to {args.output}")
+    # A text model writes to stdout unless --output names a file; the others need a file.
+    output = args.output or ("-" if model.sample_file_suffix == ".txt" else f"samples{model.sample_file_suffix}")
+    written = model.write_samples(output, args.num_samples, generator)
+    if written is not None:
+        print(f"{args.num_samples} samples written to {written}")
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -144,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     train = commands.add_parser("train", help="train a latent-EBM prior model")
-    train.add_argument("--task", default="image", choices=("image", "text"))
+    train.add_argument("--task", default="image", choices=sorted(TASKS))
     train.add_argument("--dataset", default="mnist", help="image task: mnist, fashion_mnist, or a folder of images")
     train.add_argument("--data", default="kjv", help="text task: 'kjv' (Debian bible-kjv) or a .txt/.csv/.jsonl file")
     train.add_argument("--text-column", default="text", help="text task: the column/field of a .csv/.jsonl file")
@@ -166,10 +211,12 @@ def build_parser() -> argparse.ArgumentParser:
                        help='JSON of LatentEBMConfig fields, e.g. \'{"latent_dim": 100}\'')
     train.set_defaults(handler=_train)
 
-    sample = commands.add_parser("sample", help="write a grid of samples from a trained model")
+    sample = commands.add_parser("sample", help="write samples of a trained model (an image grid, sentences, ...)")
     sample.add_argument("--model", required=True, help="a directory written by save_pretrained (or a Hub id)")
     sample.add_argument("--num-samples", type=int, default=64)
-    sample.add_argument("--output", default="samples.png")
+    sample.add_argument("--output", default=None,
+                        help="the file to write (default samples.png for image models; text models print to stdout "
+                             "unless given a file, '-' is stdout)")
     sample.add_argument("--seed", type=int, default=0)
     sample.set_defaults(handler=_sample)
 

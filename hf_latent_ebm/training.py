@@ -1,6 +1,8 @@
-"""The CLI's training loop: the shared MLE learner plus atomic, exactly-resumable checkpoints and progress output."""
+"""The CLI's training loop: any model's learner on dict batches, atomic and exactly-resumable checkpoints, progress
+output, sample files and loss curves."""
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -11,8 +13,6 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .learning import nonfinite_parameters
-from .utils import image_grid
 
 CHECKPOINTS_DIR = "checkpoints"
 LATEST_FILE = "latest"
@@ -25,12 +25,12 @@ class TrainingArguments:
     Args:
         output_dir (`str`): Where checkpoints, sample grids, the loss curve and the final model go.
         max_steps (`int`, defaults to 1000): Optimizer steps in total (a resumed run counts its earlier steps).
-        batch_size (`int`, defaults to 64): Images per step.
+        batch_size (`int`, defaults to 64): Examples per step.
         seed (`int`, defaults to 0): Seeds the data order, the chains' noise and the initial weights.
         sample_every (`int`, defaults to 500): Steps between sample grids (0 = only at the end).
         checkpoint_every (`int`, defaults to 500): Steps between checkpoints (0 = only at the end).
         log_every (`int`, defaults to 10): Steps between loss records.
-        num_grid_samples (`int`, defaults to 64): Images per sample grid.
+        num_grid_samples (`int`, defaults to 64): Samples per sample file (grid images, sentences).
         keep_checkpoints (`int`, defaults to 2): Checkpoints kept on disk (oldest removed first).
     """
 
@@ -57,6 +57,47 @@ def epoch_order(num_examples: int, seed: int, epoch: int) -> torch.Tensor:
     """The data order of one epoch, a pure function of (seed, epoch), so a resumed run sees the same batches."""
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     return torch.randperm(num_examples, generator=generator)
+
+
+def nonfinite_parameters(model: torch.nn.Module) -> list[str]:
+    """Names of parameters holding NaN or inf (checked before every checkpoint write)."""
+    return [name for name, param in model.named_parameters() if not torch.isfinite(param).all()]
+
+
+class BatchSource:
+    """
+    Random-access batches of a model's inputs, read batch by batch from a `datasets.Dataset` (or from a dict of
+    tensors, or one tensor of the model's main input), so the corpus never becomes one tensor in memory.
+
+    Args:
+        data: A `datasets.Dataset` with a column per input name, a dict of equally long tensors, or a tensor.
+        input_names (`tuple[str, ...]`): The model's inputs, the decoder's first (all required) and then the
+            learner's (read where the data has them).
+        required (`int`): How many of `input_names` must be present.
+    """
+
+    def __init__(self, data, input_names: tuple[str, ...], required: int):
+        if isinstance(data, torch.Tensor):
+            data = {input_names[0]: data}
+        columns = list(data) if isinstance(data, dict) else list(getattr(data, "column_names", ()))
+        missing = [name for name in input_names[:required] if name not in columns]
+        if missing:
+            raise ValueError(f"the training data has no {', '.join(missing)} column (it has {', '.join(columns)})")
+        names = [name for name in input_names if name in columns]
+        if isinstance(data, dict):
+            self.num_examples = len(data[names[0]])
+            self._take = lambda indices: {name: data[name][indices] for name in names}
+        else:
+            rows = data.with_format("torch", columns=names)
+            self.num_examples = len(rows)
+            self._take = lambda indices: rows[indices.tolist()]
+
+    def take(self, indices: torch.Tensor) -> dict:
+        return self._take(indices)
+
+    def chunks(self, size: int = 4096):
+        for start in range(0, self.num_examples, size):
+            yield self.take(torch.arange(start, min(start + size, self.num_examples)))
 
 
 def write_atomically(directory: Path, write) -> None:
@@ -101,20 +142,29 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
 
 class LatentEBMTrainer:
     """
-    Trains a latent-EBM model with the shared MLE learner (`model(pixel_values=...)`), writing checkpoints
-    atomically, sample grids, a loss curve and the final `save_pretrained` model into `args.output_dir`.
+    Trains a latent-EBM model with its learner (`model(**batch)`) on dict batches of a `datasets.Dataset`, writing
+    checkpoints atomically, sample files (the model writes its own: a grid, sentences), the curve of every loss term
+    the learner returns and the final `save_pretrained` model into `args.output_dir`. The data is checked once,
+    here, so the training steps need not look at values.
 
     Resuming from the latest checkpoint restores the weights, optimizer, scheduler, chain generator and data
     position, so a resumed run reaches the same parameters as an uninterrupted one.
+
+    Args:
+        model: A latent-EBM model.
+        train_data: A `datasets.Dataset` with the model's input columns (e.g. `pixel_values`, `input_ids`); a dict
+            of tensors or a tensor of the main input also work.
+        args (`TrainingArguments`): The run's settings.
     """
 
-    def __init__(self, model, train_data: torch.Tensor, args: TrainingArguments):
-        if train_data.shape[0] < args.batch_size:
-            raise ValueError(f"the dataset has {train_data.shape[0]} examples, fewer than batch_size "
+    def __init__(self, model, train_data, args: TrainingArguments):
+        self.data = BatchSource(train_data, model.input_names, required=len(model.decoder.input_names))
+        if self.data.num_examples < args.batch_size:
+            raise ValueError(f"the dataset has {self.data.num_examples} examples, fewer than batch_size "
                              f"{args.batch_size}")
-        model.check_inputs(train_data[: args.batch_size])
+        for chunk in self.data.chunks():
+            model.check_inputs(model.decoder.select(chunk))
         self.model = model
-        self.train_data = train_data
         self.args = args
         self.output_dir = Path(args.output_dir)
         self.optimizer = model.build_optimizer()
@@ -174,32 +224,32 @@ class LatentEBMTrainer:
 
     # ---- outputs ---------------------------------------------------------------------------------------------
     def write_samples(self, stem: Path) -> None:
-        """A sample grid (stem.png) for image models, or generated sentences (stem.txt) for text models."""
+        """The model's own sample file at stem + its suffix (a grid for images, sentences for text)."""
         was_training = self.model.training
         self.model.eval()
         # A fixed seed, separate from the training generator, so samples are comparable across steps and resumes.
         sample_generator = torch.Generator(device=self.model.device).manual_seed(self.args.seed + 1)
-        stem.parent.mkdir(parents=True, exist_ok=True)
-        if hasattr(self.model, "generate_text"):
-            texts = self.model.generate_text(self.args.num_grid_samples, sample_generator)
-            stem.with_suffix(".txt").write_text("\n".join(texts) + "\n")
-        else:
-            image_grid(self.model.sample(self.args.num_grid_samples, sample_generator)).save(stem.with_suffix(".png"))
+        self.model.write_samples(stem.with_name(stem.name + self.model.sample_file_suffix),
+                                 self.args.num_grid_samples, sample_generator)
         self.model.train(was_training)
 
     def write_loss_curve(self) -> None:
+        """One panel per loss term the learner logged."""
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
         steps = [record["step"] for record in self.history]
-        figure, axes = plt.subplots(1, 2, figsize=(10, 3.5))
-        axes[0].plot(steps, [record["decoder_loss"] for record in self.history])
-        axes[0].set(title="decoder loss  -log p(x|z+)", xlabel="step", yscale="log")
-        axes[1].plot(steps, [record["energy_loss"] for record in self.history])
-        axes[1].axhline(0, color="gray", lw=0.5)
-        axes[1].set(title="energy loss  E(z+) - E(z-)", xlabel="step")
+        names = [name for name in (self.history[-1] if self.history else {}) if name != "step"]
+        figure, axes = plt.subplots(1, max(len(names), 1), figsize=(5 * max(len(names), 1), 3.5), squeeze=False)
+        for axis, name in zip(axes[0], names):
+            values = [record.get(name, float("nan")) for record in self.history]
+            axis.plot(steps, values)
+            positive = all(value > 0 for value in values)
+            axis.set(title=name.replace("_", " "), xlabel="step", yscale="log" if positive else "linear")
+            if not positive:
+                axis.axhline(0, color="gray", lw=0.5)
         figure.tight_layout()
         figure.savefig(self.output_dir / "loss_curve.png", dpi=100)
         plt.close(figure)
@@ -214,7 +264,7 @@ class LatentEBMTrainer:
             if checkpoint is None:
                 raise OSError(f"--resume: no checkpoint under {self.output_dir / CHECKPOINTS_DIR}")
             self.load_checkpoint(checkpoint)
-        num_examples = self.train_data.shape[0]
+        num_examples = self.data.num_examples
         steps_per_epoch = num_examples // args.batch_size  # the last partial batch of an epoch is dropped
         self.model.train()
         progress = tqdm(total=args.max_steps, initial=self.step, desc="training", unit="step")
@@ -222,8 +272,8 @@ class LatentEBMTrainer:
             epoch, position = divmod(self.step, steps_per_epoch)
             order = epoch_order(num_examples, args.seed, epoch)
             batch_indices = order[position * args.batch_size:(position + 1) * args.batch_size]
-            batch = self.train_data[batch_indices].to(self.model.device)
-            output = self.model(batch, generator=self.generator)
+            batch = {name: values.to(self.model.device) for name, values in self.data.take(batch_indices).items()}
+            output = self.model(**batch, generator=self.generator)
             self.optimizer.zero_grad(set_to_none=True)
             output.loss.backward()
             self.optimizer.step()
@@ -231,13 +281,13 @@ class LatentEBMTrainer:
             self.step += 1
             progress.update(1)
             if self.step % args.log_every == 0 or self.step == args.max_steps:
-                record = {"step": self.step, "decoder_loss": output.decoder_loss.item(),
-                          "energy_loss": output.energy_loss.item()}
-                if not all(map(torch.isfinite, (output.decoder_loss, output.energy_loss))):
+                record = {"step": self.step, **{name: term.item() for name, term in output.loss_terms.items()}}
+                if not all(map(math.isfinite, record.values())):
                     raise RuntimeError(f"non-finite loss at step {self.step}: {record}; lower the learning rates "
                                        "or the Langevin step sizes")
                 self.history.append(record)
-                progress.set_postfix(dec=f"{record['decoder_loss']:.1f}", ebm=f"{record['energy_loss']:.3f}")
+                progress.set_postfix({name.removesuffix("_loss"): f"{value:.4g}" for name, value in record.items()
+                                      if name != "step"})
             if args.sample_every and self.step % args.sample_every == 0:
                 self.write_samples(self.output_dir / "samples" / f"step-{self.step:08d}")
             if args.checkpoint_every and self.step % args.checkpoint_every == 0:
@@ -251,4 +301,5 @@ class LatentEBMTrainer:
         return self.history[-1] if self.history else {}
 
 
-__all__ = ["TrainingArguments", "LatentEBMTrainer", "latest_checkpoint", "epoch_order", "write_atomically"]
+__all__ = ["TrainingArguments", "LatentEBMTrainer", "BatchSource", "latest_checkpoint", "epoch_order",
+           "write_atomically", "nonfinite_parameters"]

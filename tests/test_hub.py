@@ -48,7 +48,7 @@ def test_save_pretrained_writes_a_card_that_huggingface_hub_parses(tmp_path):
     assert "![samples](samples.png)" in card.text  # a grid of 16 samples written beside the weights
     from PIL import Image
 
-    assert Image.open(tmp_path / "samples.png").size == (8 * 30 + 2, 2 * 30 + 2)
+    assert Image.open(tmp_path / "samples.png").size == (4 * 30 + 2, 4 * 30 + 2)
 
 
 def test_card_carries_results_command_and_samples(tmp_path):

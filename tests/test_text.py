@@ -7,7 +7,7 @@ from transformers import AutoModel, AutoTokenizer
 from hf_latent_ebm import LatentEBMForTextGeneration, LatentEBMTextConfig
 from hf_latent_ebm.cli import main as cli_main
 from hf_latent_ebm.data import load_text_dataset
-from hf_latent_ebm.learning import elbo_losses
+from hf_latent_ebm.distributions import diagonal_gaussian_log_density
 from hf_latent_ebm.priors import GaussianPrior
 from hf_latent_ebm.tokenization import train_tokenizer
 
@@ -62,10 +62,14 @@ class TextModelTester(ModelTesterMixin):
         return [
             ({"input_ids": good.float()}, "torch.long"),
             ({"input_ids": good[0]}, "torch.long"),
-            ({"input_ids": good.clone().fill_(30)}, "another tokenizer"),
             ({"input_ids": too_long}, "max_length"),
             ({"input_ids": good[:0]}, "at least one sequence"),
         ]
+
+    def bad_input_values(self):
+        good = self.get_inputs()["input_ids"]
+        return [({"input_ids": good.clone().fill_(30)}, "another tokenizer"),
+                ({"input_ids": good.clone().fill_(-1)}, "another tokenizer")]
 
 
 class TestLSTMText(TextModelTester):
@@ -342,15 +346,14 @@ def test_inference_network_learns_where_the_chains_end(tokenizer):
 
     def encoder_fit():
         """-log q(z+ | x) of p0-started posterior chain end points z+ (the encoder's objective), over 5 chains."""
-        from hf_latent_ebm.learning import posterior_potential
-        from hf_latent_ebm.modeling_latent_ebm_text import _gaussian_nll
+        from hf_latent_ebm.learners import posterior_potential
 
         with torch.no_grad():
             mean, log_variance = model.encoder(ids)
             generator, potential = seeded(7), posterior_potential(model.prior, model.decoder, ids)
             ends = [model.posterior_sampler()(potential, model.prior.sample_reference(6, generator), generator)
                     for _ in range(5)]
-            return sum(_gaussian_nll(end, mean, log_variance).mean().item() for end in ends) / 5
+            return -sum(diagonal_gaussian_log_density(end, mean, log_variance).mean().item() for end in ends) / 5
 
     before = encoder_fit()
     generator = seeded(1)
@@ -373,7 +376,8 @@ def test_vae_baseline_trains_encoder_and_decoder_on_the_elbo(tokenizer):
     assert sorted(group["name"] for group in optimizer.param_groups) == ["decoder", "encoder"]
     ids = model.tokenize(CORPUS[:6])
     output = model(ids, generator=seeded())
-    assert output.energy_loss > 0  # the KL term of a freshly initialised encoder
+    assert sorted(output.loss_terms) == ["decoder_loss", "kl_loss"]
+    assert output.loss_terms["kl_loss"] > 0  # the KL term of a freshly initialised encoder
     output.loss.backward()
     assert all(p.grad is not None for p in model.encoder.parameters())
     mean, std = model.posterior_gaussian(ids)
@@ -390,16 +394,17 @@ def test_vae_free_bits_floor_each_dimensions_kl_in_the_loss_only(tokenizer):
     ids = free.tokenize(CORPUS[:6])
     plain_output, free_output = plain(ids, generator=seeded()), free(ids, generator=seeded())
     # Same reconstruction and true KL; the loss counts every dimension's KL (well below 50 nats) as 50.
+    plain_kl, free_kl = plain_output.loss_terms["kl_loss"], free_output.loss_terms["kl_loss"]
     torch.testing.assert_close(free_output.decoder_loss, plain_output.decoder_loss)
-    torch.testing.assert_close(free_output.energy_loss, plain_output.energy_loss)
-    torch.testing.assert_close(plain_output.loss, plain_output.decoder_loss + plain_output.energy_loss)
-    assert free_output.energy_loss < 50.0 * free.config.latent_dim
+    torch.testing.assert_close(free_kl, plain_kl)
+    torch.testing.assert_close(plain_output.loss, plain_output.decoder_loss + plain_kl)
+    assert free_kl < 50.0 * free.config.latent_dim
     torch.testing.assert_close(free_output.loss, free_output.decoder_loss + 50.0 * free.config.latent_dim)
     # So the KL term sends no gradient: the encoder learns from the reconstruction alone.
     free_output.loss.backward()
     free_variance_grad = [p.grad.clone() for p in free.encoder.parameters()]
     free.zero_grad()
-    elbo_losses(free.encoder, free.prior, free.decoder, ids, seeded()).decoder_loss.backward()
+    free.learner.losses(free, ids, {}, seeded()).terms["decoder_loss"].backward()
     for with_floor, reconstruction_only in zip(free_variance_grad, (p.grad for p in free.encoder.parameters())):
         torch.testing.assert_close(with_floor, reconstruction_only)
     for bad in ({"vae_free_bits": -0.1}, {"vae_free_bits": float("nan")}):
@@ -426,7 +431,8 @@ def test_variational_ebm_learner_adds_the_energy_gap_to_the_elbo(tokenizer):
     assert not torch.allclose(output.prior_latents, vae_output.prior_latents)
     energy_gap = (model.prior.energy(output.posterior_latents).mean()
                   - model.prior.energy(output.prior_latents).mean())
-    torch.testing.assert_close(output.energy_loss, vae_output.energy_loss + energy_gap)
+    torch.testing.assert_close(output.loss_terms["kl_loss"], vae_output.loss_terms["kl_loss"])
+    torch.testing.assert_close(output.energy_loss, energy_gap)
     torch.testing.assert_close(output.loss, vae_output.loss + energy_gap)
     optimizer = model.build_optimizer()
     assert sorted(group["name"] for group in optimizer.param_groups) == ["decoder", "encoder", "prior"]
@@ -454,11 +460,14 @@ def test_variational_ebm_learner_lowers_the_elbo_and_fits_the_prior_to_q(tokeniz
 
     def negative_elbo_to_p0():
         """Reconstruction + KL(q || p0) over 5 draws of z+: the loss without the prior's log-ratio to p0."""
-        reference_prior = GaussianPrior(config.latent_dim, config.prior_sigma)
+        from types import SimpleNamespace
+
+        # The model with p0 in place of its learned prior, as the variational learner sees it.
+        with_p0 = SimpleNamespace(prior=GaussianPrior(config.latent_dim, config.prior_sigma), decoder=model.decoder,
+                                  encoder=model.encoder, config=model.config, prior_sampler=model.prior_sampler)
         model.eval()
         with torch.no_grad():
-            losses = [elbo_losses(model.encoder, reference_prior, model.decoder, ids, seeded(seed)).loss.item()
-                      for seed in range(5)]
+            losses = [model.learner.losses(with_p0, ids, {}, seeded(seed)).loss.item() for seed in range(5)]
         model.train()
         return sum(losses) / 5
 

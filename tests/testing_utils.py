@@ -15,7 +15,10 @@ class ModelTesterMixin:
       get_config(**overrides) -> a tiny config;
       get_inputs(batch_size, seed) -> forward kwargs (without the generator);
       bad_config_overrides -> list of config kwargs that must be rejected;
-      bad_inputs() -> list of (forward kwargs, substring the error message must contain).
+      bad_inputs() -> list of (forward kwargs, substring of the error): wrong types, dtypes or shapes, which
+          `forward` rejects without looking at values;
+      bad_input_values() -> the same for bad values (ranges, NaN, ids), which the edges reject (`check_inputs`,
+          the public calls, the trainer's data loading) and the training step does not look for.
     """
 
     model_class = None
@@ -29,6 +32,9 @@ class ModelTesterMixin:
         raise NotImplementedError
 
     def bad_inputs(self) -> list[tuple[dict, str]]:
+        raise NotImplementedError
+
+    def bad_input_values(self) -> list[tuple[dict, str]]:
         raise NotImplementedError
 
     def make_model(self, seed: int = 0, **overrides):
@@ -110,15 +116,36 @@ class ModelTesterMixin:
         assert isinstance(as_tuple, tuple)
         assert len(as_tuple) == len(as_dict.to_tuple())
         for a, b in zip(as_dict.to_tuple(), as_tuple):
-            assert torch.equal(a, b)
+            if isinstance(a, dict):
+                assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+            else:
+                assert torch.equal(a, b)
+
+    def test_loss_terms_are_named_detached_scalars(self):
+        output = self.run_forward(self.make_model(), self.get_inputs())
+        assert output.loss_terms and all(isinstance(name, str) for name in output.loss_terms)
+        for term in output.loss_terms.values():
+            assert term.shape == () and not term.requires_grad and torch.isfinite(term)
+        assert output.loss.requires_grad
 
     def test_bad_inputs_raise_value_error(self):
         model = self.make_model()
-        cases = self.bad_inputs()
-        assert cases, "a tester must list bad inputs"
+        cases, value_cases = self.bad_inputs(), self.bad_input_values()
+        assert cases and value_cases, "a tester must list bad inputs and bad input values"
         for inputs, message in cases:
             with pytest.raises(ValueError, match=message):
                 self.run_forward(model, inputs)
+        for inputs, message in cases + value_cases:
+            with pytest.raises(ValueError, match=message):
+                model.check_inputs(model.decoder.select(inputs))
+            with pytest.raises(ValueError, match=message):
+                model.anomaly_score(model.decoder.select(inputs))
+
+    def test_optimizer_groups_cover_every_parameter_once(self):
+        model = self.make_model()
+        grouped = [param for group in model.build_optimizer().param_groups for param in group["params"]]
+        assert len(grouped) == len({id(param) for param in grouped})
+        assert {id(param) for param in grouped} == {id(param) for param in model.parameters()}
 
     def test_config_json_is_plain_json(self, tmp_path):
         self.make_model().save_pretrained(tmp_path)

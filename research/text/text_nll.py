@@ -2,7 +2,8 @@
 (`hf_latent_ebm.metrics.text.importance_sampled_nll`), on the same test sentences and with the same seeding, so a
 model re-scored here after a change of the estimator can be compared with its text_table row.
 
-    python research/text/text_nll.py runs/text_table/mle-ebm runs/text_table/vae-gaussian --output docs/text_nll.json
+    python research/text/text_nll.py runs/text_table/mle-ebm runs/text_table/vae-gaussian \\
+        --output docs/results/text/test-nll/nll.json
 
 The tokenizer is read from the first model folder that has one (text_table.py trains one tokenizer for all rows).
 """
@@ -31,7 +32,7 @@ def main():
     parser.add_argument("--num-test", type=int, default=500, help="test sentences scored (text_table's default)")
     parser.add_argument("--is-samples", type=int, default=50, help="importance samples per test sentence")
     parser.add_argument("--seed", type=int, default=0, help="seed of the chains and samples (text_table's --seed)")
-    parser.add_argument("--output", default="docs/text_nll.json")
+    parser.add_argument("--output", default="docs/results/text/test-nll/nll.json")
     parser.add_argument("--results-md", default="docs/results.md")
     parser.add_argument("--section", default="text-nll")
     args = parser.parse_args()

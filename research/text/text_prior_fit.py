@@ -25,7 +25,6 @@ from hf_latent_ebm.utils import update_results_section as update_section  # noqa
 from hf_latent_ebm import LatentEBMForTextGeneration  # noqa: E402
 from hf_latent_ebm.data import load_text_dataset  # noqa: E402
 from hf_latent_ebm.langevin import LangevinSampler  # noqa: E402
-from hf_latent_ebm.learning import run_prior_chain  # noqa: E402
 from hf_latent_ebm.priors import EnergyPrior  # noqa: E402
 
 
@@ -59,13 +58,13 @@ def fit(latents: torch.Tensor, held_out: torch.Tensor, config, setting: dict, st
     batch_size, history = setting.get("batch_size", 64), []
     for step in range(1, steps + 1):
         positive = latents[torch.randint(0, len(latents), (batch_size,), generator=generator)]
-        negative = run_prior_chain(prior, sampler, prior.sample_reference(batch_size, generator, "cpu"), generator)
+        negative = prior.sample_from(prior.sample_reference(batch_size, generator, "cpu"), sampler, generator)
         gap = prior.energy(positive).mean() - prior.energy(negative).mean()
         optimizer.zero_grad()
         gap.backward()
         optimizer.step()
         if step % report_every == 0:
-            samples = run_prior_chain(prior, sampler, prior.sample_reference(len(held_out), generator, "cpu"),
+            samples = prior.sample_from(prior.sample_reference(len(held_out), generator, "cpu"), sampler,
                                       generator)
             history.append({"step": step, "energy_gap": round(float(gap), 3), "mmd": round(mmd(samples, held_out), 5),
                             "sample_norm": round(float(samples.norm(dim=1).mean()), 3),
@@ -84,7 +83,7 @@ def main():
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--report-every", type=int, default=400)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--output", default="docs/text_prior_fit.json")
+    parser.add_argument("--output", default="docs/results/text/prior-fit/prior_fit.json")
     parser.add_argument("--results-md", default="docs/results.md")
     parser.add_argument("--section", default="text-prior-fit")
     args = parser.parse_args()

@@ -131,7 +131,7 @@ def main():
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--latents", nargs="+", default=["prior"], choices=list(LATENT_SOURCES),
                         help="where the decoder's latents come from (see above)")
-    parser.add_argument("--output", default="docs/text_reverse_ppl_spread.json")
+    parser.add_argument("--output", default="docs/results/text/reverse-ppl-spread/reverse_ppl_spread.json")
     parser.add_argument("--results-md", default="docs/results.md")
     parser.add_argument("--section", default="text-reverse-ppl-spread")
     args = parser.parse_args()

@@ -1,7 +1,8 @@
 """Summarise `scripts/text_table.py` runs over seeds: per-seed and mean metrics of each model, and the paired
 difference between the latent-EBM model and the Gaussian-prior VAE (the target of Pang et al. 2020's text table).
 
-    python research/text/text_seeds_summary.py docs/text_table_steps2000_seed*.json --section text-seeds-steps2000
+    python research/text/text_seeds_summary.py docs/results/text/table-2000-steps/text_table_seed*.json \\
+        --section text-seeds-steps2000
 
 Seeds differ in the models' initialisation, data order, chains and metric LMs; the corpus split is fixed, so the
 difference between two models on the same seed is a paired comparison.
