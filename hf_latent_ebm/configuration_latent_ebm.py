@@ -168,8 +168,8 @@ class LatentEBMBaseConfig(PreTrainedConfig):
     def _check_modality(self, kind: str, part_class: type) -> None:
         if part_class.modality != self.part_modality:
             name = getattr(self, f"{kind}_type")
-            raise ValueError(f"{kind}_type {name!r} is a {part_class.modality or 'generic'} {kind}; "
-                             f"{type(self).__name__} builds {self.part_modality or 'generic'} {kind}s")
+            raise ValueError(f"{kind}_type {name!r} is for {part_class.modality or 'generic'} models; "
+                             f"{type(self).__name__} takes {self.part_modality or 'generic'} {kind}s")
 
     def validate_prior(self):
         for name in ("latent_dim", "energy_hidden_dim", "energy_num_hidden_layers"):

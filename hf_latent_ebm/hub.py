@@ -8,8 +8,10 @@ import json
 import os
 from pathlib import Path
 
-CARD_TEMPLATES = {"latent_ebm": "image.md.jinja", "latent_ebm_text": "text.md.jinja"}
-PIPELINE_TAGS = {"latent_ebm": "unconditional-image-generation", "latent_ebm_text": "text-generation"}
+CARD_TEMPLATES = {"latent_ebm": "image.md.jinja", "latent_ebm_text": "text.md.jinja",
+                  "latent_ebm_model": "model.md.jinja"}
+PIPELINE_TAGS = {"latent_ebm": "unconditional-image-generation", "latent_ebm_text": "text-generation",
+                 "latent_ebm_model": None}
 TEMPLATE_DIR = Path(__file__).parent / "model_cards"
 # Metrics the scripts and `hf-latent-ebm evaluate` write, with their model-index names.
 KNOWN_METRICS = {"fid": "FID", "mse": "reconstruction MSE", "auprc": "anomaly AUPRC", "ppl": "perplexity",
@@ -53,7 +55,7 @@ def render_model_card(folder: str | Path, repo_id: str | None = None, license: s
     datasets = sorted({r["dataset"] for r in results if r["dataset"] != "unknown"} |
                       ({train_results["dataset"]} if train_results.get("dataset") else set()))
     repo_id = repo_id or folder.resolve().name
-    eval_results = [EvalResult(task_type=PIPELINE_TAGS[model_type], dataset_type=r["dataset"],
+    eval_results = [EvalResult(task_type=PIPELINE_TAGS[model_type] or "other", dataset_type=r["dataset"],
                                dataset_name=r["dataset"], dataset_split=r["split"], metric_type=r["key"],
                                metric_name=r["name"], metric_value=r["value"]) for r in results]
     card_data = ModelCardData(

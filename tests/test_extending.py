@@ -1,0 +1,133 @@
+"""Extending the library from outside the package: a decoder registered with the public call, trained by the MLE and
+the ELBO learners through the trainer, saved, and reloaded with AutoModel (what docs/extending.md shows)."""
+
+import json
+
+import pytest
+import torch
+from torch import nn
+from transformers import AutoModel
+
+from hf_latent_ebm import (DECODERS, Decoder, LatentEBMConfig, LatentEBMModel, LatentEBMModelConfig,
+                           LatentEBMTextConfig, Learner, register_decoder)
+from hf_latent_ebm.decoders import check_float_batch
+from hf_latent_ebm.registry import Registry
+from hf_latent_ebm.training import LatentEBMTrainer, TrainingArguments
+
+
+class LinearGaussianDecoder(Decoder):
+    """p(x | z) = N(W z + b, sigma^2 I) on vectors: factor analysis, with a latent EBM prior when the prior is one."""
+
+    def __init__(self, latent_dim: int, observation_dim: int, sigma: float = 0.5):
+        super().__init__()
+        self.observation_dim, self.sigma = observation_dim, sigma
+        self.linear = nn.Linear(latent_dim, observation_dim)
+
+    def negative_log_likelihood(self, observations, latents):
+        return (observations - self.linear(latents)).pow(2).sum(dim=1) / (2 * self.sigma**2)
+
+    def decode(self, latents, generator=None):
+        return self.linear(latents)
+
+    def check_observations(self, observations, check_values=True):
+        check_float_batch("observations", observations, (self.observation_dim,), check_values)
+
+
+register_decoder("linear_gaussian", LinearGaussianDecoder)
+
+SETTINGS = dict(latent_dim=2, energy_hidden_dim=16, prior_langevin_steps=10, posterior_langevin_steps=10,
+                decoder_type="linear_gaussian", decoder_kwargs={"observation_dim": 6},
+                encoder_kwargs={"observation_dim": 6, "hidden_dim": 16}, decoder_learning_rate=1e-2,
+                prior_learning_rate=1e-3)
+
+
+def factor_data(count=256, seed=0):
+    """x = A z + noise with a bimodal z: the structure a linear decoder with a learned prior can capture."""
+    import datasets
+
+    generator = torch.Generator().manual_seed(seed)
+    signs = torch.randint(0, 2, (count, 1), generator=generator) * 2 - 1
+    latents = signs * 1.5 + 0.3 * torch.randn(count, 2, generator=generator)
+    mixing = torch.randn(2, 6, generator=torch.Generator().manual_seed(99))
+    observations = latents @ mixing + 0.1 * torch.randn(count, 6, generator=generator)
+    return datasets.Dataset.from_dict({"observations": observations.numpy()})
+
+
+@pytest.mark.parametrize("learner, prior_type", [("mle", "ebm"), ("vae", "gaussian"), ("vae_ebm", "ebm")])
+def test_a_registered_decoder_trains_saves_and_reloads(tmp_path, learner, prior_type):
+    torch.manual_seed(0)
+    model = LatentEBMModel(LatentEBMModelConfig(**SETTINGS, learner=learner, prior_type=prior_type))
+    assert isinstance(model.decoder, LinearGaussianDecoder)
+    data = factor_data()
+    held_out = torch.tensor(factor_data(64, seed=1)["observations"])
+
+    def reconstruction_error():
+        model.eval()
+        error = (model.reconstruct(held_out, torch.Generator().manual_seed(5)) - held_out).pow(2).mean().item()
+        model.train()
+        return error
+
+    before = reconstruction_error()
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=150, batch_size=32, seed=1, sample_every=0,
+                             checkpoint_every=0, log_every=10, num_grid_samples=4)
+    LatentEBMTrainer(model, data, args).train()
+    after = reconstruction_error()
+    assert after < 0.5 * before, (before, after)
+    # Every term the learner returns is logged.
+    history = json.loads((tmp_path / "loss_history.json").read_text())
+    expected_terms = {"mle": {"decoder_loss", "energy_loss"}, "vae": {"decoder_loss", "kl_loss"},
+                      "vae_ebm": {"decoder_loss", "kl_loss", "energy_loss"}}[learner]
+    assert set(history[-1]) == {"step"} | expected_terms
+    assert (tmp_path / "samples.npy").exists() and (tmp_path / "loss_curve.png").exists()
+
+    model.save_pretrained(tmp_path / "saved")
+    assert "linear_gaussian" in (tmp_path / "saved" / "README.md").read_text()
+    loaded = AutoModel.from_pretrained(tmp_path / "saved").eval()
+    assert type(loaded) is LatentEBMModel and isinstance(loaded.decoder, LinearGaussianDecoder)
+    for (name, expected), (_, actual) in zip(model.state_dict().items(), loaded.state_dict().items()):
+        assert torch.equal(expected, actual), name
+    model.eval()
+    assert torch.equal(loaded.sample(5, torch.Generator().manual_seed(3)), model.sample(5, torch.Generator().manual_seed(3)))
+
+
+def test_the_default_generic_model_runs_on_vectors():
+    model = LatentEBMModel(LatentEBMModelConfig(latent_dim=3, decoder_kwargs={"observation_dim": 5},
+                                                prior_langevin_steps=3, posterior_langevin_steps=3)).eval()
+    observations = torch.randn(4, 5)
+    output = model(observations=observations, generator=torch.Generator().manual_seed(0))
+    assert output.posterior_latents.shape == (4, 3) and output.loss.requires_grad
+    assert model.sample(2).shape == (2, 5) and model.anomaly_score(observations).shape == (4,)
+    with pytest.raises(ValueError, match="no observations"):
+        model(pixel_values=observations)
+    with pytest.raises(ValueError, match="shape"):
+        model(observations=torch.randn(4, 6))
+    with pytest.raises(ValueError, match="NaN"):
+        model.anomaly_score(torch.full((2, 5), float("nan")))
+
+
+def test_parts_are_checked_by_name_and_by_modality():
+    with pytest.raises(ValueError, match="unknown decoder 'nope'.*linear_gaussian"):
+        LatentEBMModelConfig(decoder_type="nope")
+    with pytest.raises(ValueError, match="unknown learner"):
+        LatentEBMConfig(learner="wake-sleep")
+    with pytest.raises(ValueError, match="is for text models"):
+        LatentEBMConfig(decoder_type="lstm")
+    with pytest.raises(ValueError, match="is for image models"):
+        LatentEBMTextConfig(encoder_type="conv", learner="vae", prior_type="gaussian")
+    with pytest.raises(ValueError, match="is for image models"):
+        LatentEBMModelConfig(decoder_type="conv")
+    # A generic decoder whose constructor does not take the given arguments fails with the part named.
+    with pytest.raises(ValueError, match="cannot build decoder 'linear_gaussian'"):
+        LatentEBMModel(LatentEBMModelConfig(decoder_type="linear_gaussian", decoder_kwargs={"width": 3}))
+
+
+def test_registries_take_subclasses_once():
+    registry = Registry("decoder", Decoder)
+    registry.register("linear", LinearGaussianDecoder)
+    registry.register("linear", LinearGaussianDecoder)  # the same class again is fine (re-imported modules)
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register("linear", type("Other", (LinearGaussianDecoder,), {}))
+    with pytest.raises(TypeError, match="subclass Decoder"):
+        registry.register("learner", Learner)
+    assert "linear" in registry and registry.names() == ["linear"]
+    assert DECODERS.get("linear_gaussian") is LinearGaussianDecoder
