@@ -19,12 +19,12 @@ from pathlib import Path
 
 import torch
 
-from hf_latent_ebm.utils import update_results_section as update_section  # noqa: E402
+from hf_latent_ebm.utils import update_results_section as update_section
 
-from hf_latent_ebm import LatentEBMConfig, LatentEBMForImageGeneration  # noqa: E402
-from hf_latent_ebm.data import load_image_dataset  # noqa: E402
-from hf_latent_ebm.evaluation import anomaly_auprc  # noqa: E402
-from hf_latent_ebm.training import LatentEBMTrainer, TrainingArguments  # noqa: E402
+from hf_latent_ebm import LatentEBMConfig, LatentEBMForImageGeneration
+from hf_latent_ebm.data import load_image_dataset
+from hf_latent_ebm.evaluation import anomaly_auprc
+from hf_latent_ebm.training import LatentEBMTrainer, TrainingArguments
 
 PAPER_LEBM = {1: (0.336, 0.008), 4: (0.630, 0.017), 5: (0.619, 0.013), 7: (0.463, 0.009), 9: (0.413, 0.010)}
 ICCV2023_JOINT_EBM = {1: 0.722, 4: 0.949, 5: 0.980, 7: 0.941, 9: 0.935}
@@ -48,7 +48,7 @@ def main():
     parser.add_argument("--config-overrides", default="{}", help="JSON of LatentEBMConfig fields")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--work-dir", default="runs/anomaly_mnist")
-    parser.add_argument("--output", default="docs/anomaly_mnist.json")
+    parser.add_argument("--output", default="docs/results/image/anomaly-mnist/anomaly_mnist.json")
     parser.add_argument("--results-md", default="docs/results.md")
     args = parser.parse_args()
 

@@ -103,7 +103,7 @@ def main():
     parser.add_argument("--small", action="store_true", help="CPU-sized: batch 32, ngf 16")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--output", default="docs/bench_langevin.json")
+    parser.add_argument("--output", default="docs/results/image/benchmarks/bench_langevin.json")
     args = parser.parse_args()
     device = torch.device(args.device)
     batch, ngf, nz, ndf, channels = (32, 16, 100, 200, 3) if args.small else (100, 64, 100, 200, 3)

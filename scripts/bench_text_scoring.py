@@ -53,7 +53,7 @@ def main():
     parser.add_argument("--num-batches", type=int, default=5)
     parser.add_argument("--steps", type=int, default=10, help="posterior Langevin steps per chain")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--output", default="docs/bench_text_scoring.json")
+    parser.add_argument("--output", default="docs/results/text/benchmarks/bench_text_scoring.json")
     args = parser.parse_args()
 
     texts = list(load_text_dataset(args.data, seed=0)["train"]["text"])

@@ -18,13 +18,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hf_latent_ebm.utils import update_results_section as update_section  # noqa: E402
+from hf_latent_ebm.utils import update_results_section as update_section
 
-from hf_latent_ebm import LatentEBMConfig, LatentEBMForImageGeneration  # noqa: E402
-from hf_latent_ebm.data import load_image_dataset  # noqa: E402
-from hf_latent_ebm.evaluation import generate_images, reconstruction_mse  # noqa: E402
-from hf_latent_ebm.training import LatentEBMTrainer, TrainingArguments  # noqa: E402
-from hf_latent_ebm.utils import image_grid  # noqa: E402
+from hf_latent_ebm import LatentEBMConfig, LatentEBMForImageGeneration
+from hf_latent_ebm.data import load_image_dataset
+from hf_latent_ebm.evaluation import generate_images, reconstruction_mse
+from hf_latent_ebm.training import LatentEBMTrainer, TrainingArguments
+from hf_latent_ebm.utils import image_grid
 
 PRIORS = ("ebm", "gaussian")
 
@@ -56,7 +56,7 @@ def main():
     parser.add_argument("--config-overrides", default="{}", help="JSON of LatentEBMConfig fields for both priors")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--work-dir", default="runs/fid_table")
-    parser.add_argument("--output", default="docs/fid_table.json")
+    parser.add_argument("--output", default="docs/results/image/fid-table/fid_table.json")
     parser.add_argument("--results-md", default="docs/results.md")
     args = parser.parse_args()
 
@@ -95,7 +95,9 @@ def main():
               "num_fid_samples": args.num_fid_samples, "num_test_images": args.num_test_images,
               "config_overrides": json.loads(args.config_overrides), "rows": rows}
     Path(args.output).write_text(json.dumps(result, indent=2))
-    grid_path = Path(args.output).with_suffix(".png")
+    # The grid goes beside results.md in figures/, which the table links to.
+    grid_path = Path(args.results_md).parent / "figures" / Path(args.output).with_suffix(".png").name
+    grid_path.parent.mkdir(parents=True, exist_ok=True)
     side_by_side(grids, grid_path)
 
     table = ["| dataset | prior | FID ↓ | test MSE ↓ | training time |", "|---|---|---|---|---|"]
@@ -104,7 +106,7 @@ def main():
     body = ("\n".join(table) + f"\n\nFID of {args.num_fid_samples} prior samples against {args.num_test_images} test "
             f"images; MSE per pixel on images in [-1, 1]. {args.max_steps} steps of batch {args.batch_size} per "
             f"model, same seed and decoder for both priors; device {device_name}. Samples: "
-            f"![samples]({grid_path.name})\n\nCommand: `python {' '.join(sys.argv)}` (results: `{args.output}`).")
+            f"![samples](figures/{grid_path.name})\n\nCommand: `python {' '.join(sys.argv)}` (results: `{args.output}`).")
     update_section(args.results_md, "fid-table", "Generation quality: EBM prior vs Gaussian prior", body)
     print("\n".join(table))
 

@@ -9,7 +9,7 @@ Writes a results JSON and the table into docs/results.md.
 
     python scripts/text_table.py                                      # KJV (apt-get install bible-kjv), CPU budget
     python scripts/text_table.py --data my.txt --max-steps 5000 --device cuda
-    python scripts/text_table.py --seed 1 --section text-table-seed1 --output docs/text_table_seed1.json
+    python scripts/text_table.py --seed 1 --section text-table-seed1 --output docs/results/text/table-1000-steps/text_table_seed1.json
     python scripts/text_table.py --max-steps 2000 --resume    # continue the latent models of an earlier run
 
 With --resume the latent models continue from the latest checkpoint in their --work-dir folder; the trainer restores
@@ -24,18 +24,18 @@ import sys
 import time
 from pathlib import Path
 
+import datasets
 import torch
 
-from hf_latent_ebm.utils import update_results_section as update_section  # noqa: E402
+from hf_latent_ebm.utils import update_results_section as update_section
 
-from hf_latent_ebm import LatentEBMForTextGeneration, LatentEBMTextConfig  # noqa: E402
-from hf_latent_ebm.configuration_latent_ebm_text import VARIATIONAL_LEARNERS  # noqa: E402
-from hf_latent_ebm.data import load_text_dataset  # noqa: E402
-from hf_latent_ebm.metrics.text import (active_units, corpus_bleu, importance_sampled_nll,  # noqa: E402
+from hf_latent_ebm import LatentEBMForTextGeneration, LatentEBMTextConfig
+from hf_latent_ebm.data import load_text_dataset
+from hf_latent_ebm.metrics.text import (active_units, corpus_bleu, importance_sampled_nll,
                                         language_model_perplexity, log_partition, num_predicted_tokens, perplexity,
                                         train_language_model)
-from hf_latent_ebm.tokenization import train_tokenizer  # noqa: E402
-from hf_latent_ebm.training import LatentEBMTrainer, TrainingArguments  # noqa: E402
+from hf_latent_ebm.tokenization import train_tokenizer
+from hf_latent_ebm.training import LatentEBMTrainer, TrainingArguments
 
 TIMING_FILE = "training_time.json"  # {"steps": ..., "seconds": ...}: training time summed over resumed runs
 MODELS = {"ebm": ("latent EBM prior", {"learner": "mle", "prior_type": "ebm"}),
@@ -61,7 +61,7 @@ def main():
     parser.add_argument("--config-overrides", default="{}", help="JSON of LatentEBMTextConfig fields")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--work-dir", default="runs/text_table")
-    parser.add_argument("--output", default="docs/text_table.json")
+    parser.add_argument("--output", default="docs/results/text/table/text_table.json")
     parser.add_argument("--results-md", default="docs/results.md")
     parser.add_argument("--section", default="text-table", help="section of --results-md to (re)write")
     parser.add_argument("--resume", action="store_true", help="continue the latent models from --work-dir")
@@ -83,6 +83,7 @@ def main():
         return tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")["input_ids"]
 
     train_ids, test_ids = tokenize(train_texts), tokenize(test_texts)
+    train_data = datasets.Dataset.from_dict({"input_ids": train_ids.numpy()})
     test_tokens = num_predicted_tokens(test_ids, tokenizer.pad_token_id)
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
 
@@ -122,7 +123,7 @@ def main():
                                           batch_size=args.batch_size, seed=args.seed, sample_every=0,
                                           checkpoint_every=0, num_grid_samples=16)
         started = time.time()
-        LatentEBMTrainer(model, train_ids, training_args).train(resume=args.resume)
+        LatentEBMTrainer(model, train_data, training_args).train(resume=args.resume)
         train_time = earlier_time + time.time() - started
         (output_dir / TIMING_FILE).write_text(json.dumps({"steps": args.max_steps, "seconds": round(train_time, 1)}))
         model.eval()
@@ -132,9 +133,8 @@ def main():
                                      log_z=log_partition(model.prior, generator=generator), generator=generator)
         num_chains = 8
         means, stds = model.posterior_gaussian(device_test_ids, num_chains=num_chains, generator=generator)
-        # Chain averages carry Monte Carlo noise Var(z|x)/K; the variational learners' encoder means are exact.
-        noise = (None if config.learner in VARIATIONAL_LEARNERS
-                 else stds.pow(2).mean(dim=0).cpu() / num_chains)
+        # Chain averages carry Monte Carlo noise Var(z|x)/K; an inference network's means are exact.
+        noise = None if model.learner.infers_with_encoder else stds.pow(2).mean(dim=0).cpu() / num_chains
         reconstructions = model.decoder.generate(means, max_length, greedy=True)
         samples = model.generate_ids(args.num_generated, generator).cpu()  # ids: text would lose <unk>
         forward_ppl, reverse_ppl = forward_and_reverse(samples)

@@ -241,3 +241,75 @@ def test_posterior_chain_prior_decides_whether_the_energy_steers_the_chain(chain
     after = posterior_and_loss()
     for old, new in zip(before, after):
         assert torch.equal(old, new) == (chain_prior == "reference")
+
+
+class TestImageVAE(ImageModelTester):
+    """The image model with the ELBO learner and the mirrored conv encoder (a Gaussian-prior VAE)."""
+
+    bad_config_overrides = ImageModelTester.bad_config_overrides + [{"learner": "vae", "prior_type": "ebm"},
+                                                                    {"encoder_type": "lstm"}]
+
+    def get_config(self, **overrides):
+        return super().get_config(**{"learner": "vae", "prior_type": "gaussian", **overrides})
+
+
+class TestImageVariationalEBM(ImageModelTester):
+    bad_config_overrides = ImageModelTester.bad_config_overrides + [{"learner": "vae_ebm", "prior_type": "gaussian"},
+                                                                    {"posterior_init": "encoder"}]
+
+    def get_config(self, **overrides):
+        return super().get_config(**{"learner": "vae_ebm", "vae_free_bits": 0.1, **overrides})
+
+
+class TestImageEncoderInitialised(ImageModelTester):
+    """Maximum likelihood whose inference chains start from a conv encoder's draws."""
+
+    def get_config(self, **overrides):
+        return super().get_config(**{"posterior_init": "encoder", **overrides})
+
+
+@pytest.mark.parametrize("learner, prior_type", [("vae", "gaussian"), ("vae_ebm", "ebm")])
+def test_image_model_learns_with_the_variational_learners(learner, prior_type):
+    torch.manual_seed(0)
+    config = LatentEBMConfig(**{**TINY, "latent_dim": 8, "decoder_base_channels": 8, "decoder_learning_rate": 2e-3,
+                                "learner": learner, "prior_type": prior_type})
+    model = LatentEBMForImageGeneration(config)
+    assert model.encoder is not None and model.learner.infers_with_encoder
+    pixel_values = -torch.ones(16, 1, 28, 28)
+    for index in range(16):
+        row, column = divmod(index, 4)
+        pixel_values[index, 0, 2 + 6 * row:8 + 6 * row, 2 + 6 * column:8 + 6 * column] = 1
+
+    def reconstruction_error():
+        model.eval()
+        error = (model.reconstruct(pixel_values, seeded(9)) - pixel_values).pow(2).mean().item()
+        model.train()
+        return error
+
+    before = reconstruction_error()
+    optimizer, generator = model.build_optimizer(), seeded(3)
+    for _ in range(60):
+        output = model(pixel_values=pixel_values, generator=generator)
+        optimizer.zero_grad()
+        output.loss.backward()
+        optimizer.step()
+    assert {"decoder_loss", "kl_loss"} <= set(output.loss_terms)
+    assert ("energy_loss" in output.loss_terms) == (prior_type == "ebm")
+    assert reconstruction_error() < 0.7 * before
+
+
+def test_multi_output_energy_is_the_mixture_and_its_analytic_gradient_matches_autograd():
+    from hf_latent_ebm.priors import EnergyPrior
+
+    torch.manual_seed(0)
+    prior = EnergyPrior(latent_dim=5, hidden_dim=16, num_hidden_layers=2, activation="gelu", reference_sigma=1.0,
+                        num_outputs=3)
+    latents = torch.randn(20, 5)
+    components = prior.component_energies(latents)
+    assert components.shape == (20, 3)
+    torch.testing.assert_close(prior.energy(latents), -torch.logsumexp(-components, dim=1))
+    potential, grad = prior.potential_and_grad(latents)
+    reference = latents.clone().requires_grad_(True)
+    (reference_grad,) = torch.autograd.grad(prior.potential(reference).sum(), reference)
+    torch.testing.assert_close(potential, prior.potential(latents))
+    torch.testing.assert_close(grad, reference_grad)

@@ -274,7 +274,7 @@ def test_text_dataset_errors(tmp_path):
         load_text_dataset(str(write_corpus(tmp_path / "c.md", CORPUS)))
 
 
-def test_cli_trains_fine_tunes_and_restores_the_tokenizer(tmp_path):
+def test_cli_trains_fine_tunes_and_restores_the_tokenizer(tmp_path, capsys):
     corpus = write_corpus(tmp_path / "a.txt", CORPUS)
     other = write_corpus(tmp_path / "b.txt", ["the bird sang on the log .", "a dog sang ."] * 6)
     overrides = json.dumps({k: v for k, v in TINY_TEXT.items() if k != "vocab_size"})
@@ -283,6 +283,13 @@ def test_cli_trains_fine_tunes_and_restores_the_tokenizer(tmp_path):
               "--batch-size", "4", "--sample-every", "3", "--checkpoint-every", "3", "--config-overrides", overrides])
     assert (base / "samples.txt").read_text().strip()
     assert (base / "samples" / "step-00000003.txt").exists()
+    # `sample` works for text models too: sentences to stdout, or to a file.
+    capsys.readouterr()
+    cli_main(["sample", "--model", str(base), "--num-samples", "3", "--seed", "1"])
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 3
+    cli_main(["sample", "--model", str(base), "--num-samples", "3", "--seed", "1", "--output", str(tmp_path / "s.txt")])
+    assert (tmp_path / "s.txt").read_text().splitlines() == printed
     tokenizer = AutoTokenizer.from_pretrained(base)
     tuned = tmp_path / "tuned"
     cli_main(["train", "--task", "text", "--data", str(other), "--init-from", str(base), "--output-dir", str(tuned),

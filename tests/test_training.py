@@ -139,3 +139,33 @@ def test_cli_reports_bad_input_without_a_traceback(tmp_path, capsys):
     assert "unknown image dataset" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli_main(["sample", "--model", str(tmp_path / "missing"), "--output", str(tmp_path / "g.png")])
+
+
+def test_a_datasets_dataset_trains_like_the_same_data_as_a_tensor(tmp_path):
+    from datasets import Dataset
+
+    images = toy_images()
+    args = dict(max_steps=5, batch_size=8, seed=3, sample_every=0, checkpoint_every=0, log_every=1,
+                num_grid_samples=4)
+    from_tensor = LatentEBMTrainer(fresh_model(), images, TrainingArguments(output_dir=str(tmp_path / "t"), **args))
+    from_tensor.train()
+    dataset = Dataset.from_dict({"pixel_values": images.numpy(), "label": list(range(len(images)))})
+    from_dataset = LatentEBMTrainer(fresh_model(), dataset, TrainingArguments(output_dir=str(tmp_path / "d"), **args))
+    from_dataset.train()
+    assert from_dataset.history == from_tensor.history
+    for (name, expected), (_, actual) in zip(from_tensor.model.state_dict().items(),
+                                             from_dataset.model.state_dict().items()):
+        assert torch.equal(expected, actual), name
+
+
+def test_bad_data_is_refused_when_loaded_not_during_training(tmp_path):
+    from datasets import Dataset
+
+    images = toy_images()
+    images[17, 0, 3, 3] = float("nan")  # in the last batch: a per-batch check would only see it after 2 steps
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=5, batch_size=8)
+    with pytest.raises(ValueError, match="NaN"):
+        LatentEBMTrainer(fresh_model(), Dataset.from_dict({"pixel_values": images.numpy()}), args)
+    with pytest.raises(ValueError, match="no pixel_values column"):
+        LatentEBMTrainer(fresh_model(), Dataset.from_dict({"image": images.numpy()}), args)
+    assert not (tmp_path / "checkpoints").exists()

@@ -49,6 +49,9 @@ class Learner:
     """
 
     input_names: tuple[str, ...] = ()
+    # Whether z is inferred by an inference network, so `posterior_gaussian` is q(z | x) itself rather than a Monte
+    # Carlo estimate from chains (whose noise metrics such as active units must subtract).
+    infers_with_encoder: bool = False
 
     @classmethod
     def check_config(cls, config) -> None:

@@ -22,6 +22,8 @@ class ELBOLearner(Learner):
     with a prior without energy (the Gaussian VAE); "vae_ebm" with one.
     """
 
+    infers_with_encoder = True
+
     @classmethod
     def check_config(cls, config) -> None:
         from ..priors import PRIORS

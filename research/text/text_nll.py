@@ -17,11 +17,11 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer
 
-from hf_latent_ebm.utils import update_results_section as update_section  # noqa: E402
+from hf_latent_ebm.utils import update_results_section as update_section
 
-from hf_latent_ebm import LatentEBMForTextGeneration  # noqa: E402
-from hf_latent_ebm.data import load_text_dataset  # noqa: E402
-from hf_latent_ebm.metrics.text import (importance_sampled_nll, log_partition, num_predicted_tokens,  # noqa: E402
+from hf_latent_ebm import LatentEBMForTextGeneration
+from hf_latent_ebm.data import load_text_dataset
+from hf_latent_ebm.metrics.text import (importance_sampled_nll, log_partition, num_predicted_tokens,
                                         perplexity)
 
 

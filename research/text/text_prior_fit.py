@@ -20,12 +20,12 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer
 
-from hf_latent_ebm.utils import update_results_section as update_section  # noqa: E402
+from hf_latent_ebm.utils import update_results_section as update_section
 
-from hf_latent_ebm import LatentEBMForTextGeneration  # noqa: E402
-from hf_latent_ebm.data import load_text_dataset  # noqa: E402
-from hf_latent_ebm.langevin import LangevinSampler  # noqa: E402
-from hf_latent_ebm.priors import EnergyPrior  # noqa: E402
+from hf_latent_ebm import LatentEBMForTextGeneration
+from hf_latent_ebm.data import load_text_dataset
+from hf_latent_ebm.langevin import LangevinSampler
+from hf_latent_ebm.priors import EnergyPrior
 
 
 def mmd(a: torch.Tensor, b: torch.Tensor) -> float:

@@ -26,11 +26,11 @@ from pathlib import Path
 import torch
 from transformers import AutoTokenizer
 
-from hf_latent_ebm.utils import update_results_section as update_section  # noqa: E402
+from hf_latent_ebm.utils import update_results_section as update_section
 
-from hf_latent_ebm import LatentEBMForTextGeneration  # noqa: E402
-from hf_latent_ebm.data import load_text_dataset  # noqa: E402
-from hf_latent_ebm.metrics.text import language_model_perplexity, train_language_model  # noqa: E402
+from hf_latent_ebm import LatentEBMForTextGeneration
+from hf_latent_ebm.data import load_text_dataset
+from hf_latent_ebm.metrics.text import language_model_perplexity, train_language_model
 
 
 def _posterior_of_training_sentences(model, train_ids, num_samples, generator, chunk=500):

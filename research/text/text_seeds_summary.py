@@ -14,7 +14,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from hf_latent_ebm.utils import update_results_section as update_section  # noqa: E402
+from hf_latent_ebm.utils import update_results_section as update_section
 
 EBM, VAE = "latent EBM prior", "Gaussian-prior VAE"
 VAE_EBM = "VAE with latent EBM prior"  # the variational learner (text_table.py --models vae_ebm)

@@ -30,8 +30,8 @@ import statistics
 import sys
 from pathlib import Path
 
-from hf_latent_ebm.utils import update_results_section as update_section  # noqa: E402
-from text_seeds_summary import EBM, VAE, VAE_EBM  # noqa: E402
+from hf_latent_ebm.utils import update_results_section as update_section
+from text_seeds_summary import EBM, VAE, VAE_EBM
 
 METRICS = [("nll", "test NLL ↓", 2), ("forward_ppl", "forward PPL ↓", 2), ("reverse_ppl", "reverse PPL ↓", 2),
            ("active_units", "active units", 1), ("bleu", "recon. BLEU", 3), ("train_time_s", "training (s)", 0)]
