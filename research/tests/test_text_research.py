@@ -1,6 +1,7 @@
 """Tests of the research plumbing in research/text/ (run with `pytest research/tests`; not part of the default suite)."""
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
