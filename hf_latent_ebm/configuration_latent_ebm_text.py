@@ -6,9 +6,8 @@ from huggingface_hub.dataclasses import strict
 
 from .configuration_latent_ebm import LatentEBMBaseConfig, raise_value_errors
 
-# The SRI text code's decaying posterior step sizes (its last size repeats for further steps). With a constant 0.1
-# the text posterior barely leaves p0 in 20 steps (sum of s^2/2 = 0.1 against 0.94 here) and the decoder learns to
-# ignore z; its first nine steps do nearly all the moving, so 10 steps cost half of 20 for about the same chain.
+# The SRI text code's decaying posterior step sizes (its last size repeats for further steps): a constant small step
+# barely moves the text posterior away from p0 in a short chain, and the decoder then learns to ignore z.
 SRI_POSTERIOR_STEP_SIZES = [0.8, 0.7, 0.6, 0.5, 0.2, 0.2, 0.1, 0.1, 0.05]
 
 
@@ -43,11 +42,11 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
     decaying step sizes (`posterior_langevin_step_schedule` [.8, .7, .6, .5, .2, .2, .1, .1, .05]; set it to None
     for the constant `posterior_langevin_step_size`) with SRI's tempered noise (`posterior_langevin_noise_scale`
     0.05), a posterior chain on the reference density (`posterior_chain_prior="reference"`), a prior step of 0.2
-    and `prior_learning_rate` 3e-4. Why: with Langevin-proper posterior noise the decoder learns to ignore z (4 to
-    11 active units of 32); tempered, it uses z, but a chain steered by the learned energy then feeds back into the
-    energy until its loss runs off; and the aggregate posterior it learns is narrow (per-unit std about 0.45), which
-    a prior step of 0.4 cannot follow (see docs/results.md, text sections). Set `posterior_langevin_noise_scale=1`
-    and `posterior_chain_prior="model"` for maximum likelihood proper.
+    and `prior_learning_rate` 3e-4. Why: with Langevin-proper posterior noise the decoder learns to ignore z;
+    tempered, it uses z, but a chain steered by the learned energy then feeds back into the energy until its loss
+    runs off; and the aggregate posterior it learns is narrow, which a larger prior step cannot follow (the
+    measurements are in docs/text.md). Set `posterior_langevin_noise_scale=1` and `posterior_chain_prior="model"`
+    for maximum likelihood proper.
 
     Example:
 

@@ -16,9 +16,9 @@ class ELBOLearner(Learner):
     For a prior with an energy, p(z) = exp(-E(z)) p0(z) / Z, the prior also learns by maximum likelihood on q's
     samples: "energy_loss" = E(z+) - E(z-), z- from the prior chain (the gradient of log Z). The prior then learns
     q's aggregate posterior, which the ELBO-optimal prior is, and generation samples it instead of p0: the
-    variational latent EBM (the unsupervised part of Pang & Wu 2021). z+ enters the energy detached. The full ELBO
-    would also pull q towards low energy through E(z+), and on KJV that ran off: the energy fell where q went and q
-    followed (energy loss 1.8e5 after 420 steps of batch 32, free bits 0.25, prior step 0.2). "vae" is this learner
+    variational latent EBM (the unsupervised part of Pang & Wu 2021). z+ enters the energy detached: the full ELBO
+    would also pull q towards low energy through E(z+), and the two can chase each other (the energy falls where q
+    goes, q follows) until the energy loss runs off; docs/text.md has the run that showed it. "vae" is this learner
     with a prior without energy (the Gaussian VAE); "vae_ebm" with one.
     """
 
