@@ -19,8 +19,8 @@ from .modeling_latent_ebm_text import LatentEBMForTextGeneration
 from .pipelines import LatentEBMPipeline, LatentEBMPipelineOutput
 from .priors import PRIORS, Prior, register_prior
 
-for _config, _model in ((LatentEBMConfig, LatentEBMForImageGeneration), (LatentEBMTextConfig, LatentEBMForTextGeneration),
-                        (LatentEBMModelConfig, LatentEBMModel)):
+for _config, _model in ((LatentEBMConfig, LatentEBMForImageGeneration),
+                        (LatentEBMTextConfig, LatentEBMForTextGeneration), (LatentEBMModelConfig, LatentEBMModel)):
     AutoConfig.register(_config.model_type, _config, exist_ok=True)
     AutoModel.register(_config, _model, exist_ok=True)
 

@@ -200,8 +200,9 @@ class LatentEBMPreTrainedModel(PreTrainedModel):
         observations = self.decoder.select(batch)
         self.decoder.check_observations(observations, check_values=False)
         losses = self.learner.losses(self, self.decoder.compact(observations), batch, generator)
-        output = LatentEBMOutput(loss=losses.loss, loss_terms={name: term.detach() for name, term in losses.terms.items()},
-                                 posterior_latents=losses.posterior_latents, prior_latents=losses.prior_latents)
+        terms = {name: term.detach() for name, term in losses.terms.items()}
+        output = LatentEBMOutput(loss=losses.loss, loss_terms=terms, posterior_latents=losses.posterior_latents,
+                                 prior_latents=losses.prior_latents)
         return output if return_dict is not False else output.to_tuple()
 
     def build_optimizer(self) -> torch.optim.Adam:
@@ -225,7 +226,8 @@ class LatentEBMPreTrainedModel(PreTrainedModel):
     # ---- latents ---------------------------------------------------------------------------------------------
     @torch.no_grad()
     def sample_latents(self, batch_size: int, generator: torch.Generator | None = None, num_steps: int | None = None,
-                       step_size: float | None = None, return_diagnostics: bool = False) -> torch.Tensor | LangevinOutput:
+                       step_size: float | None = None,
+                       return_diagnostics: bool = False) -> torch.Tensor | LangevinOutput:
         """z ~ p(z): the prior samples itself (short-run prior Langevin from p0 with the config's steps and step
         size unless given; exact draws for the Gaussian prior)."""
         if not isinstance(batch_size, int) or batch_size < 1:

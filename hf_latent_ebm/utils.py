@@ -31,7 +31,8 @@ def image_grid(images: torch.Tensor, num_columns: int | None = None, padding: in
     return Image.fromarray(grid[..., 0] if channels == 1 else grid)
 
 
-RESULTS_HEADER = "# Results\n\nEvery table here is written by the script named under it; rerun the command to reproduce it.\n"
+RESULTS_HEADER = ("# Results\n\nEvery table here is written by the script named under it; rerun the command to "
+                  "reproduce it.\n")
 
 
 def update_results_section(path, key: str, title: str, body: str) -> None:

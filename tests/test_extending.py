@@ -87,7 +87,8 @@ def test_a_registered_decoder_trains_saves_and_reloads(tmp_path, learner, prior_
     for (name, expected), (_, actual) in zip(model.state_dict().items(), loaded.state_dict().items()):
         assert torch.equal(expected, actual), name
     model.eval()
-    assert torch.equal(loaded.sample(5, torch.Generator().manual_seed(3)), model.sample(5, torch.Generator().manual_seed(3)))
+    assert torch.equal(loaded.sample(5, torch.Generator().manual_seed(3)),
+                       model.sample(5, torch.Generator().manual_seed(3)))
 
 
 def test_the_default_generic_model_runs_on_vectors():
