@@ -8,6 +8,7 @@ add one (see docs/extending.md).
 from transformers import AutoConfig, AutoModel
 
 from .configuration_latent_ebm import LatentEBMConfig, LatentEBMModelConfig
+from .configuration_latent_ebm_classification import LatentEBMClassificationConfig
 from .configuration_latent_ebm_text import LatentEBMTextConfig
 from .decoders import DECODERS, Decoder, register_decoder
 from .encoders import ENCODERS, Encoder, register_encoder
@@ -15,12 +16,14 @@ from .langevin import LangevinDivergenceError, LangevinOutput, LangevinSampler
 from .learners import LEARNERS, Learner, LearnerOutput, mle_losses, register_learner
 from .modeling_latent_ebm import (LatentEBMForImageGeneration, LatentEBMModel, LatentEBMOutput,
                                   LatentEBMPreTrainedModel)
+from .modeling_latent_ebm_classification import LatentEBMForSemiSupervisedClassification
 from .modeling_latent_ebm_text import LatentEBMForTextGeneration
 from .pipelines import LatentEBMPipeline, LatentEBMPipelineOutput
 from .priors import PRIORS, Prior, register_prior
 
 for _config, _model in ((LatentEBMConfig, LatentEBMForImageGeneration),
-                        (LatentEBMTextConfig, LatentEBMForTextGeneration), (LatentEBMModelConfig, LatentEBMModel)):
+                        (LatentEBMTextConfig, LatentEBMForTextGeneration), (LatentEBMModelConfig, LatentEBMModel),
+                        (LatentEBMClassificationConfig, LatentEBMForSemiSupervisedClassification)):
     AutoConfig.register(_config.model_type, _config, exist_ok=True)
     AutoModel.register(_config, _model, exist_ok=True)
 
@@ -33,6 +36,8 @@ __all__ = [
     "LatentEBMForTextGeneration",
     "LatentEBMModelConfig",
     "LatentEBMModel",
+    "LatentEBMClassificationConfig",
+    "LatentEBMForSemiSupervisedClassification",
     "LatentEBMOutput",
     "LatentEBMPreTrainedModel",
     "LatentEBMPipeline",

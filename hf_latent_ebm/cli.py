@@ -22,7 +22,7 @@ class Task:
         load_data: `load_data(args)`, the training data the arguments name.
         make_model: `make_model(args, config_kwargs, data)`, a fresh model of the preset with the user's
             `--config-overrides` (or the checkpoint of `args.init_from`).
-        make_dataset: `make_dataset(model, data)`, a `datasets.Dataset` with the model's input columns.
+        make_dataset: `make_dataset(args, model, data)`, a `datasets.Dataset` with the model's input columns.
         dataset_name: `dataset_name(args)`, the data's name for train_results.json and the model card.
     """
 
@@ -55,7 +55,7 @@ def _make_image_model(args: argparse.Namespace, config_kwargs: dict, dataset):
 def _load_texts(args: argparse.Namespace) -> list[str]:
     from .data import load_text_dataset
 
-    texts = list(load_text_dataset(args.data, text_column=args.text_column, seed=args.seed)["train"]["text"])
+    texts = list(load_text_dataset(args.data or "kjv", text_column=args.text_column, seed=args.seed)["train"]["text"])
     return texts[: args.limit_examples] if args.limit_examples else texts
 
 
@@ -77,19 +77,79 @@ def _make_text_model(args: argparse.Namespace, config_kwargs: dict, texts: list[
     return model
 
 
-def _text_dataset(model, texts: list[str]):
+def _text_dataset(args: argparse.Namespace, model, texts: list[str]):
     import datasets
 
     # Padded to the corpus's longest text; each training batch drops the columns that are padding in all its rows.
     return datasets.Dataset.from_dict({"input_ids": model.tokenize(texts).cpu().numpy()})
 
 
+def _load_ssl_data(args: argparse.Namespace):
+    """A table (`--data`, with `--label-column`) or an image dataset (`--dataset`), with its labels as ids."""
+    from .data import load_tabular_dataset
+
+    if args.data:
+        return load_tabular_dataset(args.data, label_column=args.label_column, seed=args.seed)["train"]
+    dataset = _load_images(args)
+    return dataset.add_column("labels", dataset["label"][:].tolist())
+
+
+def _make_ssl_model(args: argparse.Namespace, config_kwargs: dict, data):
+    from . import LatentEBMClassificationConfig, LatentEBMForSemiSupervisedClassification
+    from .data import TabularPreprocessor
+
+    if args.init_from:
+        return LatentEBMForSemiSupervisedClassification.from_pretrained(args.init_from)
+    if args.data:
+        preprocessor = TabularPreprocessor.fit(data, args.label_column or _bundled_label(args.data))
+        return LatentEBMForSemiSupervisedClassification(LatentEBMClassificationConfig.for_table(preprocessor,
+                                                                                                 **config_kwargs))
+    channels, size, _ = data.features["pixel_values"].shape
+    num_labels = int(max(data["labels"])) + 1
+    config = LatentEBMClassificationConfig.for_images(num_labels=num_labels, image_size=size, num_channels=channels,
+                                                      **config_kwargs)
+    return LatentEBMForSemiSupervisedClassification(config)
+
+
+def _bundled_label(name: str) -> str | None:
+    from .data import BUNDLED_TABLES
+
+    return BUNDLED_TABLES.get(name)
+
+
+def _ssl_dataset(args: argparse.Namespace, model, data):
+    """The model's inputs and labels, with only `--labels-per-class` labels per class kept (seeded) when asked."""
+    import datasets
+
+    from .data import UNLABELLED, few_label_split
+
+    if model.preprocessor is not None:
+        features, labels = model.preprocessor.transform(data)
+        inputs = {"features": features.numpy()}
+    else:
+        labels = torch.tensor(data["labels"])
+        inputs = None
+    if args.labels_per_class:
+        labels = few_label_split(labels, args.labels_per_class, seed=args.seed)
+    counts = torch.bincount(labels[labels != UNLABELLED], minlength=model.config.num_labels)
+    if bool((counts == 0).any()):
+        missing = [model.config.id2label[int(i)] for i in (counts == 0).nonzero().flatten()]
+        raise ValueError(f"every class needs at least one labelled row; none for {missing} "
+                         f"({int(counts.sum())} labelled rows for {model.config.num_labels} classes)")
+    if inputs is None:
+        return data.remove_columns("labels").add_column("labels", labels.tolist()).select_columns(
+            ["pixel_values", "labels"])
+    return datasets.Dataset.from_dict({**inputs, "labels": labels.numpy()})
+
+
 TASKS = {
     "image": Task(load_data=_load_images,
-                  make_model=_make_image_model, make_dataset=lambda model, dataset: dataset,
+                  make_model=_make_image_model, make_dataset=lambda args, model, dataset: dataset,
                   dataset_name=lambda args: args.dataset),
     "text": Task(load_data=_load_texts, make_model=_make_text_model,
-                 make_dataset=_text_dataset, dataset_name=lambda args: args.data),
+                 make_dataset=_text_dataset, dataset_name=lambda args: args.data or "kjv"),
+    "ssl": Task(load_data=_load_ssl_data, make_model=_make_ssl_model, make_dataset=_ssl_dataset,
+                dataset_name=lambda args: args.data or args.dataset),
 }
 
 
@@ -97,9 +157,10 @@ def _train(args: argparse.Namespace) -> None:
     from .hub import write_model_card
     from .training import LatentEBMTrainer, TrainingArguments, latest_checkpoint
 
+    labelled_batch_size = args.labelled_batch_size if args.task == "ssl" else 0
     training_args = TrainingArguments(
         output_dir=args.output_dir, max_steps=args.max_steps, batch_size=args.batch_size, seed=args.seed,
-        sample_every=args.sample_every, checkpoint_every=args.checkpoint_every,
+        sample_every=args.sample_every, checkpoint_every=args.checkpoint_every, labelled_batch_size=labelled_batch_size,
     )
     if args.resume and args.init_from:
         raise ValueError("--resume continues this run's own checkpoint; it cannot be combined with --init-from")
@@ -113,7 +174,7 @@ def _train(args: argparse.Namespace) -> None:
     task = TASKS[args.task]
     data = task.load_data(args)
     model = task.make_model(args, overrides, data)
-    train_data = task.make_dataset(model, data)
+    train_data = task.make_dataset(args, model, data)
     trainer = LatentEBMTrainer(model, train_data, training_args)
     started = time.time()
     final = trainer.train(resume=args.resume)
@@ -139,6 +200,38 @@ def _sample(args: argparse.Namespace) -> None:
     written = model.write_samples(output, args.num_samples, generator)
     if written is not None:
         print(f"{args.num_samples} samples written to {written}")
+
+
+def _predict(args: argparse.Namespace) -> None:
+    """The input columns (or image index and label), the predicted label and one probability column per class."""
+    import pandas as pd
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(args.model).eval()
+    if not hasattr(model, "predict_proba"):
+        raise ValueError(f"{args.model} is a {type(model).__name__}, not a classifier")
+    generator = torch.Generator(device=model.device).manual_seed(args.seed)
+    if model.preprocessor is not None:
+        from .data import read_table
+
+        frame = read_table(args.data)
+        probabilities = model.predict_proba(frame, generator)
+    else:
+        from .data import load_image_dataset
+
+        dataset = load_image_dataset(args.data, "test" if not Path(args.data).is_dir() else "train")
+        pixel_values = dataset["pixel_values"][:]
+        probabilities = torch.cat([model.predict_proba(pixel_values[start:start + 500], generator).cpu()
+                                   for start in range(0, len(pixel_values), 500)])
+        frame = pd.DataFrame({"index": range(len(dataset)), "label": dataset["label"][:].tolist()})
+    names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    frame = frame.copy()
+    frame["predicted_label"] = [names[i] for i in probabilities.argmax(dim=1).tolist()]
+    for position, name in enumerate(names):
+        frame[f"probability_{name}"] = probabilities[:, position].cpu().numpy()
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(args.output, index=False)
+    print(f"{len(frame)} predictions written to {args.output}")
 
 
 def _evaluate(args: argparse.Namespace) -> None:
@@ -190,8 +283,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a latent-EBM prior model")
     train.add_argument("--task", default="image", choices=sorted(TASKS))
-    train.add_argument("--dataset", default="mnist", help="image task: mnist, fashion_mnist, or a folder of images")
-    train.add_argument("--data", default="kjv", help="text task: 'kjv' (Debian bible-kjv) or a .txt/.csv/.jsonl file")
+    train.add_argument("--dataset", default="mnist",
+                       help="image and ssl tasks: mnist, fashion_mnist, or a folder of images")
+    train.add_argument("--data", default=None,
+                       help="text task: 'kjv' (the default, Debian bible-kjv) or a .txt/.csv/.jsonl file; ssl task: a "
+                            ".csv/.parquet table or breast_cancer / islr_default (rows with an empty label are "
+                            "unlabelled)")
+    train.add_argument("--label-column", default=None, help="ssl task on a table: the label column")
+    train.add_argument("--labels-per-class", type=int, default=None,
+                       help="ssl task: keep this many labels per class (seeded) and treat the rest as unlabelled")
+    train.add_argument("--labelled-batch-size", type=int, default=32,
+                       help="ssl task: labelled rows added to every batch")
     train.add_argument("--text-column", default="text", help="text task: the column/field of a .csv/.jsonl file")
     train.add_argument("--tokenizer", default="word", choices=("word", "bpe"), help="text task: tokenizer to train")
     train.add_argument("--vocab-size", type=int, default=2000, help="text task: largest vocabulary")
@@ -231,6 +333,15 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--output", default="eval_results.json")
     evaluate.set_defaults(handler=_evaluate)
+
+    predict = commands.add_parser("predict", help="classify rows or images with a semi-supervised model")
+    predict.add_argument("--model", required=True)
+    predict.add_argument("--data", required=True,
+                         help="a .csv/.parquet table (tabular models), or an image folder or dataset name (its test "
+                              "split)")
+    predict.add_argument("--output", default="predictions.csv")
+    predict.add_argument("--seed", type=int, default=0)
+    predict.set_defaults(handler=_predict)
 
     card = commands.add_parser("card", help="(re)write the model card README.md of a saved model folder")
     card.add_argument("model_dir")

@@ -166,7 +166,8 @@ class LatentEBMBaseConfig(PreTrainedConfig):
             self._check_modality("encoder", ENCODERS.get(self.encoder_type))
 
     def _check_modality(self, kind: str, part_class: type) -> None:
-        if part_class.modality != self.part_modality:
+        # A generic config builds any part from keyword arguments; a modality's config reads its own fields.
+        if self.part_modality is not None and part_class.modality != self.part_modality:
             name = getattr(self, f"{kind}_type")
             raise ValueError(f"{kind}_type {name!r} is for {part_class.modality or 'generic'} models; "
                              f"{type(self).__name__} takes {self.part_modality or 'generic'} {kind}s")
@@ -275,8 +276,8 @@ class LatentEBMConfig(LatentEBMBaseConfig):
 class LatentEBMModelConfig(LatentEBMBaseConfig):
     r"""
     Configuration of [`LatentEBMModel`], the modality-agnostic model: any registered decoder and encoder
-    (`register_decoder`, `register_encoder`) whose `modality` is None, built from `decoder_kwargs` /
-    `encoder_kwargs`, with every prior, sampler and learner setting of [`LatentEBMConfig`].
+    (`register_decoder`, `register_encoder`), built from `decoder_kwargs` / `encoder_kwargs` (the keyword arguments
+    of its constructor besides latent_dim), with every prior, sampler and learner setting of [`LatentEBMConfig`].
 
     Args:
         decoder_type (`str`, *optional*, defaults to `"mlp"`): A registered generic decoder; "mlp" is a Gaussian MLP

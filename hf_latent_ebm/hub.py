@@ -9,12 +9,15 @@ import os
 from pathlib import Path
 
 CARD_TEMPLATES = {"latent_ebm": "image.md.jinja", "latent_ebm_text": "text.md.jinja",
-                  "latent_ebm_model": "model.md.jinja"}
+                  "latent_ebm_model": "model.md.jinja", "latent_ebm_classification": "classification.md.jinja"}
 PIPELINE_TAGS = {"latent_ebm": "unconditional-image-generation", "latent_ebm_text": "text-generation",
-                 "latent_ebm_model": None}
+                 "latent_ebm_model": None, "latent_ebm_classification": None}
+# A classifier's task follows its decoder.
+CLASSIFICATION_TAGS = {"conv": "image-classification", "tabular": "tabular-classification",
+                       "lstm": "text-classification", "gru": "text-classification", "transformer": "text-classification"}
 TEMPLATE_DIR = Path(__file__).parent / "model_cards"
 # Metrics the scripts and `hf-latent-ebm evaluate` write, with their model-index names.
-KNOWN_METRICS = {"fid": "FID", "mse": "reconstruction MSE", "auprc": "anomaly AUPRC", "ppl": "perplexity",
+KNOWN_METRICS = {"accuracy": "accuracy", "macro_f1": "macro-F1", "fid": "FID", "mse": "reconstruction MSE", "auprc": "anomaly AUPRC", "ppl": "perplexity",
                  "nll": "NLL", "forward_ppl": "forward perplexity", "reverse_ppl": "reverse perplexity",
                  "active_units": "active units", "bleu": "reconstruction BLEU"}
 UPLOAD_IGNORE = ["checkpoints/*", ".*", "**/.*"]
@@ -55,11 +58,13 @@ def render_model_card(folder: str | Path, repo_id: str | None = None, license: s
     datasets = sorted({r["dataset"] for r in results if r["dataset"] != "unknown"} |
                       ({train_results["dataset"]} if train_results.get("dataset") else set()))
     repo_id = repo_id or folder.resolve().name
-    eval_results = [EvalResult(task_type=PIPELINE_TAGS[model_type] or "other", dataset_type=r["dataset"],
+    pipeline_tag = PIPELINE_TAGS[model_type] or CLASSIFICATION_TAGS.get(config.get("decoder_type")) \
+        if model_type == "latent_ebm_classification" else PIPELINE_TAGS[model_type]
+    eval_results = [EvalResult(task_type=pipeline_tag or "other", dataset_type=r["dataset"],
                                dataset_name=r["dataset"], dataset_split=r["split"], metric_type=r["key"],
                                metric_name=r["name"], metric_value=r["value"]) for r in results]
     card_data = ModelCardData(
-        library_name="hf-latent-ebm", license=license, pipeline_tag=PIPELINE_TAGS[model_type],
+        library_name="hf-latent-ebm", license=license, pipeline_tag=pipeline_tag,
         tags=["latent-ebm", "energy-based-model", "langevin", "hf-latent-ebm"], datasets=datasets or None,
         metrics=sorted({r["key"] for r in results}) or None, model_name=repo_id,
         eval_results=eval_results or None)

@@ -33,12 +33,15 @@ class LatentEBMOutput(ModelOutput):
         posterior_latents (`torch.Tensor` of shape `(batch_size, latent_dim)`): z+, the latents the decoder
             learned on (posterior Langevin, or q's samples).
         prior_latents (`torch.Tensor` of shape `(batch_size, latent_dim)`): z-, the prior samples of the update.
+        logits (`torch.Tensor` of shape `(batch_size, num_labels)`, *optional*): Class logits, from the learners
+            that classify.
     """
 
     loss: torch.Tensor | None = None
     loss_terms: dict[str, torch.Tensor] | None = None
     posterior_latents: torch.Tensor | None = None
     prior_latents: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
 
     @property
     def decoder_loss(self) -> torch.Tensor | None:
@@ -50,10 +53,14 @@ class LatentEBMOutput(ModelOutput):
 
 
 def _build_part(kind: str, registry, name: str, config):
+    """A modality's config builds its parts with their `from_config`; a generic config (`part_modality` None) builds
+    decoders and encoders from its `decoder_kwargs` / `encoder_kwargs`, so it can hold any of them."""
     part_class = registry.get(name)
     try:
+        if kind != "prior" and config.part_modality is None:
+            return part_class(latent_dim=config.latent_dim, **getattr(config, f"{kind}_kwargs"))
         return part_class.from_config(config)
-    except (AttributeError, TypeError) as error:  # a part meant for another config family
+    except (AttributeError, TypeError) as error:  # arguments the part does not take
         raise ValueError(f"cannot build {kind} {name!r} ({part_class.__name__}) from a {type(config).__name__}: "
                          f"{error}") from error
 
@@ -202,7 +209,7 @@ class LatentEBMPreTrainedModel(PreTrainedModel):
         losses = self.learner.losses(self, self.decoder.compact(observations), batch, generator)
         terms = {name: term.detach() for name, term in losses.terms.items()}
         output = LatentEBMOutput(loss=losses.loss, loss_terms=terms, posterior_latents=losses.posterior_latents,
-                                 prior_latents=losses.prior_latents)
+                                 prior_latents=losses.prior_latents, logits=losses.logits)
         return output if return_dict is not False else output.to_tuple()
 
     def build_optimizer(self) -> torch.optim.Adam:
@@ -222,6 +229,11 @@ class LatentEBMPreTrainedModel(PreTrainedModel):
         """Raise a ValueError saying what was expected unless `observations` is a batch the decoder scores (values
         included: ranges, finiteness, token ids)."""
         self.decoder.check_observations(observations)
+
+    def check_batch(self, batch: dict) -> None:
+        """`check_inputs` on a dict batch's observations, and the learner's checks of its other inputs (labels)."""
+        self.check_inputs(self.decoder.select(batch))
+        self.learner.check_batch(self, batch)
 
     # ---- latents ---------------------------------------------------------------------------------------------
     @torch.no_grad()

@@ -32,6 +32,9 @@ class TrainingArguments:
         log_every (`int`, defaults to 10): Steps between loss records.
         num_grid_samples (`int`, defaults to 64): Samples per sample file (grid images, sentences).
         keep_checkpoints (`int`, defaults to 2): Checkpoints kept on disk (oldest removed first).
+        labelled_batch_size (`int`, defaults to 0): With labelled data (a `labels` column, -100 for unlabelled
+            rows), this many labelled rows join every batch, cycling through them in a seeded order: with 100
+            labels among 60k images a plain batch would almost never hold one.
     """
 
     output_dir: str
@@ -43,12 +46,13 @@ class TrainingArguments:
     log_every: int = 10
     num_grid_samples: int = 64
     keep_checkpoints: int = 2
+    labelled_batch_size: int = 0
 
     def __post_init__(self):
         for name in ("max_steps", "batch_size", "log_every", "num_grid_samples", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("sample_every", "checkpoint_every"):
+        for name in ("sample_every", "checkpoint_every", "labelled_batch_size"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
@@ -83,7 +87,7 @@ class BatchSource:
         missing = [name for name in input_names[:required] if name not in columns]
         if missing:
             raise ValueError(f"the training data has no {', '.join(missing)} column (it has {', '.join(columns)})")
-        names = [name for name in input_names if name in columns]
+        names = self.names = [name for name in input_names if name in columns]
         if isinstance(data, dict):
             self.num_examples = len(data[names[0]])
             self._take = lambda indices: {name: data[name][indices] for name in names}
@@ -94,6 +98,9 @@ class BatchSource:
 
     def take(self, indices: torch.Tensor) -> dict:
         return self._take(indices)
+
+    def column(self, name: str) -> torch.Tensor:
+        return self.take(torch.arange(self.num_examples))[name]
 
     def chunks(self, size: int = 4096):
         for start in range(0, self.num_examples, size):
@@ -163,7 +170,14 @@ class LatentEBMTrainer:
             raise ValueError(f"the dataset has {self.data.num_examples} examples, fewer than batch_size "
                              f"{args.batch_size}")
         for chunk in self.data.chunks():
-            model.check_inputs(model.decoder.select(chunk))
+            model.check_batch(chunk)
+        self.labelled_rows = None
+        if args.labelled_batch_size:
+            if "labels" not in model.input_names or "labels" not in self.data.names:
+                raise ValueError("labelled_batch_size needs a model that learns from labels and a labels column")
+            self.labelled_rows = (self.data.column("labels") != -100).nonzero().flatten()
+            if len(self.labelled_rows) == 0:
+                raise ValueError("labelled_batch_size is set but no row has a label")
         self.model = model
         self.args = args
         self.output_dir = Path(args.output_dir)
@@ -172,6 +186,15 @@ class LatentEBMTrainer:
         self.generator = torch.Generator(device=model.device).manual_seed(args.seed)
         self.step = 0
         self.history: list[dict] = []
+
+    def labelled_picks(self, step: int) -> torch.Tensor:
+        """The labelled rows joining batch `step`: positions step * n ... step * n + n - 1 of a stream of seeded
+        permutations of the labelled rows, a pure function of (seed, step) so a resumed run sees the same ones."""
+        count, size = len(self.labelled_rows), self.args.labelled_batch_size
+        positions = torch.arange(step * size, (step + 1) * size)
+        orders = {cycle: epoch_order(count, self.args.seed + 1, cycle)
+                  for cycle in (positions // count).unique().tolist()}
+        return self.labelled_rows[torch.stack([orders[int(p) // count][int(p) % count] for p in positions])]
 
     # ---- checkpoints -----------------------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
@@ -234,14 +257,21 @@ class LatentEBMTrainer:
         self.model.train(was_training)
 
     def write_loss_curve(self) -> None:
-        """One panel per loss term the learner logged."""
+        """One panel per term the learner logged: loss_curve.png, and accuracy_curve.png for accuracies."""
+        names = [name for name in (self.history[-1] if self.history else {}) if name != "step"]
+        accuracies = [name for name in names if "accuracy" in name]
+        self._plot([name for name in names if name not in accuracies], "loss_curve.png")
+        if accuracies:
+            self._plot(accuracies, "accuracy_curve.png")
+        replace_file_atomically(self.output_dir / "loss_history.json", json.dumps(self.history))
+
+    def _plot(self, names: list[str], file_name: str) -> None:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
         steps = [record["step"] for record in self.history]
-        names = [name for name in (self.history[-1] if self.history else {}) if name != "step"]
         figure, axes = plt.subplots(1, max(len(names), 1), figsize=(5 * max(len(names), 1), 3.5), squeeze=False)
         for axis, name in zip(axes[0], names):
             values = [record.get(name, float("nan")) for record in self.history]
@@ -251,9 +281,8 @@ class LatentEBMTrainer:
             if not positive:
                 axis.axhline(0, color="gray", lw=0.5)
         figure.tight_layout()
-        figure.savefig(self.output_dir / "loss_curve.png", dpi=100)
+        figure.savefig(self.output_dir / file_name, dpi=100)
         plt.close(figure)
-        replace_file_atomically(self.output_dir / "loss_history.json", json.dumps(self.history))
 
     # ---- loop ------------------------------------------------------------------------------------------------
     def train(self, resume: bool = False) -> dict:
@@ -272,6 +301,8 @@ class LatentEBMTrainer:
             epoch, position = divmod(self.step, steps_per_epoch)
             order = epoch_order(num_examples, args.seed, epoch)
             batch_indices = order[position * args.batch_size:(position + 1) * args.batch_size]
+            if self.labelled_rows is not None:
+                batch_indices = torch.cat([batch_indices, self.labelled_picks(self.step)])
             batch = {name: values.to(self.model.device) for name, values in self.data.take(batch_indices).items()}
             output = self.model(**batch, generator=self.generator)
             self.optimizer.zero_grad(set_to_none=True)

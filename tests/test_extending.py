@@ -115,8 +115,12 @@ def test_parts_are_checked_by_name_and_by_modality():
         LatentEBMConfig(decoder_type="lstm")
     with pytest.raises(ValueError, match="is for image models"):
         LatentEBMTextConfig(encoder_type="conv", learner="vae", prior_type="gaussian")
-    with pytest.raises(ValueError, match="is for image models"):
-        LatentEBMModelConfig(decoder_type="conv")
+    with pytest.raises(ValueError, match="is for generic models"):
+        LatentEBMConfig(decoder_type="linear_gaussian")
+    # A generic config builds any decoder from keyword arguments, the image generator included.
+    generic_images = LatentEBMModel(LatentEBMModelConfig(latent_dim=4, decoder_type="conv", decoder_kwargs=dict(
+        image_size=28, num_channels=1, base_channels=4, sigma=0.3), prior_langevin_steps=2))
+    assert generic_images.sample(2).shape == (2, 1, 28, 28)
     # A generic decoder whose constructor does not take the given arguments fails with the part named.
     with pytest.raises(ValueError, match="cannot build decoder 'linear_gaussian'"):
         LatentEBMModel(LatentEBMModelConfig(decoder_type="linear_gaussian", decoder_kwargs={"width": 3}))

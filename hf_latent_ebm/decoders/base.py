@@ -10,9 +10,9 @@ class Decoder(nn.Module):
 
     Class attributes:
         input_names (`tuple[str, ...]`): The batch keys the decoder reads (`select` picks them from a dict batch).
-        modality (`str` or `None`): The model config family that builds it: "image" ([`LatentEBMConfig`] fields),
-            "text" ([`LatentEBMTextConfig`] fields) or None (any decoder built from
-            [`LatentEBMModelConfig`]`.decoder_kwargs`, the default of `from_config`).
+        modality (`str` or `None`): The model config family whose fields `from_config` reads: "image"
+            ([`LatentEBMConfig`]) or "text" ([`LatentEBMTextConfig`]); None for a decoder that only generic configs
+            ([`LatentEBMModelConfig`]) build. Generic configs build any decoder from their `decoder_kwargs`.
 
     Subclasses implement `negative_log_likelihood`, `decode` and `check_observations`; `compact` may shrink a batch
     before scoring (dropping padding, say) without changing any score.
@@ -23,7 +23,8 @@ class Decoder(nn.Module):
 
     @classmethod
     def from_config(cls, config) -> "Decoder":
-        return cls(latent_dim=config.latent_dim, **config.decoder_kwargs)
+        """Build from a modality config's fields (decoders with a `modality` implement it)."""
+        raise NotImplementedError(f"{cls.__name__} is built from decoder_kwargs by a generic config")
 
     def negative_log_likelihood(self, observations, latents: torch.Tensor) -> torch.Tensor:
         """-log p(x | z), one value per example (constants may be dropped)."""

@@ -3,6 +3,7 @@
 from ..registry import Registry
 from .base import Encoder
 from .image import ConvImageEncoder
+from .tabular import TabularEncoder
 from .text import TextEncoder
 from .vector import MLPEncoder
 
@@ -10,6 +11,7 @@ ENCODERS = Registry("encoder", Encoder)
 ENCODERS.register("conv", ConvImageEncoder)
 ENCODERS.register("lstm", TextEncoder)
 ENCODERS.register("mlp", MLPEncoder)
+ENCODERS.register("tabular", TabularEncoder)
 register_encoder = ENCODERS.register
 
-__all__ = ["ENCODERS", "Encoder", "ConvImageEncoder", "TextEncoder", "MLPEncoder", "register_encoder"]
+__all__ = ["ENCODERS", "Encoder", "ConvImageEncoder", "TextEncoder", "MLPEncoder", "TabularEncoder", "register_encoder"]

@@ -9,15 +9,16 @@ from ..distributions import sample_diagonal_gaussian
 class Encoder(nn.Module):
     r"""
     q(z | x) = N(mean(x), diag(exp(log_variance(x)))) for a batch of one kind of observation (what the matching
-    decoder reads). `modality` says which model config family builds it, as for decoders; the default
-    `from_config` builds it from [`LatentEBMModelConfig`]`.encoder_kwargs`.
+    decoder reads). `modality` says which model config family's fields `from_config` reads, as for decoders;
+    generic configs build any encoder from their `encoder_kwargs`.
     """
 
     modality: str | None = None
 
     @classmethod
     def from_config(cls, config) -> "Encoder":
-        return cls(latent_dim=config.latent_dim, **config.encoder_kwargs)
+        """Build from a modality config's fields (encoders with a `modality` implement it)."""
+        raise NotImplementedError(f"{cls.__name__} is built from encoder_kwargs by a generic config")
 
     def forward(self, observations) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, log_variance), each (batch, latent_dim)."""

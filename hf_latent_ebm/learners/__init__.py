@@ -2,6 +2,7 @@
 
 from ..registry import Registry
 from .base import Learner, LearnerOutput, posterior_potential
+from .coupling import CouplingMLELearner, CouplingVariationalLearner
 from .mle import MLELearner, mle_losses
 from .variational import ELBOLearner, VariationalEBMLearner
 
@@ -9,7 +10,9 @@ LEARNERS = Registry("learner", Learner)
 LEARNERS.register("mle", MLELearner)
 LEARNERS.register("vae", ELBOLearner)
 LEARNERS.register("vae_ebm", VariationalEBMLearner)
+LEARNERS.register("coupling_vae", CouplingVariationalLearner)
+LEARNERS.register("coupling_mle", CouplingMLELearner)
 register_learner = LEARNERS.register
 
 __all__ = ["LEARNERS", "Learner", "LearnerOutput", "MLELearner", "ELBOLearner", "VariationalEBMLearner",
-           "mle_losses", "posterior_potential", "register_learner"]
+           "CouplingVariationalLearner", "CouplingMLELearner", "mle_losses", "posterior_potential", "register_learner"]

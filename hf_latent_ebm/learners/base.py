@@ -15,12 +15,15 @@ class LearnerOutput:
         posterior_latents (`torch.Tensor` of shape `(batch_size, latent_dim)`): The latents the decoder learned on.
         prior_latents (`torch.Tensor` of shape `(batch_size, latent_dim)`, *optional*): The negative-phase
             prior samples, where the learner draws some.
+        logits (`torch.Tensor` of shape `(batch_size, num_labels)`, *optional*): Class logits, for learners that
+            classify.
     """
 
     loss: torch.Tensor
     terms: dict[str, torch.Tensor]
     posterior_latents: torch.Tensor
     prior_latents: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
 
     # The two terms of the maximum-likelihood learner by their old attribute names.
     @property
@@ -60,6 +63,9 @@ class Learner:
     @classmethod
     def needs_encoder(cls, config) -> bool:
         return False
+
+    def check_batch(self, model, batch: dict) -> None:
+        """Raise a ValueError for bad values of the inputs the learner reads beside the decoder's (labels, say)."""
 
     def losses(self, model, observations, batch: dict, generator: torch.Generator | None = None) -> LearnerOutput:
         """The update's losses on the decoder's `observations` (and, for learners that read more, the whole

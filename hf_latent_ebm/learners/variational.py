@@ -44,6 +44,10 @@ class ELBOLearner(Learner):
         return True
 
     def losses(self, model, observations, batch: dict, generator: torch.Generator | None = None) -> LearnerOutput:
+        return self.elbo_losses(model, observations, generator)[0]
+
+    def elbo_losses(self, model, observations, generator: torch.Generator | None = None):
+        """(the losses, q's mean, the undetached sample z+): what learners built on the ELBO add terms to."""
         prior, free_bits = model.prior, model.config.vae_free_bits
         mean, log_variance = model.encoder(observations)
         latents = sample_diagonal_gaussian(mean, log_variance, generator)
@@ -57,7 +61,8 @@ class ELBOLearner(Learner):
         terms = {"decoder_loss": reconstruction, "kl_loss": kl}
         if prior.has_energy:
             terms["energy_loss"] = energy_gap
-        return LearnerOutput(loss=loss, terms=terms, posterior_latents=latents.detach(), prior_latents=prior_latents)
+        output = LearnerOutput(loss=loss, terms=terms, posterior_latents=latents.detach(), prior_latents=prior_latents)
+        return output, mean, latents
 
     def infer_latents(self, model, observations, generator: torch.Generator | None = None,
                       langevin_proper: bool = False) -> torch.Tensor:

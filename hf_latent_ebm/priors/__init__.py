@@ -2,12 +2,14 @@
 
 from ..registry import Registry
 from .base import Prior
+from .coupling import CouplingPrior
 from .energy import ACTIVATIONS, EnergyPrior
 from .gaussian import GaussianPrior
 
 PRIORS = Registry("prior", Prior)
 PRIORS.register("ebm", EnergyPrior)
 PRIORS.register("gaussian", GaussianPrior)
+PRIORS.register("coupling", CouplingPrior)
 register_prior = PRIORS.register
 
-__all__ = ["PRIORS", "Prior", "EnergyPrior", "GaussianPrior", "ACTIVATIONS", "register_prior"]
+__all__ = ["PRIORS", "Prior", "EnergyPrior", "CouplingPrior", "GaussianPrior", "ACTIVATIONS", "register_prior"]

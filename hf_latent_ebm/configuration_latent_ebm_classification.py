@@ -1,0 +1,78 @@
+"""Configuration of semi-supervised classification by symbol-vector coupling (Pang, Nijkamp, Cui, Han & Wu 2020)."""
+
+from huggingface_hub.dataclasses import strict
+
+from .configuration_latent_ebm import LatentEBMModelConfig, raise_value_errors
+
+
+@raise_value_errors
+@strict
+class LatentEBMClassificationConfig(LatentEBMModelConfig):
+    r"""
+    Configuration of [`LatentEBMForSemiSupervisedClassification`]: a coupling prior p(y, z) = exp(f_y(z)) p0(z) / Z
+    over `num_labels` classes (the labels' names in `id2label`), any registered decoder and encoder built from
+    `decoder_kwargs` / `encoder_kwargs` as in [`LatentEBMModelConfig`], and a semi-supervised learner:
+    "coupling_vae" (the paper's variational scheme) or "coupling_mle" (posterior Langevin). The presets
+    `for_images`, `for_table` and `for_text` fill the parts for each kind of data.
+
+    Args:
+        label_loss_weight (`float`, *optional*, defaults to 100.0):
+            Weight of the labelled rows' cross-entropy (the paper's lambda_lab; the ELBO's terms are sums over a
+            whole image or row, so the label term needs a comparable scale).
+        mutual_information_weight (`float`, *optional*, defaults to 10.0):
+            Weight of the mutual information between y and z of the variational learner (lambda_MI of `ibebm`).
+        preprocessing (`dict`, *optional*):
+            How raw rows become the decoder's input, saved with the model: a `TabularPreprocessor.to_dict()` for
+            tables, so a reloaded model takes raw rows; None for tensors.
+    """
+
+    model_type = "latent_ebm_classification"
+
+    prior_type: str = "coupling"
+    learner: str = "coupling_vae"
+    label_loss_weight: float = 100.0
+    mutual_information_weight: float = 10.0
+    preprocessing: dict | None = None
+
+    def validate_classification(self):
+        for name in ("label_loss_weight", "mutual_information_weight"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    @classmethod
+    def for_images(cls, num_labels: int = 10, image_size: int = 28, num_channels: int = 1, base_channels: int = 16,
+                   sigma: float = 0.3, **overrides) -> "LatentEBMClassificationConfig":
+        """The DCGAN generator of the image model and its mirrored conv encoder."""
+        image = dict(image_size=image_size, num_channels=num_channels, base_channels=base_channels)
+        settings = dict(decoder_type="conv", decoder_kwargs={**image, "sigma": sigma}, encoder_type="conv",
+                        encoder_kwargs=image, num_labels=num_labels)
+        return cls(**{**settings, **overrides})
+
+    @classmethod
+    def for_table(cls, preprocessor, hidden_dim: int = 128, sigma: float = 0.5,
+                  **overrides) -> "LatentEBMClassificationConfig":
+        """The tabular decoder and encoder for the columns a fitted `TabularPreprocessor` describes, its label
+        vocabulary as `id2label`, and the preprocessing saved in the config."""
+        columns = dict(num_numeric=len(preprocessor.numeric_columns), category_sizes=preprocessor.category_sizes,
+                       hidden_dim=hidden_dim)
+        settings = dict(decoder_type="tabular", decoder_kwargs={**columns, "sigma": sigma}, encoder_type="tabular",
+                        encoder_kwargs=columns, id2label=dict(enumerate(preprocessor.label_names)),
+                        preprocessing=preprocessor.to_dict(), latent_dim=8, energy_hidden_dim=64)
+        return cls(**{**settings, **overrides})
+
+    @classmethod
+    def for_text(cls, num_labels: int, vocab_size: int, pad_token_id: int = 0, bos_token_id: int = 1,
+                 eos_token_id: int = 2, max_length: int = 40, embedding_dim: int = 128, hidden_dim: int = 128,
+                 **overrides) -> "LatentEBMClassificationConfig":
+        """An LSTM decoder over token ids (z sets its state and joins every input) and an LSTM encoder."""
+        special = dict(pad_token_id=pad_token_id, bos_token_id=bos_token_id, eos_token_id=eos_token_id)
+        decoder = dict(vocab_size=vocab_size, embedding_dim=embedding_dim, hidden_dim=hidden_dim, num_layers=1,
+                       cell="lstm", dropout=0.0, max_length=max_length, **special)
+        encoder = dict(vocab_size=vocab_size, embedding_dim=embedding_dim, hidden_dim=hidden_dim,
+                       pad_token_id=pad_token_id)
+        settings = dict(decoder_type="lstm", decoder_kwargs=decoder, encoder_type="lstm", encoder_kwargs=encoder,
+                        num_labels=num_labels, latent_dim=32)
+        return cls(**{**settings, **overrides})
+
+
+__all__ = ["LatentEBMClassificationConfig"]

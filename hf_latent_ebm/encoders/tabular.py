@@ -1,0 +1,40 @@
+"""An MLP inference network over table rows (numeric values and one-hot categories)."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..decoders.tabular import split_features
+from .base import Encoder
+
+
+class TabularEncoder(Encoder):
+    r"""
+    q(z | x) from an MLP over a row's standardised numeric values and the one-hot codes of its categorical columns
+    (the `features` layout of [`TabularDecoder`]).
+
+    Args:
+        latent_dim (`int`), num_numeric (`int`), category_sizes (`list[int]`): as the decoder's.
+        hidden_dim (`int`, *optional*, defaults to 128), num_hidden_layers (`int`, *optional*, defaults to 2).
+    """
+
+    def __init__(self, latent_dim: int, num_numeric: int, category_sizes: list[int], hidden_dim: int = 128,
+                 num_hidden_layers: int = 2):
+        super().__init__()
+        self.num_numeric, self.category_sizes = num_numeric, list(category_sizes)
+        layers, width = [], num_numeric + sum(category_sizes)
+        for _ in range(num_hidden_layers):
+            layers += [nn.Linear(width, hidden_dim), nn.GELU()]
+            width = hidden_dim
+        layers.append(nn.Linear(width, 2 * latent_dim))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        numeric, codes = split_features(features, self.num_numeric)
+        one_hots = [F.one_hot(codes[:, column], size).to(numeric.dtype)
+                    for column, size in enumerate(self.category_sizes)]
+        mean, log_variance = self.layers(torch.cat([numeric, *one_hots], dim=1)).chunk(2, dim=-1)
+        return mean, log_variance
+
+
+__all__ = ["TabularEncoder"]

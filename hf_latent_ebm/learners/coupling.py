@@ -1,0 +1,117 @@
+"""Semi-supervised learners for the symbol-vector coupling prior (Pang, Nijkamp, Cui, Han & Wu 2020; Pang & Wu 2021):
+labelled and unlabelled examples in one batch, labels -100 where missing."""
+
+import torch
+import torch.nn.functional as F
+
+from ..data.tabular import UNLABELLED
+from .base import LearnerOutput
+from .mle import MLELearner
+from .variational import VariationalEBMLearner
+
+
+def _check_coupling_config(config) -> None:
+    from ..priors import PRIORS, CouplingPrior
+
+    if not issubclass(PRIORS.get(config.prior_type), CouplingPrior):
+        raise ValueError(f"learner={config.learner!r} couples labels with z: it needs a coupling prior "
+                         f"(prior_type='coupling'), not {config.prior_type!r}")
+    if config.num_labels < 2:
+        raise ValueError(f"semi-supervised classification needs >= 2 labels, got num_labels={config.num_labels}")
+
+
+def check_labels(labels: torch.Tensor, num_labels: int) -> None:
+    """Label ids must be class ids in [0, num_labels) or -100 (unlabelled)."""
+    if not isinstance(labels, torch.Tensor) or labels.dtype != torch.long or labels.dim() != 1:
+        raise ValueError(f"labels must be a 1-d torch.long tensor, got {getattr(labels, 'dtype', type(labels))}")
+    bad = labels[(labels != UNLABELLED) & ((labels < 0) | (labels >= num_labels))]
+    if len(bad):
+        raise ValueError(f"labels must lie in [0, {num_labels}) or be -100 for unlabelled, got {bad[:5].tolist()}")
+
+
+def _label_terms(logits: torch.Tensor, labels: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(mean cross-entropy over the labelled rows, their accuracy, the labelled fraction); zeros without labels."""
+    if labels is None:
+        zero = logits.new_zeros(())
+        return zero, zero, zero
+    labelled = labels != UNLABELLED
+    count = labelled.sum().clamp_min(1)
+    losses = F.cross_entropy(logits, labels.clamp_min(0), reduction="none")
+    cross_entropy = (losses * labelled).sum() / count
+    accuracy = ((logits.argmax(dim=1) == labels) & labelled).sum() / count
+    return cross_entropy, accuracy.detach(), labelled.float().mean()
+
+
+class CouplingVariationalLearner(VariationalEBMLearner):
+    r"""
+    The paper's variational scheme: the variational latent EBM (`VariationalEBMLearner`: the ELBO with an inference
+    network, the prior learned on q's samples through its marginal) plus, for labelled rows, the cross-entropy of
+    the prior's classifier at the encoder mean, `label_loss_weight` * CE(f(mu(x)), y), which trains encoder and
+    energy; and the mutual-information term of `ibebm`, -`mutual_information_weight` * MI(y; z) with
+    MI = H(E_q p(y | z)) - E_q H(p(y | z)) over the batch, which makes the latent classes confident and used.
+    Terms: the variational ones, "label_loss", "mutual_information" and "label_accuracy" (on the batch's labelled
+    rows). Classification uses softmax f(mu(x)).
+    """
+
+    input_names = ("labels",)
+
+    @classmethod
+    def check_config(cls, config) -> None:
+        _check_coupling_config(config)
+        super().check_config(config)
+
+    def check_batch(self, model, batch: dict) -> None:
+        if batch.get("labels") is not None:
+            check_labels(batch["labels"], model.config.num_labels)
+
+    def losses(self, model, observations, batch: dict, generator: torch.Generator | None = None) -> LearnerOutput:
+        output, mean, latents = self.elbo_losses(model, observations, generator)
+        config = model.config
+        output.logits = model.prior.logits(mean)
+        label_loss, accuracy, _ = _label_terms(output.logits, batch.get("labels"))
+        probabilities = F.softmax(model.prior.logits(latents), dim=1)
+        marginal = probabilities.mean(dim=0)
+        mutual_information = (-(marginal * marginal.clamp_min(1e-12).log()).sum()
+                              + (probabilities * probabilities.clamp_min(1e-12).log()).sum(dim=1).mean())
+        output.loss = (output.loss + config.label_loss_weight * label_loss
+                       - config.mutual_information_weight * mutual_information)
+        output.terms.update(label_loss=label_loss, mutual_information=mutual_information, label_accuracy=accuracy)
+        return output
+
+    def class_logits(self, model, observations, generator: torch.Generator | None = None) -> torch.Tensor:
+        return model.prior.logits(model.encoder(observations)[0])
+
+
+class CouplingMLELearner(MLELearner):
+    r"""
+    Maximum likelihood with Langevin inference on the coupled prior: the MLE learner's posterior and prior chains on
+    the marginal p(z), with the joint likelihood of (x, y) for labelled rows, whose energy term adds
+    -log p(y | z+) = CE(f(z+), y) to the marginal's; `label_loss_weight` weights the same cross-entropy once more
+    as a discriminative term. Classification uses softmax f(z+) at a posterior chain's end.
+    """
+
+    input_names = ("labels",)
+
+    @classmethod
+    def check_config(cls, config) -> None:
+        _check_coupling_config(config)
+        super().check_config(config)
+
+    def check_batch(self, model, batch: dict) -> None:
+        if batch.get("labels") is not None:
+            check_labels(batch["labels"], model.config.num_labels)
+
+    def losses(self, model, observations, batch: dict, generator: torch.Generator | None = None) -> LearnerOutput:
+        output = super().losses(model, observations, batch, generator)
+        output.logits = model.prior.logits(output.posterior_latents)
+        label_loss, accuracy, labelled_fraction = _label_terms(output.logits, batch.get("labels"))
+        # The joint term's batch mean is CE summed over labelled rows / batch size = labelled fraction * mean CE.
+        output.loss = output.loss + (labelled_fraction + model.config.label_loss_weight) * label_loss
+        output.terms.update(label_loss=label_loss, label_accuracy=accuracy)
+        return output
+
+    def class_logits(self, model, observations, generator: torch.Generator | None = None) -> torch.Tensor:
+        return model.prior.logits(self.infer_latents(model, observations, generator))
+
+
+__all__ = ["CouplingVariationalLearner", "CouplingMLELearner", "check_labels"]

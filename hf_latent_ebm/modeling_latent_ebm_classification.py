@@ -1,0 +1,121 @@
+"""Semi-supervised classification by symbol-vector coupling: a latent EBM whose prior couples z with a label."""
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from .configuration_latent_ebm_classification import LatentEBMClassificationConfig
+from .modeling_latent_ebm import LatentEBMOutput, LatentEBMPreTrainedModel
+
+
+class LatentEBMForSemiSupervisedClassification(LatentEBMPreTrainedModel):
+    r"""
+    A generator p(x | z) with the coupling prior p(y, z) = exp(f_y(z)) p0(z) / Z (Pang, Nijkamp, Cui, Han & Wu 2020):
+    unlabelled examples learn through the marginal p(z), labelled ones also through p(y | z) = softmax f(z), and the
+    same f classifies. Works with any decoder (images, tables, token ids; see the config's presets).
+
+    `model(features=x, labels=y)` (or `pixel_values=`, `input_ids=`: the decoder's input name) takes batches whose
+    unlabelled rows have label -100 and returns `loss` and `logits`; `predict(x)` / `predict_proba(x)` classify
+    tensors or, for a model with tabular preprocessing, raw rows (a DataFrame, a `datasets.Dataset` or a list of
+    dicts); `sample(n, labels=...)` draws class-conditional samples. With the HF `Trainer`, pass
+    `remove_unused_columns=False`.
+
+    Args:
+        config (`LatentEBMClassificationConfig`): Model configuration.
+    """
+
+    config: LatentEBMClassificationConfig
+    config_class = LatentEBMClassificationConfig
+    main_input_name = "features"
+    card_num_samples = 20
+
+    def forward(self, generator: torch.Generator | None = None, return_dict: bool | None = None,
+                labels: torch.Tensor | None = None, **batch) -> LatentEBMOutput | tuple:
+        r"""
+        Args:
+            labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*): Class ids, -100 for unlabelled rows.
+            **batch: The observations under the decoder's input name.
+        """
+        if labels is not None and (labels.dim() != 1 or labels.dtype != torch.long):
+            raise ValueError(f"labels must be a 1-d torch.long tensor of class ids (-100 for unlabelled), got "
+                             f"{labels.dtype} {tuple(labels.shape)}")
+        return super().forward(generator, return_dict, labels=labels, **batch)
+
+    # ---- inputs ----------------------------------------------------------------------------------------------
+    @property
+    def preprocessor(self):
+        """The `TabularPreprocessor` saved in the config, or None."""
+        if self.config.preprocessing is None:
+            return None
+        from .data.tabular import TabularPreprocessor
+
+        return TabularPreprocessor.from_dict(self.config.preprocessing)
+
+    def prepare_inputs(self, rows) -> torch.Tensor:
+        """The decoder's input tensor: tensors pass through; raw table rows go through the saved preprocessing."""
+        if isinstance(rows, torch.Tensor):
+            return rows.to(self.device)
+        if self.preprocessor is None:
+            raise ValueError("this model takes tensors (it has no tabular preprocessing)")
+        return self.preprocessor.transform(rows)[0].to(self.device)
+
+    # ---- classification --------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict_proba(self, rows, generator: torch.Generator | None = None) -> torch.Tensor:
+        """p(y | x), shape (N, num_labels): softmax f at the encoder mean (variational learner) or at a posterior
+        chain's end (Langevin learner)."""
+        observations = self.prepare_inputs(rows)
+        self.check_inputs(observations)
+        return F.softmax(self.learner.class_logits(self, observations, generator), dim=1)
+
+    @torch.no_grad()
+    def predict(self, rows, generator: torch.Generator | None = None) -> torch.Tensor:
+        """The most likely class id per row (names in `config.id2label`)."""
+        return self.predict_proba(rows, generator).argmax(dim=1)
+
+    # ---- generation ------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def sample(self, batch_size: int, generator: torch.Generator | None = None, labels=None):
+        """batch_size samples from the marginal, or with `labels` (class ids, one per sample) from p(x | y)."""
+        if labels is None:
+            return super().sample(batch_size, generator)
+        labels = torch.as_tensor(labels, dtype=torch.long, device=self.device)
+        if labels.shape != (batch_size,) or bool(((labels < 0) | (labels >= self.config.num_labels)).any()):
+            raise ValueError(f"labels must be {batch_size} class ids in [0, {self.config.num_labels}), got "
+                             f"{labels.tolist()}")
+        start = self.prior.sample_reference(batch_size, generator, self.device)
+        latents = self.prior.sample_from(start, self.prior_sampler(), generator, labels=labels)
+        return self.decode(latents, generator)
+
+    @property
+    def sample_file_suffix(self) -> str:
+        if self.decoder.modality == "image":
+            return ".png"
+        return ".csv" if self.preprocessor is not None else ".npy"
+
+    def write_samples(self, path, num_samples: int, generator: torch.Generator | None = None) -> Path:
+        """Class-conditional samples, the classes in turn: an image grid (a row per class), table rows with their
+        label (CSV), or an array."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        labels = torch.arange(num_samples) % self.config.num_labels
+        samples = self.sample(num_samples, generator, labels=labels)
+        if self.decoder.modality == "image":
+            from .utils import image_grid
+
+            order = labels.argsort(stable=True)
+            per_class = -(-num_samples // self.config.num_labels)
+            image_grid(samples[order.to(samples.device)], num_columns=per_class).save(path)
+        elif self.preprocessor is not None:
+            frame = self.preprocessor.inverse_transform(samples)
+            frame[self.preprocessor.label_column or "label"] = [self.config.id2label[int(i)] for i in labels]
+            frame.to_csv(path, index=False)
+        else:
+            import numpy as np
+
+            np.save(path, samples.cpu().numpy(), allow_pickle=False)
+        return path
+
+
+__all__ = ["LatentEBMForSemiSupervisedClassification"]
