@@ -102,6 +102,10 @@ def _make_ssl_model(args: argparse.Namespace, config_kwargs: dict, data):
         return LatentEBMForSemiSupervisedClassification.from_pretrained(args.init_from)
     if args.data:
         preprocessor = TabularPreprocessor.fit(data, args.label_column or _bundled_label(args.data))
+        if len(preprocessor.label_names) < 2:
+            raise ValueError(f"the table's labelled rows hold {len(preprocessor.label_names)} class(es) "
+                             f"{preprocessor.label_names}; semi-supervised classification needs labelled rows of at "
+                             "least 2 classes")
         return LatentEBMForSemiSupervisedClassification(LatentEBMClassificationConfig.for_table(preprocessor,
                                                                                                  **config_kwargs))
     channels, size, _ = data.features["pixel_values"].shape

@@ -61,7 +61,7 @@ class LatentEBMClassificationConfig(LatentEBMModelConfig):
         return cls(**{**settings, **overrides})
 
     @classmethod
-    def for_text(cls, num_labels: int, vocab_size: int, pad_token_id: int = 0, bos_token_id: int = 1,
+    def for_text(cls, vocab_size: int, num_labels: int = 2, pad_token_id: int = 0, bos_token_id: int = 1,
                  eos_token_id: int = 2, max_length: int = 40, embedding_dim: int = 128, hidden_dim: int = 128,
                  **overrides) -> "LatentEBMClassificationConfig":
         """An LSTM decoder over token ids (z sets its state and joins every input) and an LSTM encoder."""
