@@ -109,9 +109,9 @@ def _make_ssl_model(args: argparse.Namespace, config_kwargs: dict, data):
         return LatentEBMForSemiSupervisedClassification(LatentEBMClassificationConfig.for_table(preprocessor,
                                                                                                  **config_kwargs))
     channels, size, _ = data.features["pixel_values"].shape
-    num_labels = int(max(data["labels"])) + 1
-    config = LatentEBMClassificationConfig.for_images(num_labels=num_labels, image_size=size, num_channels=channels,
-                                                      **config_kwargs)
+    names = data.features["label"].names
+    config = LatentEBMClassificationConfig.for_images(num_labels=len(names), id2label=dict(enumerate(names)),
+                                                      image_size=size, num_channels=channels, **config_kwargs)
     return LatentEBMForSemiSupervisedClassification(config)
 
 
@@ -227,7 +227,8 @@ def _predict(args: argparse.Namespace) -> None:
         pixel_values = dataset["pixel_values"][:]
         probabilities = torch.cat([model.predict_proba(pixel_values[start:start + 500], generator).cpu()
                                    for start in range(0, len(pixel_values), 500)])
-        frame = pd.DataFrame({"index": range(len(dataset)), "label": dataset["label"][:].tolist()})
+        names = dataset.features["label"].names
+        frame = pd.DataFrame({"index": range(len(dataset)), "label": [names[i] for i in dataset["label"][:].tolist()]})
     names = [model.config.id2label[i] for i in range(model.config.num_labels)]
     frame = frame.copy()
     frame["predicted_label"] = [names[i] for i in probabilities.argmax(dim=1).tolist()]

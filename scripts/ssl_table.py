@@ -82,8 +82,14 @@ def run_table(name: str, seed: int, args) -> list[dict]:
     rows = []
 
     def add(method: str, probabilities: np.ndarray, seconds: float):
+        # LabelSpreading's kNN graph can leave a row without any label mass (NaN probabilities): those rows are
+        # counted as the labelled rows' class frequencies, and how many there were is recorded.
+        undecided = np.isnan(probabilities).any(axis=1)
+        if undecided.any():
+            frequencies = np.bincount(labels[labels != UNLABELLED].numpy(), minlength=probabilities.shape[1])
+            probabilities = np.where(undecided[:, None], frequencies / frequencies.sum(), probabilities)
         rows.append({"dataset": name, "seed": seed, "method": method, "seconds": round(seconds, 1),
-                     **scores(probabilities, test_y.numpy())})
+                     "undecided_rows": int(undecided.sum()), **scores(probabilities, test_y.numpy())})
 
     torch.manual_seed(seed)
     config = LatentEBMClassificationConfig.for_table(preprocessor, **json.loads(args.config_overrides))
@@ -194,11 +200,16 @@ def main():
             table.append(f"| {name} ({LABELS_PER_CLASS[name]}) | {method} | {mean_std([r['accuracy'] for r in group])} "
                          f"| {mean_std([r['macro_f1'] for r in group])} | {auprc_cell} | "
                          f"{statistics.mean(r['seconds'] for r in group):.0f} |")
+    undecided = {row["method"]: 0 for row in rows}
+    for row in rows:
+        undecided[row["method"]] += row.get("undecided_rows", 0)
+    notes = "".join(f" {method} left {count} test rows (over all seeds) without label mass; they count as the "
+                    "labelled class frequencies." for method, count in undecided.items() if count)
     body = ("\n".join(table) + f"\n\nMean ± std over seeds {args.seeds} (each seed draws its own labelled rows and, for "
             f"tables, its own 80/20 split); the coupling model trains {args.max_steps} steps of batch 64 plus 32 "
             f"labelled rows; device {device_name}. "
             + (f"Published MNIST-100: {PUBLISHED_MNIST}. " if "mnist" in args.datasets else "")
-            + f"Command: `python {' '.join(sys.argv)}` (results: `{output}`).")
+            + notes.strip() + f" Command: `python {' '.join(sys.argv)}` (results: `{output}`).")
     update_results_section(args.results_md, f"ssl-{tag}", f"Semi-supervised classification: {', '.join(args.datasets)}",
                            body)
     print("\n".join(table))

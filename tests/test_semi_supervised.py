@@ -285,3 +285,25 @@ def test_cli_trains_on_a_csv_with_empty_labels_and_predicts(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli_main(common[:4] + [str(tmp_path / "one.csv")] + common[5:] + ["--output-dir", str(tmp_path / "one")])
     assert "labelled rows of at least 2 classes" in capsys.readouterr().err
+
+
+def test_cli_semi_supervised_images_from_a_folder(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for name, value in (("dark", 40), ("light", 215)):
+        (tmp_path / "images" / name).mkdir(parents=True)
+        for index in range(8):
+            pixels = np.clip(rng.normal(value, 20, (28, 28)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "images" / name / f"{index}.png")
+    overrides = json.dumps({**TINY, "base_channels": 4})
+    cli_main(["train", "--task", "ssl", "--dataset", str(tmp_path / "images"), "--labels-per-class", "2",
+              "--output-dir", str(tmp_path / "run"), "--max-steps", "3", "--batch-size", "4",
+              "--labelled-batch-size", "2", "--sample-every", "0", "--checkpoint-every", "0",
+              "--config-overrides", overrides])
+    assert (tmp_path / "run" / "samples.png").exists() and (tmp_path / "run" / "accuracy_curve.png").exists()
+    cli_main(["predict", "--model", str(tmp_path / "run"), "--data", str(tmp_path / "images"),
+              "--output", str(tmp_path / "predictions.csv")])
+    predictions = pd.read_csv(tmp_path / "predictions.csv")
+    assert len(predictions) == 16 and {"index", "label", "predicted_label", "probability_dark",
+                                       "probability_light"} <= set(predictions.columns)

