@@ -178,6 +178,7 @@ def main():
     parser.add_argument("--work-dir", default="runs/ssl_table")
     parser.add_argument("--output", default=None, help="default docs/results/<family>/ssl/ssl_<datasets>.json")
     parser.add_argument("--results-md", default="docs/results.md")
+    parser.add_argument("--tag", default="", help="suffix of the output file and the results.md section")
     args = parser.parse_args()
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU (2 cores)"
     rows = []
@@ -185,7 +186,7 @@ def main():
         for seed in args.seeds:
             rows += run_mnist(seed, args) if name == "mnist" else run_table(name, seed, args)
             print(json.dumps(rows[-1]), flush=True)
-    tag = "_".join(args.datasets)
+    tag = "_".join(args.datasets) + (f"_{args.tag}" if args.tag else "")
     family = "image" if args.datasets == ["mnist"] else "tabular"
     output = Path(args.output or f"docs/results/{family}/ssl/ssl_{tag}.json")
     output.parent.mkdir(parents=True, exist_ok=True)
@@ -210,8 +211,8 @@ def main():
             f"labelled rows; device {device_name}. "
             + (f"Published MNIST-100: {PUBLISHED_MNIST}. " if "mnist" in args.datasets else "")
             + notes.strip() + f" Command: `python {' '.join(sys.argv)}` (results: `{output}`).")
-    update_results_section(args.results_md, f"ssl-{tag}", f"Semi-supervised classification: {', '.join(args.datasets)}",
-                           body)
+    title = f"Semi-supervised classification: {', '.join(args.datasets)}" + (f" ({args.tag})" if args.tag else "")
+    update_results_section(args.results_md, f"ssl-{tag}", title, body)
     print("\n".join(table))
 
 
