@@ -1,5 +1,6 @@
 """The Gradio Spaces, driven through gradio_client and, for the image Space, a real browser."""
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -37,6 +38,21 @@ def launched(tmp_path, monkeypatch):
     yield launch
     for demo in demos:
         demo.close()
+
+
+@contextlib.contextmanager
+def browser_page(url: str):
+    """A page of Debian's chromium (Playwright's own browser download does not work offline) open at `url`."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"BROWSER TEST NOT RUN: no chromium at {CHROMIUM} (apt-get install chromium)")
+    playwright = pytest.importorskip("playwright.sync_api", reason="BROWSER TEST NOT RUN: pip install playwright")
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--disable-sync", "--no-first-run", "--disable-quic"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(url)
+        yield page, browser
 
 
 def test_space_readmes_have_gradio_front_matter():
@@ -87,17 +103,9 @@ def test_text_space_generates_and_interpolates(launched):
 
 
 def test_image_space_in_a_real_browser(launched, tmp_path):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"BROWSER TEST NOT RUN: no chromium at {CHROMIUM} (apt-get install chromium)")
-    playwright = pytest.importorskip("playwright.sync_api", reason="BROWSER TEST NOT RUN: pip install playwright")
     url = launched("image-generation")
     screenshot = Path(os.environ.get("LEBM_SCREENSHOT_DIR", tmp_path)) / "image_space_after_sample.png"
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(url)
+    with browser_page(url) as (page, browser):
         page.get_by_role("button", name="Sample").click()
         page.locator("#gallery img").first.wait_for(state="visible", timeout=60_000)
         count = page.locator("#gallery img").count()
@@ -128,16 +136,8 @@ def test_digit_space_classifies_and_samples_each_class(launched):
 
 
 def test_digit_space_in_a_real_browser(launched):
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"BROWSER TEST NOT RUN: no chromium at {CHROMIUM} (apt-get install chromium)")
-    playwright = pytest.importorskip("playwright.sync_api", reason="BROWSER TEST NOT RUN: pip install playwright")
     url = launched("digit-classification")
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--disable-sync", "--no-first-run", "--disable-quic"])
-        page = browser.new_page(viewport={"width": 1280, "height": 900})
-        page.goto(url)
+    with browser_page(url) as (page, browser):
         page.locator("#digit input[type=file]").set_input_files(
             str(SPACES / "digit-classification" / "examples" / "digit_7.png"))
         page.get_by_role("button", name="Classify").click()

@@ -4,6 +4,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers import mlp
 from .base import Decoder, check_float_batch
 
 
@@ -37,12 +38,8 @@ class TabularDecoder(Decoder):
             raise ValueError(f"a table needs columns, and every categorical column >= 2 categories; got "
                              f"num_numeric={num_numeric}, category_sizes={category_sizes}")
         self.num_numeric, self.category_sizes, self.sigma = num_numeric, list(category_sizes), sigma
-        layers, width = [], latent_dim
-        for _ in range(num_hidden_layers):
-            layers += [nn.Linear(width, hidden_dim), nn.GELU()]
-            width = hidden_dim
-        self.trunk = nn.Sequential(*layers)
-        self.head = nn.Linear(width, num_numeric + sum(category_sizes))
+        self.trunk = mlp(latent_dim, hidden_dim, num_hidden_layers)
+        self.head = nn.Linear(hidden_dim if num_hidden_layers else latent_dim, num_numeric + sum(category_sizes))
 
     def _outputs(self, latents: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         outputs = self.head(self.trunk(latents))

@@ -1,8 +1,8 @@
 """A Gaussian MLP decoder for real vectors: the default part of the modality-agnostic `LatentEBMModel`."""
 
 import torch
-from torch import nn
 
+from ..layers import mlp
 from .base import Decoder, check_float_batch
 
 
@@ -26,12 +26,7 @@ class GaussianMLPDecoder(Decoder):
             raise ValueError(f"GaussianMLPDecoder needs observation_dim >= 1, hidden_dim >= 1, num_hidden_layers >= 0 "
                              f"and sigma > 0; got {observation_dim}, {hidden_dim}, {num_hidden_layers}, {sigma}")
         self.observation_dim, self.sigma = observation_dim, sigma
-        layers, width = [], latent_dim
-        for _ in range(num_hidden_layers):
-            layers += [nn.Linear(width, hidden_dim), nn.GELU()]
-            width = hidden_dim
-        layers.append(nn.Linear(width, observation_dim))
-        self.mean = nn.Sequential(*layers)
+        self.mean = mlp(latent_dim, hidden_dim, num_hidden_layers, observation_dim)
 
     def decode(self, latents: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.mean(latents)

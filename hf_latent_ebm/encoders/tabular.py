@@ -2,9 +2,9 @@
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ..decoders.tabular import split_features
+from ..layers import mlp
 from .base import Encoder
 
 
@@ -22,12 +22,7 @@ class TabularEncoder(Encoder):
                  num_hidden_layers: int = 2):
         super().__init__()
         self.num_numeric, self.category_sizes = num_numeric, list(category_sizes)
-        layers, width = [], num_numeric + sum(category_sizes)
-        for _ in range(num_hidden_layers):
-            layers += [nn.Linear(width, hidden_dim), nn.GELU()]
-            width = hidden_dim
-        layers.append(nn.Linear(width, 2 * latent_dim))
-        self.layers = nn.Sequential(*layers)
+        self.layers = mlp(num_numeric + sum(category_sizes), hidden_dim, num_hidden_layers, 2 * latent_dim)
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         numeric, codes = split_features(features, self.num_numeric)

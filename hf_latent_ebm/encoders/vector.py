@@ -1,8 +1,8 @@
 """An MLP inference network over real vectors, the default encoder of `LatentEBMModel`."""
 
 import torch
-from torch import nn
 
+from ..layers import mlp
 from .base import Encoder
 
 
@@ -19,12 +19,7 @@ class MLPEncoder(Encoder):
 
     def __init__(self, latent_dim: int, observation_dim: int = 2, hidden_dim: int = 64, num_hidden_layers: int = 2):
         super().__init__()
-        layers, width = [], observation_dim
-        for _ in range(num_hidden_layers):
-            layers += [nn.Linear(width, hidden_dim), nn.GELU()]
-            width = hidden_dim
-        layers.append(nn.Linear(width, 2 * latent_dim))
-        self.layers = nn.Sequential(*layers)
+        self.layers = mlp(observation_dim, hidden_dim, num_hidden_layers, 2 * latent_dim)
 
     def forward(self, observations: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_variance = self.layers(observations).chunk(2, dim=-1)

@@ -42,16 +42,8 @@ def _label_terms(logits: torch.Tensor, labels: torch.Tensor | None) -> tuple[tor
     return cross_entropy, accuracy.detach(), labelled.float().mean()
 
 
-class CouplingVariationalLearner(VariationalEBMLearner):
-    r"""
-    The paper's variational scheme: the variational latent EBM (`VariationalEBMLearner`: the ELBO with an inference
-    network, the prior learned on q's samples through its marginal) plus, for labelled rows, the cross-entropy of
-    the prior's classifier at the encoder mean, `label_loss_weight` * CE(f(mu(x)), y), which trains encoder and
-    energy; and the mutual-information term of `ibebm`, -`mutual_information_weight` * MI(y; z) with
-    MI = H(E_q p(y | z)) - E_q H(p(y | z)) over the batch, which makes the latent classes confident and used.
-    Terms: the variational ones, "label_loss", "mutual_information" and "label_accuracy" (on the batch's labelled
-    rows). Classification uses softmax f(mu(x)).
-    """
+class _LabelsMixin:
+    """What both coupling learners add to the learner they build on: labels as an input, the coupling prior."""
 
     input_names = ("labels",)
 
@@ -63,6 +55,18 @@ class CouplingVariationalLearner(VariationalEBMLearner):
     def check_batch(self, model, batch: dict) -> None:
         if batch.get("labels") is not None:
             check_labels(batch["labels"], model.config.num_labels)
+
+
+class CouplingVariationalLearner(_LabelsMixin, VariationalEBMLearner):
+    r"""
+    The paper's variational scheme: the variational latent EBM (`VariationalEBMLearner`: the ELBO with an inference
+    network, the prior learned on q's samples through its marginal) plus, for labelled rows, the cross-entropy of
+    the prior's classifier at the encoder mean, `label_loss_weight` * CE(f(mu(x)), y), which trains encoder and
+    energy; and the mutual-information term of `ibebm`, -`mutual_information_weight` * MI(y; z) with
+    MI = H(E_q p(y | z)) - E_q H(p(y | z)) over the batch, which makes the latent classes confident and used.
+    Terms: the variational ones, "label_loss", "mutual_information" and "label_accuracy" (on the batch's labelled
+    rows). Classification uses softmax f(mu(x)).
+    """
 
     def losses(self, model, observations, batch: dict, generator: torch.Generator | None = None) -> LearnerOutput:
         output, mean, latents = self.elbo_losses(model, observations, generator)
@@ -82,24 +86,13 @@ class CouplingVariationalLearner(VariationalEBMLearner):
         return model.prior.logits(model.encoder(observations)[0])
 
 
-class CouplingMLELearner(MLELearner):
+class CouplingMLELearner(_LabelsMixin, MLELearner):
     r"""
     Maximum likelihood with Langevin inference on the coupled prior: the MLE learner's posterior and prior chains on
     the marginal p(z), with the joint likelihood of (x, y) for labelled rows, whose energy term adds
     -log p(y | z+) = CE(f(z+), y) to the marginal's; `label_loss_weight` weights the same cross-entropy once more
     as a discriminative term. Classification uses softmax f(z+) at a posterior chain's end.
     """
-
-    input_names = ("labels",)
-
-    @classmethod
-    def check_config(cls, config) -> None:
-        _check_coupling_config(config)
-        super().check_config(config)
-
-    def check_batch(self, model, batch: dict) -> None:
-        if batch.get("labels") is not None:
-            check_labels(batch["labels"], model.config.num_labels)
 
     def losses(self, model, observations, batch: dict, generator: torch.Generator | None = None) -> LearnerOutput:
         output = super().losses(model, observations, batch, generator)
