@@ -58,7 +58,7 @@ class LatentEBMForSemiSupervisedClassification(LatentEBMPreTrainedModel):
             return rows.to(self.device)
         if self.preprocessor is None:
             raise ValueError("this model takes tensors (it has no tabular preprocessing)")
-        return self.preprocessor.transform(rows)[0].to(self.device)
+        return self.preprocessor.transform(rows, with_labels=False)[0].to(self.device)
 
     # ---- classification --------------------------------------------------------------------------------------
     @torch.no_grad()

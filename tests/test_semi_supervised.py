@@ -215,6 +215,8 @@ def test_preprocessing_round_trip_and_bad_rows():
         TabularPreprocessor.fit(frame.assign(height=["?"] + frame["height"].astype(str).tolist()[1:]), "kind")
     with pytest.raises(ValueError, match="label 'maybe' was not seen"):
         preprocessor.transform(frame.assign(kind=["maybe"] + frame["kind"].tolist()[1:]))
+    # Prediction reads no labels, so a label column with other values does not stop it.
+    assert preprocessor.transform(frame.assign(kind="maybe"), with_labels=False)[1] is None
     with pytest.raises(ValueError, match="no label column 'target'"):
         TabularPreprocessor.fit(frame, "target")
     unlabelled = preprocessor.transform(toy_table(unlabelled_every=4))[1]

@@ -167,9 +167,9 @@ class TabularPreprocessor:
         return [len(values) for values in self.categorical_columns.values()]
 
     # ---- rows -> tensors ----------------------------------------------------------------------------------------
-    def transform(self, rows) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def transform(self, rows, with_labels: bool = True) -> tuple[torch.Tensor, torch.Tensor | None]:
         """(features (N, D) float32, label ids (N,) with -100 for empty label cells, or None without a label
-        column)."""
+        column or with `with_labels=False`, as for prediction, where a label column is ignored)."""
         frame = _as_frame(rows)
         given = [column for column in frame.columns if column != self.label_column]
         missing = [column for column in self.columns if column not in given]
@@ -193,7 +193,7 @@ class TabularPreprocessor:
                                  f"{vocabulary[:10]})")
             parts.append(np.array([index[cell] for cell in cells], dtype=np.float64))
         features = torch.tensor(np.stack(parts, axis=1) if parts else np.zeros((len(frame), 0)), dtype=torch.float32)
-        if self.label_column is None or self.label_column not in frame.columns:
+        if not with_labels or self.label_column is None or self.label_column not in frame.columns:
             return features, None
         return features, self.label_ids(frame[self.label_column])
 
