@@ -59,8 +59,8 @@ def render_model_card(folder: str | Path, repo_id: str | None = None, license: s
     datasets = sorted({r["dataset"] for r in results if r["dataset"] != "unknown"} |
                       ({train_results["dataset"]} if train_results.get("dataset") else set()))
     repo_id = repo_id or folder.resolve().name
-    pipeline_tag = PIPELINE_TAGS[model_type] or CLASSIFICATION_TAGS.get(config.get("decoder_type")) \
-        if model_type == "latent_ebm_classification" else PIPELINE_TAGS[model_type]
+    pipeline_tag = (CLASSIFICATION_TAGS.get(config.get("decoder_type")) if model_type == "latent_ebm_classification"
+                    else PIPELINE_TAGS[model_type])
     eval_results = [EvalResult(task_type=pipeline_tag or "other", dataset_type=r["dataset"],
                                dataset_name=r["dataset"], dataset_split=r["split"], metric_type=r["key"],
                                metric_name=r["name"], metric_value=r["value"]) for r in results]

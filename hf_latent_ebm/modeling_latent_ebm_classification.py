@@ -28,7 +28,7 @@ class LatentEBMForSemiSupervisedClassification(LatentEBMPreTrainedModel):
     config: LatentEBMClassificationConfig
     config_class = LatentEBMClassificationConfig
     main_input_name = "features"
-    card_num_samples = 20
+    card_num_samples = 40
 
     def forward(self, generator: torch.Generator | None = None, return_dict: bool | None = None,
                 labels: torch.Tensor | None = None, **batch) -> LatentEBMOutput | tuple:
@@ -99,15 +99,17 @@ class LatentEBMForSemiSupervisedClassification(LatentEBMPreTrainedModel):
         label (CSV), or an array."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        labels = torch.arange(num_samples) % self.config.num_labels
-        samples = self.sample(num_samples, generator, labels=labels)
-        if self.decoder.modality == "image":
+        num_labels = self.config.num_labels
+        if self.decoder.modality == "image":  # whole rows: ceil(num_samples / K) samples of every class
             from .utils import image_grid
 
-            order = labels.argsort(stable=True)
-            per_class = -(-num_samples // self.config.num_labels)
-            image_grid(samples[order.to(samples.device)], num_columns=per_class).save(path)
-        elif self.preprocessor is not None:
+            per_class = -(-num_samples // num_labels)
+            labels = torch.arange(num_labels).repeat_interleave(per_class)
+            image_grid(self.sample(len(labels), generator, labels=labels), num_columns=per_class).save(path)
+            return path
+        labels = torch.arange(num_samples) % num_labels
+        samples = self.sample(num_samples, generator, labels=labels)
+        if self.preprocessor is not None:
             frame = self.preprocessor.inverse_transform(samples)
             frame[self.preprocessor.label_column or "label"] = [self.config.id2label[int(i)] for i in labels]
             frame.to_csv(path, index=False)

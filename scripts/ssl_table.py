@@ -140,7 +140,9 @@ def run_mnist(seed: int, args) -> list[dict]:
     test_x, test_y = test["pixel_values"][:], test["label"][:].numpy()
     rows = []
     torch.manual_seed(seed)
-    config = LatentEBMClassificationConfig.for_images(num_labels=10, **json.loads(args.config_overrides))
+    names = train.features["label"].names
+    config = LatentEBMClassificationConfig.for_images(num_labels=len(names), id2label=dict(enumerate(names)),
+                                                      **json.loads(args.config_overrides))
     started = time.time()
     model = LatentEBMForSemiSupervisedClassification(config).to(args.device)
     data = train.select_columns(["pixel_values"]).add_column("labels", labels.tolist())
