@@ -13,6 +13,7 @@ labels: the coupling model against the same encoder and classifier on the 100 la
 
 import argparse
 import json
+import shlex
 import statistics
 import sys
 import time
@@ -212,7 +213,7 @@ def main():
             f"tables, its own 80/20 split); the coupling model trains {args.max_steps} steps of batch 64 plus 32 "
             f"labelled rows; device {device_name}. "
             + (f"Published MNIST-100: {PUBLISHED_MNIST}. " if "mnist" in args.datasets else "")
-            + notes.strip() + f" Command: `python {' '.join(sys.argv)}` (results: `{output}`).")
+            + notes.strip() + f" Command: `python {shlex.join(sys.argv)}` (results: `{output}`).")
     title = f"Semi-supervised classification: {', '.join(args.datasets)}" + (f" ({args.tag})" if args.tag else "")
     update_results_section(args.results_md, f"ssl-{tag}", title, body)
     print("\n".join(table))
