@@ -91,16 +91,19 @@ class BatchSource:
         if isinstance(data, dict):
             self.num_examples = len(data[names[0]])
             self._take = lambda indices: {name: data[name][indices] for name in names}
+            self._column = lambda name: torch.as_tensor(data[name])
         else:
             rows = data.with_format("torch", columns=names)
             self.num_examples = len(rows)
             self._take = lambda indices: rows[indices.tolist()]
+            self._column = lambda name: rows.with_format("torch", columns=[name])[name][:]
 
     def take(self, indices: torch.Tensor) -> dict:
         return self._take(indices)
 
     def column(self, name: str) -> torch.Tensor:
-        return self.take(torch.arange(self.num_examples))[name]
+        """One whole column (the labels, say), without converting the others."""
+        return self._column(name)
 
     def chunks(self, size: int = 4096):
         for start in range(0, self.num_examples, size):
