@@ -9,6 +9,7 @@ from transformers import AutoConfig, AutoModel
 
 from .configuration_latent_ebm import LatentEBMConfig, LatentEBMModelConfig
 from .configuration_latent_ebm_classification import LatentEBMClassificationConfig
+from .configuration_latent_ebm_multimodal import LatentEBMMultimodalConfig, image_modality, text_modality
 from .configuration_latent_ebm_text import LatentEBMTextConfig
 from .decoders import DECODERS, Decoder, register_decoder
 from .encoders import ENCODERS, Encoder, register_encoder
@@ -17,13 +18,15 @@ from .learners import LEARNERS, Learner, LearnerOutput, mle_losses, register_lea
 from .modeling_latent_ebm import (LatentEBMForImageGeneration, LatentEBMModel, LatentEBMOutput,
                                   LatentEBMPreTrainedModel)
 from .modeling_latent_ebm_classification import LatentEBMForSemiSupervisedClassification
+from .modeling_latent_ebm_multimodal import LatentEBMForMultimodalGeneration
 from .modeling_latent_ebm_text import LatentEBMForTextGeneration
 from .pipelines import LatentEBMPipeline, LatentEBMPipelineOutput
 from .priors import PRIORS, Prior, register_prior
 
 for _config, _model in ((LatentEBMConfig, LatentEBMForImageGeneration),
                         (LatentEBMTextConfig, LatentEBMForTextGeneration), (LatentEBMModelConfig, LatentEBMModel),
-                        (LatentEBMClassificationConfig, LatentEBMForSemiSupervisedClassification)):
+                        (LatentEBMClassificationConfig, LatentEBMForSemiSupervisedClassification),
+                        (LatentEBMMultimodalConfig, LatentEBMForMultimodalGeneration)):
     AutoConfig.register(_config.model_type, _config, exist_ok=True)
     AutoModel.register(_config, _model, exist_ok=True)
 
@@ -38,6 +41,10 @@ __all__ = [
     "LatentEBMModel",
     "LatentEBMClassificationConfig",
     "LatentEBMForSemiSupervisedClassification",
+    "LatentEBMMultimodalConfig",
+    "LatentEBMForMultimodalGeneration",
+    "image_modality",
+    "text_modality",
     "LatentEBMOutput",
     "LatentEBMPreTrainedModel",
     "LatentEBMPipeline",

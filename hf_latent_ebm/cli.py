@@ -146,6 +146,51 @@ def _ssl_dataset(args: argparse.Namespace, model, data):
     return datasets.Dataset.from_dict({**inputs, "labels": labels.numpy()})
 
 
+def _load_multimodal(args: argparse.Namespace):
+    from .data import load_multimodal_dataset
+
+    return load_multimodal_dataset(args.data or args.dataset, "train", num_examples=args.limit_examples,
+                                   seed=args.seed)
+
+
+def _make_multimodal_model(args: argparse.Namespace, config_kwargs: dict, dataset):
+    """The multimodal preset for the dataset's modalities: an image modality per image column (its shape read
+    off the data), a text modality per text column over one word tokenizer trained on all of them."""
+    import datasets
+    import numpy as np
+
+    from . import LatentEBMForMultimodalGeneration, LatentEBMMultimodalConfig, image_modality, text_modality
+    from .data import modality_kinds
+    from .tokenization import train_tokenizer
+
+    if args.init_from:  # fine-tuning: the checkpoint's modalities and tokenizer; the data must fit them
+        return LatentEBMForMultimodalGeneration.from_pretrained(args.init_from)
+    kinds = modality_kinds(dataset)
+    texts = [text for name, kind in kinds.items() if kind == "text" for text in dataset[name] if text is not None]
+    tokenizer = train_tokenizer(texts, kind=args.tokenizer, vocab_size=args.vocab_size, min_frequency=1) \
+        if texts else None
+    longest = max((len(ids) for ids in tokenizer(texts)["input_ids"]), default=0) if texts else 0
+    modalities = {}
+    for name, kind in kinds.items():
+        if kind == "text":
+            modalities[name] = text_modality(tokenizer, max_length=longest)
+            continue
+        feature = dataset.features[name]
+        if isinstance(feature, datasets.Array3D):  # stored channel-first, as the bundled builders do
+            shape = feature.shape
+        else:  # PIL images: the first one present gives the shape
+            first = int(np.flatnonzero(~np.asarray(dataset.data.column(name).is_null()))[0])
+            array = np.asarray(dataset[first][name])
+            shape = (1, *array.shape) if array.ndim == 2 else (array.shape[2], array.shape[0], array.shape[1])
+        if shape[1] != shape[2]:
+            raise ValueError(f"modality {name!r}: images must be square, got {shape[1]}x{shape[2]}")
+        modalities[name] = image_modality(image_size=shape[1], num_channels=shape[0])
+    model = LatentEBMForMultimodalGeneration(LatentEBMMultimodalConfig(modalities=modalities, **config_kwargs))
+    if tokenizer is not None:
+        model.set_tokenizer(tokenizer)
+    return model
+
+
 TASKS = {
     "image": Task(load_data=_load_images,
                   make_model=_make_image_model, make_dataset=lambda args, model, dataset: dataset,
@@ -154,7 +199,13 @@ TASKS = {
                  make_dataset=_text_dataset, dataset_name=lambda args: args.data or "kjv"),
     "ssl": Task(load_data=_load_ssl_data, make_model=_make_ssl_model, make_dataset=_ssl_dataset,
                 dataset_name=lambda args: args.data or args.dataset),
+    "multimodal": Task(load_data=_load_multimodal, make_model=_make_multimodal_model,
+                       make_dataset=lambda args, model, dataset: model.prepare_dataset(dataset),
+                       dataset_name=lambda args: args.data or args.dataset),
 }
+
+# --dataset's default depends on the task.
+DEFAULT_DATASETS = {"image": "mnist", "text": None, "ssl": "mnist", "multimodal": "polymnist"}
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -176,6 +227,7 @@ def _train(args: argparse.Namespace) -> None:
     overrides = json.loads(args.config_overrides) if args.config_overrides else {}
     torch.manual_seed(args.seed)
     task = TASKS[args.task]
+    args.dataset = args.dataset or DEFAULT_DATASETS[args.task]
     data = task.load_data(args)
     model = task.make_model(args, overrides, data)
     train_data = task.make_dataset(args, model, data)
@@ -204,6 +256,31 @@ def _sample(args: argparse.Namespace) -> None:
     written = model.write_samples(output, args.num_samples, generator)
     if written is not None:
         print(f"{args.num_samples} samples written to {written}")
+    if hasattr(model, "write_cross_modal_grid") and args.data:
+        _write_cross_modal_grids(model, args, Path(written), generator)
+
+
+def _write_cross_modal_grids(model, args: argparse.Namespace, joint: Path, generator) -> None:
+    """Beside the joint grid, one cross-modal grid per modality: the others generated from it, for the first
+    --num-samples examples (of the test split where the data has one) that have it."""
+    import numpy as np
+
+    from .data import load_multimodal_dataset
+
+    try:
+        dataset = load_multimodal_dataset(args.data, "test")
+    except ValueError:  # a folder with only its training examples
+        dataset = load_multimodal_dataset(args.data, "train")
+    for name in model.modality_names:
+        if name not in dataset.column_names:
+            continue
+        rows = np.flatnonzero(~np.asarray(dataset.data.column(name).is_null()))[: args.num_samples]
+        values = dataset.select(rows.tolist())[name]
+        if model.config.kinds[name] == "image":
+            values = [np.asarray(value, dtype=np.uint8) for value in values]
+        path = model.write_cross_modal_grid(joint.with_name(f"{joint.stem}_from_{name}{joint.suffix}"), {name: values},
+                                            generator=generator)
+        print(f"cross-modal samples from {name} written to {path}")
 
 
 def _predict(args: argparse.Namespace) -> None:
@@ -288,12 +365,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a latent-EBM prior model")
     train.add_argument("--task", default="image", choices=sorted(TASKS))
-    train.add_argument("--dataset", default="mnist",
-                       help="image and ssl tasks: mnist, fashion_mnist, or a folder of images")
+    train.add_argument("--dataset", default=None,
+                       help="image and ssl tasks: mnist (the default), fashion_mnist, or a folder of images; "
+                            "multimodal task: polymnist (the default) or mnist-captions")
     train.add_argument("--data", default=None,
                        help="text task: 'kjv' (the default, Debian bible-kjv) or a .txt/.csv/.jsonl file; ssl task: a "
                             ".csv/.parquet table or breast_cancer / islr_default (rows with an empty label are "
-                            "unlabelled)")
+                            "unlabelled); multimodal task: a folder with modalities.json and a .jsonl index, or a "
+                            "multimodal dataset written by save_to_disk")
     train.add_argument("--label-column", default=None, help="ssl task on a table: the label column")
     train.add_argument("--labels-per-class", type=int, default=None,
                        help="ssl task: keep this many labels per class (seeded) and treat the rest as unlabelled")
@@ -325,6 +404,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="the file to write (default samples.png for image models; text models print to stdout "
                              "unless given a file, '-' is stdout)")
     sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--data", default=None,
+                        help="multimodal models: polymnist, mnist-captions or a folder; also write a cross-modal grid "
+                             "from each modality of its first examples")
     sample.set_defaults(handler=_sample)
 
     evaluate = commands.add_parser("evaluate", help="score a trained model and write a results JSON")

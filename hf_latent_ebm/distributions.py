@@ -25,4 +25,23 @@ def kl_to_isotropic_gaussian(mean: torch.Tensor, log_variance: torch.Tensor, sig
                   + torch.log(torch.tensor(variance)))
 
 
-__all__ = ["sample_diagonal_gaussian", "diagonal_gaussian_log_density", "kl_to_isotropic_gaussian"]
+def pick_mixture_components(means: torch.Tensor, log_variances: torch.Tensor, weights: torch.Tensor,
+                            generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One component per example of a diagonal-Gaussian mixture, drawn by `weights` (batch, K): its (mean,
+    log_variance), each (batch, dim). With K = 1 nothing is drawn, so single Gaussians use no extra randomness."""
+    if weights.shape[1] == 1:
+        return means[:, 0], log_variances[:, 0]
+    picks = torch.multinomial(weights, 1, generator=generator)[:, 0]
+    rows = torch.arange(means.shape[0], device=means.device)
+    return means[rows, picks], log_variances[rows, picks]
+
+
+def mixture_log_density(latents: torch.Tensor, means: torch.Tensor, log_variances: torch.Tensor,
+                        weights: torch.Tensor) -> torch.Tensor:
+    """log sum_k w_k N(latents; mean_k, diag(exp(log_variance_k))) per example; components of weight 0 drop out."""
+    component_log_densities = diagonal_gaussian_log_density(latents[:, None], means, log_variances)
+    return torch.logsumexp(component_log_densities + weights.log(), dim=1)
+
+
+__all__ = ["sample_diagonal_gaussian", "diagonal_gaussian_log_density", "kl_to_isotropic_gaussian",
+           "pick_mixture_components", "mixture_log_density"]

@@ -10,15 +10,17 @@ from pathlib import Path
 
 CARD_TEMPLATES = {"latent_ebm": "image.md.jinja", "latent_ebm_text": "text.md.jinja",
                   "latent_ebm_model": "model.md.jinja",
-                  "latent_ebm_classification": "classification.md.jinja"}
+                  "latent_ebm_classification": "classification.md.jinja",
+                  "latent_ebm_multimodal": "multimodal.md.jinja"}
 PIPELINE_TAGS = {"latent_ebm": "unconditional-image-generation", "latent_ebm_text": "text-generation",
-                 "latent_ebm_model": None, "latent_ebm_classification": None}
+                 "latent_ebm_model": None, "latent_ebm_classification": None, "latent_ebm_multimodal": "any-to-any"}
 # A classifier's task follows its decoder.
 CLASSIFICATION_TAGS = {"conv": "image-classification", "tabular": "tabular-classification",
                        **dict.fromkeys(("lstm", "gru", "transformer"), "text-classification")}
 TEMPLATE_DIR = Path(__file__).parent / "model_cards"
 # Metrics the scripts and `hf-latent-ebm evaluate` write, with their model-index names.
 KNOWN_METRICS = {"accuracy": "accuracy", "macro_f1": "macro-F1", "fid": "FID", "mse": "reconstruction MSE", "auprc": "anomaly AUPRC", "ppl": "perplexity",
+                 "joint_coherence": "joint coherence", "cross_coherence": "cross-modal coherence",
                  "nll": "NLL", "forward_ppl": "forward perplexity", "reverse_ppl": "reverse perplexity",
                  "active_units": "active units", "bleu": "reconstruction BLEU"}
 UPLOAD_IGNORE = ["checkpoints/*", ".*", "**/.*"]

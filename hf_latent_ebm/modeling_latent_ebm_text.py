@@ -7,9 +7,10 @@ import torch
 
 from .configuration_latent_ebm_text import LatentEBMTextConfig
 from .modeling_latent_ebm import LatentEBMOutput, LatentEBMPreTrainedModel
+from .tokenization import TokenizerMixin
 
 
-class LatentEBMForTextGeneration(LatentEBMPreTrainedModel):
+class LatentEBMForTextGeneration(TokenizerMixin, LatentEBMPreTrainedModel):
     r"""
     Text generator p(x | z) (LSTM, GRU or a small Transformer) with a learned energy-based prior over z, trained by
     the configured learner like the image model (by default maximum likelihood: posterior Langevin on -log p(x, z)
@@ -35,23 +36,9 @@ class LatentEBMForTextGeneration(LatentEBMPreTrainedModel):
         super().__init__(config)
         self.tokenizer = None
 
-    # ---- tokenizer -------------------------------------------------------------------------------------------
-    def set_tokenizer(self, tokenizer) -> None:
-        """Attach a tokenizer after checking that its vocabulary and special ids are the model's."""
-        expected = {"vocab_size": self.config.vocab_size, "pad_token_id": self.config.pad_token_id,
-                    "bos_token_id": self.config.bos_token_id, "eos_token_id": self.config.eos_token_id}
-        found = {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id,
-                 "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}
-        if found != expected:
-            raise ValueError(f"tokenizer does not match the model: model expects {expected}, tokenizer has {found}")
-        self.tokenizer = tokenizer
-
-    def save_pretrained(self, save_directory, *args, write_card: bool = True, **kwargs):
-        super().save_pretrained(save_directory, *args, write_card=False, **kwargs)
-        if self.tokenizer is not None:
-            self.tokenizer.save_pretrained(save_directory)
-        if write_card:
-            self.write_card_with_samples(save_directory)
+    def expected_tokenizer_ids(self) -> dict:
+        return {"vocab_size": self.config.vocab_size, "pad_token_id": self.config.pad_token_id,
+                "bos_token_id": self.config.bos_token_id, "eos_token_id": self.config.eos_token_id}
 
     def write_card_with_samples(self, save_directory) -> None:
         if self.tokenizer is not None:  # without one there are no sentences to show
@@ -71,25 +58,6 @@ class LatentEBMForTextGeneration(LatentEBMPreTrainedModel):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("\n".join(texts) + "\n")
         return path
-
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-        from transformers import AutoTokenizer
-
-        hub_kwargs = {k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only") if k in kwargs}
-        try:  # a local folder or a Hub repo (cached or online) saved with its tokenizer
-            tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
-        except (OSError, ValueError):
-            return model  # saved without a tokenizer: text methods will ask for one
-        model.set_tokenizer(tokenizer)
-        return model
-
-    def _require_tokenizer(self):
-        if self.tokenizer is None:
-            raise ValueError("this method works on text and needs a tokenizer: call model.set_tokenizer(tokenizer) "
-                             "or load a folder saved with one")
-        return self.tokenizer
 
     def tokenize(self, texts: list[str]) -> torch.Tensor:
         """Token ids (N, <= max_length) with <bos>/<eos>, right-padded. Texts longer than `config.max_length`

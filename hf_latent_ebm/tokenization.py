@@ -51,4 +51,53 @@ def train_tokenizer(texts: Iterable[str], kind: str = "word", vocab_size: int = 
                                    **SPECIAL_TOKENS)
 
 
-__all__ = ["train_tokenizer", "SPECIAL_TOKENS", "TOKENIZER_KINDS"]
+class TokenizerMixin:
+    """
+    For models whose text travels with a tokenizer: `set_tokenizer` attaches one after checking its vocabulary and
+    special ids against what the model's text parts expect (`expected_tokenizer_ids`), `save_pretrained` writes it
+    beside the weights and `from_pretrained` loads it back when the folder has one.
+    """
+
+    tokenizer = None
+
+    def expected_tokenizer_ids(self) -> dict:
+        """{"vocab_size", "pad_token_id", "bos_token_id", "eos_token_id"} of the model's text parts."""
+        raise NotImplementedError
+
+    def set_tokenizer(self, tokenizer) -> None:
+        """Attach a tokenizer after checking that its vocabulary and special ids are the model's."""
+        expected = self.expected_tokenizer_ids()
+        found = {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id,
+                 "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}
+        if found != expected:
+            raise ValueError(f"tokenizer does not match the model: model expects {expected}, tokenizer has {found}")
+        self.tokenizer = tokenizer
+
+    def save_pretrained(self, save_directory, *args, write_card: bool = True, **kwargs):
+        super().save_pretrained(save_directory, *args, write_card=False, **kwargs)
+        if self.tokenizer is not None:
+            self.tokenizer.save_pretrained(save_directory)
+        if write_card:
+            self.write_card_with_samples(save_directory)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        from transformers import AutoTokenizer
+
+        hub_kwargs = {k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only") if k in kwargs}
+        try:  # a local folder or a Hub repo (cached or online) saved with its tokenizer
+            tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
+        except (OSError, ValueError):
+            return model  # saved without a tokenizer: text methods will ask for one
+        model.set_tokenizer(tokenizer)
+        return model
+
+    def _require_tokenizer(self):
+        if self.tokenizer is None:
+            raise ValueError("this method works on text and needs a tokenizer: call model.set_tokenizer(tokenizer) "
+                             "or load a folder saved with one")
+        return self.tokenizer
+
+
+__all__ = ["train_tokenizer", "TokenizerMixin", "SPECIAL_TOKENS", "TOKENIZER_KINDS"]

@@ -11,6 +11,11 @@ def to_uint8(images: torch.Tensor) -> np.ndarray:
     return scaled.permute(0, 2, 3, 1).numpy()
 
 
+def to_uint8_tensor(images: torch.Tensor) -> torch.Tensor:
+    """(N, C, H, W) floats in [-1, 1] -> (N, C, H, W) uint8 on the CPU, the raw form of generated images."""
+    return torch.from_numpy(to_uint8(images)).permute(0, 3, 1, 2).contiguous()
+
+
 def to_pil(images: torch.Tensor) -> list[Image.Image]:
     arrays = to_uint8(images)
     return [Image.fromarray(a[..., 0] if a.shape[-1] == 1 else a) for a in arrays]
@@ -29,6 +34,46 @@ def image_grid(images: torch.Tensor, num_columns: int | None = None, padding: in
         top, left = padding + row * (height + padding), padding + column * (width + padding)
         grid[top:top + height, left:left + width] = array
     return Image.fromarray(grid[..., 0] if channels == 1 else grid)
+
+
+def modality_grid(columns: dict, padding: int = 2, text_width: int = 160) -> Image.Image:
+    """
+    One row per example, one column per entry of `columns` ({title: uint8 images (N, C, H, W) or a list of N
+    strings}), with the titles on top: joint samples, or given and generated modalities side by side. Grey images
+    are shown in RGB beside colour ones; texts are drawn in a tile `text_width` pixels wide.
+    """
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    counts = {len(values) for values in columns.values()}
+    if len(counts) != 1:
+        raise ValueError(f"every column needs the same number of rows, got {counts}")
+    count = counts.pop()
+    images = [values for values in columns.values() if isinstance(values, torch.Tensor)]
+    height = max([int(values.shape[2]) for values in images] + [28])
+    widths = [int(values.shape[3]) if isinstance(values, torch.Tensor) else text_width for values in columns.values()]
+    header = 14
+    grid = Image.new("RGB", (sum(widths) + padding * (len(widths) + 1), header + count * (height + padding) + padding))
+    draw = ImageDraw.Draw(grid)
+    left = padding
+    for (title, values), width in zip(columns.items(), widths):
+        draw.text((left, 1), str(title)[: max(width // 6, 4)], fill=(255, 255, 255), font=font)
+        for row in range(count):
+            top = header + padding + row * (height + padding)
+            if isinstance(values, torch.Tensor):
+                array = values[row].permute(1, 2, 0).numpy()
+                tile = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).convert("RGB")
+                grid.paste(tile, (left, top))
+            else:
+                words, lines = str(values[row]).split(), [""]
+                for word in words:  # wrap to the tile's width, about 6 pixels a character
+                    if len(lines[-1]) + len(word) + 1 > width // 6 and lines[-1]:
+                        lines.append("")
+                    lines[-1] = f"{lines[-1]} {word}".strip()
+                draw.multiline_text((left, top), "\n".join(lines[: max(height // 11, 1)]), fill=(255, 255, 255),
+                                    font=font, spacing=1)
+        left += width + padding
+    return grid
 
 
 RESULTS_HEADER = ("# Results\n\nEvery table here is written by the script named under it; rerun the command to "

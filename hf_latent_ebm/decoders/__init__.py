@@ -3,6 +3,7 @@
 from ..registry import Registry
 from .base import Decoder, check_float_batch
 from .image import ConvImageDecoder, decoder_upsampling_plan
+from .multimodal import MultimodalDecoder
 from .tabular import TabularDecoder
 from .text import RecurrentTextDecoder, TextDecoderBase, TransformerTextDecoder
 from .vector import GaussianMLPDecoder
@@ -14,8 +15,9 @@ DECODERS.register("gru", RecurrentTextDecoder)
 DECODERS.register("transformer", TransformerTextDecoder)
 DECODERS.register("mlp", GaussianMLPDecoder)
 DECODERS.register("tabular", TabularDecoder)
+DECODERS.register("multimodal", MultimodalDecoder)
 register_decoder = DECODERS.register
 
 __all__ = ["DECODERS", "Decoder", "ConvImageDecoder", "RecurrentTextDecoder", "TransformerTextDecoder",
-           "TextDecoderBase", "GaussianMLPDecoder", "TabularDecoder", "check_float_batch", "decoder_upsampling_plan",
+           "TextDecoderBase", "GaussianMLPDecoder", "TabularDecoder", "MultimodalDecoder", "check_float_batch", "decoder_upsampling_plan",
            "register_decoder"]

@@ -2,6 +2,7 @@
 
 from ..registry import Registry
 from .base import Encoder
+from .experts import AGGREGATIONS, ExpertsEncoder
 from .image import ConvImageEncoder
 from .tabular import TabularEncoder
 from .text import TextEncoder
@@ -12,6 +13,8 @@ ENCODERS.register("conv", ConvImageEncoder)
 ENCODERS.register("lstm", TextEncoder)
 ENCODERS.register("mlp", MLPEncoder)
 ENCODERS.register("tabular", TabularEncoder)
+ENCODERS.register("experts", ExpertsEncoder)
 register_encoder = ENCODERS.register
 
-__all__ = ["ENCODERS", "Encoder", "ConvImageEncoder", "TextEncoder", "MLPEncoder", "TabularEncoder", "register_encoder"]
+__all__ = ["ENCODERS", "Encoder", "ConvImageEncoder", "TextEncoder", "MLPEncoder", "TabularEncoder", "ExpertsEncoder",
+           "AGGREGATIONS", "register_encoder"]

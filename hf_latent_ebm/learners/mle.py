@@ -2,25 +2,28 @@
 
 import torch
 
-from ..distributions import diagonal_gaussian_log_density
+from ..decoders.multimodal import batch_size_of
 from ..langevin import LangevinSampler
 from .base import Learner, LearnerOutput, posterior_potential
 
 
 def mle_losses(prior, decoder, observations, prior_sampler: LangevinSampler, posterior_sampler: LangevinSampler,
-               generator: torch.Generator | None = None, posterior_chain_prior: str = "model") -> LearnerOutput:
+               generator: torch.Generator | None = None, posterior_chain_prior: str = "model",
+               posterior_start: torch.Tensor | None = None) -> LearnerOutput:
     r"""
     One MLE update's losses: z+ ~ p(z | x) and z- ~ p(z) by short-run Langevin from p0, then
 
     - the decoder gradient is E_{z+}[grad -log p(x | z+)], from the term "decoder_loss";
     - the prior gradient is E_{z+}[grad E(z+)] - E_{z-}[grad E(z-)], from the term "energy_loss".
 
-    Both chains' outputs are detached, so the decoder term only reaches decoder parameters and the energy term only
-    prior parameters: one optimizer with a parameter group per part (each with its own learning rate) trains both.
+    The posterior chains start from p0 unless `posterior_start` is given. Both chains' outputs are detached, so the
+    decoder term only reaches decoder parameters and the energy term only prior parameters: one optimizer with a
+    parameter group per part (each with its own learning rate) trains both.
     """
-    batch_size, device = observations.shape[0], observations.device
-    posterior_start = prior.sample_reference(batch_size, generator, device)
-    prior_start = prior.sample_reference(batch_size, generator, device)
+    batch_size = batch_size_of(observations)
+    if posterior_start is None:
+        posterior_start = prior.sample_reference(batch_size, generator)
+    prior_start = prior.sample_reference(batch_size, generator)
     posterior_latents = posterior_sampler(posterior_potential(prior, decoder, observations, posterior_chain_prior),
                                           posterior_start, generator)
     prior_latents = prior.sample_from(prior_start, prior_sampler, generator)
@@ -48,12 +51,16 @@ class MLELearner(Learner):
     def needs_encoder(cls, config) -> bool:
         return config.posterior_init == "encoder"
 
+    def posterior_start(self, model, observations, generator: torch.Generator | None = None):
+        """Where the update's posterior chains start: None for p0, as in the papers."""
+        return None
+
     def losses(self, model, observations, batch: dict, generator: torch.Generator | None = None) -> LearnerOutput:
         output = mle_losses(model.prior, model.decoder, observations, model.prior_sampler(),
-                            model.posterior_sampler(), generator, model.config.posterior_chain_prior)
+                            model.posterior_sampler(), generator, model.config.posterior_chain_prior,
+                            self.posterior_start(model, observations, generator))
         if model.encoder is not None:
-            encoder_loss = -diagonal_gaussian_log_density(output.posterior_latents,
-                                                          *model.encoder(observations)).mean()
+            encoder_loss = -model.encoder.log_density(observations, output.posterior_latents).mean()
             output.loss = output.loss + encoder_loss
             output.terms["encoder_loss"] = encoder_loss
         return output
@@ -66,9 +73,26 @@ class MLELearner(Learner):
         if model.encoder is not None:
             start = model.encoder.sample(observations, generator)
         else:
-            start = model.prior.sample_reference(observations.shape[0], generator, model.device)
+            start = model.prior.sample_reference(batch_size_of(observations), generator, model.device)
         return model.posterior_sampler(langevin_proper=langevin_proper)(
             model.posterior_chain_potential(observations, langevin_proper), start, generator)
 
 
-__all__ = ["MLELearner", "mle_losses"]
+class EncoderRefinedMLELearner(MLELearner):
+    r"""
+    Maximum likelihood whose posterior chains, in the update and in inference, start from draws of the inference
+    network q(z | x) and refine them by short-run Langevin on -log p(x, z) (Yuan, Lipizzi & Han 2024, with a
+    mixture-of-experts q over modalities). q learns by maximum likelihood on where the chains end
+    ("encoder_loss" = -log q(z+ | x)), so it learns to propose what the chains refine to; the chains make the
+    model's posterior exact where q alone is not.
+    """
+
+    @classmethod
+    def needs_encoder(cls, config) -> bool:
+        return True
+
+    def posterior_start(self, model, observations, generator: torch.Generator | None = None):
+        return model.encoder.sample(observations, generator).detach()
+
+
+__all__ = ["MLELearner", "EncoderRefinedMLELearner", "mle_losses"]

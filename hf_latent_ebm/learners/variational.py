@@ -2,7 +2,7 @@
 
 import torch
 
-from ..distributions import kl_to_isotropic_gaussian, sample_diagonal_gaussian
+from ..distributions import kl_to_isotropic_gaussian, pick_mixture_components, sample_diagonal_gaussian
 from .base import Learner, LearnerOutput
 
 
@@ -47,12 +47,17 @@ class ELBOLearner(Learner):
         return self.elbo_losses(model, observations, generator)[0]
 
     def elbo_losses(self, model, observations, generator: torch.Generator | None = None):
-        """(the losses, q's mean, the undetached sample z+): what learners built on the ELBO add terms to."""
+        """(the losses, the mean of q's component z+ came from, the undetached sample z+): what learners built on
+        the ELBO add terms to."""
         prior, free_bits = model.prior, model.config.vae_free_bits
-        mean, log_variance = model.encoder(observations)
+        # q may be a mixture (experts over modalities): z+ comes from one component drawn per example, and the KL
+        # term is the components' weighted KL, an upper bound on the mixture's (KL is convex), as MoPoE-VAE.
+        means, log_variances, weights = model.encoder.mixture(observations)
+        mean, log_variance = pick_mixture_components(means, log_variances, weights, generator)
         latents = sample_diagonal_gaussian(mean, log_variance, generator)
         reconstruction = model.decoder.negative_log_likelihood(observations, latents).mean()
-        kl_per_dimension = kl_to_isotropic_gaussian(mean, log_variance, prior.reference_sigma).mean(dim=0)
+        component_kls = kl_to_isotropic_gaussian(means, log_variances, prior.reference_sigma)
+        kl_per_dimension = (weights[..., None] * component_kls).sum(dim=1).mean(dim=0)
         kl = kl_per_dimension.sum()
         prior_latents = prior.sample_from(prior.sample_reference(mean.shape[0], generator, mean.device),
                                           model.prior_sampler(), generator)
@@ -71,7 +76,7 @@ class ELBOLearner(Learner):
 
     def posterior_gaussian(self, model, observations, num_chains: int = 8, generator: torch.Generator | None = None,
                            langevin_proper: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """q(z | x) itself."""
+        """q(z | x) itself (a mixture's moment-matched Gaussian)."""
         mean, log_variance = model.encoder(observations)
         return mean, (0.5 * log_variance).exp()
 

@@ -1,0 +1,111 @@
+"""Configuration of the multimodal latent-EBM model: one shared latent, one decoder and one encoder per modality."""
+
+from dataclasses import field
+
+from huggingface_hub.dataclasses import strict
+
+from .configuration_latent_ebm import LatentEBMBaseConfig, raise_value_errors
+from .decoders import DECODERS
+from .decoders.multimodal import MODALITY_MASK
+from .encoders import AGGREGATIONS, ENCODERS
+
+MODALITY_KINDS = ("image", "text")
+RESERVED_NAMES = (MODALITY_MASK, "label", "labels")
+SPEC_KEYS = ("kind", "decoder_type", "decoder_kwargs", "encoder_type", "encoder_kwargs")
+
+
+def image_modality(image_size: int = 28, num_channels: int = 3, base_channels: int = 16,
+                   sigma: float = 0.3) -> dict:
+    """The spec of an image modality: the DCGAN generator of the image model and its mirrored conv encoder."""
+    shape = dict(image_size=image_size, num_channels=num_channels, base_channels=base_channels)
+    return {"kind": "image", "decoder_type": "conv", "decoder_kwargs": {**shape, "sigma": sigma},
+            "encoder_type": "conv", "encoder_kwargs": shape}
+
+
+def text_modality(tokenizer, max_length: int = 16, embedding_dim: int = 64, hidden_dim: int = 128,
+                  cell: str = "gru") -> dict:
+    """The spec of a text modality over `tokenizer`'s vocabulary: the text model's recurrent decoder (one layer)
+    and its LSTM encoder. `max_length` counts <bos> and <eos>; longer texts are an error, not truncated."""
+    ids = dict(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+               eos_token_id=tokenizer.eos_token_id)
+    return {"kind": "text", "decoder_type": cell,
+            "decoder_kwargs": dict(vocab_size=len(tokenizer), embedding_dim=embedding_dim, hidden_dim=hidden_dim,
+                                   num_layers=1, cell=cell, dropout=0.0, max_length=max_length, **ids),
+            "encoder_type": "lstm",
+            "encoder_kwargs": dict(vocab_size=len(tokenizer), embedding_dim=embedding_dim, hidden_dim=hidden_dim,
+                                   pad_token_id=ids["pad_token_id"])}
+
+
+def _polymnist_modalities() -> dict:
+    return {f"m{index}": image_modality() for index in range(5)}
+
+
+@raise_value_errors
+@strict
+class LatentEBMMultimodalConfig(LatentEBMBaseConfig):
+    r"""
+    Configuration of [`LatentEBMForMultimodalGeneration`]: one latent z shared by several modalities, the
+    energy-based prior over it (or the Gaussian baseline), one registered decoder and one registered encoder per
+    modality, and an aggregation of the encoders' experts. Every prior, sampler, learner and optimiser setting of
+    [`LatentEBMConfig`] applies.
+
+    Args:
+        modalities (`dict`, *optional*, defaults to five 3x28x28 image modalities "m0".."m4", PolyMNIST's):
+            Modality name -> spec: `kind` ("image" or "text"), `decoder_type` / `decoder_kwargs` (a registered
+            decoder and its constructor's arguments besides latent_dim), `encoder_type` / `encoder_kwargs`. Build
+            specs with `image_modality(...)` and `text_modality(tokenizer, ...)`. The order is the order of
+            `modality_mask`'s columns.
+        aggregation (`str`, *optional*, defaults to `"moe"`):
+            How the per-modality experts form q(z | x_S): "moe" (mixture of experts, MMVAE), "poe" (product of
+            experts, MVAE) or "mopoe" (mixture of products over all subsets, MoPoE-VAE). See `ExpertsEncoder`.
+        learner (`str`, *optional*, defaults to `"vae_ebm"`):
+            "vae_ebm" (the ELBO with the energy-based prior learned on q's samples, Yuan et al. ECCV 2024), "vae"
+            (the Gaussian-prior baselines: with prior_type="gaussian"), or "mle_encoder" (maximum likelihood with
+            posterior Langevin over the present modalities started from q's draws, Yuan, Lipizzi & Han 2024).
+        latent_dim (`int`, *optional*, defaults to 32): Dimension of the shared z.
+    """
+
+    model_type = "latent_ebm_multimodal"
+    part_modality = "multimodal"
+
+    decoder_type: str = "multimodal"
+    encoder_type: str = "experts"
+    learner: str = "vae_ebm"
+    latent_dim: int = 32
+    modalities: dict = field(default_factory=_polymnist_modalities)
+    modality_order: list[str] | None = None
+    aggregation: str = "moe"
+
+    def validate_modalities(self):
+        if not isinstance(self.modalities, dict) or not self.modalities:
+            raise ValueError("modalities must be a non-empty dict of name -> spec")
+        for name, spec in self.modalities.items():
+            if not isinstance(name, str) or not name.isidentifier() or name in RESERVED_NAMES:
+                raise ValueError(f"modality names must be identifiers other than {RESERVED_NAMES}, got {name!r}")
+            if not isinstance(spec, dict) or sorted(spec) != sorted(SPEC_KEYS):
+                raise ValueError(f"modality {name!r} needs a spec with exactly the keys {SPEC_KEYS} (see "
+                                 f"image_modality / text_modality), got {spec!r}")
+            if spec["kind"] not in MODALITY_KINDS:
+                raise ValueError(f"modality {name!r}: kind must be one of {MODALITY_KINDS}, got {spec['kind']!r}")
+            DECODERS.get(spec["decoder_type"])
+            ENCODERS.get(spec["encoder_type"])
+        # config.json is written with sorted keys, so the order (of modality_mask's columns, of the parts) is kept
+        # in a list of its own, filled from the dict's order when not given.
+        if self.modality_order is None:
+            self.modality_order = list(self.modalities)
+        elif sorted(self.modality_order) != sorted(self.modalities):
+            raise ValueError(f"modality_order {self.modality_order} must list the modalities {list(self.modalities)}")
+        self.modalities = {name: self.modalities[name] for name in self.modality_order}
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
+
+    @property
+    def modality_names(self) -> tuple[str, ...]:
+        return tuple(self.modality_order)
+
+    @property
+    def kinds(self) -> dict[str, str]:
+        return {name: spec["kind"] for name, spec in self.modalities.items()}
+
+
+__all__ = ["LatentEBMMultimodalConfig", "image_modality", "text_modality", "MODALITY_KINDS"]

@@ -1,0 +1,136 @@
+"""p(x_1, ..., x_M | z) for several modalities sharing one latent: one registered decoder per modality, the
+log-likelihoods of the modalities present summed."""
+
+import torch
+from torch import nn
+
+from .base import Decoder
+
+MODALITY_MASK = "modality_mask"
+
+
+def batch_size_of(observations) -> int:
+    """The number of examples in a batch: a tensor's first dimension, or that of a dict batch's first tensor."""
+    if isinstance(observations, dict):
+        observations = next(value for value in observations.values() if isinstance(value, torch.Tensor))
+    return observations.shape[0]
+
+
+def to_scored_values(kind: str, values: torch.Tensor) -> torch.Tensor:
+    """Integer images (how multimodal data stores them: uint8, a quarter of the memory of floats, which `datasets`
+    hands out as int64) as floats in [-1, 1], what the image parts score; anything else unchanged."""
+    if kind == "image" and not values.is_floating_point():
+        return values.float() / 127.5 - 1.0
+    return values
+
+
+def build_modality_parts(registry, kind: str, latent_dim: int, modalities: dict) -> nn.ModuleDict:
+    """One registered part per modality, from its spec's `{kind}_type` and `{kind}_kwargs` (see
+    `LatentEBMMultimodalConfig`)."""
+    return nn.ModuleDict({name: registry.get(spec[f"{kind}_type"])(latent_dim=latent_dim, **spec[f"{kind}_kwargs"])
+                          for name, spec in modalities.items()})
+
+
+class MultimodalDecoder(Decoder):
+    r"""
+    One decoder per modality over one shared z: -log p(x | z) = sum over the modalities present in each example of
+    that modality's -log p(x_m | z), so examples with missing modalities train (and chains infer z) on what they
+    have.
+
+    A batch is a dict with a tensor per modality (uint8 or [-1, 1] float images, token ids) and `modality_mask`, a
+    (batch, M) bool tensor saying which modalities each example has; a missing modality's row holds any valid
+    placeholder (zeros, a <bos> <eos> text), which no score reads. A modality absent from the dict is missing in
+    every example.
+
+    Args:
+        latent_dim (`int`): Dimension of z.
+        modalities (`dict`): Name -> spec with `kind`, `decoder_type` (a registered decoder) and `decoder_kwargs`.
+    """
+
+    modality = "multimodal"
+
+    def __init__(self, latent_dim: int, modalities: dict):
+        super().__init__()
+        from . import DECODERS
+
+        self.names = tuple(modalities)
+        self.kinds = {name: spec["kind"] for name, spec in modalities.items()}
+        self.decoders = build_modality_parts(DECODERS, "decoder", latent_dim, modalities)
+        self.input_names = self.names + (MODALITY_MASK,)
+
+    @classmethod
+    def from_config(cls, config) -> "MultimodalDecoder":
+        return cls(latent_dim=config.latent_dim, modalities=config.modalities)
+
+    def select(self, batch: dict) -> dict:
+        present = [name for name in self.names if name in batch]
+        if not present:
+            raise ValueError(f"the batch has none of the modalities {', '.join(self.names)} "
+                             f"(it has {', '.join(batch) or 'nothing'})")
+        observations = {name: batch[name] for name in present}
+        if MODALITY_MASK in batch:
+            observations[MODALITY_MASK] = batch[MODALITY_MASK]
+        else:  # every example has the modalities the batch holds
+            mask = torch.zeros(batch_size_of(observations), len(self.names), dtype=torch.bool,
+                               device=observations[present[0]].device)
+            mask[:, [self.names.index(name) for name in present]] = True
+            observations[MODALITY_MASK] = mask
+        return observations
+
+    def check_observations(self, observations, check_values: bool = True) -> None:
+        """A dict of modality tensors, each a batch its decoder scores, and a (batch, M) bool `modality_mask`;
+        with `check_values`, every example has at least one modality."""
+        if not isinstance(observations, dict):
+            raise ValueError(f"a multimodal batch is a dict of modality tensors, got {type(observations).__name__}")
+        unknown = [name for name in observations if name not in self.input_names]
+        if unknown:
+            raise ValueError(f"unknown modality {', '.join(map(repr, unknown))}: this model has "
+                             f"{', '.join(self.names)}")
+        mask = observations.get(MODALITY_MASK)
+        if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.dim() != 2 \
+                or mask.shape[1] != len(self.names):
+            raise ValueError(f"{MODALITY_MASK} must be a (batch, {len(self.names)}) bool tensor, got "
+                             f"{getattr(mask, 'dtype', type(mask).__name__)} {tuple(getattr(mask, 'shape', ()))}")
+        for name in self.names:
+            if name not in observations:
+                continue
+            values = observations[name]
+            try:
+                self.decoders[name].check_observations(to_scored_values(self.kinds[name], values), check_values)
+            except ValueError as error:
+                raise ValueError(f"modality {name!r}: {error}") from error
+            if values.shape[0] != mask.shape[0]:
+                raise ValueError(f"modality {name!r} has {values.shape[0]} examples, {MODALITY_MASK} has "
+                                 f"{mask.shape[0]}")
+        if check_values:
+            held = torch.zeros_like(mask)
+            for index, name in enumerate(self.names):
+                if name in observations:
+                    held[:, index] = True
+            empty = (~(mask & held).any(dim=1)).nonzero().flatten().tolist()
+            if empty:
+                raise ValueError(f"example(s) {empty[:10]} have no modality present (every example needs at least "
+                                 f"one of {', '.join(self.names)})")
+
+    def compact(self, observations: dict) -> dict:
+        """Images as floats once per batch, text without all-padding columns."""
+        return {name: values if name == MODALITY_MASK
+                else self.decoders[name].compact(to_scored_values(self.kinds[name], values))
+                for name, values in observations.items()}
+
+    def negative_log_likelihood(self, observations: dict, latents: torch.Tensor) -> torch.Tensor:
+        mask = observations[MODALITY_MASK].to(latents.dtype)
+        total = latents.new_zeros(latents.shape[0])
+        for index, name in enumerate(self.names):
+            if name in observations:
+                scores = self.decoders[name].negative_log_likelihood(
+                    to_scored_values(self.kinds[name], observations[name]), latents)
+                total = total + scores * mask[:, index]
+        return total
+
+    def decode(self, latents: torch.Tensor, generator: torch.Generator | None = None) -> dict:
+        """Every modality's observations: images in [-1, 1], sampled token ids."""
+        return {name: decoder.decode(latents, generator) for name, decoder in self.decoders.items()}
+
+
+__all__ = ["MultimodalDecoder", "MODALITY_MASK", "batch_size_of", "to_scored_values", "build_modality_parts"]

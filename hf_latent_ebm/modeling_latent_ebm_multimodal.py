@@ -1,0 +1,276 @@
+"""The multimodal latent-EBM model (Yuan, Cui, Li & Han, ECCV 2024; Yuan, Lipizzi & Han 2024): one latent shared by
+several modalities, an energy-based prior over it, one decoder and one encoder per modality."""
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .configuration_latent_ebm_multimodal import LatentEBMMultimodalConfig
+from .decoders.multimodal import MODALITY_MASK
+from .modeling_latent_ebm import LatentEBMOutput, LatentEBMPreTrainedModel
+from .tokenization import TokenizerMixin
+from .utils import to_uint8_tensor
+
+
+class LatentEBMForMultimodalGeneration(TokenizerMixin, LatentEBMPreTrainedModel):
+    r"""
+    Several modalities x_1..x_M generated from one latent z: p(z) the energy-based prior (or the Gaussian baseline),
+    p(x_m | z) one registered decoder per modality (the image model's generator, the text model's recurrent
+    decoder), q(z | x_S) the experts of the modalities an example has, combined as the config's `aggregation` says.
+    Examples may miss modalities: they learn from the ones they have.
+
+    - `model(**batch)` runs one learner update on a batch of `prepare_inputs` / `prepare_dataset` form (a tensor per
+      modality and `modality_mask`);
+    - `generate(num_samples=N)` draws z from the prior and decodes every modality (joint generation);
+    - `generate(conditioned_on={"m0": x0, "m2": x2}, targets=["m3"])` infers z from any subset of modalities (q's
+      draw, refined by posterior Langevin with learner="mle_encoder") and decodes the targets (cross-modal).
+
+    Raw values: an image is a uint8 array of shape (C, H, W) or (H, W[, C]), or a PIL image; a batch of them a uint8
+    array or tensor (N, C, H, W) or a list; a text is a string (a text modality needs the tokenizer, which travels
+    with the model as for the text model). `generate` returns uint8 image tensors and lists of strings.
+
+    With the HF `Trainer`, pass `remove_unused_columns=False`: `forward` takes the modalities by name.
+
+    Args:
+        config (`LatentEBMMultimodalConfig`): Model configuration.
+    """
+
+    config: LatentEBMMultimodalConfig
+    config_class = LatentEBMMultimodalConfig
+    main_input_name = MODALITY_MASK
+    input_modalities = ("image", "text")
+    sample_file_suffix = ".png"
+    card_num_samples = 8
+
+    def __init__(self, config: LatentEBMMultimodalConfig):
+        super().__init__(config)
+        self.tokenizer = None
+
+    @property
+    def modality_names(self) -> tuple[str, ...]:
+        return self.config.modality_names
+
+    def expected_tokenizer_ids(self) -> dict:
+        texts = [spec["decoder_kwargs"] for spec in self.config.modalities.values() if spec["kind"] == "text"]
+        if not texts:
+            raise ValueError("this model has no text modality, so it takes no tokenizer")
+        keys = ("vocab_size", "pad_token_id", "bos_token_id", "eos_token_id")
+        return {key: texts[0][key] for key in keys}
+
+    def write_card_with_samples(self, save_directory) -> None:
+        if self.tokenizer is not None or "text" not in self.config.kinds.values():
+            super().write_card_with_samples(save_directory)
+        else:  # without the tokenizer there are no captions to show
+            from .hub import write_model_card
+
+            write_model_card(save_directory)
+
+    def forward(self, generator: torch.Generator | None = None, return_dict: bool | None = None,
+                **batch) -> LatentEBMOutput | tuple:
+        r"""
+        Args:
+            generator (`torch.Generator`, *optional*): Source of the chains' and q's randomness.
+            return_dict (`bool`, *optional*): Return a `LatentEBMOutput` (default) or a tuple.
+            **batch: A tensor per modality (uint8 or [-1, 1] images (batch, C, H, W); token ids (batch, length))
+                and `modality_mask`, (batch, M) bool, which modalities each example has.
+        """
+        return super().forward(generator, return_dict, **batch)
+
+    # ---- raw values in ---------------------------------------------------------------------------------------
+    def _check_names(self, names, what: str) -> None:
+        unknown = [name for name in names if name not in self.modality_names]
+        if unknown:
+            raise ValueError(f"{what} names unknown modality {', '.join(map(repr, unknown))}: this model has "
+                             f"{', '.join(self.modality_names)}")
+
+    def _encode_images(self, name: str, values) -> tuple[np.ndarray, np.ndarray]:
+        shape = self.decoder.decoders[name].image_shape
+        if isinstance(values, (np.ndarray, torch.Tensor)) and values.ndim == 4:
+            values = list(values)
+        arrays, present = np.zeros((len(values), *shape), np.uint8), np.zeros(len(values), bool)
+        for index, value in enumerate(values):
+            if value is None:
+                continue
+            array = value.cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+            if array.ndim == 2:
+                array = array[None]
+            elif array.ndim == 3 and array.shape != shape and array.shape[2] == shape[0]:
+                array = array.transpose(2, 0, 1)  # (H, W, C), as PIL and most files give it
+            if array.shape != shape or not np.issubdtype(array.dtype, np.integer):
+                raise ValueError(f"modality {name!r} takes uint8 images of shape {shape} (or (H, W, C) / PIL images of "
+                                 f"{shape[1]}x{shape[2]} with {shape[0]} channel(s)); example {index} is "
+                                 f"{array.dtype} of shape {array.shape}")
+            if array.min() < 0 or array.max() > 255:
+                raise ValueError(f"modality {name!r}: example {index} has pixel values outside 0..255")
+            arrays[index], present[index] = array, True
+        return arrays, present
+
+    def _encode_texts(self, name: str, values) -> tuple[np.ndarray, np.ndarray]:
+        decoder = self.decoder.decoders[name]
+        tokenizer = self._require_tokenizer()
+        arrays = np.full((len(values), decoder.max_length), decoder.pad_token_id, np.int64)
+        # A missing caption's placeholder is <bos> <eos>: a valid sequence no score reads (the mask drops it).
+        arrays[:, :2] = decoder.bos_token_id, decoder.eos_token_id
+        present = np.array([value is not None for value in values], bool)
+        texts = [value for value in values if value is not None]
+        if not all(isinstance(text, str) and text.strip() for text in texts):
+            raise ValueError(f"modality {name!r} takes non-blank strings (or None for a missing one)")
+        if texts:
+            rows = np.flatnonzero(present)
+            for row, ids in zip(rows, tokenizer(texts)["input_ids"]):
+                if len(ids) > decoder.max_length:
+                    raise ValueError(f"modality {name!r}: example {row} has {len(ids)} tokens with <bos>/<eos>, more "
+                                     f"than its max_length {decoder.max_length}: {values[row]!r}")
+                arrays[row, :len(ids)] = ids
+        return arrays, present
+
+    def encode_modality(self, name: str, values) -> tuple[np.ndarray, np.ndarray]:
+        """One modality's raw values (None where missing) as the array the model stores (uint8 images, padded
+        token ids) and which examples have it."""
+        self._check_names([name], "encode_modality")
+        if self.config.kinds[name] == "image":
+            return self._encode_images(name, values)
+        return self._encode_texts(name, values)
+
+    def prepare_inputs(self, examples: dict) -> dict:
+        """
+        A batch for `forward`, `posterior_latents` and the other model calls from raw values: `examples` maps some
+        of the model's modalities to equally long sequences of raw values (None where an example misses it).
+        Every example needs at least one modality.
+        """
+        if not isinstance(examples, dict) or not examples:
+            raise ValueError("examples must be a non-empty dict of modality name -> values")
+        self._check_names(examples, "the input")
+        lengths = {name: len(values) for name, values in examples.items()}
+        if len(set(lengths.values())) != 1 or 0 in lengths.values():
+            raise ValueError(f"every modality needs the same, non-zero number of examples, got {lengths}")
+        batch, mask = {}, torch.zeros(next(iter(lengths.values())), len(self.modality_names), dtype=torch.bool)
+        for name, values in examples.items():
+            array, present = self.encode_modality(name, values)
+            batch[name] = torch.from_numpy(array).to(self.device)
+            mask[:, self.modality_names.index(name)] = torch.from_numpy(present)
+        batch[MODALITY_MASK] = mask.to(self.device)
+        self.check_inputs(batch)
+        return batch
+
+    def prepare_dataset(self, dataset, batch_size: int = 1000):
+        """
+        A multimodal `datasets.Dataset` (a column per modality, see `hf_latent_ebm.data.multimodal`) in the form
+        the trainer reads: every modality of the model as a column (uint8 images, token ids padded to max_length;
+        placeholders where missing), `modality_mask`, and `label` if the data has one. Columns of modalities the
+        model does not have, or of another kind, are an error; modalities the data lacks are missing throughout.
+        """
+        import datasets
+
+        from .data.multimodal import check_multimodal_dataset
+
+        kinds = check_multimodal_dataset(dataset)
+        self._check_names(kinds, "the dataset")
+        wrong = {name: kind for name, kind in kinds.items() if kind != self.config.kinds[name]}
+        if wrong:
+            raise ValueError(f"the dataset's modalities {wrong} are not of the model's kinds "
+                             f"{ {name: self.config.kinds[name] for name in wrong} }")
+        names = self.modality_names
+        mask = np.zeros((len(dataset), len(names)), bool)
+        for index, name in enumerate(names):
+            if name in kinds:
+                mask[:, index] = ~np.asarray(dataset.data.column(name).is_null())
+        features = {}
+        for name in names:
+            if self.config.kinds[name] == "image":
+                features[name] = datasets.Array3D(shape=self.decoder.decoders[name].image_shape, dtype="uint8")
+            else:
+                features[name] = datasets.List(datasets.Value("int64"),
+                                               length=self.decoder.decoders[name].max_length)
+        # Columns already stored as the model stores them (the bundled uint8 arrays, none missing) are kept as
+        # they are; the others are encoded batch by batch.
+        keep = [name for name in names if name in kinds and dataset.features[name] == features[name]
+                and mask[:, names.index(name)].all()]
+        convert = [name for name in names if name not in keep]
+
+        def encode(batch):
+            size = len(next(iter(batch.values()))) if batch else 0
+            return {name: self.encode_modality(name, batch[name] if name in batch else [None] * size)[0]
+                    for name in convert}
+
+        label = ["label"] if "label" in dataset.column_names else []
+        prepared = dataset.select_columns(keep + [name for name in convert if name in kinds] + label)
+        if convert:
+            new_features = datasets.Features({**{name: prepared.features[name] for name in keep + label},
+                                              **{name: features[name] for name in convert}})
+            prepared = prepared.map(encode, batched=True, batch_size=batch_size,
+                                    remove_columns=[name for name in convert if name in kinds],
+                                    features=new_features, desc="encoding modalities")
+        prepared = prepared.add_column(MODALITY_MASK, mask.tolist(),
+                                       feature=datasets.List(datasets.Value("bool"), length=len(names)))
+        return prepared.select_columns(list(names) + [MODALITY_MASK] + label)
+
+    # ---- generation ------------------------------------------------------------------------------------------
+    def to_raw(self, name: str, values: torch.Tensor):
+        """A decoded modality as raw values: uint8 images (N, C, H, W), or a list of strings."""
+        if self.config.kinds[name] == "image":
+            return to_uint8_tensor(values)
+        tokenizer = self._require_tokenizer()
+        hidden = set(tokenizer.all_special_ids)
+        return [tokenizer.decode([i for i in row.tolist() if i not in hidden]) for row in values]
+
+    @torch.no_grad()
+    def generate(self, num_samples: int | None = None, conditioned_on: dict | None = None,
+                 targets: list[str] | None = None, generator: torch.Generator | None = None) -> dict:
+        """
+        Joint generation (`num_samples` z from the prior, every modality or the `targets` decoded) or cross-modal
+        generation (`conditioned_on`: some modalities' raw values, one per example; z inferred from them, the
+        `targets`, by default the other modalities, decoded). Returns {modality: uint8 images (N, C, H, W) or a
+        list of N strings}.
+        """
+        if targets is not None:
+            if isinstance(targets, str) or not targets:
+                raise ValueError(f"targets must be a non-empty list of modality names, got {targets!r}")
+            self._check_names(targets, "targets")
+        if conditioned_on is None:
+            if not isinstance(num_samples, int) or num_samples < 1:
+                raise ValueError(f"joint generation needs num_samples, a positive int; got {num_samples!r}")
+            latents = self.sample_latents(num_samples, generator)
+        else:
+            batch = self.prepare_inputs(conditioned_on)
+            size = batch[MODALITY_MASK].shape[0]
+            if num_samples is not None and num_samples != size:
+                raise ValueError(f"cross-modal generation makes one sample per conditioning example ({size}); "
+                                 f"num_samples={num_samples} disagrees")
+            targets = targets or [name for name in self.modality_names if name not in conditioned_on]
+            if not targets:
+                raise ValueError("conditioned_on holds every modality: name the targets to generate")
+            latents = self.posterior_latents(batch, generator)
+        targets = targets or list(self.modality_names)
+        return {name: self.to_raw(name, self.decoder.decoders[name].decode(latents, generator)) for name in targets}
+
+    def write_samples(self, path, num_samples: int, generator: torch.Generator | None = None) -> Path:
+        """A grid of `num_samples` joint samples: a row per sample, a column per modality."""
+        from .utils import modality_grid
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if "text" in self.config.kinds.values() and self.tokenizer is None:
+            targets = [name for name, kind in self.config.kinds.items() if kind == "image"]
+        else:
+            targets = None
+        modality_grid(self.generate(num_samples, targets=targets, generator=generator)).save(path)
+        return path
+
+    def write_cross_modal_grid(self, path, conditioned_on: dict, targets: list[str] | None = None,
+                               generator: torch.Generator | None = None) -> Path:
+        """A grid of cross-modal generation: a row per conditioning example, its given modalities first, then
+        the generated ones."""
+        from .utils import modality_grid
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        generated = self.generate(conditioned_on=conditioned_on, targets=targets, generator=generator)
+        given = {name: torch.from_numpy(self.encode_modality(name, values)[0])
+                 if self.config.kinds[name] == "image" else list(values) for name, values in conditioned_on.items()}
+        modality_grid({**given, **{f"-> {name}": values for name, values in generated.items()}}).save(path)
+        return path
+
+
+__all__ = ["LatentEBMForMultimodalGeneration"]
