@@ -1,9 +1,11 @@
 """Quality metrics. Each is a plain torch function here and a local `evaluate` module under `evaluate_modules/`."""
 
 from .anomaly import auprc
+from .coherence import ModalityClassifiers, cross_coherence, joint_agreement, joint_coherence
 from .fid import StreamingFID, fid, frechet_distance, inception_features
 
-__all__ = ["fid", "StreamingFID", "frechet_distance", "inception_features", "auprc", "evaluate_module_path"]
+__all__ = ["fid", "StreamingFID", "frechet_distance", "inception_features", "auprc", "joint_coherence", "cross_coherence",
+           "joint_agreement", "ModalityClassifiers", "evaluate_module_path"]
 
 
 def evaluate_module_path(name: str) -> str:
