@@ -269,7 +269,7 @@ class LatentEBMForMultimodalGeneration(TokenizerMixin, LatentEBMPreTrainedModel)
         generated = self.generate(conditioned_on=conditioned_on, targets=targets, generator=generator)
         given = {name: torch.from_numpy(self.encode_modality(name, values)[0])
                  if self.config.kinds[name] == "image" else list(values) for name, values in conditioned_on.items()}
-        modality_grid({**given, **{f"-> {name}": values for name, values in generated.items()}}).save(path)
+        modality_grid({**given, **{f"->{name}": values for name, values in generated.items()}}).save(path)
         return path
 
 
