@@ -167,6 +167,8 @@ class LatentEBMForMultimodalGeneration(TokenizerMixin, LatentEBMPreTrainedModel)
 
         kinds = check_multimodal_dataset(dataset)
         self._check_names(kinds, "the dataset")
+        if dataset._indices is not None:  # a shuffled or selected view: the masks below read the arrow table itself
+            dataset = dataset.flatten_indices()
         wrong = {name: kind for name, kind in kinds.items() if kind != self.config.kinds[name]}
         if wrong:
             raise ValueError(f"the dataset's modalities {wrong} are not of the model's kinds "

@@ -266,6 +266,10 @@ def test_prepare_dataset_from_a_user_folder(tmp_path):
     assert TOKENIZER.decode(rows["caption"][3], skip_special_tokens=True) == captions[3]
     model.check_batch({name: rows[name] for name in model.input_names})
 
+    # A shuffled view gives each row its own mask.
+    order = [5, 0, 4, 1]
+    shuffled = model.prepare_dataset(raw.select(order)).with_format("torch")[:]
+    assert shuffled["modality_mask"].tolist() == [expected_mask[index] for index in order]
     # The bundled-array fast path keeps stored uint8 columns as they are.
     arrays = datasets.Dataset.from_dict(
         {"left": left, "right": right, "caption": captions},
