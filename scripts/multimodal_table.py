@@ -33,7 +33,7 @@ from hf_latent_ebm.utils import update_results_section
 ROWS = {f"{prior}-{aggregation}": dict(prior_type=prior, aggregation=aggregation,
                                        learner="vae_ebm" if prior == "ebm" else "vae")
         for prior in ("ebm", "gaussian") for aggregation in ("moe", "poe", "mopoe")}
-PUBLISHED = ("for scale only (their backgrounds differ): MoPoE-VAE joint coherence ~0.66-0.68 and cross-modal "
+PUBLISHED = ("For scale only (their backgrounds differ): MoPoE-VAE joint coherence ~0.66-0.68 and cross-modal "
              "~0.68-0.83 (Sutter et al. 2021), MMVAE+ ~0.87 (Palumbo et al. 2023)")
 
 
@@ -159,7 +159,7 @@ def table(results: dict, accuracy: dict, args) -> str:
             f"{mean_std([r['cross_coherence_from_4'] for r in runs])} | {mean_std([r['cross_coherence'] for r in runs])} | "
             f"{' / '.join(f'{v:.0f}' for v in fids.values()) if fids else '-'} | {len(runs)} | "
             f"{statistics.mean(r['train_seconds'] for r in runs) / 60:.1f} min |")
-    device = next(iter(results.values()))[0]["device"]
+    device = " or ".join(sorted({r["device"] for runs in results.values() for r in runs}))
     fid_samples = next((r["fid_samples"] for runs in results.values() for r in runs if "fid_samples" in r), 0)
     accuracies = ", ".join(f"{name} {value:.4f}" for name, value in accuracy.items())
     return ("\n".join(lines) + f"\n\nPolyMNIST (our backgrounds: `skimage.data` astronaut, coffee, chelsea, rocket, "
