@@ -1,0 +1,87 @@
+"""A seeded stand-in for MIMIC-III: ADMISSIONS.csv and DIAGNOSES_ICD.csv in its schema, from a latent
+disease-cluster process, so the real parsers and every later step run on it unchanged."""
+
+import csv
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+
+# Real ICD-9-CM codes (undotted, as MIMIC stores them) grouped into clusters of conditions that co-occur.
+DISEASE_CLUSTERS = {
+    "heart failure and cardiac": ["4280", "42832", "42833", "4281", "42731", "41401", "4019", "4241", "4168", "412",
+                                  "42789", "4254", "V4581", "V5861"],
+    "renal": ["5849", "5859", "40391", "2762", "2761", "2767", "5856", "V4511", "5990", "40390"],
+    "diabetes and metabolic": ["25000", "25001", "25002", "25040", "2724", "2720", "2449", "27800", "2753", "2768"],
+    "respiratory": ["51881", "486", "496", "49121", "5119", "5180", "4928", "32723", "V1582", "78609"],
+    "sepsis and infection": ["0389", "99592", "78552", "0380", "03811", "00845", "5070", "6826", "99591", "4821"],
+    "digestive and liver": ["53081", "5715", "5712", "5789", "5770", "5601", "56210", "4560", "5723", "2851"],
+    "neurological and mental": ["311", "3051", "29181", "3320", "3310", "4349", "43491", "34590", "3004", "2930"],
+    "haematology and oncology": ["2875", "2800", "1977", "1970", "1625", "1983", "2384", "28860", "V1046", "2866"],
+    "injury": ["80501", "8052", "8600", "8020", "E8120", "E8889", "E8147", "85221", "86121", "9678"],
+    "symptoms and history": ["7802", "78039", "78650", "7895", "7907", "V090", "V1251", "V1011", "V667", "V5867"],
+}
+HEART_FAILURE_PREFIX = "428"
+UNRELATED_RATE = 0.08  # of each new code: drawn from outside the patient's active clusters
+
+
+def synthesize_mimic3(out_dir, num_patients: int = 1000, seed: int = 0, max_visits: int = 6) -> Path:
+    """
+    Write `ADMISSIONS.csv` and `DIAGNOSES_ICD.csv` (MIMIC-III's columns, integer ids, `%Y-%m-%d %H:%M:%S` times,
+    undotted ICD-9 codes) for `num_patients` patients with 1 to `max_visits` admissions each (a few with one, which
+    the parsers drop and count).
+
+    Each patient has active disease clusters; at every admission a code of the previous admission recurs with
+    probability 0.6 (persistent codes), new codes come from the active clusters (neighbour-emerging: they co-occur
+    with the previous codes across the cohort) or, each with probability 0.08, from anywhere (unrelated-emerging),
+    and a new cluster activates with probability 0.25 per admission. A fifth of the patients start in the cardiac
+    cluster, so heart-failure codes (428.x) are in about a quarter of last visits.
+    """
+    if num_patients < 1 or max_visits < 2:
+        raise ValueError(f"need num_patients >= 1 and max_visits >= 2, got {num_patients}, {max_visits}")
+    rng = np.random.default_rng(seed)
+    clusters = list(DISEASE_CLUSTERS.values())
+    all_codes = sorted({code for cluster in clusters for code in cluster})
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    admissions, diagnoses = [], []
+    hadm_id = 100000
+    start = datetime(2101, 1, 1)
+    for subject_id in range(1, num_patients + 1):
+        num_visits = 1 if rng.random() < 0.05 else int(rng.integers(2, max_visits + 1))
+        first = 0 if rng.random() < 0.2 else int(rng.integers(1, len(clusters)))
+        active = {first}
+        time = start + timedelta(days=int(rng.integers(0, 3650)))
+        previous: list[str] = []
+        for _ in range(num_visits):
+            if rng.random() < 0.25:
+                active.add(int(rng.integers(0, len(clusters))))
+            codes = [code for code in previous if rng.random() < 0.6]
+            pool = [code for index in sorted(active) for code in clusters[index]]
+            target = int(rng.integers(5, 16))
+            while len(set(codes)) < target:
+                if rng.random() < UNRELATED_RATE:
+                    codes.append(all_codes[int(rng.integers(len(all_codes)))])
+                else:
+                    codes.append(pool[int(rng.integers(len(pool)))])
+            codes = list(dict.fromkeys(codes))
+            hadm_id += 1
+            admit = time
+            admissions.append([len(admissions) + 1, subject_id, hadm_id, admit.strftime("%Y-%m-%d %H:%M:%S"),
+                               (admit + timedelta(days=int(rng.integers(1, 15)))).strftime("%Y-%m-%d %H:%M:%S")])
+            for seq, code in enumerate(codes, start=1):
+                diagnoses.append([len(diagnoses) + 1, subject_id, hadm_id, seq, code])
+            time = admit + timedelta(days=int(rng.integers(20, 400)))
+            previous = codes
+    with open(out / "ADMISSIONS.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["ROW_ID", "SUBJECT_ID", "HADM_ID", "ADMITTIME", "DISCHTIME"])
+        writer.writerows(admissions)
+    with open(out / "DIAGNOSES_ICD.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["ROW_ID", "SUBJECT_ID", "HADM_ID", "SEQ_NUM", "ICD9_CODE"])
+        writer.writerows(diagnoses)
+    return out
+
+
+__all__ = ["synthesize_mimic3", "DISEASE_CLUSTERS", "HEART_FAILURE_PREFIX"]
