@@ -87,17 +87,21 @@ def modality_fid(args, test, name: str, samples: torch.Tensor) -> float:
     return frechet_distance(*real_statistics(args, test, name), *fake.mean_and_covariance())
 
 
+def add_fid(result: dict, model, args, test) -> None:
+    """Per-modality FID of --fid-samples joint samples (seed 1) against the cached test statistics, into `result`."""
+    samples = model.generate(args.fid_samples, generator=torch.Generator(device=model.device).manual_seed(1))
+    result["fid"] = {name: round(modality_fid(args, test, name, samples[name]), 2) for name in model.modality_names}
+    result["fid_samples"] = args.fid_samples
+
+
 def run(row: str, seed: int, args, train, test, classifiers) -> dict:
     folder = Path(args.out_dir) / f"{row}-seed{seed}"
     results_file = folder / "results.json"
     if results_file.exists():
         result = json.loads(results_file.read_text())
         if seed == 0 and args.fid_samples and "fid" not in result:  # a later pass adds the FID column
-            model = LatentEBMForMultimodalGeneration.from_pretrained(folder).to(args.device).eval()
-            samples = model.generate(args.fid_samples, generator=torch.Generator(device=model.device).manual_seed(1))
-            result["fid"] = {name: round(modality_fid(args, test, name, samples[name]), 2)
-                             for name in model.modality_names}
-            result["fid_samples"] = args.fid_samples
+            add_fid(result, LatentEBMForMultimodalGeneration.from_pretrained(folder).to(args.device).eval(), args,
+                    test)
             results_file.write_text(json.dumps(result, indent=2))
         return result
     trained_file = folder / "trained.json"
@@ -132,9 +136,7 @@ def run(row: str, seed: int, args, train, test, classifiers) -> dict:
         model.write_cross_modal_grid(folder / "cross_from_m0.png", {"m0": torch.from_numpy(values["m0"][:12])},
                                      generator=torch.Generator(device=model.device).manual_seed(0))
         if args.fid_samples:
-            samples = model.generate(args.fid_samples, generator=torch.Generator(device=model.device).manual_seed(1))
-            result["fid"] = {name: round(modality_fid(args, test, name, samples[name]), 2) for name in names}
-            result["fid_samples"] = args.fid_samples
+            add_fid(result, model, args, test)
     results_file.write_text(json.dumps(result, indent=2))
     print(json.dumps({k: v for k, v in result.items() if k != "cross_by_subset"}), flush=True)
     return result
