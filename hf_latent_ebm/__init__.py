@@ -7,6 +7,7 @@ add one (see docs/extending.md).
 
 from transformers import AutoConfig, AutoModel
 
+from .chet import ChetConfig, ChetForHealthEventPrediction
 from .configuration_latent_ebm import LatentEBMConfig, LatentEBMModelConfig
 from .configuration_latent_ebm_classification import LatentEBMClassificationConfig
 from .configuration_latent_ebm_multimodal import LatentEBMMultimodalConfig, image_modality, text_modality
@@ -26,7 +27,8 @@ from .priors import PRIORS, Prior, register_prior
 for _config, _model in ((LatentEBMConfig, LatentEBMForImageGeneration),
                         (LatentEBMTextConfig, LatentEBMForTextGeneration), (LatentEBMModelConfig, LatentEBMModel),
                         (LatentEBMClassificationConfig, LatentEBMForSemiSupervisedClassification),
-                        (LatentEBMMultimodalConfig, LatentEBMForMultimodalGeneration)):
+                        (LatentEBMMultimodalConfig, LatentEBMForMultimodalGeneration),
+                        (ChetConfig, ChetForHealthEventPrediction)):
     AutoConfig.register(_config.model_type, _config, exist_ok=True)
     AutoModel.register(_config, _model, exist_ok=True)
 
@@ -43,6 +45,8 @@ __all__ = [
     "LatentEBMForSemiSupervisedClassification",
     "LatentEBMMultimodalConfig",
     "LatentEBMForMultimodalGeneration",
+    "ChetConfig",
+    "ChetForHealthEventPrediction",
     "image_modality",
     "text_modality",
     "LatentEBMOutput",

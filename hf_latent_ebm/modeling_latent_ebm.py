@@ -19,6 +19,7 @@ from .decoders import DECODERS
 from .encoders import ENCODERS
 from .langevin import LangevinOutput, LangevinSampler
 from .learners import LEARNERS, posterior_potential
+from .modeling_utils import CardedModelMixin
 from .priors import PRIORS
 
 
@@ -65,7 +66,7 @@ def _build_part(kind: str, registry, name: str, config):
                          f"{error}") from error
 
 
-class LatentEBMPreTrainedModel(PreTrainedModel):
+class LatentEBMPreTrainedModel(CardedModelMixin, PreTrainedModel):
     """
     What every latent-EBM model is: the prior, decoder, encoder (when the learner asks for one) and learner that its
     config names, the two Langevin samplers configured from it, the one `forward` (the learner's losses on a dict
@@ -118,25 +119,9 @@ class LatentEBMPreTrainedModel(PreTrainedModel):
             init.xavier_uniform_(module.in_proj_weight)
             init.zeros_(module.in_proj_bias)
 
-    # ---- checkpoints, cards, the Hub ------------------------------------------------------------------------
-    @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        try:
-            return super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
-        except OSError:
-            raise
-        except Exception as error:  # safetensors/json errors on a damaged file: say which checkpoint and why.
-            raise OSError(f"could not load a {cls.__name__} checkpoint from {pretrained_model_name_or_path!r}: "
-                          f"{type(error).__name__}: {error}") from error
-
-    def save_pretrained(self, save_directory, *args, write_card: bool = True, **kwargs):
-        """`PreTrainedModel.save_pretrained`, then a model card (README.md) rendered from the saved folder, with
-        samples (seed 0) for it unless the folder already has some."""
-        super().save_pretrained(save_directory, *args, **kwargs)
-        if write_card:
-            self.write_card_with_samples(save_directory)
-
-    def write_card_with_samples(self, save_directory) -> None:
+    # ---- model cards (loading, saving and pushing come from `CardedModelMixin`) -------------------------------
+    def write_card(self, save_directory) -> None:
+        """The model card, with samples (seed 0) for it unless the folder already has some."""
         from .hub import write_model_card
 
         samples = Path(save_directory) / f"samples{self.sample_file_suffix}"
@@ -146,17 +131,6 @@ class LatentEBMPreTrainedModel(PreTrainedModel):
             self.write_samples(samples, self.card_num_samples, torch.Generator(device=self.device).manual_seed(0))
             self.train(was_training)
         write_model_card(save_directory)
-
-    def push_to_hub(self, repo_id: str, *, private: bool = False, commit_message: str | None = None,
-                    token: str | None = None, api=None):
-        """Save to a temporary folder (weights, config, card, tokenizer) and upload it with `HfApi.upload_folder`."""
-        import tempfile
-
-        from .hub import push_folder
-
-        with tempfile.TemporaryDirectory() as folder:
-            self.save_pretrained(folder)
-            return push_folder(folder, repo_id, private=private, commit_message=commit_message, token=token, api=api)
 
     # ---- samplers, configured from the config --------------------------------------------------------------
     def prior_sampler(self, num_steps: int | None = None, step_size: float | None = None) -> LangevinSampler:

@@ -58,9 +58,9 @@ class LatentEBMForMultimodalGeneration(TokenizerMixin, LatentEBMPreTrainedModel)
         keys = ("vocab_size", "pad_token_id", "bos_token_id", "eos_token_id")
         return {key: texts[0][key] for key in keys}
 
-    def write_card_with_samples(self, save_directory) -> None:
+    def write_card(self, save_directory) -> None:
         if self.tokenizer is not None or "text" not in self.config.kinds.values():
-            super().write_card_with_samples(save_directory)
+            super().write_card(save_directory)
         else:  # without the tokenizer there are no captions to show
             from .hub import write_model_card
 

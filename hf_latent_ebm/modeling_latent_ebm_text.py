@@ -40,9 +40,9 @@ class LatentEBMForTextGeneration(TokenizerMixin, LatentEBMPreTrainedModel):
         return {"vocab_size": self.config.vocab_size, "pad_token_id": self.config.pad_token_id,
                 "bos_token_id": self.config.bos_token_id, "eos_token_id": self.config.eos_token_id}
 
-    def write_card_with_samples(self, save_directory) -> None:
+    def write_card(self, save_directory) -> None:
         if self.tokenizer is not None:  # without one there are no sentences to show
-            super().write_card_with_samples(save_directory)
+            super().write_card(save_directory)
         else:
             from .hub import write_model_card
 

@@ -78,7 +78,7 @@ class TokenizerMixin:
         if self.tokenizer is not None:
             self.tokenizer.save_pretrained(save_directory)
         if write_card:
-            self.write_card_with_samples(save_directory)
+            self.write_card(save_directory)
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):

@@ -1,8 +1,17 @@
 """Chet (Lu, Han & Ning, AAAI 2022): health event prediction over dynamic disease graphs. A model family of its own:
-it shares the trainer, checkpointing and hub code with the latent-EBM models, not their parts. Work in progress
-(issue 23): ICD-9 code handling and the synthetic MIMIC-III-shaped data come first."""
+it shares the checkpointing, card and hub code with the latent-EBM models, not their parts.
+
+The path: `hf_latent_ebm.data.ehr.load_mimic3` / `load_mimic4` (or `synthesize_mimic3` for a stand-in) ->
+`prepare_cohort` (split, vocabulary, co-occurrence graph, neighbours, roles) -> `PackedCohort` batches ->
+`ChetForHealthEventPrediction`, trained by `EHRTrainer`.
+"""
 
 from .codes import ICD9_CHAPTERS, dot_icd9, icd9_chapter
+from .cohort import CooccurrenceGraph, PackedCohort, encode_patients, prepare_cohort, split_patients
+from .configuration_chet import ChetConfig
+from .modeling_chet import ChetForHealthEventPrediction, ChetOutput
 from .synthetic import synthesize_mimic3
 
-__all__ = ["ICD9_CHAPTERS", "dot_icd9", "icd9_chapter", "synthesize_mimic3"]
+__all__ = ["ICD9_CHAPTERS", "dot_icd9", "icd9_chapter", "synthesize_mimic3", "CooccurrenceGraph", "PackedCohort",
+           "encode_patients", "prepare_cohort", "split_patients", "ChetConfig", "ChetForHealthEventPrediction",
+           "ChetOutput"]

@@ -1,0 +1,95 @@
+"""Configuration of Chet (Lu, Han & Ning, AAAI 2022): health event prediction over dynamic disease graphs."""
+
+from dataclasses import field
+
+from huggingface_hub.dataclasses import strict
+from transformers import PreTrainedConfig
+
+from ..configuration_latent_ebm import raise_value_errors
+
+TASKS = ("diagnosis", "heart_failure")
+# The paper's training schedules (epoch -> learning rate from that epoch on), per task.
+LEARNING_RATE_SCHEDULES = {"diagnosis": [[0, 0.01], [20, 0.001], [30, 0.00001]],
+                           "heart_failure": [[0, 0.01], [2, 0.001], [3, 0.0001], [20, 0.00001]]}
+DROPOUTS = {"diagnosis": 0.45, "heart_failure": 0.0}
+
+
+@raise_value_errors
+@strict
+class ChetConfig(PreTrainedConfig):
+    r"""
+    Configuration of [`ChetForHealthEventPrediction`].
+
+    Args:
+        task (`str`, *optional*, defaults to `"diagnosis"`):
+            "diagnosis" (multi-label: the codes of the next visit) or "heart_failure" (binary: a 428.x code in the
+            next visit).
+        code_names (`list[str]`, *optional*):
+            The vocabulary: the dotted ICD-9 code of each code id (the train split's codes, sorted).
+        num_graph_edges (`int`, *optional*, defaults to 0):
+            Edges of the co-occurrence graph, whose keys and weights are saved with the weights.
+        code_embedding_dim (`int`, *optional*, defaults to 48):
+            Size of the diagnosis (c) and neighbour (n) embeddings.
+        graph_dim (`int`, *optional*, defaults to 32):
+            Output size of the graph layer and of the unrelated-code embedding u.
+        hidden_dim (`int`, *optional*, defaults to 150):
+            Hidden size of the persistent codes' GRU and output size of the emerging codes' attention.
+        transition_attention_dim (`int`, *optional*, defaults to 32):
+            Query/key size of the emerging codes' self-attention.
+        visit_attention_dim (`int`, *optional*, defaults to 32):
+            Context size of the attention over visits.
+        dropout (`float`, *optional*):
+            Dropout before the classifier; None takes the paper's (0.45 for diagnosis, 0 for heart failure).
+        learning_rate_schedule (`list`, *optional*):
+            [[epoch, learning rate], ...] for Adam, from epoch 0; None takes the paper's for the task.
+    """
+
+    model_type = "chet"
+
+    task: str = "diagnosis"
+    code_names: list[str] = field(default_factory=list)
+    num_graph_edges: int = 0
+    code_embedding_dim: int = 48
+    graph_dim: int = 32
+    hidden_dim: int = 150
+    transition_attention_dim: int = 32
+    visit_attention_dim: int = 32
+    dropout: float | None = None
+    learning_rate_schedule: list | None = None
+
+    def validate_chet(self):
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        if len(set(self.code_names)) != len(self.code_names):
+            raise ValueError("code_names has duplicates")
+        for name in ("code_embedding_dim", "graph_dim", "hidden_dim", "transition_attention_dim",
+                     "visit_attention_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.num_graph_edges < 0:
+            raise ValueError(f"num_graph_edges must be >= 0, got {self.num_graph_edges}")
+        if self.dropout is None:
+            self.dropout = DROPOUTS[self.task]
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.learning_rate_schedule is None:
+            self.learning_rate_schedule = LEARNING_RATE_SCHEDULES[self.task]
+        schedule = self.learning_rate_schedule
+        if (not schedule or schedule[0][0] != 0 or any(len(step) != 2 or not step[1] > 0 for step in schedule)
+                or [step[0] for step in schedule] != sorted({step[0] for step in schedule})):
+            raise ValueError("learning_rate_schedule must be [[0, lr], [epoch, lr], ...] with increasing epochs and "
+                             f"positive rates, got {schedule}")
+
+    @property
+    def num_codes(self) -> int:
+        return len(self.code_names)
+
+    @property
+    def num_outputs(self) -> int:
+        return self.num_codes if self.task == "diagnosis" else 1
+
+    def learning_rate_at(self, epoch: int) -> float:
+        return [rate for start, rate in self.learning_rate_schedule if start <= epoch][-1]
+
+
+__all__ = ["ChetConfig", "TASKS"]

@@ -1,0 +1,227 @@
+"""Chet (Lu, Han & Ning, AAAI 2022, arXiv 2112.05195) as a transformers PreTrainedModel, batched over patients and
+visits.
+
+The reference code loops in Python over patients and visits and works on dense masks over all codes. Here one
+`forward` handles a whole batch: the graph layer runs on every visit at once restricted to the codes it touches
+(its codes and their neighbours: every other code is masked out in the reference, so it contributes nothing), the
+emerging codes' attention runs on every visit at once with masks, and the persistent codes' GRU runs along every
+run of a code through consecutive visits in one packed `nn.GRU` call. `hf_latent_ebm.chet.reference` holds the
+per-patient loop, checked against this in the tests and timed against it in `scripts/bench_ehr.py`.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from transformers import PreTrainedModel
+from transformers import initialization as init
+from transformers.utils import ModelOutput
+
+from ..modeling_utils import CardedModelMixin
+from .cohort import EMERGING_NEIGHBOUR, PERSISTENT, CooccurrenceGraph
+from .configuration_chet import ChetConfig
+
+
+@dataclass
+class ChetOutput(ModelOutput):
+    """
+    Args:
+        loss (`torch.Tensor`, *optional*): Binary cross-entropy against `labels`, when given.
+        logits (`torch.Tensor` of shape `(batch_size, num_codes)` or `(batch_size,)`): Per-code logits of the next
+            visit (diagnosis) or the heart-failure logit.
+        patient_embeddings (`torch.Tensor` of shape `(batch_size, hidden_dim)`): The attention-pooled patients.
+    """
+
+    loss: torch.Tensor | None = None
+    logits: torch.Tensor | None = None
+    patient_embeddings: torch.Tensor | None = None
+
+
+class ChetPreTrainedModel(CardedModelMixin, PreTrainedModel):
+    config: ChetConfig
+    config_class = ChetConfig
+    base_model_prefix = "chet"
+    main_input_name = "visit_codes"
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module):
+        # The reference initialises the three code embeddings Xavier-uniform; the rest keeps PyTorch's defaults,
+        # written with transformers' init functions so loading never re-runs them.
+        if isinstance(module, nn.Embedding):
+            init.xavier_uniform_(module.weight)
+        elif isinstance(module, nn.Linear):
+            bound = 1 / module.in_features**0.5
+            init.uniform_(module.weight, -bound, bound)
+            if module.bias is not None:
+                init.uniform_(module.bias, -bound, bound)
+        elif isinstance(module, nn.GRU):
+            bound = 1 / module.hidden_size**0.5
+            for param in module.parameters():
+                init.uniform_(param, -bound, bound)
+        elif isinstance(module, VisitAttention):
+            init.uniform_(module.context, -1 / module.context.shape[0]**0.5, 1 / module.context.shape[0]**0.5)
+
+
+class VisitAttention(nn.Module):
+    """Attention pooling of a patient's visits with a learned context vector (the reference's DotProductAttention)."""
+
+    def __init__(self, hidden_dim: int, attention_dim: int):
+        super().__init__()
+        self.dense = nn.Linear(hidden_dim, attention_dim)
+        self.context = nn.Parameter(torch.empty(attention_dim))
+
+    def forward(self, visits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        scores = (self.dense(visits) @ self.context).masked_fill(~mask, torch.finfo(visits.dtype).min)
+        return (torch.softmax(scores, dim=-1).unsqueeze(-1) * visits).sum(-2)
+
+
+class ChetForHealthEventPrediction(ChetPreTrainedModel):
+    r"""
+    Chet: per-code embeddings (diagnosis c, neighbour n, unrelated u), a graph layer over the global co-occurrence
+    graph A restricted to each visit's codes and neighbours, transition functions (a GRU carries a persistent code's
+    hidden state from the previous visit; emerging codes get theirs from self-attention with queries from the
+    previous visit's neighbour embedding or from u), max-pooling into a visit vector, attention over visits and a
+    linear classifier.
+
+    Args:
+        config ([`ChetConfig`]): Task, vocabulary, graph size and layer sizes.
+    """
+
+    def __init__(self, config: ChetConfig):
+        super().__init__(config)
+        num_codes, code_dim, graph_dim, hidden_dim = (config.num_codes, config.code_embedding_dim, config.graph_dim,
+                                                      config.hidden_dim)
+        self.code_embeddings = nn.Embedding(num_codes, code_dim)
+        self.neighbour_embeddings = nn.Embedding(num_codes, code_dim)
+        self.unrelated_embeddings = nn.Embedding(num_codes, graph_dim)
+        self.graph_dense = nn.Linear(code_dim, graph_dim)
+        self.gru = nn.GRU(graph_dim, hidden_dim, batch_first=True)
+        self.query = nn.Linear(graph_dim, config.transition_attention_dim)
+        self.key = nn.Linear(graph_dim, config.transition_attention_dim)
+        self.value = nn.Linear(graph_dim, hidden_dim)
+        self.visit_attention = VisitAttention(hidden_dim, config.visit_attention_dim)
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(hidden_dim, config.num_outputs)
+        # The graph travels with the weights (sorted keys i * num_codes + j and weights A_ij).
+        self.register_buffer("graph_keys", torch.zeros(config.num_graph_edges, dtype=torch.long))
+        self.register_buffer("graph_weights", torch.zeros(config.num_graph_edges))
+        self._dense_graph = None
+        self.post_init()
+
+    @classmethod
+    def from_cohort(cls, vocabulary: list[str], graph: CooccurrenceGraph, task: str = "diagnosis",
+                    **config_kwargs) -> "ChetForHealthEventPrediction":
+        """A fresh model for a prepared cohort's vocabulary and graph (`hf_latent_ebm.chet.prepare_cohort`)."""
+        if graph.num_codes != len(vocabulary):
+            raise ValueError(f"the graph has {graph.num_codes} codes, the vocabulary {len(vocabulary)}")
+        config = ChetConfig(task=task, code_names=list(vocabulary), num_graph_edges=graph.num_edges, **config_kwargs)
+        model = cls(config)
+        model.graph_keys.copy_(graph.edge_keys)
+        model.graph_weights.copy_(graph.edge_weights)
+        return model
+
+    @property
+    def graph(self) -> CooccurrenceGraph:
+        return CooccurrenceGraph(self.config.num_codes, self.graph_keys.cpu(), self.graph_weights.cpu())
+
+    def adjacency(self) -> torch.Tensor:
+        """The dense A the graph layer gathers from, rebuilt only when the graph buffers or their device change."""
+        key = (self.graph_weights.device, self.graph_weights.data_ptr(), self.graph_weights._version,
+               self.graph_keys._version)
+        if self._dense_graph is None or self._dense_graph[0] != key:
+            num_codes = self.config.num_codes
+            dense = torch.zeros(num_codes * num_codes, device=self.graph_weights.device)
+            dense[self.graph_keys] = self.graph_weights
+            self._dense_graph = (key, dense.view(num_codes, num_codes))
+        return self._dense_graph[1]
+
+    def graph_layer(self, visit_codes, visit_mask, visit_neighbours, neighbour_mask, next_neighbour_codes,
+                    next_neighbour_mask):
+        """Graph-layer outputs of every visit: rows for its codes (co) then for the next visit's emerging-neighbour
+        codes (their neighbour output no); each row i is LeakyReLU(W(e_i + sum_j A_ij e_j)) over the visit's codes
+        (e = c) and neighbours (e = n)."""
+        rows = torch.cat([visit_codes, next_neighbour_codes], dim=1)
+        row_is_code = torch.cat([visit_mask, torch.zeros_like(next_neighbour_mask)], dim=1)
+        columns = torch.cat([visit_codes, visit_neighbours], dim=1)
+        column_mask = torch.cat([visit_mask, neighbour_mask], dim=1)
+        column_is_code = torch.cat([visit_mask, torch.zeros_like(neighbour_mask)], dim=1)
+        column_embeddings = torch.where(column_is_code.unsqueeze(-1), self.code_embeddings(columns),
+                                        self.neighbour_embeddings(columns)) * column_mask.unsqueeze(-1)
+        own = torch.where(row_is_code.unsqueeze(-1), self.code_embeddings(rows), self.neighbour_embeddings(rows))
+        weights = self.adjacency()[rows.unsqueeze(-1), columns.unsqueeze(-2)]
+        return nn.functional.leaky_relu(self.graph_dense(own + weights @ column_embeddings))
+
+    def forward(self, visit_codes: torch.Tensor, visit_roles: torch.Tensor, visit_mask: torch.Tensor,
+                visit_neighbours: torch.Tensor, neighbour_mask: torch.Tensor, visit_patient: torch.Tensor,
+                visit_position: torch.Tensor, next_neighbour_codes: torch.Tensor, next_neighbour_mask: torch.Tensor,
+                query_index: torch.Tensor, run_steps: torch.Tensor, run_lengths: torch.Tensor,
+                run_start: torch.Tensor, run_starts_emerging: torch.Tensor, labels: torch.Tensor | None = None,
+                return_dict: bool | None = None) -> ChetOutput | tuple:
+        r"""
+        The inputs are what `PackedCohort.batch` builds for a set of patients (see its docstring): V input
+        visits padded to K codes, with their roles, neighbours and runs.
+
+        labels (`torch.Tensor`, *optional*): Multi-hot next-visit codes `(batch_size, num_codes)` for diagnosis, or
+            0/1 `(batch_size,)` for heart failure.
+        """
+        num_visits, width = visit_codes.shape
+        hidden_dim = self.config.hidden_dim
+        graph = self.graph_layer(visit_codes, visit_mask, visit_neighbours, neighbour_mask, next_neighbour_codes,
+                                 next_neighbour_mask)
+        code_outputs = graph[:, :width]
+        # Emerging codes: self-attention within the visit, queries from the previous visit's neighbour output
+        # (emerging neighbours) or the unrelated embedding u, values from the codes' graph outputs.
+        queries = torch.where((visit_roles == EMERGING_NEIGHBOUR).unsqueeze(-1),
+                              graph.reshape(-1, graph.shape[-1])[query_index], self.unrelated_embeddings(visit_codes))
+        emerging = visit_mask & (visit_roles != PERSISTENT)
+        scores = self.query(queries) @ self.key(queries).transpose(-1, -2) / self.config.transition_attention_dim**0.5
+        scores = scores.masked_fill(~emerging.unsqueeze(1), torch.finfo(scores.dtype).min)
+        emerging_hidden = torch.tanh(torch.softmax(scores, dim=-1) @ self.value(code_outputs))
+        # Persistent codes: a GRU along each run of a code through consecutive visits, started from zero at a first
+        # visit or from the attention output of the visit where the code emerged.
+        flat_outputs = code_outputs.reshape(num_visits * width, -1)
+        flat_emerging = emerging_hidden.reshape(num_visits * width, hidden_dim)
+        on_gru = run_lengths > 0
+        steps = run_steps[on_gru]
+        initial = flat_emerging[run_start[on_gru]] * run_starts_emerging[on_gru].unsqueeze(-1)
+        inputs = flat_outputs[steps.clamp(min=0)]
+        packed = pack_padded_sequence(inputs, run_lengths[on_gru].cpu(), batch_first=True, enforce_sorted=False)
+        run_hidden, _ = self.gru(packed, initial.unsqueeze(0).contiguous())
+        run_hidden, _ = pad_packed_sequence(run_hidden, batch_first=True, total_length=steps.shape[1])
+        valid = steps >= 0
+        persistent_hidden = torch.zeros_like(flat_emerging).index_put((steps[valid],), run_hidden[valid])
+        code_hidden = torch.where((visit_roles == PERSISTENT).unsqueeze(-1),
+                                  persistent_hidden.view(num_visits, width, hidden_dim), emerging_hidden)
+        visit_vectors = code_hidden.masked_fill(~visit_mask.unsqueeze(-1), float("-inf")).amax(dim=1)
+        num_patients = int(visit_patient.max()) + 1
+        num_positions = int(visit_position.max()) + 1
+        patient_visits = visit_vectors.new_zeros(num_patients, num_positions, hidden_dim).index_put(
+            (visit_patient, visit_position), visit_vectors)
+        present = torch.zeros(num_patients, num_positions, dtype=torch.bool, device=visit_codes.device).index_put(
+            (visit_patient, visit_position), torch.ones_like(visit_patient, dtype=torch.bool))
+        patients = self.visit_attention(patient_visits, present)
+        logits = self.classifier(self.dropout(patients))
+        if self.config.task == "heart_failure":
+            logits = logits.squeeze(-1)
+        loss = None
+        if labels is not None:
+            loss = nn.functional.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+        if return_dict is False:
+            return tuple(value for value in (loss, logits, patients) if value is not None)
+        return ChetOutput(loss=loss, logits=logits, patient_embeddings=patients)
+
+    @torch.no_grad()
+    def predict_scores(self, cohort, batch_size: int = 256) -> torch.Tensor:
+        """Sigmoid scores for every patient of a `PackedCohort`: (patients, num_codes) or (patients,)."""
+        was_training = self.training
+        self.eval()
+        scores = []
+        for start in range(0, len(cohort), batch_size):  # batches of patients, each one vectorised call
+            batch = cohort.batch(torch.arange(start, min(start + batch_size, len(cohort))))
+            scores.append(torch.sigmoid(self(**{k: v.to(self.device) for k, v in batch.items()}).logits).cpu())
+        self.train(was_training)
+        return torch.cat(scores)
+
+
+__all__ = ["ChetConfig", "ChetForHealthEventPrediction", "ChetOutput", "ChetPreTrainedModel"]
