@@ -1,4 +1,4 @@
-"""`hf-latent-ebm` command line: train, sample and evaluate."""
+"""`hf-latent-ebm` command line: train, sample and evaluate; `ehr ...` for health event prediction."""
 
 import argparse
 import json
@@ -441,6 +441,10 @@ def build_parser() -> argparse.ArgumentParser:
     push.add_argument("--private", action="store_true")
     push.add_argument("--token", default=None, help="defaults to the HF_TOKEN / huggingface-cli login token")
     push.set_defaults(handler=_push)
+
+    from .chet.cli import add_ehr_commands
+
+    add_ehr_commands(commands)
     return parser
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 CARD_TEMPLATES = {"latent_ebm": "image.md.jinja", "latent_ebm_text": "text.md.jinja",
                   "latent_ebm_model": "model.md.jinja",
                   "latent_ebm_classification": "classification.md.jinja",
-                  "latent_ebm_multimodal": "multimodal.md.jinja"}
+                  "latent_ebm_multimodal": "multimodal.md.jinja", "chet": "chet.md.jinja"}
 PIPELINE_TAGS = {"latent_ebm": "unconditional-image-generation", "latent_ebm_text": "text-generation",
-                 "latent_ebm_model": None, "latent_ebm_classification": None, "latent_ebm_multimodal": "any-to-any"}
+                 "latent_ebm_model": None, "latent_ebm_classification": None, "latent_ebm_multimodal": "any-to-any",
+                 "chet": None}
 # A classifier's task follows its decoder.
 CLASSIFICATION_TAGS = {"conv": "image-classification", "tabular": "tabular-classification",
                        **dict.fromkeys(("lstm", "gru", "transformer"), "text-classification")}
@@ -22,7 +23,9 @@ TEMPLATE_DIR = Path(__file__).parent / "model_cards"
 KNOWN_METRICS = {"accuracy": "accuracy", "macro_f1": "macro-F1", "fid": "FID", "mse": "reconstruction MSE", "auprc": "anomaly AUPRC", "ppl": "perplexity",
                  "joint_coherence": "joint coherence", "cross_coherence": "cross-modal coherence",
                  "nll": "NLL", "forward_ppl": "forward perplexity", "reverse_ppl": "reverse perplexity",
-                 "active_units": "active units", "bleu": "reconstruction BLEU"}
+                 "active_units": "active units", "bleu": "reconstruction BLEU",
+                 "weighted_f1": "weighted F1 (top-|y|)", "recall_at_10": "recall@10", "recall_at_20": "recall@20",
+                 "auc": "ROC-AUC", "f1": "F1"}
 UPLOAD_IGNORE = ["checkpoints/*", ".*", "**/.*"]
 
 

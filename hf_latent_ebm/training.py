@@ -150,6 +150,27 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
     return checkpoint
 
 
+def plot_curves(history: list[dict], names: list[str], path: Path, x: str = "step") -> None:
+    """One panel per recorded quantity against `x` (log scale where all values are positive), saved as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    steps = [record[x] for record in history]
+    figure, axes = plt.subplots(1, max(len(names), 1), figsize=(5 * max(len(names), 1), 3.5), squeeze=False)
+    for axis, name in zip(axes[0], names):
+        values = [record.get(name, float("nan")) for record in history]
+        axis.plot(steps, values)
+        positive = all(value > 0 for value in values)
+        axis.set(title=name.replace("_", " "), xlabel=x, yscale="log" if positive else "linear")
+        if not positive:
+            axis.axhline(0, color="gray", lw=0.5)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
 class LatentEBMTrainer:
     """
     Trains a latent-EBM model with its learner (`model(**batch)`) on dict batches of a `datasets.Dataset`, writing
@@ -263,29 +284,11 @@ class LatentEBMTrainer:
         """One panel per term the learner logged: loss_curve.png, and accuracy_curve.png for accuracies."""
         names = [name for name in (self.history[-1] if self.history else {}) if name != "step"]
         accuracies = [name for name in names if "accuracy" in name]
-        self._plot([name for name in names if name not in accuracies], "loss_curve.png")
+        plot_curves(self.history, [name for name in names if name not in accuracies],
+                    self.output_dir / "loss_curve.png")
         if accuracies:
-            self._plot(accuracies, "accuracy_curve.png")
+            plot_curves(self.history, accuracies, self.output_dir / "accuracy_curve.png")
         replace_file_atomically(self.output_dir / "loss_history.json", json.dumps(self.history))
-
-    def _plot(self, names: list[str], file_name: str) -> None:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        steps = [record["step"] for record in self.history]
-        figure, axes = plt.subplots(1, max(len(names), 1), figsize=(5 * max(len(names), 1), 3.5), squeeze=False)
-        for axis, name in zip(axes[0], names):
-            values = [record.get(name, float("nan")) for record in self.history]
-            axis.plot(steps, values)
-            positive = all(value > 0 for value in values)
-            axis.set(title=name.replace("_", " "), xlabel="step", yscale="log" if positive else "linear")
-            if not positive:
-                axis.axhline(0, color="gray", lw=0.5)
-        figure.tight_layout()
-        figure.savefig(self.output_dir / file_name, dpi=100)
-        plt.close(figure)
 
     # ---- loop ------------------------------------------------------------------------------------------------
     def train(self, resume: bool = False) -> dict:
@@ -336,4 +339,4 @@ class LatentEBMTrainer:
 
 
 __all__ = ["TrainingArguments", "LatentEBMTrainer", "BatchSource", "latest_checkpoint", "epoch_order",
-           "write_atomically", "nonfinite_parameters"]
+           "write_atomically", "nonfinite_parameters", "plot_curves"]

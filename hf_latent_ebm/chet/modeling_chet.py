@@ -211,17 +211,18 @@ class ChetForHealthEventPrediction(ChetPreTrainedModel):
             return tuple(value for value in (loss, logits, patients) if value is not None)
         return ChetOutput(loss=loss, logits=logits, patient_embeddings=patients)
 
-    @torch.no_grad()
-    def predict_scores(self, cohort, batch_size: int = 256) -> torch.Tensor:
-        """Sigmoid scores for every patient of a `PackedCohort`: (patients, num_codes) or (patients,)."""
-        was_training = self.training
-        self.eval()
-        scores = []
-        for start in range(0, len(cohort), batch_size):  # batches of patients, each one vectorised call
-            batch = cohort.batch(torch.arange(start, min(start + batch_size, len(cohort))))
-            scores.append(torch.sigmoid(self(**{k: v.to(self.device) for k, v in batch.items()}).logits).cpu())
-        self.train(was_training)
-        return torch.cat(scores)
+    def predict(self, records, batch_size: int = 256):
+        """
+        Scores for the visit after the last one of each patient in `records` (a patients dataset as
+        `hf_latent_ebm.data.ehr` loads: a `visits` column of dotted ICD-9 code lists): sigmoid scores over the
+        vocabulary (diagnosis) or the heart-failure probability, one row per patient, and the number of codes
+        outside the model's vocabulary that were left out.
+        """
+        from .cohort import PackedCohort, encode_patients
+        from .training import predict_scores
+
+        encoded, unknown_codes = encode_patients(records, self.config.code_names, self.graph, with_targets=False)
+        return predict_scores(self, PackedCohort(encoded, self.config.num_codes), batch_size), unknown_codes
 
 
 __all__ = ["ChetConfig", "ChetForHealthEventPrediction", "ChetOutput", "ChetPreTrainedModel"]

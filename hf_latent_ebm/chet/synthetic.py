@@ -21,6 +21,24 @@ DISEASE_CLUSTERS = {
     "injury": ["80501", "8052", "8600", "8020", "E8120", "E8889", "E8147", "85221", "86121", "9678"],
     "symptoms and history": ["7802", "78039", "78650", "7895", "7907", "V090", "V1251", "V1011", "V667", "V5867"],
 }
+# Chronic conditions stay on a patient's record from admission to admission; acute ones mostly resolve. One
+# recurrence rate for every code would make "repeat the last visit" nearly the best possible prediction, which real
+# records are not.
+CHRONIC_CODES = frozenset({
+    "4280", "42832", "42833", "4281", "42731", "41401", "4019", "412", "V4581", "V5861", "4254", "5859", "5856",
+    "40391", "40390", "V4511", "25000", "25001", "25002", "25040", "2724", "2720", "2449", "27800", "496", "49121",
+    "32723", "5715", "5712", "311", "3051", "3320", "3310", "34590", "3004", "1977", "1970", "V1046", "V1582", "V1251",
+    "V1011"})
+CHRONIC_RECURRENCE, ACUTE_RECURRENCE = 0.85, 0.25
+# Diseases lead to others (diabetes to kidney and heart disease, kidney to heart failure, lung disease to
+# infection, ...): a newly active cluster follows these links with probability PROGRESSION_RATE.
+PROGRESSION = {"diabetes and metabolic": ["renal", "heart failure and cardiac"],
+               "renal": ["heart failure and cardiac", "haematology and oncology"],
+               "heart failure and cardiac": ["renal", "respiratory"], "respiratory": ["sepsis and infection"],
+               "sepsis and infection": ["renal", "respiratory"], "digestive and liver": ["haematology and oncology"],
+               "neurological and mental": ["injury"], "haematology and oncology": ["sepsis and infection"],
+               "injury": ["neurological and mental"], "symptoms and history": ["heart failure and cardiac"]}
+PROGRESSION_RATE = 0.7
 HEART_FAILURE_PREFIX = "428"
 UNRELATED_RATE = 0.08  # of each new code: drawn from outside the patient's active clusters
 
@@ -32,15 +50,19 @@ def synthesize_mimic3(out_dir, num_patients: int = 1000, seed: int = 0, max_visi
     the parsers drop and count).
 
     Each patient has active disease clusters; at every admission a code of the previous admission recurs with
-    probability 0.6 (persistent codes), new codes come from the active clusters (neighbour-emerging: they co-occur
-    with the previous codes across the cohort) or, each with probability 0.08, from anywhere (unrelated-emerging),
-    and a new cluster activates with probability 0.25 per admission. A fifth of the patients start in the cardiac
-    cluster, so heart-failure codes (428.x) are in about a quarter of last visits.
+    probability 0.85 if it is chronic (`CHRONIC_CODES`) and 0.25 if acute (persistent codes), new codes come from
+    the active clusters (neighbour-emerging: they co-occur with the previous codes across the cohort) or, each with
+    probability 0.08, from anywhere (unrelated-emerging), and a new cluster activates with probability 0.25 per
+    admission, along a disease progression link (`PROGRESSION`) of an active cluster with probability 0.7. A fifth
+    of the patients start in the cardiac cluster, so heart-failure codes (428.x) are in about a quarter to a third
+    of last visits.
     """
     if num_patients < 1 or max_visits < 2:
         raise ValueError(f"need num_patients >= 1 and max_visits >= 2, got {num_patients}, {max_visits}")
     rng = np.random.default_rng(seed)
+    names = list(DISEASE_CLUSTERS)
     clusters = list(DISEASE_CLUSTERS.values())
+    links = {names.index(name): [names.index(to) for to in targets] for name, targets in PROGRESSION.items()}
     all_codes = sorted({code for cluster in clusters for code in cluster})
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -55,8 +77,13 @@ def synthesize_mimic3(out_dir, num_patients: int = 1000, seed: int = 0, max_visi
         previous: list[str] = []
         for _ in range(num_visits):
             if rng.random() < 0.25:
-                active.add(int(rng.integers(0, len(clusters))))
-            codes = [code for code in previous if rng.random() < 0.6]
+                if rng.random() < PROGRESSION_RATE:
+                    source = sorted(active)[int(rng.integers(len(active)))]
+                    active.add(links[source][int(rng.integers(len(links[source])))])
+                else:
+                    active.add(int(rng.integers(0, len(clusters))))
+            codes = [code for code in previous
+                     if rng.random() < (CHRONIC_RECURRENCE if code in CHRONIC_CODES else ACUTE_RECURRENCE)]
             pool = [code for index in sorted(active) for code in clusters[index]]
             target = int(rng.integers(5, 16))
             while len(set(codes)) < target:
@@ -84,4 +111,4 @@ def synthesize_mimic3(out_dir, num_patients: int = 1000, seed: int = 0, max_visi
     return out
 
 
-__all__ = ["synthesize_mimic3", "DISEASE_CLUSTERS", "HEART_FAILURE_PREFIX"]
+__all__ = ["synthesize_mimic3", "DISEASE_CLUSTERS", "CHRONIC_CODES", "PROGRESSION", "HEART_FAILURE_PREFIX"]

@@ -132,7 +132,7 @@ def _normalise_code(raw: str) -> str:
     return dotted
 
 
-def _assemble(admissions, diagnoses, report: EHRDataReport, max_patients, seed, hint: str = ""):
+def _assemble(admissions, diagnoses, report: EHRDataReport, max_patients, seed, hint: str = "", min_visits: int = 2):
     """The shared pipeline: `admissions` (clean: subject, hadm, time) and `diagnoses` (coerced: subject, hadm,
     code, and seq when the file had one) into the patient dataset."""
     import datasets
@@ -164,25 +164,28 @@ def _assemble(admissions, diagnoses, report: EHRDataReport, max_patients, seed, 
     empty = admissions.codes.isna()
     report.visits_without_codes += int(empty.sum())
 
-    # Patients: drop those with a code-less visit (as the reference Chet code does), then those with under two.
+    # Patients: drop those with a code-less visit (as the reference Chet code does), then those with too few (two
+    # for training: the inputs and the visit to predict; one for prediction).
+    if min_visits not in (1, 2):
+        raise ValueError(f"min_visits must be 1 (prediction) or 2 (training), got {min_visits!r}")
     with_empty = admissions.subject[empty].unique()
     report.patients_with_empty_visit += len(with_empty)
     admissions = admissions[~admissions.subject.isin(with_empty)]
     counts = admissions.subject.value_counts()
-    report.patients_with_one_visit += report.patients_read - len(with_empty) - int((counts >= 2).sum())
-    kept = np.sort(counts.index[counts >= 2].to_numpy())
+    report.patients_with_one_visit += report.patients_read - len(with_empty) - int((counts >= min_visits).sum())
+    kept = np.sort(counts.index[counts >= min_visits].to_numpy())
     if max_patients is not None:
         if isinstance(max_patients, bool) or not isinstance(max_patients, (int, np.integer)) or max_patients < 1:
             raise ValueError(f"max_patients must be a positive integer or None, got {max_patients!r}")
         if max_patients < len(kept):
             kept = np.sort(np.random.default_rng(seed).choice(kept, size=max_patients, replace=False))
-            report.patients_not_sampled += int(counts.ge(2).sum()) - max_patients
+            report.patients_not_sampled += int(counts.ge(min_visits).sum()) - max_patients
     admissions = admissions[admissions.subject.isin(kept)]
     report.patients_kept = len(kept)
     report.visits_kept = len(admissions)
     report.codes_kept = len({code for visit in admissions.codes for code in visit})
     if not len(kept):
-        raise ValueError(f"no patient with two or more coded visits is left{hint}\n{report}")
+        raise ValueError(f"no patient with {min_visits} or more coded visits is left{hint}\n{report}")
 
     patients = admissions.assign(time=admissions.time.dt.strftime(TIME_FORMAT)).groupby("subject", sort=True)
     table = {"patient_id": patients.subject.first().tolist(),
@@ -196,7 +199,7 @@ def _assemble(admissions, diagnoses, report: EHRDataReport, max_patients, seed, 
     return datasets.Dataset.from_dict(table, features=features), report
 
 
-def load_mimic3(folder, max_patients: int | None = None, seed: int = 0):
+def load_mimic3(folder, max_patients: int | None = None, seed: int = 0, min_visits: int = 2):
     """
     MIMIC-III diagnoses as a patient dataset and its `EHRDataReport`.
 
@@ -206,6 +209,8 @@ def load_mimic3(folder, max_patients: int | None = None, seed: int = 0):
             ICD9_CODE (dotted or undotted), SEQ_NUM optional (orders the codes of a visit). Other columns are ignored.
         max_patients (`int`, *optional*): Keep a random sample of this many of the usable patients.
         seed (`int`): Seeds that sample (`numpy.random.default_rng(seed)`).
+        min_visits (`int`, defaults to 2): Patients with fewer coded visits are dropped (and counted): 2 to train
+            (earlier visits, then the one to predict), 1 to predict the visit after the last.
 
     Returns: a `datasets.Dataset` in patient id order with columns patient_id (int64), admission_ids (list of int64),
     admit_times (list of "YYYY-MM-DD HH:MM:SS") and visits (list of lists of dotted ICD-9 codes, in time order), and
@@ -222,7 +227,7 @@ def load_mimic3(folder, max_patients: int | None = None, seed: int = 0):
                                           "SEQ_NUM": "seq"})
     report.diagnosis_rows_read += len(diagnoses)
     diagnoses = _coerce(diagnoses, report, ints=("subject", "hadm"), texts=("code",))
-    return _assemble(admissions, diagnoses, report, max_patients, seed)
+    return _assemble(admissions, diagnoses, report, max_patients, seed, min_visits=min_visits)
 
 
 def _clean_code(code) -> str:
@@ -275,7 +280,8 @@ def load_icd10_map(path) -> dict[str, str]:
     return mapping
 
 
-def load_mimic4(folder, icd10_map=None, min_year: int | None = 2013, max_patients: int | None = None, seed: int = 0):
+def load_mimic4(folder, icd10_map=None, min_year: int | None = 2013, max_patients: int | None = None, seed: int = 0,
+                min_visits: int = 2):
     """
     MIMIC-IV diagnoses as a patient dataset (the columns of `load_mimic3`) and its `EHRDataReport`.
 
@@ -289,7 +295,7 @@ def load_mimic4(folder, icd10_map=None, min_year: int | None = 2013, max_patient
         min_year (`int`, *optional*): Keep admissions whose real year (admittime's year - anchor_year + the first year
             of anchor_year_group, undoing MIMIC-IV's per-patient date shift) is at least this; None keeps all.
             The Chet paper keeps years after 2012.
-        max_patients (`int`, *optional*), seed (`int`): As in `load_mimic3`.
+        max_patients (`int`, *optional*), seed (`int`), min_visits (`int`): As in `load_mimic3`.
 
     An admission of a subject missing from patients.csv (or with an unparsable anchor) counts as malformed.
     """
@@ -340,7 +346,7 @@ def load_mimic4(folder, icd10_map=None, min_year: int | None = 2013, max_patient
     diagnoses = diagnoses.assign(code=mapped.where(icd10, diagnoses.code))[~unmapped]
     hint = ("; the ICD-10 rows need a map: pass icd10_map (see load_icd10_map)"
             if report.unmapped_icd10 and icd10_map is None else "")
-    return _assemble(admissions, diagnoses.drop(columns="version"), report, max_patients, seed, hint)
+    return _assemble(admissions, diagnoses.drop(columns="version"), report, max_patients, seed, hint, min_visits)
 
 
 def load_ehr(mimic3=None, mimic4=None, icd10_map=None, **kwargs):

@@ -1,0 +1,200 @@
+"""Training health event predictors (Chet and the baselines) by epochs, with the library's data order, atomic
+checkpoints and curves: each epoch is scored on the validation split, and the best epoch's weights are the ones
+kept and reported on test."""
+
+import copy
+import json
+import math
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ..metrics.ehr import diagnosis_metrics, heart_failure_metrics
+from ..training import (CHECKPOINTS_DIR, LATEST_FILE, TRAINING_STATE_FILE, epoch_order, nonfinite_parameters,
+                        plot_curves, replace_file_atomically, save_pretrained_atomically, write_atomically)
+
+# The validation metric that picks the best epoch, per task.
+SELECTION_METRICS = {"diagnosis": "weighted_f1", "heart_failure": "auc"}
+
+
+@dataclass
+class EHRTrainingArguments:
+    """
+    Args:
+        output_dir (`str`): Where checkpoints, curves, results and the best model go.
+        max_epochs (`int`, defaults to 30): Epochs over the training patients.
+        batch_size (`int`, defaults to 32): Patients per step (the paper's).
+        seed (`int`, defaults to 0): Seeds the data order and (through the caller) the initial weights.
+        weight_decay (`float`, defaults to 0.0): Adam's L2 penalty.
+        keep_checkpoints (`int`, defaults to 1): Epoch checkpoints kept on disk.
+        eval_batch_size (`int`, defaults to 256): Patients per scoring call.
+    """
+
+    output_dir: str
+    max_epochs: int = 30
+    batch_size: int = 32
+    seed: int = 0
+    weight_decay: float = 0.0
+    keep_checkpoints: int = 1
+    eval_batch_size: int = 256
+
+    def __post_init__(self):
+        for name in ("max_epochs", "batch_size", "keep_checkpoints", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.weight_decay < 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+
+
+@torch.no_grad()
+def predict_scores(model, cohort, batch_size: int = 256) -> torch.Tensor:
+    """Sigmoid scores of a predictor for every patient of a `PackedCohort`: (patients, codes) or (patients,)."""
+    was_training = model.training
+    model.eval()
+    device = next(iter(model.state_dict().values())).device
+    scores = []
+    for start in range(0, len(cohort), batch_size):  # batches of patients, each one vectorised call
+        batch = cohort.batch(torch.arange(start, min(start + batch_size, len(cohort))))
+        scores.append(torch.sigmoid(model(**{k: v.to(device) for k, v in batch.items()}).logits).cpu())
+    model.train(was_training)
+    return torch.cat(scores)
+
+
+def score_predictor(model, cohort, task: str, batch_size: int = 256) -> dict:
+    """The task's metrics (fractions) of a predictor on a cohort encoded with targets."""
+    scores = predict_scores(model, cohort, batch_size)
+    labels = cohort.labels_for(torch.arange(len(cohort)), task)
+    return diagnosis_metrics(scores, labels) if task == "diagnosis" else heart_failure_metrics(scores, labels)
+
+
+class EHRTrainer:
+    """
+    Trains a health event predictor (`ChetForHealthEventPrediction` or a baseline of `chet.baselines`) with Adam on
+    `PackedCohort` batches, setting the learning rate per epoch from `learning_rate_at(epoch)` (Chet's config
+    holds the paper's step schedule). After every epoch it scores the validation split, writes an atomic
+    checkpoint (weights, optimizer, history) and keeps the best epoch's weights in memory; `train` ends with those
+    weights loaded, and a `PreTrainedModel` is saved into `output_dir`.
+
+    Args:
+        model: The predictor; `model(**batch)` returns an output with `loss` and `logits`.
+        train (`PackedCohort`): Training patients, encoded with targets.
+        validation (`PackedCohort`): Patients that pick the best epoch.
+        task (`str`): "diagnosis" or "heart_failure".
+        args (`EHRTrainingArguments`): The run's settings.
+        learning_rate_at (callable, *optional*): epoch -> learning rate; a constant 0.01 without one.
+    """
+
+    def __init__(self, model, train, validation, task: str, args: EHRTrainingArguments, learning_rate_at=None):
+        if task not in SELECTION_METRICS:
+            raise ValueError(f"task must be one of {sorted(SELECTION_METRICS)}, got {task!r}")
+        for name, cohort in (("train", train), ("validation", validation)):
+            if not cohort.has_targets or len(cohort) == 0:
+                raise ValueError(f"the {name} cohort needs patients encoded with targets")
+        self.model, self.train_cohort, self.validation_cohort = model, train, validation
+        self.task, self.args = task, args
+        self.learning_rate_at = learning_rate_at or (lambda epoch: 0.01)
+        self.optimizer = torch.optim.Adam(model.parameters(), lr=self.learning_rate_at(0),
+                                          weight_decay=args.weight_decay)
+        self.output_dir = Path(args.output_dir)
+        self.metric = SELECTION_METRICS[task]
+        self.epoch = 0
+        self.history: list[dict] = []
+        self.best: dict | None = None
+        self.best_state = None
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    def run_epoch(self) -> float:
+        self.model.train()
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate_at(self.epoch)
+        order = epoch_order(len(self.train_cohort), self.args.seed, self.epoch)
+        total, count = torch.zeros((), device=self.device), 0
+        for start in range(0, len(order), self.args.batch_size):
+            patients = order[start:start + self.args.batch_size]
+            batch = self.train_cohort.batch(patients, self.task)
+            output = self.model(**{name: values.to(self.device) for name, values in batch.items()})
+            self.optimizer.zero_grad(set_to_none=True)
+            output.loss.backward()
+            self.optimizer.step()
+            total += output.loss.detach() * len(patients)
+            count += len(patients)
+        loss = (total / count).item()
+        if not math.isfinite(loss):
+            raise RuntimeError(f"non-finite training loss in epoch {self.epoch + 1}; lower the learning rate")
+        return loss
+
+    def save_checkpoint(self) -> None:
+        bad = nonfinite_parameters(self.model)
+        if bad:
+            raise RuntimeError(f"refusing to write a checkpoint after epoch {self.epoch}: non-finite parameters {bad}")
+        checkpoints = self.output_dir / CHECKPOINTS_DIR
+        name = f"epoch-{self.epoch:04d}"
+
+        def write(staging: Path):
+            state = {"epoch": self.epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                     "history": json.dumps(self.history), "best": json.dumps(self.best),
+                     "best_state": self.best_state, "args": json.dumps(asdict(self.args)),
+                     # Dropout draws from the global generator: restoring it makes a resumed run the same run.
+                     "cpu_rng": torch.get_rng_state(),
+                     "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+            torch.save(state, staging / TRAINING_STATE_FILE)
+
+        write_atomically(checkpoints / name, write)
+        replace_file_atomically(checkpoints / LATEST_FILE, name)
+        for old in sorted(checkpoints.glob("epoch-*"))[: -self.args.keep_checkpoints]:
+            shutil.rmtree(old)
+
+    def load_checkpoint(self) -> None:
+        pointer = self.output_dir / CHECKPOINTS_DIR / LATEST_FILE
+        if not pointer.exists():
+            raise OSError(f"--resume: no checkpoint under {pointer.parent}")
+        path = pointer.parent / pointer.read_text().strip() / TRAINING_STATE_FILE
+        try:
+            state = torch.load(path, weights_only=True, map_location="cpu")
+        except Exception as error:
+            raise OSError(f"cannot resume from {path}: {type(error).__name__}: {error}") from error
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch, self.history = state["epoch"], json.loads(state["history"])
+        self.best, self.best_state = json.loads(state["best"]), state["best_state"]
+        torch.set_rng_state(state["cpu_rng"])
+        if state["cuda_rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+
+    def train(self, resume: bool = False, progress: bool = True) -> dict:
+        """Run the remaining epochs; returns {"best_epoch", "validation": metrics of the best epoch, "history"}."""
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self.load_checkpoint()
+        bar = tqdm(total=self.args.max_epochs, initial=self.epoch, desc="training", unit="epoch", disable=not progress)
+        while self.epoch < self.args.max_epochs:
+            loss = self.run_epoch()
+            self.epoch += 1
+            metrics = score_predictor(self.model, self.validation_cohort, self.task, self.args.eval_batch_size)
+            self.history.append({"epoch": self.epoch, "train_loss": loss,
+                                 **{f"validation_{name}": value for name, value in metrics.items()}})
+            if self.best is None or metrics[self.metric] > self.best["validation"][self.metric]:
+                self.best = {"epoch": self.epoch, "validation": metrics}
+                self.best_state = copy.deepcopy(self.model.state_dict())
+            self.save_checkpoint()
+            bar.update(1)
+            bar.set_postfix({"loss": f"{loss:.4f}", f"val {self.metric}": f"{metrics[self.metric]:.4f}",
+                             "best epoch": self.best["epoch"]})
+        bar.close()
+        self.model.load_state_dict(self.best_state)
+        replace_file_atomically(self.output_dir / "training_history.json", json.dumps(self.history, indent=1))
+        names = [name for name in self.history[-1] if name != "epoch"]
+        plot_curves(self.history, names, self.output_dir / "training_curves.png", x="epoch")
+        if hasattr(self.model, "save_pretrained"):
+            save_pretrained_atomically(self.model, self.output_dir)
+            self.model.write_card(self.output_dir)
+        return {"best_epoch": self.best["epoch"], "validation": self.best["validation"], "history": self.history}
+
+
+__all__ = ["EHRTrainer", "EHRTrainingArguments", "predict_scores", "score_predictor", "SELECTION_METRICS"]
