@@ -10,7 +10,7 @@
 
     python scripts/bench_ehr.py --patients 10000 50000 [--device cuda]
 
-Writes docs/results/ehr/bench_ehr_<device>.json and the docs/results.md section `bench_ehr_<device>`.
+Writes docs/results/ehr/bench/bench_ehr_<device>.json and the docs/results.md section `bench_ehr_<device>`.
 """
 
 import argparse
@@ -126,7 +126,7 @@ def main() -> None:
     parser.add_argument("--batched-steps", type=int, default=50, help="timed training steps of the batched model")
     parser.add_argument("--out-dir", default="runs/bench-ehr")
     parser.add_argument("--results", default="docs/results.md")
-    parser.add_argument("--json-dir", default="docs/results/ehr")
+    parser.add_argument("--json-dir", default="docs/results/ehr/bench")
     args = parser.parse_args()
     device = torch.device(args.device)
     command = shlex.join(["python", "scripts/bench_ehr.py", *sys.argv[1:]])

@@ -162,7 +162,7 @@ def test_baselines_train_and_last_visit_repeats(prepared):
     final_visit = [set(visits[-1]) for visits in data["train"].select(range(8))["codes"]]
     for row, codes in zip(logits, final_visit):
         assert set(torch.topk(row, len(codes)).indices.tolist()) == codes
-    for name in ("logistic_regression", "gru"):
+    for name in ("logistic_regression", "gru", "retain"):
         model = BASELINES[name](data["vocabulary"], "diagnosis")
         optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
         first = model(**batch).loss.item()

@@ -1,5 +1,5 @@
 """Baselines for health event prediction on the same batches as Chet: last-visit repetition, logistic regression on
-the bag of codes, and a GRU over the visits' multi-hot vectors. Each takes `PackedCohort.batch` dicts and returns
+the bag of codes, a GRU over the visits' multi-hot vectors, and RETAIN. Each takes `PackedCohort.batch` dicts and returns
 a `ChetOutput`, so `EHRTrainer` trains and scores them exactly as it does Chet."""
 
 import torch
@@ -110,6 +110,47 @@ class VisitGRU(_Baseline):
         return _output(self.classifier(self.dropout(last[0])), labels, self.task)
 
 
-BASELINES = {"last_visit": LastVisitBaseline, "logistic_regression": BagOfCodesLogistic, "gru": VisitGRU}
+class RETAIN(_Baseline):
+    """
+    RETAIN (Choi et al., NeurIPS 2016): two GRUs read the visit embeddings in reverse time; one gives each visit a
+    weight (softmax over visits), the other each embedding dimension a gate (tanh); the patient is the sum of the
+    gated, weighted visit embeddings.
+    """
 
-__all__ = ["BASELINES", "LastVisitBaseline", "BagOfCodesLogistic", "VisitGRU", "visit_multi_hot"]
+    trainable = True
+
+    def __init__(self, code_names: list[str], task: str = "diagnosis", hidden_dim: int = 128, dropout: float = 0.3):
+        super().__init__(code_names, task)
+        self.embedding = nn.Linear(self.num_codes, hidden_dim, bias=False)
+        self.visit_gru = nn.GRU(hidden_dim, hidden_dim, batch_first=True)
+        self.variable_gru = nn.GRU(hidden_dim, hidden_dim, batch_first=True)
+        self.visit_weight = nn.Linear(hidden_dim, 1)
+        self.variable_gate = nn.Linear(hidden_dim, hidden_dim)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden_dim, self.num_outputs)
+
+    def forward(self, visit_codes, visit_mask, visit_patient, visit_position, labels=None, **unused) -> ChetOutput:
+        embedded = self.embedding(visit_multi_hot(visit_codes, visit_mask, self.num_codes))
+        # Reverse each patient's visits (the last visit first), as RETAIN reads them.
+        lengths = torch.zeros(int(visit_patient.max()) + 1, dtype=torch.long, device=embedded.device).index_add_(
+            0, visit_patient, torch.ones_like(visit_patient))
+        reversed_position = lengths[visit_patient] - 1 - visit_position
+        padded, _ = patient_visits(embedded, visit_patient, reversed_position)
+        present = torch.arange(padded.shape[1], device=padded.device) < lengths.unsqueeze(1)
+
+        def read(gru):
+            packed = pack_padded_sequence(padded, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            states, _ = gru(packed)
+            return nn.utils.rnn.pad_packed_sequence(states, batch_first=True, total_length=padded.shape[1])[0]
+
+        scores = self.visit_weight(read(self.visit_gru)).squeeze(-1).masked_fill(~present, float("-inf"))
+        weights = torch.softmax(scores, dim=1).unsqueeze(-1)
+        gates = torch.tanh(self.variable_gate(read(self.variable_gru)))
+        patients = (weights * gates * padded).sum(dim=1)
+        return _output(self.classifier(self.dropout(patients)), labels, self.task)
+
+
+BASELINES = {"last_visit": LastVisitBaseline, "logistic_regression": BagOfCodesLogistic, "gru": VisitGRU,
+             "retain": RETAIN}
+
+__all__ = ["BASELINES", "LastVisitBaseline", "BagOfCodesLogistic", "VisitGRU", "RETAIN", "visit_multi_hot"]

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-PREDICTORS = ("chet", "last_visit", "logistic_regression", "gru")
+PREDICTORS = ("chet", "last_visit", "logistic_regression", "gru", "retain")
 SYNTHETIC_NAME = "synthetic-mimic3"
 
 

@@ -188,6 +188,18 @@ def diagnosis_roles(visit_offsets, code_offsets, codes, neighbour_offsets, neigh
 
 
 # ---- encoding ----------------------------------------------------------------------------------------------------
+def _per_distinct_code(strings: np.ndarray, function, dtype) -> torch.Tensor:
+    """function(code) for every code occurrence, computed once per distinct code."""
+    distinct, inverse = np.unique(strings.astype(str), return_inverse=True)
+    return torch.from_numpy(np.array([function(code) for code in distinct.tolist()], dtype=dtype)[inverse])
+
+
+def _code_ids(strings: np.ndarray, vocabulary: list[str]) -> torch.Tensor:
+    """The vocabulary id of every code occurrence, -1 for codes outside it."""
+    index = {code: position for position, code in enumerate(vocabulary)}
+    return _per_distinct_code(strings, lambda code: index.get(code, -1), np.int64)
+
+
 def is_heart_failure(code: str) -> bool:
     return code.split(".")[0] == HEART_FAILURE_PREFIX
 
@@ -203,12 +215,9 @@ def encode_patients(records, vocabulary: list[str], graph: CooccurrenceGraph, wi
     import datasets
     import pyarrow as pa
 
-    index = {code: position for position, code in enumerate(vocabulary)}
     visit_offsets, code_offsets, strings = _nested_to_flat(_table(records).column("visits"))
-    distinct, inverse = np.unique(strings.astype(str), return_inverse=True)
-    known = np.array([code in index for code in distinct.tolist()], dtype=bool)
-    ids = torch.from_numpy(np.array([index.get(code, -1) for code in distinct.tolist()], dtype=np.int64)[inverse])
-    is_hf = torch.from_numpy(np.array([is_heart_failure(code) for code in distinct.tolist()], dtype=bool)[inverse])
+    ids = _code_ids(strings, vocabulary)
+    is_hf = _per_distinct_code(strings, is_heart_failure, bool)
     num_patients = len(visit_offsets) - 1
     visit_lengths = visit_offsets.diff()
     if with_targets:
@@ -264,10 +273,8 @@ def prepare_cohort(records, fractions=(0.7, 0.1, 0.2), seed: int = 0) -> dict:
     "graph", "train" / "validation" / "test" (encoded datasets) and "forced_train"."""
     splits = split_patients(records, fractions, seed)
     vocabulary = build_vocabulary(splits["train"])
-    index = {code: position for position, code in enumerate(vocabulary)}
     _, code_offsets, strings = _nested_to_flat(_table(splits["train"]).column("visits"))
-    train_ids = torch.tensor([index[code] for code in strings.astype(str).tolist()])
-    graph = CooccurrenceGraph.fit(code_offsets, train_ids, len(vocabulary))
+    graph = CooccurrenceGraph.fit(code_offsets, _code_ids(strings, vocabulary), len(vocabulary))
     prepared = {"vocabulary": vocabulary, "graph": graph, "forced_train": splits["forced_train"]}
     for name in ("train", "validation", "test"):
         prepared[name], _ = encode_patients(splits[name], vocabulary, graph)
@@ -332,7 +339,6 @@ class PackedCohort:
         before = torch.cumsum(is_neighbour, 0) - is_neighbour
         self.neighbour_rank = before - before[self.code_offsets[:-1]][occurrence_visit]
         self.neighbour_count = torch.zeros(num_visits, dtype=torch.long).index_add_(0, occurrence_visit, is_neighbour)
-        self.labels = {}
         if "target_codes" in table.column_names:
             self.target_offsets, targets = _arrow_lists(table.column("target_codes"))
             self.targets = torch.from_numpy(targets.to_numpy().astype(np.int64))
