@@ -19,7 +19,7 @@ from .decoders import DECODERS
 from .encoders import ENCODERS
 from .langevin import LangevinOutput, LangevinSampler
 from .learners import LEARNERS, posterior_potential
-from .modeling_utils import CardedModelMixin
+from .modeling_utils import CardedModelMixin, init_pytorch_default
 from .priors import PRIORS
 
 
@@ -101,17 +101,10 @@ class LatentEBMPreTrainedModel(CardedModelMixin, PreTrainedModel):
         if isinstance(module, (nn.ConvTranspose2d, nn.Conv2d)):
             init.xavier_normal_(module.weight)
             init.zeros_(module.bias)
-        elif isinstance(module, nn.Linear):
-            bound = 1 / module.in_features**0.5
-            init.uniform_(module.weight, -bound, bound)
-            if module.bias is not None:
-                init.uniform_(module.bias, -bound, bound)
+        elif isinstance(module, (nn.Linear, nn.LSTM, nn.GRU)):
+            init_pytorch_default(module)
         elif isinstance(module, nn.Embedding):
             init.normal_(module.weight, 0.0, 1.0)
-        elif isinstance(module, (nn.LSTM, nn.GRU)):
-            bound = 1 / module.hidden_size**0.5
-            for param in module.parameters():
-                init.uniform_(param, -bound, bound)
         elif isinstance(module, nn.LayerNorm):
             init.ones_(module.weight)
             init.zeros_(module.bias)

@@ -1,4 +1,22 @@
-"""What every model of the library does with checkpoints, cards and the Hub, whatever its family."""
+"""What every model of the library does with checkpoints, cards and the Hub, and the default weight init, whatever
+its family."""
+
+from torch import nn
+from transformers import initialization as init
+
+
+def init_pytorch_default(module: nn.Module) -> None:
+    """PyTorch's own default init of linear and recurrent layers, written with transformers' init functions so that
+    loading a checkpoint never re-runs it."""
+    if isinstance(module, nn.Linear):
+        bound = 1 / module.in_features**0.5
+        init.uniform_(module.weight, -bound, bound)
+        if module.bias is not None:
+            init.uniform_(module.bias, -bound, bound)
+    elif isinstance(module, (nn.LSTM, nn.GRU)):
+        bound = 1 / module.hidden_size**0.5
+        for param in module.parameters():
+            init.uniform_(param, -bound, bound)
 
 
 class CardedModelMixin:
@@ -41,4 +59,4 @@ class CardedModelMixin:
             return push_folder(folder, repo_id, private=private, commit_message=commit_message, token=token, api=api)
 
 
-__all__ = ["CardedModelMixin"]
+__all__ = ["CardedModelMixin", "init_pytorch_default"]

@@ -41,6 +41,11 @@ def main() -> None:
     parser.add_argument("--tasks", nargs="+", default=list(METRICS), choices=list(METRICS))
     parser.add_argument("--models", nargs="+", default=list(PREDICTORS), choices=list(PREDICTORS))
     parser.add_argument("--max-epochs", type=int, default=40)
+    parser.add_argument("--chet-variant", nargs=4, action="append", default=[],
+                        metavar=("NAME", "TASK", "EPOCHS", "JSON"),
+                        help="an extra Chet row for one task: its name, the task, epochs and ChetConfig overrides as "
+                             "JSON, e.g. chet-long diagnosis 64 "
+                             "'{\"learning_rate_schedule\": [[0, 0.01], [40, 0.001], [60, 1e-05]]}'")
     parser.add_argument("--out-dir", default="runs/ehr-table")
     parser.add_argument("--results", default="docs/results.md")
     parser.add_argument("--json", default="docs/results/ehr/synthetic-table/ehr_synthetic.json")
@@ -49,17 +54,22 @@ def main() -> None:
     out = Path(args.out_dir)
     records, report = load_mimic3(synthesize_mimic3(out / "data", num_patients=args.patients, seed=0))
     print(report)
+    # Each row: (row name, predictor, epochs, ChetConfig overrides, its tasks).
+    rows = [(name, name, args.max_epochs, None, METRICS) for name in args.models]
+    rows += [(name, "chet", int(epochs), json.loads(overrides), (task,))
+             for name, task, epochs, overrides in args.chet_variant]
     for seed in args.seeds:
         prepared = None
         for task in args.tasks:
-            for name in args.models:
+            for name, predictor, epochs, overrides, tasks in rows:
                 path = out / task / f"{name}-seed{seed}.json"
-                if path.exists():
+                if task not in tasks or path.exists():
                     continue
                 prepared = prepared or prepare_cohort(records, seed=seed)
                 training_args = EHRTrainingArguments(output_dir=str(out / task / f"{name}-seed{seed}"),
-                                                     max_epochs=args.max_epochs, seed=seed)
-                summary = run_experiment(name, prepared, task, training_args, progress=False)
+                                                     max_epochs=epochs, seed=seed)
+                summary = run_experiment(predictor, prepared, task, training_args, overrides, progress=False)
+                summary["epochs"], summary["config_overrides"] = epochs, overrides
                 summary.pop("model")
                 summary.pop("history")
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -77,7 +87,9 @@ def main() -> None:
         lines += [f"**{task.replace('_', ' ')}**", "",
                   "| model | " + " | ".join(HEADERS[m] for m in metrics) + " | train s (mean) |",
                   "|---|" + "---|" * (len(metrics) + 1)]
-        for name in args.models:
+        for name, _, epochs, overrides, tasks in rows:
+            if task not in tasks:
+                continue
             runs = [json.loads((out / task / f"{name}-seed{seed}.json").read_text()) for seed in args.seeds]
             cells = []
             row = {}
@@ -87,9 +99,11 @@ def main() -> None:
                 row[metric] = {"mean": mean, "std": std, "values": values}
                 cells.append(f"{mean:.2f} ± {std:.2f}")
             seconds = statistics.mean(run["train_seconds"] for run in runs)
-            table["rows"][f"{task}/{name}"] = {**row, "train_seconds": seconds,
+            table["rows"][f"{task}/{name}"] = {**row, "train_seconds": seconds, "epochs": epochs,
+                                               "config_overrides": overrides,
                                                "best_epochs": [run["best_epoch"] for run in runs]}
-            lines.append(f"| {NAMES[name]} | " + " | ".join(cells) + f" | {seconds:.0f} |")
+            label = NAMES.get(name, f"Chet, {name}: {epochs} epochs, {json.dumps(overrides)}")
+            lines.append(f"| {label} | " + " | ".join(cells) + f" | {seconds:.0f} |")
         lines.append("")
     lines.append(PAPER)
     update_results_section(args.results, "ehr_synthetic", "Health event prediction (Chet, synthetic MIMIC-III)",

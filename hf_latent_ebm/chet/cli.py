@@ -63,7 +63,7 @@ def build_predictor(name: str, prepared: dict, task: str, config_overrides: dict
 
 
 def run_experiment(name: str, prepared: dict, task: str, training_args, config_overrides: dict | None = None,
-                   progress: bool = True) -> dict:
+                   progress: bool = True, resume: bool = False) -> dict:
     """Train predictor `name` on a prepared cohort (best epoch on validation) and score it on test; the model is
     returned under "model"."""
     from .cohort import PackedCohort
@@ -76,7 +76,7 @@ def run_experiment(name: str, prepared: dict, task: str, training_args, config_o
     started = time.time()
     if getattr(model, "trainable", True):
         trainer = EHRTrainer(model, cohorts["train"], cohorts["validation"], task, training_args, learning_rate_at)
-        summary = trainer.train(progress=progress)
+        summary = trainer.train(resume=resume, progress=progress)
     else:
         model.fit_frequencies(cohorts["train"])
         summary = {"best_epoch": None, "validation": score_predictor(model, cohorts["validation"], task),
@@ -108,7 +108,7 @@ def _train(args: argparse.Namespace) -> None:
     replace_file_atomically(output / "data_report.json", json.dumps(
         {**report.to_dict(), "splits": sizes, "num_codes": len(prepared["vocabulary"]),
          "graph_edges": prepared["graph"].num_edges, "forced_train": prepared["forced_train"]}, indent=2))
-    summary = run_experiment(args.model, prepared, args.task, training_args, overrides)
+    summary = run_experiment(args.model, prepared, args.task, training_args, overrides, resume=args.resume)
     model = summary.pop("model")
     results = {**summary["test"], "dataset": dataset, "split": "test", "task": args.task, "model": args.model}
     replace_file_atomically(output / "eval_results.json", json.dumps(results, indent=2))
@@ -174,6 +174,8 @@ def add_ehr_commands(commands) -> None:
     train.add_argument("--split", default="0.7,0.1,0.2", help="train,validation,test fractions of the patients")
     train.add_argument("--config-overrides", default=None, help='JSON of ChetConfig fields, e.g. \'{"dropout": 0.2}\'')
     train.add_argument("--output-dir", required=True)
+    train.add_argument("--resume", action="store_true",
+                       help="continue from the latest epoch checkpoint in --output-dir (same data and seed)")
     train.set_defaults(handler=_train)
 
     predict = subcommands.add_parser("predict", help="score the next visit of every patient with a trained model")

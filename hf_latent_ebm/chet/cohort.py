@@ -319,18 +319,15 @@ class PackedCohort:
         run_of_sorted = torch.cumsum(~continues, 0) - 1
         self.occurrence_run = torch.empty_like(run_of_sorted)
         self.occurrence_run[order] = run_of_sorted
-        num_runs = int(run_of_sorted[-1]) + 1 if len(order) else 0
-        run_start = torch.zeros(num_runs, dtype=torch.long)
-        run_start[run_of_sorted.flip(0)] = order.flip(0)  # the first occurrence of each run (in visit order)
-        self.run_start = run_start
+        first_sorted = torch.nonzero(~continues).flatten()  # where each run begins in the sorted order
+        self.run_start = order[first_sorted]  # its first occurrence (the earliest visit)
         # Step of each persistent occurrence along its run's GRU (an emerging start is the GRU's initial state).
-        starts_emerging = self.roles[run_start] != PERSISTENT
-        first_sorted = torch.searchsorted(run_of_sorted, run_of_sorted)
-        step = torch.arange(len(order)) - first_sorted - starts_emerging[run_of_sorted].long()
+        starts_emerging = self.roles[self.run_start] != PERSISTENT
+        step = torch.arange(len(order)) - first_sorted[run_of_sorted] - starts_emerging[run_of_sorted].long()
         self.occurrence_step = torch.empty_like(step)
         self.occurrence_step[order] = step
         self.run_starts_emerging = starts_emerging
-        self.run_patient = patient[run_start]
+        self.run_patient = patient[self.run_start]
         self.run_offsets = _lengths_to_offsets(torch.bincount(self.run_patient, minlength=self.num_patients))
         self.patient_code_offsets = self.code_offsets[self.visit_offsets]
         # Rank of an emerging-neighbour occurrence among those of its visit (its row in the previous visit's graph
@@ -362,6 +359,8 @@ class PackedCohort:
         `run_lengths`, `run_start` and `run_starts_emerging` [R], and with `task`, `labels`.
         """
         patients = torch.as_tensor(patients, dtype=torch.long)
+        if patients.ndim != 1 or len(patients) == 0:
+            raise ValueError(f"a batch needs a non-empty 1-d list of patient indices, got shape {tuple(patients.shape)}")
         visits, visit_patient, _ = ragged_positions(self.visit_offsets, patients)
         positions, occurrence_visit, slot = ragged_positions(self.code_offsets, visits)
         num_visits = len(visits)

@@ -18,7 +18,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
-from ..modeling_utils import CardedModelMixin
+from ..modeling_utils import CardedModelMixin, init_pytorch_default
 from .cohort import EMERGING_NEIGHBOUR, PERSISTENT, CooccurrenceGraph
 from .configuration_chet import ChetConfig
 
@@ -46,19 +46,12 @@ class ChetPreTrainedModel(CardedModelMixin, PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):
-        # The reference initialises the three code embeddings Xavier-uniform; the rest keeps PyTorch's defaults,
-        # written with transformers' init functions so loading never re-runs them.
+        # The code embeddings Xavier-uniform, as the reference; linear and GRU layers PyTorch's defaults; the visit
+        # context vector uniform in +-1/sqrt(size) (the reference draws it Xavier-uniform as a column).
         if isinstance(module, nn.Embedding):
             init.xavier_uniform_(module.weight)
-        elif isinstance(module, nn.Linear):
-            bound = 1 / module.in_features**0.5
-            init.uniform_(module.weight, -bound, bound)
-            if module.bias is not None:
-                init.uniform_(module.bias, -bound, bound)
-        elif isinstance(module, nn.GRU):
-            bound = 1 / module.hidden_size**0.5
-            for param in module.parameters():
-                init.uniform_(param, -bound, bound)
+        elif isinstance(module, (nn.Linear, nn.GRU)):
+            init_pytorch_default(module)
         elif isinstance(module, VisitAttention):
             init.uniform_(module.context, -1 / module.context.shape[0]**0.5, 1 / module.context.shape[0]**0.5)
 

@@ -185,7 +185,8 @@ def _assemble(admissions, diagnoses, report: EHRDataReport, max_patients, seed, 
     report.visits_kept = len(admissions)
     report.codes_kept = len({code for visit in admissions.codes for code in visit})
     if not len(kept):
-        raise ValueError(f"no patient with {min_visits} or more coded visits is left{hint}\n{report}")
+        enough = ("one", "two")[min_visits - 1]
+        raise ValueError(f"no patient with {enough} or more coded visits is left{hint}\n{report}")
 
     patients = admissions.assign(time=admissions.time.dt.strftime(TIME_FORMAT)).groupby("subject", sort=True)
     table = {"patient_id": patients.subject.first().tolist(),
