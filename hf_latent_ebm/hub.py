@@ -19,6 +19,9 @@ PIPELINE_TAGS = {"latent_ebm": "unconditional-image-generation", "latent_ebm_tex
 CLASSIFICATION_TAGS = {"conv": "image-classification", "tabular": "tabular-classification",
                        **dict.fromkeys(("lstm", "gru", "transformer"), "text-classification")}
 TEMPLATE_DIR = Path(__file__).parent / "model_cards"
+LATENT_EBM_TAGS = ["latent-ebm", "energy-based-model", "langevin", "hf-latent-ebm"]
+# Model families outside the latent-EBM one have tags of their own.
+CARD_TAGS = {"chet": ["chet", "health-event-prediction", "ehr", "disease-graph", "hf-latent-ebm"]}
 # Metrics the scripts and `hf-latent-ebm evaluate` write, with their model-index names.
 KNOWN_METRICS = {"accuracy": "accuracy", "macro_f1": "macro-F1", "fid": "FID", "mse": "reconstruction MSE", "auprc": "anomaly AUPRC", "ppl": "perplexity",
                  "joint_coherence": "joint coherence", "cross_coherence": "cross-modal coherence",
@@ -71,7 +74,7 @@ def render_model_card(folder: str | Path, repo_id: str | None = None, license: s
                                metric_name=r["name"], metric_value=r["value"]) for r in results]
     card_data = ModelCardData(
         library_name="hf-latent-ebm", license=license, pipeline_tag=pipeline_tag,
-        tags=["latent-ebm", "energy-based-model", "langevin", "hf-latent-ebm"], datasets=datasets or None,
+        tags=CARD_TAGS.get(model_type, LATENT_EBM_TAGS), datasets=datasets or None,
         metrics=sorted({r["key"] for r in results}) or None, model_name=repo_id,
         eval_results=eval_results or None)
     samples_txt = folder / "samples.txt"

@@ -147,6 +147,7 @@ def test_save_load_card_push_and_predict(prepared, tmp_path):
     assert unknown == 0
     card = (tmp_path / "saved" / "README.md").read_text()
     assert "heart failure" in card and "ehr predict" in card
+    assert "health-event-prediction" in card and "langevin" not in card
     api = FakeHfApi()
     model.push_to_hub("org/chet", api=api)
     assert "model.safetensors" in api.calls[1][1]["files"]
