@@ -21,8 +21,7 @@ from pathlib import Path
 import torch
 
 from hf_latent_ebm.chet import prepare_cohort, synthesize_mimic3
-from hf_latent_ebm.chet.cli import PREDICTORS, run_experiment
-from hf_latent_ebm.chet.training import EHRTrainingArguments
+from hf_latent_ebm.chet.training import PREDICTORS, EHRTrainingArguments, run_experiment
 from hf_latent_ebm.data.ehr import load_mimic3
 from hf_latent_ebm.utils import update_results_section
 

@@ -40,10 +40,6 @@ class _Baseline(nn.Module):
         self.code_names, self.task, self.num_codes = list(code_names), task, len(code_names)
         self.num_outputs = self.num_codes if task == "diagnosis" else 1
 
-    @property
-    def device(self) -> torch.device:
-        return next(iter(self.buffers()), next(self.parameters(), torch.empty(0))).device
-
 
 class LastVisitBaseline(_Baseline):
     """

@@ -2,13 +2,14 @@
 
 import argparse
 import csv
+import io
 import json
-import time
 from pathlib import Path
 
 import torch
 
-PREDICTORS = ("chet", "last_visit", "logistic_regression", "gru", "retain")
+from .training import PREDICTORS
+
 SYNTHETIC_NAME = "synthetic-mimic3"
 
 
@@ -48,50 +49,11 @@ def _synthesize(args: argparse.Namespace) -> None:
     print(f"{args.patients} synthetic patients written to {folder}/ADMISSIONS.csv and DIAGNOSES_ICD.csv")
 
 
-def build_predictor(name: str, prepared: dict, task: str, config_overrides: dict | None = None):
-    """A fresh predictor for a prepared cohort, and its learning-rate schedule (None: the trainer's constant)."""
-    from .baselines import BASELINES
-    from .modeling_chet import ChetForHealthEventPrediction
-
-    if name == "chet":
-        model = ChetForHealthEventPrediction.from_cohort(prepared["vocabulary"], prepared["graph"], task=task,
-                                                         **(config_overrides or {}))
-        return model, model.config.learning_rate_at
-    if config_overrides:
-        raise ValueError("--config-overrides sets ChetConfig fields; the baselines take none")
-    return BASELINES[name](prepared["vocabulary"], task), None
-
-
-def run_experiment(name: str, prepared: dict, task: str, training_args, config_overrides: dict | None = None,
-                   progress: bool = True, resume: bool = False) -> dict:
-    """Train predictor `name` on a prepared cohort (best epoch on validation) and score it on test; the model is
-    returned under "model"."""
-    from .cohort import PackedCohort
-    from .training import EHRTrainer, score_predictor
-
-    torch.manual_seed(training_args.seed)
-    model, learning_rate_at = build_predictor(name, prepared, task, config_overrides)
-    num_codes = len(prepared["vocabulary"])
-    cohorts = {split: PackedCohort(prepared[split], num_codes) for split in ("train", "validation", "test")}
-    started = time.time()
-    if getattr(model, "trainable", True):
-        trainer = EHRTrainer(model, cohorts["train"], cohorts["validation"], task, training_args, learning_rate_at)
-        summary = trainer.train(resume=resume, progress=progress)
-    else:
-        model.fit_frequencies(cohorts["train"])
-        summary = {"best_epoch": None, "validation": score_predictor(model, cohorts["validation"], task),
-                   "history": []}
-    summary["train_seconds"] = round(time.time() - started, 2)
-    summary["test"] = score_predictor(model, cohorts["test"], task)
-    summary["model"] = model
-    return summary
-
-
 def _train(args: argparse.Namespace) -> None:
     from ..hub import write_model_card
     from ..training import replace_file_atomically
     from .cohort import prepare_cohort
-    from .training import EHRTrainingArguments
+    from .training import EHRTrainingArguments, run_experiment
 
     fractions = tuple(float(value) for value in args.split.split(","))
     training_args = EHRTrainingArguments(output_dir=args.output_dir, max_epochs=args.max_epochs,
@@ -122,6 +84,7 @@ def _train(args: argparse.Namespace) -> None:
 
 
 def _predict(args: argparse.Namespace) -> None:
+    from ..training import replace_file_atomically
     from .modeling_chet import ChetForHealthEventPrediction
 
     if args.top_k < 1:
@@ -136,19 +99,20 @@ def _predict(args: argparse.Namespace) -> None:
         print(f"{unknown} codes outside the model's vocabulary of {model.config.num_codes} were left out")
     patient_ids = records["patient_id"]
     output = Path(args.output)
-    with open(output, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        if model.config.task == "heart_failure":
-            writer.writerow(["patient_id", "heart_failure_probability"])
-            writer.writerows(zip(patient_ids, (round(float(p), 6) for p in scores)))
-        else:
-            k = min(args.top_k, model.config.num_codes)
-            top = torch.topk(scores, k, dim=1)
-            names = model.config.code_names
-            writer.writerow(["patient_id", "rank", "code", "score"])
-            for patient, values, indices in zip(patient_ids, top.values.tolist(), top.indices.tolist()):
-                writer.writerows([patient, rank + 1, names[index], round(value, 6)]
-                                 for rank, (value, index) in enumerate(zip(values, indices)))
+    handle = io.StringIO(newline="")  # written whole, then renamed into place: never half a file
+    writer = csv.writer(handle)
+    if model.config.task == "heart_failure":
+        writer.writerow(["patient_id", "heart_failure_probability"])
+        writer.writerows(zip(patient_ids, (round(float(p), 6) for p in scores)))
+    else:
+        k = min(args.top_k, model.config.num_codes)
+        top = torch.topk(scores, k, dim=1)
+        names = model.config.code_names
+        writer.writerow(["patient_id", "rank", "code", "score"])
+        for patient, values, indices in zip(patient_ids, top.values.tolist(), top.indices.tolist()):
+            writer.writerows([patient, rank + 1, names[index], round(value, 6)]
+                             for rank, (value, index) in enumerate(zip(values, indices)))
+    replace_file_atomically(output, handle.getvalue())
     print(f"predictions for {len(patient_ids)} patients written to {output}")
 
 
@@ -187,4 +151,4 @@ def add_ehr_commands(commands) -> None:
     predict.set_defaults(handler=_predict)
 
 
-__all__ = ["add_ehr_commands", "run_experiment", "build_predictor", "PREDICTORS"]
+__all__ = ["add_ehr_commands"]

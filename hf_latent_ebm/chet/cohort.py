@@ -98,7 +98,7 @@ def split_patients(records, fractions=(0.7, 0.1, 0.2), seed: int = 0) -> dict:
 def build_vocabulary(records) -> list[str]:
     """The sorted codes of a patients dataset (the train split's: every code occurs there)."""
     _, _, codes = _nested_to_flat(_table(records).column("visits"))
-    return sorted(set(np.unique(codes).tolist()))
+    return np.unique(codes.astype(str)).tolist()
 
 
 # ---- the graph -------------------------------------------------------------------------------------------------
@@ -304,11 +304,11 @@ class PackedCohort:
         if len(self.codes) and int(self.codes.max()) >= num_codes:
             raise ValueError(f"the encoded data has code ids up to {int(self.codes.max())}, the model {num_codes} codes")
         num_visits = len(self.code_offsets) - 1
-        self.visit_patient = torch.repeat_interleave(torch.arange(self.num_patients), self.visit_offsets.diff())
-        self.visit_position = torch.arange(num_visits) - self.visit_offsets[self.visit_patient]
+        visit_patient = torch.repeat_interleave(torch.arange(self.num_patients), self.visit_offsets.diff())
+        self.visit_position = torch.arange(num_visits) - self.visit_offsets[visit_patient]
         occurrence_visit = torch.repeat_interleave(torch.arange(num_visits), self.code_offsets.diff())
         # Runs: sort occurrences by (patient, code, visit); a run breaks where the code skips a visit.
-        patient = self.visit_patient[occurrence_visit]
+        patient = visit_patient[occurrence_visit]
         order = np.lexsort((occurrence_visit.numpy(), self.codes.numpy(), patient.numpy()))
         order = torch.from_numpy(order)
         sorted_visit = occurrence_visit[order]
@@ -327,8 +327,8 @@ class PackedCohort:
         self.occurrence_step = torch.empty_like(step)
         self.occurrence_step[order] = step
         self.run_starts_emerging = starts_emerging
-        self.run_patient = patient[self.run_start]
-        self.run_offsets = _lengths_to_offsets(torch.bincount(self.run_patient, minlength=self.num_patients))
+        run_patient = patient[self.run_start]  # runs are numbered patient by patient
+        self.run_offsets = _lengths_to_offsets(torch.bincount(run_patient, minlength=self.num_patients))
         self.patient_code_offsets = self.code_offsets[self.visit_offsets]
         # Rank of an emerging-neighbour occurrence among those of its visit (its row in the previous visit's graph
         # block).

@@ -123,10 +123,8 @@ class ChetForHealthEventPrediction(ChetPreTrainedModel):
         key = (self.graph_weights.device, self.graph_weights.data_ptr(), self.graph_weights._version,
                self.graph_keys._version)
         if self._dense_graph is None or self._dense_graph[0] != key:
-            num_codes = self.config.num_codes
-            dense = torch.zeros(num_codes * num_codes, device=self.graph_weights.device)
-            dense[self.graph_keys] = self.graph_weights
-            self._dense_graph = (key, dense.view(num_codes, num_codes))
+            graph = CooccurrenceGraph(self.config.num_codes, self.graph_keys, self.graph_weights)
+            self._dense_graph = (key, graph.dense(self.graph_weights.device))
         return self._dense_graph[1]
 
     def graph_layer(self, visit_codes, visit_mask, visit_neighbours, neighbour_mask, next_neighbour_codes,

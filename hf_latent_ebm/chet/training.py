@@ -3,9 +3,11 @@ checkpoints and curves: each epoch is scored on the validation split, and the be
 kept and reported on test."""
 
 import copy
+import itertools
 import json
 import math
 import shutil
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from ..metrics.ehr import diagnosis_metrics, heart_failure_metrics
 from ..training import (CHECKPOINTS_DIR, LATEST_FILE, TRAINING_STATE_FILE, epoch_order, nonfinite_parameters,
                         plot_curves, replace_file_atomically, save_pretrained_atomically, write_atomically)
 
+PREDICTORS = ("chet", "last_visit", "logistic_regression", "gru", "retain")
 # The validation metric that picks the best epoch, per task.
 SELECTION_METRICS = {"diagnosis": "weighted_f1", "heart_failure": "auc"}
 
@@ -54,7 +57,7 @@ def predict_scores(model, cohort, batch_size: int = 256) -> torch.Tensor:
     """Sigmoid scores of a predictor for every patient of a `PackedCohort`: (patients, codes) or (patients,)."""
     was_training = model.training
     model.eval()
-    device = next(iter(model.state_dict().values())).device
+    device = next(itertools.chain(model.parameters(), model.buffers())).device
     scores = []
     for start in range(0, len(cohort), batch_size):  # batches of patients, each one vectorised call
         batch = cohort.batch(torch.arange(start, min(start + batch_size, len(cohort))))
@@ -197,4 +200,43 @@ class EHRTrainer:
         return {"best_epoch": self.best["epoch"], "validation": self.best["validation"], "history": self.history}
 
 
-__all__ = ["EHRTrainer", "EHRTrainingArguments", "predict_scores", "score_predictor", "SELECTION_METRICS"]
+def build_predictor(name: str, prepared: dict, task: str, config_overrides: dict | None = None):
+    """A fresh predictor for a prepared cohort, and its learning-rate schedule (None: the trainer's constant)."""
+    from .baselines import BASELINES
+    from .modeling_chet import ChetForHealthEventPrediction
+
+    if name == "chet":
+        model = ChetForHealthEventPrediction.from_cohort(prepared["vocabulary"], prepared["graph"], task=task,
+                                                         **(config_overrides or {}))
+        return model, model.config.learning_rate_at
+    if config_overrides:
+        raise ValueError("--config-overrides sets ChetConfig fields; the baselines take none")
+    return BASELINES[name](prepared["vocabulary"], task), None
+
+
+def run_experiment(name: str, prepared: dict, task: str, training_args, config_overrides: dict | None = None,
+                   progress: bool = True, resume: bool = False) -> dict:
+    """Train predictor `name` on a prepared cohort (best epoch on validation) and score it on test; the model is
+    returned under "model"."""
+    from .cohort import PackedCohort
+
+    torch.manual_seed(training_args.seed)
+    model, learning_rate_at = build_predictor(name, prepared, task, config_overrides)
+    num_codes = len(prepared["vocabulary"])
+    cohorts = {split: PackedCohort(prepared[split], num_codes) for split in ("train", "validation", "test")}
+    started = time.time()
+    if getattr(model, "trainable", True):
+        trainer = EHRTrainer(model, cohorts["train"], cohorts["validation"], task, training_args, learning_rate_at)
+        summary = trainer.train(resume=resume, progress=progress)
+    else:
+        model.fit_frequencies(cohorts["train"])
+        summary = {"best_epoch": None, "validation": score_predictor(model, cohorts["validation"], task),
+                   "history": []}
+    summary["train_seconds"] = round(time.time() - started, 2)
+    summary["test"] = score_predictor(model, cohorts["test"], task)
+    summary["model"] = model
+    return summary
+
+
+__all__ = ["EHRTrainer", "EHRTrainingArguments", "predict_scores", "score_predictor", "SELECTION_METRICS",
+           "PREDICTORS", "build_predictor", "run_experiment"]

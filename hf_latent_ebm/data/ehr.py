@@ -183,7 +183,7 @@ def _assemble(admissions, diagnoses, report: EHRDataReport, max_patients, seed, 
     admissions = admissions[admissions.subject.isin(kept)]
     report.patients_kept = len(kept)
     report.visits_kept = len(admissions)
-    report.codes_kept = len({code for visit in admissions.codes for code in visit})
+    report.codes_kept = int(admissions.codes.explode().nunique())
     if not len(kept):
         enough = ("one", "two")[min_visits - 1]
         raise ValueError(f"no patient with {enough} or more coded visits is left{hint}\n{report}")
