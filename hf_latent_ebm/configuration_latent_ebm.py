@@ -9,13 +9,14 @@ from transformers import PreTrainedConfig
 
 from .decoders import DECODERS, decoder_upsampling_plan
 from .encoders import ENCODERS
-from .langevin import NONFINITE_POLICIES
+from .langevin import FAST_PATHS, NONFINITE_POLICIES
 from .learners import LEARNERS
 from .priors import ACTIVATIONS, PRIORS
 
 PRIOR_GRADIENTS = ("analytic", "autograd")
 POSTERIOR_CHAIN_PRIORS = ("model", "reference")
 POSTERIOR_INITS = ("prior", "encoder")
+DECODER_AUTOCAST_DTYPES = ("bfloat16",)
 
 
 def raise_value_errors(config_class):
@@ -98,6 +99,13 @@ _SHARED_ARGS = r"""
         langevin_on_nonfinite (`str`, *optional*, defaults to `"raise"`):
             What a chain that reaches a non-finite z or energy does: "raise" a `LangevinDivergenceError`, or
             "reset" the diverged chains to their initial state (with a warning).
+        langevin_fast_path (`str`, *optional*, defaults to `"auto"`):
+            How the chains' steps run: "eager" (plain PyTorch), "compile" (each step one `torch.compile`d function,
+            grad U and the update fused, replayed as a CUDA graph on CUDA; the decoder must declare `compilable`)
+            or "auto" ("compile" on CUDA where the parts allow it, "eager" elsewhere). Same noise, same chain.
+        decoder_autocast (`str`, *optional*):
+            "bfloat16" runs the decoder (in the chains and in its loss) under autocast on the inputs' device; the
+            prior stays in float32. None (the default) is float32 throughout.
         prior_learning_rate (`float`, *optional*, defaults to 2e-4):
             Adam learning rate of the energy MLP (the paper: 2e-5 over 147k steps).
         decoder_learning_rate (`float`, *optional*, defaults to 5e-4):
@@ -145,6 +153,8 @@ class LatentEBMBaseConfig(PreTrainedConfig):
     langevin_noise: bool = True
     langevin_on_nonfinite: str = "raise"
     prior_gradient: str = "analytic"
+    langevin_fast_path: str = "auto"
+    decoder_autocast: str | None = None
     prior_learning_rate: float = 2e-4
     decoder_learning_rate: float = 5e-4
     prior_lr_decay: float = 0.998
@@ -201,6 +211,15 @@ class LatentEBMBaseConfig(PreTrainedConfig):
             raise ValueError(
                 f"langevin_on_nonfinite must be one of {NONFINITE_POLICIES}, got {self.langevin_on_nonfinite!r}"
             )
+        if self.langevin_fast_path not in FAST_PATHS:
+            raise ValueError(f"langevin_fast_path must be one of {FAST_PATHS}, got {self.langevin_fast_path!r}")
+        decoder_class = DECODERS.get(self.decoder_type)
+        if self.langevin_fast_path == "compile" and not decoder_class.compilable:
+            raise ValueError(f"langevin_fast_path='compile' needs a decoder that declares compilable=True; "
+                             f"{decoder_class.__name__} does not (use 'auto' or 'eager')")
+        if self.decoder_autocast is not None and self.decoder_autocast not in DECODER_AUTOCAST_DTYPES:
+            raise ValueError(f"decoder_autocast must be None or one of {DECODER_AUTOCAST_DTYPES}, "
+                             f"got {self.decoder_autocast!r}")
 
     def validate_optimization(self):
         for name in ("prior_learning_rate", "decoder_learning_rate"):

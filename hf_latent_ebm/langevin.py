@@ -1,5 +1,6 @@
 """Short-run Langevin dynamics, the one sampler used for both the prior and the posterior chains."""
 
+import functools
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -8,6 +9,9 @@ import torch
 
 # What a chain that reaches a non-finite state does: raise, or reset those chains to their start.
 NONFINITE_POLICIES = ("raise", "reset")
+# How the chain's steps run: "eager" (plain PyTorch), "compile" (each step one torch.compile'd function, replayed as
+# a CUDA graph on CUDA), or "auto" ("compile" on CUDA, "eager" elsewhere).
+FAST_PATHS = ("auto", "eager", "compile")
 
 
 class LangevinDivergenceError(RuntimeError):
@@ -31,6 +35,59 @@ class LangevinOutput:
     grad_norms: torch.Tensor
 
 
+def langevin_step(potential_and_grad, latents: torch.Tensor, noise: torch.Tensor, drift: torch.Tensor,
+                  noise_coefficient: torch.Tensor):
+    """One Langevin update, z - drift * grad U(z) + noise_coefficient * noise, with U(z) and grad U(z) at the start:
+    the unit the fast path compiles, so the gradient and the update arithmetic fuse into one graph."""
+    energy, grad = potential_and_grad(latents)
+    return latents - drift * grad + noise_coefficient * noise, energy, grad
+
+
+def functional_potential_and_grad(potential: Callable[[torch.Tensor], torch.Tensor]):
+    """(U(z), grad U(z)) by `torch.func.grad`: unlike `torch.autograd.grad` it traces into one compiled graph, and it
+    differentiates with respect to z alone whatever the caller's grad mode, so parameter gradients stay untouched."""
+
+    def total_and_values(latents):
+        values = potential(latents)
+        return values.sum(), values
+
+    # grad of the sum is the per-chain gradient because the chains are independent.
+    gradient = torch.func.grad(total_and_values, has_aux=True)
+
+    def potential_and_grad(latents):
+        grad, values = gradient(latents)
+        return values, grad
+
+    return potential_and_grad
+
+
+@functools.cache
+def compiled_langevin_step(device_type: str):
+    """`langevin_step` compiled once per device type. On CUDA, "reduce-overhead" replays each step as a CUDA graph
+    (the chain is many small kernels, so launch overhead is most of its eager time). Dynamo caches on the step's
+    code and treats the potential's closure (observations, module parameters) as inputs, so new batches and
+    trained weights reuse the compiled graph; a new shape recompiles, and past torch's recompile limit it runs
+    eagerly."""
+    mode = "reduce-overhead" if device_type == "cuda" else None
+    # Every chain of every model shares this one step (a prior chain, posterior chains with either prior term, train
+    # and eval modes, a few batch shapes), so torch's default of 8 graphs per function is too few for one process.
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+    return torch.compile(langevin_step, mode=mode)
+
+
+def resolve_fast_path(fast_path: str, device: torch.device) -> str:
+    """ "eager" or "compile" for a chain on `device`."""
+    if fast_path == "auto":
+        return "compile" if device.type == "cuda" else "eager"
+    return fast_path
+
+
+def _check_energy_shape(energy: torch.Tensor, latents: torch.Tensor) -> None:
+    if energy.shape != latents.shape[:1]:
+        raise ValueError(f"potential must return one value per chain {tuple(latents.shape[:1])}, "
+                         f"got {tuple(energy.shape)}")
+
+
 class LangevinSampler:
     r"""
     Short-run Langevin on a potential U: z <- z - (s_k^2 / 2) grad U(z) + T * s_k * noise, K steps from the given
@@ -51,10 +108,14 @@ class LangevinSampler:
             "raise" a `LangevinDivergenceError` when a chain ends non-finite, or "reset" those chains to their
             start with a warning.
         noise_scale (`float`, *optional*, defaults to 1.0): The noise temperature T >= 0.
+        fast_path (`str`, *optional*, defaults to `"eager"`):
+            One of `FAST_PATHS`. "compile" runs each step as one compiled function (a CUDA graph on CUDA) on the
+            same noise as the eager loop, so both give the same chain up to floating-point reassociation; "auto"
+            compiles on CUDA only (on the CPU compiling costs seconds and gains little).
     """
 
     def __init__(self, num_steps: int, step_size: float | Sequence[float], add_noise: bool = True,
-                 on_nonfinite: str = "raise", noise_scale: float = 1.0):
+                 on_nonfinite: str = "raise", noise_scale: float = 1.0, fast_path: str = "eager"):
         if num_steps < 0:
             raise ValueError(f"num_steps must be >= 0, got {num_steps}")
         schedule = [step_size] if isinstance(step_size, (int, float)) else list(step_size)
@@ -66,6 +127,9 @@ class LangevinSampler:
             raise ValueError(f"noise_scale must be >= 0, got {noise_scale}")
         if on_nonfinite not in NONFINITE_POLICIES:
             raise ValueError(f"on_nonfinite must be one of {NONFINITE_POLICIES}, got {on_nonfinite!r}")
+        if fast_path not in FAST_PATHS:
+            raise ValueError(f"fast_path must be one of {FAST_PATHS}, got {fast_path!r}")
+        self.fast_path = fast_path
         self.num_steps = num_steps
         self.step_size = step_size
         self.step_sizes = [float(size) for size in step_sizes]
@@ -76,7 +140,8 @@ class LangevinSampler:
     def __repr__(self) -> str:
         return (
             f"LangevinSampler(num_steps={self.num_steps}, step_size={self.step_size}, "
-            f"add_noise={self.add_noise}, on_nonfinite={self.on_nonfinite!r}, noise_scale={self.noise_scale})"
+            f"add_noise={self.add_noise}, on_nonfinite={self.on_nonfinite!r}, noise_scale={self.noise_scale}, "
+            f"fast_path={self.fast_path!r})"
         )
 
     def __call__(
@@ -95,27 +160,23 @@ class LangevinSampler:
         if latents.dim() != 2:
             raise ValueError(f"latents must have shape (batch, dim), got {tuple(latents.shape)}")
         start = latents.detach()
-        z = start.clone()
         # Accumulated on the device and read once at the end: a per-step check would synchronise every step.
-        finite_energy = torch.ones(z.shape[0], dtype=torch.bool, device=z.device)
+        finite_energy = torch.ones(start.shape[0], dtype=torch.bool, device=start.device)
         energies, grad_norms = [], []
-        with torch.enable_grad():
-            for step_size in self.step_sizes:
-                if potential_and_grad is not None:
-                    energy, grad = potential_and_grad(z)
-                else:
-                    z.requires_grad_(True)
-                    energy = potential(z)
-                    if energy.shape != z.shape[:1]:
-                        raise ValueError(f"potential must return one value per chain {tuple(z.shape[:1])}, "
-                                         f"got {tuple(energy.shape)}")
-                    # grad of the sum is the per-chain gradient because the chains are independent.
-                    (grad,) = torch.autograd.grad(energy.sum(), z)
+        noise_scale = self.noise_scale if self.add_noise else 0.0
+        if resolve_fast_path(self.fast_path, start.device) == "compile":
+            # torch.func differentiates with respect to z whatever the grad mode; no_grad keeps the compiled graph
+            # an inference graph (no backward through the parameters is traced).
+            step, grad_mode = self._compiled_step(potential, potential_and_grad, start, generator, noise_scale), \
+                torch.no_grad()
+        else:
+            step, grad_mode = self._eager_step(potential, potential_and_grad, generator, noise_scale), \
+                torch.enable_grad()
+        z = start.clone()
+        with grad_mode:
+            for index in range(self.num_steps):
+                z, energy, grad = step(index, z)
                 finite_energy &= torch.isfinite(energy)
-                z = z.detach() - 0.5 * step_size**2 * grad
-                if self.add_noise and self.noise_scale > 0:
-                    noise = torch.randn(z.shape, generator=generator, device=z.device, dtype=z.dtype)
-                    z = z + self.noise_scale * step_size * noise
                 if return_diagnostics:
                     energies.append(energy.detach().mean())
                     grad_norms.append(grad.norm(dim=1).mean())
@@ -128,6 +189,54 @@ class LangevinSampler:
             energies=torch.stack(energies) if energies else empty,
             grad_norms=torch.stack(grad_norms) if grad_norms else empty,
         )
+
+    def _noise(self, like: torch.Tensor, generator: torch.Generator | None, noise_scale: float) -> torch.Tensor:
+        # Both paths draw the same noise in the same order, so they run the same chain.
+        if noise_scale == 0:
+            return torch.zeros_like(like)
+        return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+
+    def _eager_step(self, potential, potential_and_grad, generator, noise_scale):
+        """The step in plain PyTorch: (z after it, U and grad U before it)."""
+
+        def step(index: int, z: torch.Tensor):
+            step_size = self.step_sizes[index]
+            if potential_and_grad is not None:
+                energy, grad = potential_and_grad(z)
+            else:
+                z = z.detach().requires_grad_(True)
+                energy = potential(z)
+                _check_energy_shape(energy, z)
+                (grad,) = torch.autograd.grad(energy.sum(), z)
+            z = z.detach() - 0.5 * step_size**2 * grad
+            if noise_scale > 0:
+                z = z + noise_scale * step_size * self._noise(z, generator, noise_scale)
+            return z, energy, grad
+
+        return step
+
+    def _compiled_step(self, potential, potential_and_grad, start, generator, noise_scale):
+        """The step as one compiled `langevin_step`, on the same noise as `_eager_step`."""
+        compiled = compiled_langevin_step(start.device.type)
+        cuda_graphs = start.device.type == "cuda"
+        if potential_and_grad is None:
+            potential_and_grad = functional_potential_and_grad(potential)
+        # The step sizes enter as tensors: compiled code specialises on Python floats, and a schedule of them would
+        # recompile per value. One host-to-device copy per chain.
+        sizes = torch.tensor(self.step_sizes, dtype=start.dtype, device=start.device)
+        drifts, noise_coefficients = (0.5 * sizes**2).unbind(), (noise_scale * sizes).unbind()
+
+        def step(index: int, z: torch.Tensor):
+            noise = self._noise(z, generator, noise_scale)
+            if cuda_graphs:  # the next replay overwrites this one's outputs, so z is copied out below
+                torch.compiler.cudagraph_mark_step_begin()
+            z_next, energy, grad = compiled(potential_and_grad, z, noise, drifts[index], noise_coefficients[index])
+            if index == 0:
+                _check_energy_shape(energy, z)
+            # U and grad U are read (by kernels queued before the next replay) and dropped within this step.
+            return (z_next.clone() if cuda_graphs else z_next), energy, grad
+
+        return step
 
     def _handle_nonfinite(self, z: torch.Tensor, start: torch.Tensor, finite_energy: torch.Tensor) -> torch.Tensor:
         # A NaN or inf state never returns to finite values, so checking the final state (plus every step's
@@ -145,4 +254,5 @@ class LangevinSampler:
         return torch.where(finite_rows[:, None], z, start)
 
 
-__all__ = ["LangevinSampler", "LangevinOutput", "LangevinDivergenceError", "NONFINITE_POLICIES"]
+__all__ = ["LangevinSampler", "LangevinOutput", "LangevinDivergenceError", "NONFINITE_POLICIES", "FAST_PATHS",
+           "langevin_step", "functional_potential_and_grad", "compiled_langevin_step", "resolve_fast_path"]

@@ -1,25 +1,33 @@
-"""Benchmark: the library's training step, prior sampling and posterior inference against an eager loop written the
-way the paper's code (bpucla/latent-space-EBM-prior, train_svhn.py) is, in one process on one device.
+"""Benchmark: the library's training step, prior sampling and posterior inference, eager and on the fast path
+(each Langevin step one compiled function, a CUDA graph on CUDA), against an eager loop written the way the
+paper's code (bpucla/latent-space-EBM-prior, train_svhn.py) is, in one process on one device.
 
-    python scripts/bench_langevin.py                   # CUDA if present: the paper's SVHN setting
-    python scripts/bench_langevin.py --small           # CPU-sized defaults (batch 32, ngf 16)
+    python scripts/bench_langevin.py                  # on CUDA: the paper's SVHN setting (batch 100, ngf 64)
+    python scripts/bench_langevin.py --small          # CPU-sized defaults (batch 32, ngf 16), the default on CPU
 
-Prints ratios (paper-style time / library time), samples per second and peak memory, and writes a JSON. Prior
-sampling is also timed at batch 1000 and 10000 and at 30 / 60 / 120 prior steps, so the scaling shows.
+Before timing it checks that the fast path runs the eager chain (same noise, max difference of the chains and of a
+training step's loss) and trains two copies of the default MNIST model, one per path, for --curve-steps steps,
+recording both loss curves. Then it times, per measurement, the paper-style eager code, the library on its eager
+path and the library on its fast path: ratios (paper / library), samples per second and (on CUDA) peak memory;
+prior sampling also at larger batches and 30 / 60 / 120 steps; and the text model's training step, the plain
+padded scoring against the library's fastest path. Writes a JSON (docs/results/image/benchmarks/).
 """
 
 import argparse
 import json
 import platform
 import resource
+import sys
 import time
+import traceback
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hf_latent_ebm import LatentEBMConfig, LatentEBMForImageGeneration
+from hf_latent_ebm import (LatentEBMConfig, LatentEBMForImageGeneration, LatentEBMForTextGeneration,
+                           LatentEBMTextConfig)
 
 
 # ---- the paper-style eager baseline (written independently, after train_svhn.py's structure) -------------------
@@ -82,89 +90,275 @@ def paper_training_step(x, generator, energy, opt_g, opt_e, nz, prior_steps=60, 
 
 
 # ---- timing --------------------------------------------------------------------------------------------------------
-def timed(function, device, repeats, warmup=2):
-    for _ in range(warmup):
-        function()
+def synchronize(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
+
+
+def timed(function, device, repeats, warmup=3):
+    """(seconds per call, peak MiB allocated during the timed calls on CUDA, seconds of the first call: on the fast
+    path that is where compiling happens)."""
+    synchronize(device)
+    started = time.perf_counter()
+    function()
+    synchronize(device)
+    first_s = time.perf_counter() - started
+    for _ in range(warmup - 1):
+        function()
+    synchronize(device)
+    if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     started = time.perf_counter()
     for _ in range(repeats):
         function()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    synchronize(device)
     seconds = (time.perf_counter() - started) / repeats
     peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
-    return seconds, peak
+    return {"s": seconds, "peak_mib": peak, "first_call_s": first_s}
 
 
+def library_model(config, fast_path, device, state=None):
+    model = LatentEBMForImageGeneration(LatentEBMConfig.paper_svhn(**config, langevin_fast_path=fast_path)).to(device)
+    if state is not None:
+        model.load_state_dict(state)
+    return model
+
+
+def library_step(model, optimizer, inputs, generator):
+    def step():
+        output = model(**inputs, generator=generator)
+        optimizer.zero_grad(set_to_none=True)
+        output.loss.backward()
+        optimizer.step()
+        return output.loss_terms["decoder_loss"]
+    return step
+
+
+def seeded(device, seed):
+    return torch.Generator(device=device).manual_seed(seed)
+
+
+# ---- checks before timing --------------------------------------------------------------------------------------------
+def equivalence(config, device, x):
+    """The fast path against the eager path on the same weights and noise."""
+    torch.manual_seed(0)
+    eager = library_model(config, "eager", device)
+    fast = library_model(config, "compile", device, eager.state_dict())
+    batch = x.shape[0]
+    prior = [model.sample_latents(batch, seeded(device, 1)) for model in (eager, fast)]
+    posterior = [model.posterior_latents(x, seeded(device, 2)) for model in (eager, fast)]
+    losses = [model(x, generator=seeded(device, 3)).loss.detach() for model in (eager, fast)]
+    return {"prior_chain_max_abs_diff": float((prior[0] - prior[1]).abs().max()),
+            "posterior_chain_max_abs_diff": float((posterior[0] - posterior[1]).abs().max()),
+            "training_loss_rel_diff": float(((losses[0] - losses[1]) / losses[0]).abs())}
+
+
+def loss_curves(device, num_steps, batch_size):
+    """The default MNIST model trained num_steps from the same weights and data order on each path."""
+    from hf_latent_ebm.data import load_image_dataset
+
+    images = load_image_dataset("mnist", "train")["pixel_values"][: num_steps * batch_size]
+    images = (images.float() / 127.5 - 1).to(device)
+    curves = {}
+    for fast_path in ("eager", "compile"):
+        torch.manual_seed(0)
+        model = LatentEBMForImageGeneration(LatentEBMConfig(langevin_fast_path=fast_path)).to(device)
+        optimizer, generator, curve = model.build_optimizer(), seeded(device, 0), []
+        synchronize(device)
+        started = time.perf_counter()
+        for step in range(num_steps):
+            curve.append(library_step(model, optimizer,
+                                      {"pixel_values": images[step * batch_size:(step + 1) * batch_size]},
+                                      generator)())
+        synchronize(device)
+        curves[fast_path] = {"decoder_loss": [float(value) for value in curve],
+                             "seconds": time.perf_counter() - started}
+    eager, fast = (torch.tensor(curves[name]["decoder_loss"]) for name in ("eager", "compile"))
+    curves["max_rel_diff"] = float(((eager - fast) / eager).abs().max())
+    return curves
+
+
+# ---- text ------------------------------------------------------------------------------------------------------------
+def padded_negative_log_likelihood(decoder, input_ids, latents):
+    """The plain scoring the SRI code does: logits at every position, padding masked out afterwards."""
+    logits = decoder(input_ids[:, :-1], latents)
+    targets = input_ids[:, 1:]
+    nll = F.cross_entropy(logits.transpose(1, 2).float(), targets, reduction="none")
+    return (nll * (targets != decoder.pad_token_id)).sum(dim=1)
+
+
+def text_rows(device, batch_size, repeats):
+    """The text model's training step: the plain padded scoring on the eager path against the library's scoring
+    (packed recurrence, projection at real tokens) on its fastest path for the device."""
+    generator = torch.Generator().manual_seed(0)
+    vocab, max_length = 2000, 40
+    lengths = torch.randint(5, max_length - 1, (batch_size,), generator=generator)
+    ids = torch.randint(3, vocab, (batch_size, max_length), generator=generator)
+    positions = torch.arange(max_length)
+    ids = torch.where(positions < lengths[:, None] + 1, ids, 0)  # pad (id 0) after the tokens
+    ids[:, 0] = 1  # <bos>
+    ids[torch.arange(batch_size), lengths + 1] = 2  # <eos>
+    ids = ids[:, : int(lengths.max()) + 2].to(device)
+    fastest = {"langevin_fast_path": "auto", "decoder_autocast": "bfloat16" if device.type == "cuda" else None}
+    variants = {"plain padded scoring, eager": {"langevin_fast_path": "eager"},
+                "library, eager": {"langevin_fast_path": "eager"},
+                f"library, fastest ({json.dumps(fastest)})": fastest}
+    rows = {}
+    for name, settings in variants.items():
+        torch.manual_seed(0)
+        model = LatentEBMForTextGeneration(LatentEBMTextConfig(vocab_size=vocab, max_length=max_length,
+                                                               **settings)).to(device)
+        if name.startswith("plain"):
+            decoder = model.decoder
+            decoder.negative_log_likelihood = lambda input_ids, latents: padded_negative_log_likelihood(
+                decoder, input_ids, latents)
+            decoder.compact = lambda input_ids: input_ids
+        rows[name] = timed(library_step(model, model.build_optimizer(), {"input_ids": ids}, seeded(device, 0)),
+                           device, repeats)
+    baseline = rows["plain padded scoring, eager"]["s"]
+    for row in rows.values():
+        row["ratio"] = baseline / row["s"]
+    return {"batch": batch_size, "real_token_fraction": float((ids[:, 1:] != 0).float().mean()), "rows": rows}
+
+
+# ---- main ------------------------------------------------------------------------------------------------------------
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--small", action="store_true", help="CPU-sized: batch 32, ngf 16")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--small", action="store_true", default=None,
+                        help="CPU-sized: batch 32, ngf 16, scaling batches 256 and 1024 (the default on CPU)")
     parser.add_argument("--repeats", type=int, default=None)
-    parser.add_argument("--output", default="docs/results/image/benchmarks/bench_langevin.json")
+    parser.add_argument("--curve-steps", type=int, default=None, help="steps of the two loss curves")
+    parser.add_argument("--skip", nargs="*", default=[], choices=("curves", "scaling", "text"))
+    parser.add_argument("--output", default=None)
     args = parser.parse_args()
     device = torch.device(args.device)
-    batch, ngf, nz, ndf, channels = (32, 16, 100, 200, 3) if args.small else (100, 64, 100, 200, 3)
+    small = args.small if args.small is not None else device.type == "cpu"
+    batch, ngf, nz, ndf, channels = (32, 16, 100, 200, 3) if small else (100, 64, 100, 200, 3)
+    scaling_batches = (256, 1024) if small else (1000, 10000)
     repeats = args.repeats or (3 if device.type == "cpu" else 20)
+    curve_steps = args.curve_steps or (20 if device.type == "cpu" else 200)
+    output = Path(args.output or f"docs/results/image/benchmarks/bench_langevin_{device.type}.json")
+    device_name = (torch.cuda.get_device_name(device) if device.type == "cuda"
+                   else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)")
+    result = {"device": device_name, "torch": torch.__version__, "command": "python " + " ".join(sys.argv),
+              "batch": batch, "ngf": ngf, "nz": nz, "ndf": ndf, "repeats": repeats, "errors": {}}
+
+    def save():
+        result["max_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(result, indent=2))
+
+    def section(name, compute):
+        # One failing measurement (on a device seen for the first time) must not lose the others.
+        print(f"[bench] {name} ...", flush=True)
+        try:
+            result[name] = compute()
+        except Exception as error:  # noqa: BLE001 - recorded in the JSON and printed
+            result["errors"][name] = f"{type(error).__name__}: {error}"
+            traceback.print_exc()
+        save()
+
     torch.manual_seed(0)
     x = torch.rand(batch, channels, 32, 32, device=device) * 2 - 1
+    config = {"decoder_base_channels": ngf}  # LatentEBMConfig.paper_svhn's overrides
+    section("equivalence", lambda: equivalence(config, device, x))
+    if "curves" not in args.skip:
+        section("loss_curves", lambda: loss_curves(device, curve_steps, 64))
 
-    paper_g, paper_e = PaperGenerator(nz, ngf, channels).to(device), PaperEnergy(nz, ndf).to(device)
-    opt_g = torch.optim.Adam(paper_g.parameters(), lr=1e-4, betas=(0.5, 0.999))
-    opt_e = torch.optim.Adam(paper_e.parameters(), lr=2e-5, betas=(0.5, 0.999))
-    config = LatentEBMConfig.paper_svhn(decoder_base_channels=ngf)
-    model = LatentEBMForImageGeneration(config).to(device)
-    optimizer = model.build_optimizer()
-    generator = torch.Generator(device=device).manual_seed(0)
+    def main_rows():
+        paper_g, paper_e = PaperGenerator(nz, ngf, channels).to(device), PaperEnergy(nz, ndf).to(device)
+        opt_g = torch.optim.Adam(paper_g.parameters(), lr=1e-4, betas=(0.5, 0.999))
+        opt_e = torch.optim.Adam(paper_e.parameters(), lr=2e-5, betas=(0.5, 0.999))
+        paper = {
+            "training_step": lambda: paper_training_step(x, paper_g, paper_e, opt_g, opt_e, nz),
+            "prior_sampling_60_steps": lambda: paper_g(paper_prior_langevin(
+                torch.randn(batch, nz, 1, 1, device=device), paper_e, 60, 0.4)).detach(),
+            "posterior_inference_20_steps": lambda: paper_posterior_langevin(
+                torch.randn(batch, nz, 1, 1, device=device), x, paper_g, paper_e, 20, 0.1)}
+        rows = {name: {"paper": timed(function, device, repeats)} for name, function in paper.items()}
+        variants = {"eager": {}, "fast": {"langevin_fast_path": "compile"}}
+        if device.type == "cuda":
+            variants["fast_bf16_decoder"] = {"langevin_fast_path": "compile", "decoder_autocast": "bfloat16"}
+        for variant, settings in variants.items():
+            torch.manual_seed(0)
+            # Kept in training mode throughout: neither part behaves differently in eval mode, and one mode means
+            # one compiled graph per chain for the step, the sampling and the inference alike.
+            model = LatentEBMForImageGeneration(LatentEBMConfig.paper_svhn(**config, **settings)).to(device)
+            generator = seeded(device, 0)
+            library = {
+                "training_step": library_step(model, model.build_optimizer(), {"pixel_values": x}, generator),
+                "prior_sampling_60_steps": lambda: model.sample(batch, generator),
+                "posterior_inference_20_steps": lambda: model.posterior_latents(x, generator)}
+            for name, function in library.items():
+                rows[name][variant] = timed(function, device, repeats)
+        for row in rows.values():
+            for variant in variants:
+                row[variant]["ratio"] = row["paper"]["s"] / row[variant]["s"]
+                row[variant]["samples_per_s"] = batch / row[variant]["s"]
+        return rows
 
-    def library_step():
-        loss = model(x, generator=generator).loss
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    section("rows", main_rows)
 
-    rows = {}
-    rows["training_step"] = {
-        "paper_s": timed(lambda: paper_training_step(x, paper_g, paper_e, opt_g, opt_e, nz), device, repeats),
-        "library_s": timed(library_step, device, repeats)}
-    model.eval()
-    rows["prior_sampling_60_steps"] = {
-        "paper_s": timed(lambda: paper_g(paper_prior_langevin(torch.randn(batch, nz, 1, 1, device=device), paper_e,
-                                                              60, 0.4)).detach(), device, repeats),
-        "library_s": timed(lambda: model.sample(batch, generator), device, repeats)}
-    rows["posterior_inference_20_steps"] = {
-        "paper_s": timed(lambda: paper_posterior_langevin(torch.randn(batch, nz, 1, 1, device=device), x, paper_g,
-                                                          paper_e, 20, 0.1), device, repeats),
-        "library_s": timed(lambda: model.infer_latents(x, generator), device, repeats)}
-    scaling = {}
-    for size in (1000, 10000):
-        for steps in (30, 60, 120):
-            seconds, peak = timed(lambda: model.decode(model.sample_latents(size, generator, num_steps=steps)),
-                                  device, max(1, repeats // 2), warmup=1)
-            scaling[f"batch{size}_steps{steps}"] = {"library_s": seconds, "samples_per_s": size / seconds,
-                                                    "peak_mib": peak}
+    def scaling():
+        paper_g, paper_e = PaperGenerator(nz, ngf, channels).to(device), PaperEnergy(nz, ndf).to(device)
+        torch.manual_seed(0)
+        model = LatentEBMForImageGeneration(LatentEBMConfig.paper_svhn(**config)).to(device)
+        generator, rows = seeded(device, 0), {}
+        for size in scaling_batches:
+            for steps in (30, 60, 120):
+                paper = timed(lambda: paper_g(paper_prior_langevin(torch.randn(size, nz, 1, 1, device=device), paper_e,
+                                                                   steps, 0.4)).detach(),
+                              device, max(1, repeats // 4), warmup=1)
+                library = timed(lambda: model.decode(model.sample_latents(size, generator, num_steps=steps)),
+                                device, max(1, repeats // 4), warmup=2)
+                rows[f"batch{size}_steps{steps}"] = {"paper": paper, "library": library,
+                                                     "ratio": paper["s"] / library["s"],
+                                                     "samples_per_s": size / library["s"]}
+        return {"fast_path": "auto", "rows": rows}
 
-    table = ["| measurement | paper-style eager | library | ratio (paper / library) | library samples/s |",
-             "|---|---|---|---|---|"]
-    for name, row in rows.items():
-        (paper_s, paper_peak), (library_s, library_peak) = row["paper_s"], row["library_s"]
-        row.update(ratio=paper_s / library_s, samples_per_s=batch / library_s, paper_peak_mib=paper_peak,
-                   library_peak_mib=library_peak, paper_s=paper_s, library_s=library_s)
-        table.append(f"| {name} (batch {batch}) | {paper_s * 1e3:.1f} ms | {library_s * 1e3:.1f} ms | "
-                     f"{row['ratio']:.2f}x | {row['samples_per_s']:.0f} |")
-    for name, row in scaling.items():
-        table.append(f"| prior sampling {name} | – | {row['library_s'] * 1e3:.1f} ms | – | "
-                     f"{row['samples_per_s']:.0f} |")
-    device_name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-    result = {"device": device_name, "torch": torch.__version__, "batch": batch, "ngf": ngf, "nz": nz, "ndf": ndf,
-              "repeats": repeats, "rows": rows, "scaling": scaling,
-              "max_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(result, indent=2))
-    print(f"device: {device_name}")
-    print("\n".join(table))
+    if "scaling" not in args.skip:
+        section("scaling", scaling)
+    if "text" not in args.skip:
+        section("text_training_step", lambda: text_rows(device, 32, repeats))
+    print(f"device: {device_name}\n" + "\n".join(markdown_tables(result)))
+    print(f"wrote {output}")
+
+
+def markdown_tables(result) -> list[str]:
+    lines = []
+    if "equivalence" in result:
+        lines.append(f"equivalence (fast vs eager, same noise): {json.dumps(result['equivalence'])}")
+    if "loss_curves" in result:
+        curves = result["loss_curves"]
+        lines.append(f"loss curves ({len(curves['eager']['decoder_loss'])} steps): max relative difference "
+                     f"{curves['max_rel_diff']:.2e}; first/last eager {curves['eager']['decoder_loss'][0]:.2f} / "
+                     f"{curves['eager']['decoder_loss'][-1]:.2f}, fast {curves['compile']['decoder_loss'][0]:.2f} / "
+                     f"{curves['compile']['decoder_loss'][-1]:.2f}")
+    if "rows" in result:
+        variants = [name for name in next(iter(result["rows"].values())) if name != "paper"]
+        lines += ["| measurement (batch %d) | paper-style eager | " % result["batch"]
+                  + " | ".join(f"library {name}" for name in variants) + " |",
+                  "|---" * (2 + len(variants)) + "|"]
+        for name, row in result["rows"].items():
+            cells = [f"{row[v]['s'] * 1e3:.1f} ms ({row[v]['ratio']:.2f}x)" for v in variants]
+            lines.append(f"| {name} | {row['paper']['s'] * 1e3:.1f} ms | " + " | ".join(cells) + " |")
+        if result["rows"]["training_step"]["paper"]["peak_mib"] is not None:
+            lines.append("peak MiB: " + json.dumps({name: {v: round(row[v]["peak_mib"]) for v in row}
+                                                    for name, row in result["rows"].items()}))
+    if "scaling" in result:
+        lines += ["| prior sampling + decode | paper-style eager | library (fast path auto) | ratio | samples/s |",
+                  "|---|---|---|---|---|"]
+        for name, row in result["scaling"]["rows"].items():
+            lines.append(f"| {name} | {row['paper']['s'] * 1e3:.1f} ms | {row['library']['s'] * 1e3:.1f} ms | "
+                         f"{row['ratio']:.2f}x | {row['samples_per_s']:.0f} |")
+    if "text_training_step" in result:
+        text = result["text_training_step"]
+        lines += [f"| text training step (batch {text['batch']}) | time | ratio |", "|---|---|---|"]
+        lines += [f"| {name} | {row['s'] * 1e3:.1f} ms | {row['ratio']:.2f}x |" for name, row in text["rows"].items()]
+    if result["errors"]:
+        lines.append(f"errors: {json.dumps(result['errors'])}")
+    return lines
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """Decoders p(x | z), by name: `DECODERS.get(config.decoder_type)`; `register_decoder` adds one."""
 
 from ..registry import Registry
-from .base import Decoder, check_float_batch
+from .base import Decoder, check_float_batch, decoder_negative_log_likelihood
 from .image import ConvImageDecoder, decoder_upsampling_plan
 from .multimodal import MultimodalDecoder
 from .tabular import TabularDecoder
@@ -19,5 +19,5 @@ DECODERS.register("multimodal", MultimodalDecoder)
 register_decoder = DECODERS.register
 
 __all__ = ["DECODERS", "Decoder", "ConvImageDecoder", "RecurrentTextDecoder", "TransformerTextDecoder",
-           "TextDecoderBase", "GaussianMLPDecoder", "TabularDecoder", "MultimodalDecoder", "check_float_batch", "decoder_upsampling_plan",
-           "register_decoder"]
+           "TextDecoderBase", "GaussianMLPDecoder", "TabularDecoder", "MultimodalDecoder", "check_float_batch",
+           "decoder_negative_log_likelihood", "decoder_upsampling_plan", "register_decoder"]

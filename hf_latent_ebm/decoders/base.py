@@ -13,6 +13,9 @@ class Decoder(nn.Module):
         modality (`str` or `None`): The model config family whose fields `from_config` reads: "image"
             ([`LatentEBMConfig`]) or "text" ([`LatentEBMTextConfig`]); None for a decoder that only generic configs
             ([`LatentEBMModelConfig`]) build. Generic configs build any decoder from their `decoder_kwargs`.
+        compilable (`bool`): Whether `negative_log_likelihood` traces into one `torch.compile` graph under
+            `torch.func.grad` for a fixed batch shape (no data-dependent shapes or Python control flow on values),
+            so the chains' fast path may compile it. Off unless a decoder is tested with it.
 
     Subclasses implement `negative_log_likelihood`, `decode` and `check_observations`; `compact` may shrink a batch
     before scoring (dropping padding, say) without changing any score.
@@ -20,6 +23,7 @@ class Decoder(nn.Module):
 
     input_names: tuple[str, ...] = ("observations",)
     modality: str | None = None
+    compilable: bool = False
 
     @classmethod
     def from_config(cls, config) -> "Decoder":
@@ -53,6 +57,16 @@ class Decoder(nn.Module):
         return observations
 
 
+def decoder_negative_log_likelihood(decoder: Decoder, observations, latents: torch.Tensor,
+                                    autocast_dtype: str | None = None) -> torch.Tensor:
+    """`decoder.negative_log_likelihood`, under autocast to `autocast_dtype` ("bfloat16") when given, returned in
+    float32 (the potential adds it to the prior's float32 terms)."""
+    if autocast_dtype is None:
+        return decoder.negative_log_likelihood(observations, latents)
+    with torch.autocast(latents.device.type, dtype=getattr(torch, autocast_dtype)):
+        return decoder.negative_log_likelihood(observations, latents).float()
+
+
 def check_float_batch(name: str, values, trailing_shape: tuple[int, ...], check_values: bool) -> None:
     """Checks shared by decoders of real-valued observations: a non-empty float tensor of shape (batch,
     *trailing_shape), and with `check_values` finite."""
@@ -69,4 +83,4 @@ def check_float_batch(name: str, values, trailing_shape: tuple[int, ...], check_
         raise ValueError(f"{name} contains NaN or inf")
 
 
-__all__ = ["Decoder", "check_float_batch"]
+__all__ = ["Decoder", "check_float_batch", "decoder_negative_log_likelihood"]

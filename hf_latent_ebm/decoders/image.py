@@ -38,6 +38,7 @@ class ConvImageDecoder(Decoder):
 
     input_names = ("pixel_values",)
     modality = "image"
+    compilable = True
 
     def __init__(self, latent_dim: int, image_size: int, num_channels: int, base_channels: int, sigma: float):
         super().__init__()

@@ -19,6 +19,8 @@ class GaussianMLPDecoder(Decoder):
         sigma (`float`, *optional*, defaults to 0.3): Std of the likelihood.
     """
 
+    compilable = True
+
     def __init__(self, latent_dim: int, observation_dim: int = 2, hidden_dim: int = 64, num_hidden_layers: int = 2,
                  sigma: float = 0.3):
         super().__init__()

@@ -4,6 +4,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..decoders.base import decoder_negative_log_likelihood
+
 
 @dataclass
 class LearnerOutput:
@@ -35,11 +37,13 @@ class LearnerOutput:
         return self.terms["energy_loss"]
 
 
-def posterior_potential(prior, decoder, observations, chain_prior: str = "model"):
+def posterior_potential(prior, decoder, observations, chain_prior: str = "model", decoder_autocast: str | None = None):
     """U(z) = -log p(x, z) up to constants: the potential of the posterior chain and the anomaly score. With
-    chain_prior="reference" the prior term is p0's alone (see `posterior_chain_prior` in the config)."""
+    chain_prior="reference" the prior term is p0's alone (see `posterior_chain_prior` in the config); with
+    `decoder_autocast` ("bfloat16") the decoder's term runs under autocast, the prior's in float32."""
     prior_term = prior.potential if chain_prior == "model" else prior.reference_potential
-    return lambda latents: decoder.negative_log_likelihood(observations, latents) + prior_term(latents)
+    return lambda latents: (decoder_negative_log_likelihood(decoder, observations, latents, decoder_autocast)
+                            + prior_term(latents))
 
 
 class Learner:

@@ -4,12 +4,13 @@ import torch
 
 from ..decoders.multimodal import batch_size_of
 from ..langevin import LangevinSampler
+from ..decoders.base import decoder_negative_log_likelihood
 from .base import Learner, LearnerOutput, posterior_potential
 
 
 def mle_losses(prior, decoder, observations, prior_sampler: LangevinSampler, posterior_sampler: LangevinSampler,
                generator: torch.Generator | None = None, posterior_chain_prior: str = "model",
-               posterior_start: torch.Tensor | None = None) -> LearnerOutput:
+               posterior_start: torch.Tensor | None = None, decoder_autocast: str | None = None) -> LearnerOutput:
     r"""
     One MLE update's losses: z+ ~ p(z | x) and z- ~ p(z) by short-run Langevin from p0, then
 
@@ -18,16 +19,17 @@ def mle_losses(prior, decoder, observations, prior_sampler: LangevinSampler, pos
 
     The posterior chains start from p0 unless `posterior_start` is given. Both chains' outputs are detached, so the
     decoder term only reaches decoder parameters and the energy term only prior parameters: one optimizer with a
-    parameter group per part (each with its own learning rate) trains both.
+    parameter group per part (each with its own learning rate) trains both. `decoder_autocast` ("bfloat16") runs
+    the decoder under autocast, in the chain and in its loss.
     """
     batch_size = batch_size_of(observations)
     if posterior_start is None:
         posterior_start = prior.sample_reference(batch_size, generator)
     prior_start = prior.sample_reference(batch_size, generator)
-    posterior_latents = posterior_sampler(posterior_potential(prior, decoder, observations, posterior_chain_prior),
-                                          posterior_start, generator)
+    potential = posterior_potential(prior, decoder, observations, posterior_chain_prior, decoder_autocast)
+    posterior_latents = posterior_sampler(potential, posterior_start, generator)
     prior_latents = prior.sample_from(prior_start, prior_sampler, generator)
-    decoder_loss = decoder.negative_log_likelihood(observations, posterior_latents).mean()
+    decoder_loss = decoder_negative_log_likelihood(decoder, observations, posterior_latents, decoder_autocast).mean()
     energy_loss = prior.energy(posterior_latents).mean() - prior.energy(prior_latents).mean()
     return LearnerOutput(loss=decoder_loss + energy_loss,
                          terms={"decoder_loss": decoder_loss, "energy_loss": energy_loss},
@@ -58,7 +60,7 @@ class MLELearner(Learner):
     def losses(self, model, observations, batch: dict, generator: torch.Generator | None = None) -> LearnerOutput:
         output = mle_losses(model.prior, model.decoder, observations, model.prior_sampler(),
                             model.posterior_sampler(), generator, model.config.posterior_chain_prior,
-                            self.posterior_start(model, observations, generator))
+                            self.posterior_start(model, observations, generator), model.config.decoder_autocast)
         if model.encoder is not None:
             encoder_loss = -model.encoder.log_density(observations, output.posterior_latents).mean()
             output.loss = output.loss + encoder_loss

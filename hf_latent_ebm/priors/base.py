@@ -26,6 +26,8 @@ class Prior(nn.Module):
 
     has_energy: bool = True
     analytic_gradient: bool = False
+    # Whether the energy traces into one torch.compile graph (see `Decoder.compilable`); MLP energies do.
+    compilable: bool = True
 
     def __init__(self, latent_dim: int, reference_sigma: float):
         super().__init__()
