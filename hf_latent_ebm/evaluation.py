@@ -50,3 +50,100 @@ def anomaly_scores(model, pixel_values: torch.Tensor, seed: int = 0, batch_size:
 def anomaly_auprc(model, pixel_values: torch.Tensor, labels: torch.Tensor, anomaly_label: int, seed: int = 0) -> float:
     """AUPRC of model.anomaly_score with the images of `anomaly_label` as positives (Pang et al. 2020, Table 3)."""
     return auprc(anomaly_scores(model, pixel_values, seed), labels == anomaly_label)
+
+
+# ---- the image tables (scripts/anomaly_mnist.py, scripts/fid_table.py, scripts/gpu_tables.py) -------------------
+
+ANOMALY_PROTOCOL = ("random 80/20 split of the 70k images; train on the 80% without the held-out digit; test on the "
+                    "whole 20%, the held-out digit being the positives")
+# MNIST held-out-digit AUPRC: Pang et al. 2020, Table 3 (mean, std over seeds), and the joint EBM prior of Cui et al.,
+# ICCV 2023 (means).
+PANG2020_ANOMALY_AUPRC = {1: (0.336, 0.008), 4: (0.630, 0.017), 5: (0.619, 0.013), 7: (0.463, 0.009),
+                          9: (0.413, 0.010)}
+CUI2023_JOINT_EBM_ANOMALY_AUPRC = {1: 0.722, 4: 0.949, 5: 0.980, 7: 0.941, 9: 0.935}
+
+
+def load_mnist_70k() -> tuple[torch.Tensor, torch.Tensor]:
+    """All 70k MNIST images (train then test) as float (N, 1, 28, 28) in [-1, 1], and their labels."""
+    from .data import load_image_dataset
+
+    train_set, test_set = load_image_dataset("mnist", "train"), load_image_dataset("mnist", "test")
+    return (torch.cat([train_set["pixel_values"][:], test_set["pixel_values"][:]]),
+            torch.cat([train_set["label"][:], test_set["label"][:]]))
+
+
+def split_for_digit(pixel_values: torch.Tensor, labels: torch.Tensor, digit: int, seed: int):
+    """The held-out-digit split of `ANOMALY_PROTOCOL`: (train images without `digit`, test images, test labels)."""
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
+    num_train = int(0.8 * len(order))
+    train_indices, test_indices = order[:num_train], order[num_train:]
+    train_indices = train_indices[labels[train_indices] != digit]
+    return pixel_values[train_indices], pixel_values[test_indices], labels[test_indices]
+
+
+def summarize_anomaly_runs(runs: list[dict]) -> dict:
+    """Per held-out digit: mean and population std of `auprc` over the runs (dicts with digit, seed, auprc,
+    positive_fraction, train_time_s, device), n, the seeds, the chance level, the devices and the mean training time
+    per model."""
+    import statistics
+
+    summary = {}
+    for digit in sorted({run["digit"] for run in runs}):
+        mine = [run for run in runs if run["digit"] == digit]
+        scores = [run["auprc"] for run in mine]
+        summary[digit] = {"mean": statistics.mean(scores), "std": statistics.pstdev(scores), "n": len(scores),
+                          "seeds": sorted(run["seed"] for run in mine),
+                          "chance": statistics.mean(run["positive_fraction"] for run in mine),
+                          "devices": sorted({run["device"] for run in mine}),
+                          "train_time_s": statistics.mean(run["train_time_s"] for run in mine)}
+    return summary
+
+
+def anomaly_markdown_table(summary: dict, digits=None) -> str:
+    """The AUPRC table: ours (n seeds, mean ± std) beside chance, Pang et al. 2020 and Cui et al. 2023 (with our
+    distance to it), and the device and training time behind each of our numbers. Digits in `digits` that have no
+    run yet get a row with the papers' figures only."""
+    rows = ["| held-out digit | n | ours (mean ± std) | chance (positive fraction) | Pang et al. 2020 latent EBM | "
+            "Cui et al. ICCV 2023 joint EBM | ours − joint EBM | device | training time per model |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for digit in sorted(set(summary) | set(digits or ())):
+        paper_mean, paper_std = PANG2020_ANOMALY_AUPRC.get(digit, (float("nan"), float("nan")))
+        joint = CUI2023_JOINT_EBM_ANOMALY_AUPRC.get(digit, float("nan"))
+        value = summary.get(digit)
+        if value is None:
+            rows.append(f"| {digit} | 0 | — | — | {paper_mean:.3f} ± {paper_std:.3f} | {joint:.3f} | — | — | — |")
+            continue
+        rows.append(f"| {digit} | {value['n']} | {value['mean']:.3f} ± {value['std']:.3f} | {value['chance']:.3f} | "
+                    f"{paper_mean:.3f} ± {paper_std:.3f} | {joint:.3f} | {value['mean'] - joint:+.3f} | "
+                    f"{', '.join(value['devices'])} | {value['train_time_s'] / 60:.1f} min |")
+    return "\n".join(rows)
+
+
+def fid_markdown_table(rows: list[dict]) -> str:
+    """The generation-quality table from rows with dataset, prior, fid, mse (None when not measured), device and
+    train_time_s."""
+    lines = ["| dataset | prior | FID ↓ | test MSE ↓ | device | training time |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        mse = "—" if row.get("mse") is None else f"{row['mse']:.4f}"
+        lines.append(f"| {row['dataset']} | {row['prior']} | {row['fid']:.2f} | {mse} | {row['device']} | "
+                     f"{row['train_time_s'] / 60:.1f} min |")
+    return "\n".join(lines)
+
+
+def save_sample_grids(grids: dict, path) -> None:
+    """Sample grids ({title: PIL image or array}) two per row in one PNG at `path`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    num_rows = (len(grids) + 1) // 2
+    figure, axes = plt.subplots(num_rows, 2, figsize=(8, 4 * num_rows), squeeze=False)
+    for axis in axes.flat:
+        axis.axis("off")
+    for axis, (title, grid) in zip(axes.flat, grids.items()):
+        axis.imshow(grid, cmap="gray")
+        axis.set_title(title)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)

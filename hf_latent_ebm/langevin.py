@@ -12,6 +12,11 @@ NONFINITE_POLICIES = ("raise", "reset")
 # How the chain's steps run: "eager" (plain PyTorch), "compile" (each step one torch.compile'd function, replayed as
 # a CUDA graph on CUDA), or "auto" ("compile" on CUDA, "eager" elsewhere).
 FAST_PATHS = ("auto", "eager", "compile")
+# Steps per compiled call. A chain with an analytic gradient (the prior's MLP) is a few tiny kernels per step, so the
+# per-call overhead (guards, the CUDA graph launch) would dominate it one step at a time; a decoder's step is real
+# work, and unrolling it would multiply the compile time for little gain.
+ANALYTIC_STEPS_PER_CALL = 10
+AUTOGRAD_STEPS_PER_CALL = 1
 
 
 class LangevinDivergenceError(RuntimeError):
@@ -35,12 +40,18 @@ class LangevinOutput:
     grad_norms: torch.Tensor
 
 
-def langevin_step(potential_and_grad, latents: torch.Tensor, noise: torch.Tensor, drift: torch.Tensor,
-                  noise_coefficient: torch.Tensor):
-    """One Langevin update, z - drift * grad U(z) + noise_coefficient * noise, with U(z) and grad U(z) at the start:
-    the unit the fast path compiles, so the gradient and the update arithmetic fuse into one graph."""
-    energy, grad = potential_and_grad(latents)
-    return latents - drift * grad + noise_coefficient * noise, energy, grad
+def langevin_steps(potential_and_grad, latents: torch.Tensor, noises: torch.Tensor, drifts: torch.Tensor,
+                   noise_coefficients: torch.Tensor):
+    """len(noises) Langevin updates, z <- z - drift_k * grad U(z) + noise_coefficient_k * noise_k: the unit the fast
+    path compiles, so the gradients and the update arithmetic of several steps fuse into one graph (the loop unrolls).
+    Returns z after the last step and, per step, U(z) and |grad U(z)| before it, shape (steps, batch)."""
+    energies, grad_norms = [], []
+    for noise, drift, noise_coefficient in zip(noises.unbind(), drifts.unbind(), noise_coefficients.unbind()):
+        energy, grad = potential_and_grad(latents)
+        latents = latents - drift * grad + noise_coefficient * noise
+        energies.append(energy)
+        grad_norms.append(grad.norm(dim=1))
+    return latents, torch.stack(energies), torch.stack(grad_norms)
 
 
 def functional_potential_and_grad(potential: Callable[[torch.Tensor], torch.Tensor]):
@@ -62,17 +73,18 @@ def functional_potential_and_grad(potential: Callable[[torch.Tensor], torch.Tens
 
 
 @functools.cache
-def compiled_langevin_step(device_type: str):
-    """`langevin_step` compiled once per device type. On CUDA, "reduce-overhead" replays each step as a CUDA graph
+def compiled_langevin_steps(device_type: str):
+    """`langevin_steps` compiled once per device type. On CUDA, "reduce-overhead" replays each step as a CUDA graph
     (the chain is many small kernels, so launch overhead is most of its eager time). Dynamo caches on the step's
     code and treats the potential's closure (observations, module parameters) as inputs, so new batches and
-    trained weights reuse the compiled graph; a new shape recompiles, and past torch's recompile limit it runs
-    eagerly."""
+    trained weights reuse the compiled graph; a new shape or chunk length recompiles, and past torch's recompile
+    limit it runs eagerly."""
     mode = "reduce-overhead" if device_type == "cuda" else None
-    # Every chain of every model shares this one step (a prior chain, posterior chains with either prior term, train
-    # and eval modes, a few batch shapes), so torch's default of 8 graphs per function is too few for one process.
+    # Every chain of every model shares this one function (a prior chain, posterior chains with either prior term,
+    # train and eval modes, a few batch shapes and chunk lengths), so torch's default of 8 graphs per function is too
+    # few for one process.
     torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
-    return torch.compile(langevin_step, mode=mode)
+    return torch.compile(langevin_steps, mode=mode)
 
 
 def resolve_fast_path(fast_path: str, device: torch.device) -> str:
@@ -167,27 +179,29 @@ class LangevinSampler:
         if resolve_fast_path(self.fast_path, start.device) == "compile":
             # torch.func differentiates with respect to z whatever the grad mode; no_grad keeps the compiled graph
             # an inference graph (no backward through the parameters is traced).
-            step, grad_mode = self._compiled_step(potential, potential_and_grad, start, generator, noise_scale), \
+            advance, grad_mode = self._compiled_steps(potential, potential_and_grad, start, generator, noise_scale), \
                 torch.no_grad()
+            steps_per_call = ANALYTIC_STEPS_PER_CALL if potential_and_grad is not None else AUTOGRAD_STEPS_PER_CALL
         else:
-            step, grad_mode = self._eager_step(potential, potential_and_grad, generator, noise_scale), \
+            advance, grad_mode = self._eager_step(potential, potential_and_grad, generator, noise_scale), \
                 torch.enable_grad()
+            steps_per_call = 1
         z = start.clone()
         with grad_mode:
-            for index in range(self.num_steps):
-                z, energy, grad = step(index, z)
-                finite_energy &= torch.isfinite(energy)
+            for first in range(0, self.num_steps, steps_per_call):
+                z, step_energies, step_grad_norms = advance(z, first, min(first + steps_per_call, self.num_steps))
+                finite_energy &= torch.isfinite(step_energies).all(dim=0)
                 if return_diagnostics:
-                    energies.append(energy.detach().mean())
-                    grad_norms.append(grad.norm(dim=1).mean())
+                    energies.append(step_energies.detach().mean(dim=1))
+                    grad_norms.append(step_grad_norms.mean(dim=1))
         z = self._handle_nonfinite(z, start, finite_energy)
         if not return_diagnostics:
             return z
         empty = z.new_zeros(0)
         return LangevinOutput(
             latents=z,
-            energies=torch.stack(energies) if energies else empty,
-            grad_norms=torch.stack(grad_norms) if grad_norms else empty,
+            energies=torch.cat(energies) if energies else empty,
+            grad_norms=torch.cat(grad_norms) if grad_norms else empty,
         )
 
     def _noise(self, like: torch.Tensor, generator: torch.Generator | None, noise_scale: float) -> torch.Tensor:
@@ -197,10 +211,10 @@ class LangevinSampler:
         return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
 
     def _eager_step(self, potential, potential_and_grad, generator, noise_scale):
-        """The step in plain PyTorch: (z after it, U and grad U before it)."""
+        """Step `first` in plain PyTorch (`last` is always first + 1): z after it, and U and |grad U| before it."""
 
-        def step(index: int, z: torch.Tensor):
-            step_size = self.step_sizes[index]
+        def advance(z: torch.Tensor, first: int, last: int):
+            step_size = self.step_sizes[first]
             if potential_and_grad is not None:
                 energy, grad = potential_and_grad(z)
             else:
@@ -211,32 +225,34 @@ class LangevinSampler:
             z = z.detach() - 0.5 * step_size**2 * grad
             if noise_scale > 0:
                 z = z + noise_scale * step_size * self._noise(z, generator, noise_scale)
-            return z, energy, grad
+            return z, energy[None], grad.norm(dim=1)[None]
 
-        return step
+        return advance
 
-    def _compiled_step(self, potential, potential_and_grad, start, generator, noise_scale):
-        """The step as one compiled `langevin_step`, on the same noise as `_eager_step`."""
-        compiled = compiled_langevin_step(start.device.type)
+    def _compiled_steps(self, potential, potential_and_grad, start, generator, noise_scale):
+        """Steps first..last-1 as one compiled `langevin_steps` call, on the same noise as `_eager_step`."""
+        compiled = compiled_langevin_steps(start.device.type)
         cuda_graphs = start.device.type == "cuda"
         if potential_and_grad is None:
             potential_and_grad = functional_potential_and_grad(potential)
         # The step sizes enter as tensors: compiled code specialises on Python floats, and a schedule of them would
         # recompile per value. One host-to-device copy per chain.
         sizes = torch.tensor(self.step_sizes, dtype=start.dtype, device=start.device)
-        drifts, noise_coefficients = (0.5 * sizes**2).unbind(), (noise_scale * sizes).unbind()
+        drifts, noise_coefficients = 0.5 * sizes**2, noise_scale * sizes
 
-        def step(index: int, z: torch.Tensor):
-            noise = self._noise(z, generator, noise_scale)
+        def advance(z: torch.Tensor, first: int, last: int):
+            # Drawn one step at a time, in order, exactly as the eager loop draws them.
+            noises = torch.stack([self._noise(z, generator, noise_scale) for _ in range(first, last)])
             if cuda_graphs:  # the next replay overwrites this one's outputs, so z is copied out below
                 torch.compiler.cudagraph_mark_step_begin()
-            z_next, energy, grad = compiled(potential_and_grad, z, noise, drifts[index], noise_coefficients[index])
-            if index == 0:
-                _check_energy_shape(energy, z)
-            # U and grad U are read (by kernels queued before the next replay) and dropped within this step.
-            return (z_next.clone() if cuda_graphs else z_next), energy, grad
+            z_next, energies, grad_norms = compiled(potential_and_grad, z, noises, drifts[first:last],
+                                                    noise_coefficients[first:last])
+            if first == 0:
+                _check_energy_shape(energies[0], z)
+            # U and |grad U| are read (by kernels queued before the next replay) and dropped within this call.
+            return (z_next.clone() if cuda_graphs else z_next), energies, grad_norms
 
-        return step
+        return advance
 
     def _handle_nonfinite(self, z: torch.Tensor, start: torch.Tensor, finite_energy: torch.Tensor) -> torch.Tensor:
         # A NaN or inf state never returns to finite values, so checking the final state (plus every step's
@@ -255,4 +271,4 @@ class LangevinSampler:
 
 
 __all__ = ["LangevinSampler", "LangevinOutput", "LangevinDivergenceError", "NONFINITE_POLICIES", "FAST_PATHS",
-           "langevin_step", "functional_potential_and_grad", "compiled_langevin_step", "resolve_fast_path"]
+           "langevin_steps", "functional_potential_and_grad", "compiled_langevin_steps", "resolve_fast_path"]

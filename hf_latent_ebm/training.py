@@ -291,7 +291,17 @@ class LatentEBMTrainer:
         replace_file_atomically(self.output_dir / "loss_history.json", json.dumps(self.history))
 
     # ---- loop ------------------------------------------------------------------------------------------------
-    def train(self, resume: bool = False) -> dict:
+    def train(self, resume: bool = False, should_stop=None) -> dict:
+        """
+        Run until `args.max_steps` and write the final checkpoint, samples and model; returns the last loss record.
+
+        Args:
+            resume (`bool`, defaults to `False`): Continue from the latest checkpoint in `args.output_dir`.
+            should_stop (`Callable[[int], bool]`, *optional*): Called with the step count after every step that
+                leaves steps to run (after that step's periodic checkpoint). When it returns True the run writes a
+                checkpoint and returns early, without final samples or model; `train(resume=True)` continues it
+                exactly. A time budget, say: `self.step < args.max_steps` afterwards tells the caller it stopped.
+        """
         args = self.args
         self.output_dir.mkdir(parents=True, exist_ok=True)
         if resume:
@@ -327,9 +337,16 @@ class LatentEBMTrainer:
                                       if name != "step"})
             if args.sample_every and self.step % args.sample_every == 0:
                 self.write_samples(self.output_dir / "samples" / f"step-{self.step:08d}")
-            if args.checkpoint_every and self.step % args.checkpoint_every == 0:
+            checkpointed = bool(args.checkpoint_every) and self.step % args.checkpoint_every == 0
+            if checkpointed:
                 self.save_checkpoint()
                 self.write_loss_curve()
+            if should_stop is not None and self.step < args.max_steps and should_stop(self.step):
+                if not checkpointed:
+                    self.save_checkpoint()
+                    self.write_loss_curve()
+                progress.close()
+                return self.history[-1] if self.history else {}
         progress.close()
         self.save_checkpoint()
         self.write_loss_curve()

@@ -12,7 +12,6 @@ seeds. Writes a results JSON and the table into docs/results.md.
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -22,20 +21,9 @@ import torch
 from hf_latent_ebm.utils import update_results_section as update_section
 
 from hf_latent_ebm import LatentEBMConfig, LatentEBMForImageGeneration
-from hf_latent_ebm.data import load_image_dataset
-from hf_latent_ebm.evaluation import anomaly_auprc
+from hf_latent_ebm.evaluation import (ANOMALY_PROTOCOL, anomaly_auprc, anomaly_markdown_table, load_mnist_70k,
+                                      split_for_digit, summarize_anomaly_runs)
 from hf_latent_ebm.training import LatentEBMTrainer, TrainingArguments
-
-PAPER_LEBM = {1: (0.336, 0.008), 4: (0.630, 0.017), 5: (0.619, 0.013), 7: (0.463, 0.009), 9: (0.413, 0.010)}
-ICCV2023_JOINT_EBM = {1: 0.722, 4: 0.949, 5: 0.980, 7: 0.941, 9: 0.935}
-
-
-def split_for_digit(pixel_values, labels, digit, seed):
-    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))
-    num_train = int(0.8 * len(order))
-    train_indices, test_indices = order[:num_train], order[num_train:]
-    train_indices = train_indices[labels[train_indices] != digit]
-    return pixel_values[train_indices], pixel_values[test_indices], labels[test_indices]
 
 
 def main():
@@ -52,9 +40,7 @@ def main():
     parser.add_argument("--results-md", default="docs/results.md")
     args = parser.parse_args()
 
-    train_set, test_set = load_image_dataset("mnist", "train"), load_image_dataset("mnist", "test")
-    pixel_values = torch.cat([train_set["pixel_values"][:], test_set["pixel_values"][:]])
-    labels = torch.cat([train_set["label"][:], test_set["label"][:]])
+    pixel_values, labels = load_mnist_70k()
     overrides = {"prior_type": args.prior_type, **json.loads(args.config_overrides)}
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
     runs = []
@@ -72,31 +58,17 @@ def main():
             model.eval()
             score = anomaly_auprc(model, test_images, test_labels, digit, seed)
             runs.append({"digit": digit, "seed": seed, "auprc": score, "train_time_s": round(train_time, 1),
-                         "positive_fraction": float((test_labels == digit).float().mean())})
+                         "positive_fraction": float((test_labels == digit).float().mean()), "device": device_name})
             print(json.dumps(runs[-1]), flush=True)
 
-    summary = {}
-    for digit in args.digits:
-        scores = [run["auprc"] for run in runs if run["digit"] == digit]
-        chance = statistics.mean(run["positive_fraction"] for run in runs if run["digit"] == digit)
-        summary[digit] = {"mean": statistics.mean(scores), "std": statistics.pstdev(scores), "n": len(scores),
-                          "chance": chance}
-    result = {"protocol": "random 80/20 split of the 70k images; train on the 80% without the held-out digit; "
-                          "test on the whole 20%, the held-out digit being the positives",
-              "device": device_name, "max_steps": args.max_steps, "batch_size": args.batch_size,
-              "config": LatentEBMConfig(**overrides).to_diff_dict(), "runs": runs,
+    summary = summarize_anomaly_runs(runs)
+    result = {"protocol": ANOMALY_PROTOCOL, "device": device_name, "max_steps": args.max_steps,
+              "batch_size": args.batch_size, "config": LatentEBMConfig(**overrides).to_diff_dict(), "runs": runs,
               "summary": {str(digit): value for digit, value in summary.items()}}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2))
 
-    header = ("| held-out digit | ours (mean ± std) | chance (positive fraction) | Pang et al. 2020 latent EBM | "
-              "Cui et al. ICCV 2023 joint EBM |")
-    rows = [header, "|---|---|---|---|---|"]
-    for digit, value in summary.items():
-        paper_mean, paper_std = PAPER_LEBM[digit]
-        rows.append(f"| {digit} | {value['mean']:.3f} ± {value['std']:.3f} (n={value['n']}) | {value['chance']:.3f} | "
-                    f"{paper_mean:.3f} ± {paper_std:.3f} | {ICCV2023_JOINT_EBM[digit]:.3f} |")
-    table = "\n".join(rows)
+    table = anomaly_markdown_table(summary)
     command = "python " + " ".join(sys.argv)
     total_time = sum(run["train_time_s"] for run in runs)
     body = (f"{table}\n\nProtocol: {result['protocol']}. Prior: {args.prior_type}; {args.max_steps} steps of batch "

@@ -22,27 +22,11 @@ from hf_latent_ebm.utils import update_results_section as update_section
 
 from hf_latent_ebm import LatentEBMConfig, LatentEBMForImageGeneration
 from hf_latent_ebm.data import load_image_dataset
-from hf_latent_ebm.evaluation import generate_images, reconstruction_mse
+from hf_latent_ebm.evaluation import fid_markdown_table, generate_images, reconstruction_mse, save_sample_grids
 from hf_latent_ebm.training import LatentEBMTrainer, TrainingArguments
 from hf_latent_ebm.utils import image_grid
 
 PRIORS = ("ebm", "gaussian")
-
-
-def side_by_side(grids: dict, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(len(grids) // 2, 2, figsize=(8, 4 * len(grids) // 2), squeeze=False)
-    for axis, (title, grid) in zip(axes.flat, grids.items()):
-        axis.imshow(grid, cmap="gray")
-        axis.set_title(title)
-        axis.axis("off")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
 
 
 def main():
@@ -84,6 +68,7 @@ def main():
             score = fid(test, samples)
             row = {"dataset": dataset_name, "prior": prior_type, "fid": score,
                    "mse": reconstruction_mse(model, test, seed=args.seed), "train_time_s": round(train_time, 1),
+                   "device": device_name,
                    "fid_time_s": round(time.time() - fid_started, 1)}
             rows.append(row)
             print(json.dumps(row), flush=True)
@@ -98,17 +83,15 @@ def main():
     # The grid goes beside results.md in figures/, which the table links to.
     grid_path = Path(args.results_md).parent / "figures" / Path(args.output).with_suffix(".png").name
     grid_path.parent.mkdir(parents=True, exist_ok=True)
-    side_by_side(grids, grid_path)
+    save_sample_grids(grids, grid_path)
 
-    table = ["| dataset | prior | FID ↓ | test MSE ↓ | training time |", "|---|---|---|---|---|"]
-    table += [f"| {r['dataset']} | {r['prior']} | {r['fid']:.2f} | {r['mse']:.4f} | {r['train_time_s'] / 60:.1f} min |"
-              for r in rows]
-    body = ("\n".join(table) + f"\n\nFID of {args.num_fid_samples} prior samples against {args.num_test_images} test "
+    table = fid_markdown_table(rows)
+    body = (table + f"\n\nFID of {args.num_fid_samples} prior samples against {args.num_test_images} test "
             f"images; MSE per pixel on images in [-1, 1]. {args.max_steps} steps of batch {args.batch_size} per "
             f"model, same seed and decoder for both priors; device {device_name}. Samples: "
             f"![samples](figures/{grid_path.name})\n\nCommand: `python {' '.join(sys.argv)}` (results: `{args.output}`).")
     update_section(args.results_md, "fid-table", "Generation quality: EBM prior vs Gaussian prior", body)
-    print("\n".join(table))
+    print(table)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ import torch
 
 from hf_latent_ebm import (LangevinDivergenceError, LangevinSampler, LatentEBMConfig, LatentEBMForImageGeneration, LatentEBMForTextGeneration,
                            LatentEBMTextConfig)
-from hf_latent_ebm.langevin import functional_potential_and_grad, langevin_step, resolve_fast_path
+from hf_latent_ebm.langevin import functional_potential_and_grad, langevin_steps, resolve_fast_path
 
 needs_compiler = pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
                                     reason="torch.compile on the CPU needs a C++ compiler")
@@ -20,7 +20,7 @@ CHAIN_TOLERANCE = dict(rtol=1e-4, atol=1e-5)
 
 def compiled_graph_count() -> int:
     """Graphs torch.compile holds for the one Langevin step every chain shares."""
-    return len(torch._dynamo.eval_frame._debug_get_cache_entry_list(langevin_step.__code__))
+    return len(torch._dynamo.eval_frame._debug_get_cache_entry_list(langevin_steps.__code__))
 
 
 def quadratic(latents):

@@ -38,6 +38,25 @@ def test_resume_reaches_the_same_parameters_as_an_uninterrupted_run(tmp_path):
     assert resumed.history == uninterrupted.history
 
 
+def test_a_run_stopped_by_should_stop_resumes_to_the_same_parameters(tmp_path):
+    uninterrupted = run(tmp_path / "straight", max_steps=7)
+    args = TrainingArguments(output_dir=str(tmp_path / "split"), max_steps=7, batch_size=8, seed=3, sample_every=0,
+                             checkpoint_every=2, log_every=1, num_grid_samples=4)
+    asked = []
+    stopped = LatentEBMTrainer(fresh_model(), toy_images(), args)
+    stopped.train(should_stop=lambda step: asked.append(step) or step == 3)  # between periodic checkpoints
+    assert stopped.step == 3 and asked == [1, 2, 3]
+    assert latest_checkpoint(tmp_path / "split").name == "step-00000003"
+    assert not (tmp_path / "split" / "model.safetensors").exists(), "a stopped run writes no final model"
+    resumed = LatentEBMTrainer(fresh_model(seed=99), toy_images(), args)
+    resumed.train(resume=True, should_stop=lambda step: asked.append(step) or False)
+    assert asked == [1, 2, 3, 4, 5, 6], "never asked after the last step"
+    for (name, expected), (_, actual) in zip(uninterrupted.model.state_dict().items(),
+                                             resumed.model.state_dict().items()):
+        assert torch.equal(expected, actual), name
+    assert resumed.history == uninterrupted.history
+
+
 def test_outputs_and_checkpoints_are_written(tmp_path):
     trainer = run(tmp_path, max_steps=5)
     for name in ("config.json", "model.safetensors", "samples.png", "loss_curve.png", "loss_history.json"):
