@@ -95,26 +95,34 @@ def synchronize(device):
         torch.cuda.synchronize()
 
 
-def timed(function, device, repeats, warmup=3):
-    """(seconds per call, peak MiB allocated during the timed calls on CUDA, seconds of the first call: on the fast
-    path that is where compiling happens)."""
-    synchronize(device)
-    started = time.perf_counter()
-    function()
-    synchronize(device)
-    first_s = time.perf_counter() - started
-    for _ in range(warmup - 1):
+def timed(functions: dict, device, repeats, warmup=3) -> dict:
+    """Per function: seconds per call, seconds of its first call (on the fast path that is where compiling happens)
+    and, on CUDA, its peak memory (MiB allocated above what was live before its first call, so a variant's CUDA
+    graph pools count towards it and other variants' do not). The timed calls are interleaved across the functions,
+    so drifts of the machine (clocks, other load) hit every variant alike."""
+    results = {}
+    for name, function in functions.items():
+        synchronize(device)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+            before = torch.cuda.memory_allocated()
+            torch.cuda.reset_peak_memory_stats()
+        started = time.perf_counter()
         function()
-    synchronize(device)
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    started = time.perf_counter()
+        synchronize(device)
+        results[name] = {"first_call_s": time.perf_counter() - started, "s": 0.0, "peak_mib": None}
+        for _ in range(warmup - 1):
+            function()
+        synchronize(device)
+        if device.type == "cuda":
+            results[name]["peak_mib"] = (torch.cuda.max_memory_allocated() - before) / 2**20
     for _ in range(repeats):
-        function()
-    synchronize(device)
-    seconds = (time.perf_counter() - started) / repeats
-    peak = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None
-    return {"s": seconds, "peak_mib": peak, "first_call_s": first_s}
+        for name, function in functions.items():
+            started = time.perf_counter()
+            function()
+            synchronize(device)
+            results[name]["s"] += (time.perf_counter() - started) / repeats
+    return results
 
 
 def library_model(config, fast_path, device, state=None):
@@ -203,7 +211,7 @@ def text_rows(device, batch_size, repeats):
     variants = {"plain padded scoring, eager": {"langevin_fast_path": "eager"},
                 "library, eager": {"langevin_fast_path": "eager"},
                 f"library, fastest ({json.dumps(fastest)})": fastest}
-    rows = {}
+    steps = {}
     for name, settings in variants.items():
         torch.manual_seed(0)
         model = LatentEBMForTextGeneration(LatentEBMTextConfig(vocab_size=vocab, max_length=max_length,
@@ -213,8 +221,8 @@ def text_rows(device, batch_size, repeats):
             decoder.negative_log_likelihood = lambda input_ids, latents: padded_negative_log_likelihood(
                 decoder, input_ids, latents)
             decoder.compact = lambda input_ids: input_ids
-        rows[name] = timed(library_step(model, model.build_optimizer(), {"input_ids": ids}, seeded(device, 0)),
-                           device, repeats)
+        steps[name] = library_step(model, model.build_optimizer(), {"input_ids": ids}, seeded(device, 0))
+    rows = timed(steps, device, repeats)
     baseline = rows["plain padded scoring, eager"]["s"]
     for row in rows.values():
         row["ratio"] = baseline / row["s"]
@@ -231,6 +239,8 @@ def main():
     parser.add_argument("--curve-steps", type=int, default=None, help="steps of the two loss curves")
     parser.add_argument("--skip", nargs="*", default=[], choices=("curves", "scaling", "text"))
     parser.add_argument("--output", default=None)
+    parser.add_argument("--results-md", default="docs/results.md",
+                        help="where the tables go, as section bench_langevin_<device> (empty: nowhere)")
     args = parser.parse_args()
     device = torch.device(args.device)
     small = args.small if args.small is not None else device.type == "cpu"
@@ -276,7 +286,7 @@ def main():
                 torch.randn(batch, nz, 1, 1, device=device), paper_e, 60, 0.4)).detach(),
             "posterior_inference_20_steps": lambda: paper_posterior_langevin(
                 torch.randn(batch, nz, 1, 1, device=device), x, paper_g, paper_e, 20, 0.1)}
-        rows = {name: {"paper": timed(function, device, repeats)} for name, function in paper.items()}
+        functions = {name: {"paper": function} for name, function in paper.items()}
         variants = {"eager": {}, "fast": {"langevin_fast_path": "compile"}}
         if device.type == "cuda":
             variants["fast_bf16_decoder"] = {"langevin_fast_path": "compile", "decoder_autocast": "bfloat16"}
@@ -286,12 +296,13 @@ def main():
             # one compiled graph per chain for the step, the sampling and the inference alike.
             model = LatentEBMForImageGeneration(LatentEBMConfig.paper_svhn(**config, **settings)).to(device)
             generator = seeded(device, 0)
-            library = {
-                "training_step": library_step(model, model.build_optimizer(), {"pixel_values": x}, generator),
-                "prior_sampling_60_steps": lambda: model.sample(batch, generator),
-                "posterior_inference_20_steps": lambda: model.posterior_latents(x, generator)}
-            for name, function in library.items():
-                rows[name][variant] = timed(function, device, repeats)
+            functions["training_step"][variant] = library_step(model, model.build_optimizer(), {"pixel_values": x},
+                                                               generator)
+            functions["prior_sampling_60_steps"][variant] = \
+                lambda model=model, generator=generator: model.sample(batch, generator)
+            functions["posterior_inference_20_steps"][variant] = \
+                lambda model=model, generator=generator: model.posterior_latents(x, generator)
+        rows = {name: timed(group, device, repeats) for name, group in functions.items()}
         for row in rows.values():
             for variant in variants:
                 row[variant]["ratio"] = row["paper"]["s"] / row[variant]["s"]
@@ -307,14 +318,12 @@ def main():
         generator, rows = seeded(device, 0), {}
         for size in scaling_batches:
             for steps in (30, 60, 120):
-                paper = timed(lambda: paper_g(paper_prior_langevin(torch.randn(size, nz, 1, 1, device=device), paper_e,
-                                                                   steps, 0.4)).detach(),
-                              device, max(1, repeats // 4), warmup=1)
-                library = timed(lambda: model.decode(model.sample_latents(size, generator, num_steps=steps)),
-                                device, max(1, repeats // 4), warmup=2)
-                rows[f"batch{size}_steps{steps}"] = {"paper": paper, "library": library,
-                                                     "ratio": paper["s"] / library["s"],
-                                                     "samples_per_s": size / library["s"]}
+                row = timed({"paper": lambda: paper_g(paper_prior_langevin(
+                                 torch.randn(size, nz, 1, 1, device=device), paper_e, steps, 0.4)).detach(),
+                             "library": lambda: model.decode(model.sample_latents(size, generator, num_steps=steps))},
+                            device, max(1, repeats // 4), warmup=2)
+                row.update(ratio=row["paper"]["s"] / row["library"]["s"], samples_per_s=size / row["library"]["s"])
+                rows[f"batch{size}_steps{steps}"] = row
         return {"fast_path": "auto", "rows": rows}
 
     if "scaling" not in args.skip:
@@ -322,13 +331,28 @@ def main():
     if "text" not in args.skip:
         section("text_training_step", lambda: text_rows(device, 32, repeats))
     print(f"device: {device_name}\n" + "\n".join(markdown_tables(result)))
+    if args.results_md:
+        write_results_section(result, args.results_md, device.type, output)
     print(f"wrote {output}")
+
+
+def write_results_section(result, results_md, device_type, output) -> None:
+    from hf_latent_ebm.utils import update_results_section
+
+    body = "\n\n".join(["\n".join(markdown_tables(result)),
+                        f"Device: {result['device']}, torch {result['torch']}. Times per call (mean of {result['repeats']} "
+                        "interleaved calls after warm-up); ratios are paper-style eager time / library time. "
+                        f"Command: `{result['command']}` (results: `{output}`); reading in docs/performance.md."])
+    update_results_section(results_md, f"bench_langevin_{device_type}",
+                           f"Langevin chains and training step against the paper-style eager loop ({result['device']})",
+                           body)
 
 
 def markdown_tables(result) -> list[str]:
     lines = []
     if "equivalence" in result:
         lines.append(f"equivalence (fast vs eager, same noise): {json.dumps(result['equivalence'])}")
+        lines.append("")
     if "loss_curves" in result:
         curves = result["loss_curves"]
         lines.append(f"loss curves ({len(curves['eager']['decoder_loss'])} steps): max relative difference "
@@ -337,26 +361,28 @@ def markdown_tables(result) -> list[str]:
                      f"{curves['compile']['decoder_loss'][-1]:.2f}")
     if "rows" in result:
         variants = [name for name in next(iter(result["rows"].values())) if name != "paper"]
-        lines += ["| measurement (batch %d) | paper-style eager | " % result["batch"]
+        lines += ["", "| measurement (batch %d) | paper-style eager | " % result["batch"]
                   + " | ".join(f"library {name}" for name in variants) + " |",
                   "|---" * (2 + len(variants)) + "|"]
         for name, row in result["rows"].items():
             cells = [f"{row[v]['s'] * 1e3:.1f} ms ({row[v]['ratio']:.2f}x)" for v in variants]
             lines.append(f"| {name} | {row['paper']['s'] * 1e3:.1f} ms | " + " | ".join(cells) + " |")
         if result["rows"]["training_step"]["paper"]["peak_mib"] is not None:
+            lines.append("")
             lines.append("peak MiB: " + json.dumps({name: {v: round(row[v]["peak_mib"]) for v in row}
                                                     for name, row in result["rows"].items()}))
     if "scaling" in result:
-        lines += ["| prior sampling + decode | paper-style eager | library (fast path auto) | ratio | samples/s |",
+        lines += ["", "| prior sampling + decode | paper-style eager | library (fast path auto) | ratio | samples/s |",
                   "|---|---|---|---|---|"]
         for name, row in result["scaling"]["rows"].items():
             lines.append(f"| {name} | {row['paper']['s'] * 1e3:.1f} ms | {row['library']['s'] * 1e3:.1f} ms | "
                          f"{row['ratio']:.2f}x | {row['samples_per_s']:.0f} |")
     if "text_training_step" in result:
         text = result["text_training_step"]
-        lines += [f"| text training step (batch {text['batch']}) | time | ratio |", "|---|---|---|"]
+        lines += ["", f"| text training step (batch {text['batch']}) | time | ratio |", "|---|---|---|"]
         lines += [f"| {name} | {row['s'] * 1e3:.1f} ms | {row['ratio']:.2f}x |" for name, row in text["rows"].items()]
     if result["errors"]:
+        lines.append("")
         lines.append(f"errors: {json.dumps(result['errors'])}")
     return lines
 

@@ -525,12 +525,19 @@ def unpack(path: Path, work_dir: Path, force: bool) -> dict:
         state = load_state(root)
         if state is None:
             raise ValueError(f"{path} is not a gpu_tables state archive: it has no {ARCHIVE_ROOT}/{STATE_FILE}")
-        for name, file_name in state.pop("side_files", {}).items():
+        # A GPU session needs no finished item's samples, so they may stay behind (the 64 MiB a device call
+        # carries): an absent side file is remembered, packed again by name, and needed only by --score-fid.
+        absent = {}
+        for name, file_name in {**state.pop("absent_side_files", {}), **state.pop("side_files", {})}.items():
             source = path.parent / file_name
-            if not source.is_file():
-                raise OSError(f"{path} keeps the FID samples of {name} beside it as {file_name}, which is missing "
-                              f"from {path.parent}; put it next to the archive")
-            shutil.copyfile(source, root / name / SAMPLES_FILE)
+            if source.is_file():
+                shutil.copyfile(source, root / name / SAMPLES_FILE)
+            else:
+                absent[name] = file_name
+                print(f"note: the FID samples of {name} ({file_name}) are not beside {path}; they stay "
+                      "elsewhere (only --score-fid needs them)", flush=True)
+        if absent:
+            state["absent_side_files"] = absent
         local = load_state(work_dir) if work_dir.is_dir() else None
         if work_dir.is_dir() and any(work_dir.iterdir()) and not force:
             if local is None:
@@ -591,6 +598,10 @@ def score_fid(state: dict, work_dir: Path, device: str, rescore: bool) -> int:
         if item.kind != "fid" or record is None or record["status"] != "done" or ("fid" in record and not rescore):
             continue
         item_dir = work_dir / item.name
+        if not (item_dir / SAMPLES_FILE).exists():
+            file_name = state.get("absent_side_files", {}).get(item.name, side_file_name(item.name))
+            raise OSError(f"the FID samples of {item.name} are not in {work_dir}: put {file_name} beside the state "
+                          "archive and --unpack it again")
         test = image_split(item.dataset, "test")[slice(state["plan"]["limit_test"])]
         samples = load_samples(item_dir / SAMPLES_FILE)
         started = clock()
@@ -677,9 +688,10 @@ def report(state: dict, work_dir: Path, results_md: Path, results_dir: Path) -> 
                          "train_time_s": record["train_time_s"], "device": " + ".join(record["devices"]),
                          "steps": record["max_steps"], "num_fid_samples": record["num_samples"],
                          "num_test_images": record["num_test_images_fid"], "fid_device": record["fid_device"]})
-            samples = load_samples(work_dir / item.name / SAMPLES_FILE)[:64]
-            grids[f"{item.dataset}, {item.prior} prior (FID {record['fid']:.1f})"] = np.asarray(
-                image_grid(samples.float() / 127.5 - 1, num_columns=8))
+            if (work_dir / item.name / SAMPLES_FILE).exists():  # samples left behind have no grid
+                samples = load_samples(work_dir / item.name / SAMPLES_FILE)[:64]
+                grids[f"{item.dataset}, {item.prior} prior (FID {record['fid']:.1f})"] = np.asarray(
+                    image_grid(samples.float() / 127.5 - 1, num_columns=8))
     if rows:
         missing = [describe_missing(item, state["items"].get(item.name)) for item in fid_items
                    if "fid" not in state["items"].get(item.name, {})]

@@ -124,9 +124,19 @@ def test_sample_files_go_beside_an_archive_over_the_limit_and_come_back(gpu_tabl
     assert gpu_tables.load_state(restored)["items"]["anomaly-d1-s0"]["auprc"] == \
         gpu_tables.load_state(work_dir)["items"]["anomaly-d1-s0"]["auprc"]
     assert (restored / "fid-mnist-ebm" / "model.safetensors").exists(), "--score-fid needs it for the test MSE"
+    # A GPU session gets the archive without the side file: it continues, packs the file's name again, and only
+    # --score-fid (here, afterwards) asks for the file.
+    side_file = (out / "fid-mnist-ebm.samples.npz").read_bytes()
     (out / "fid-mnist-ebm.samples.npz").unlink()
-    with pytest.raises(OSError, match="fid-mnist-ebm.samples.npz, which is missing"):
-        gpu_tables.main(["--work-dir", str(tmp_path / "again"), "--unpack", str(out / "state.tar.gz")])
+    again, out_again = tmp_path / "again", tmp_path / "out_again"
+    gpu_tables.main(["--work-dir", str(again), "--unpack", str(out / "state.tar.gz")])
+    with pytest.raises(OSError, match="put fid-mnist-ebm.samples.npz beside the state archive"):
+        gpu_tables.main(["--work-dir", str(again), "--score-fid"])
+    gpu_tables.main(["--work-dir", str(again), "--pack", str(out_again / "state.tar.gz")])
+    (out_again / "fid-mnist-ebm.samples.npz").write_bytes(side_file)
+    final = tmp_path / "final"
+    gpu_tables.main(["--work-dir", str(final), "--unpack", str(out_again / "state.tar.gz")])
+    assert (final / "fid-mnist-ebm" / "samples.npz").read_bytes() == side_file
 
 
 def test_score_fid_and_partial_report(gpu_tables, tmp_path, monkeypatch):
