@@ -22,7 +22,10 @@ def test_tensors_match_the_recorded_reference(outputs):
         if expected.dtype == torch.long:
             assert torch.equal(tensors[name], expected), name  # the same token ids
         else:
-            torch.testing.assert_close(tensors[name], expected, rtol=0, atol=1e-5, msg=name)
+            # Float32 rounding, not behaviour: kernels that compute the same values in another order (the prior's
+            # analytic gradient through aten's fused activation backward) move a 20-step chain's reconstruction by
+            # ~4e-5 and a score of 74 by ~1e-4; a changed computation moves them by orders of magnitude more.
+            torch.testing.assert_close(tensors[name], expected, rtol=1e-5, atol=1e-4, msg=name)
 
 
 def test_texts_match_the_recorded_reference(outputs):

@@ -1,7 +1,5 @@
 """The MLP energy of Pang et al. 2020, with one output or several."""
 
-import math
-
 import torch
 from torch import nn
 
@@ -10,15 +8,15 @@ from .base import Prior
 ACTIVATIONS = {"gelu": nn.GELU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "silu": nn.SiLU}
 
 
-def _activation_derivative(activation: nn.Module, pre: torch.Tensor) -> torch.Tensor:
-    """d activation / d input at `pre`, for the activations `ACTIVATIONS` builds."""
-    if isinstance(activation, nn.GELU):  # exact (erf) GELU: Phi(x) + x phi(x)
-        return 0.5 * (1 + torch.erf(pre / math.sqrt(2))) + pre * torch.exp(-0.5 * pre * pre) / math.sqrt(2 * math.pi)
+def _activation_backward(activation: nn.Module, grad: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
+    """grad * activation'(pre), for the activations `ACTIVATIONS` builds, by the fused kernels autograd itself uses
+    (one pass over the tensor; written out from erf and exp, the GELU derivative took seven)."""
+    if isinstance(activation, nn.GELU):
+        return torch.ops.aten.gelu_backward(grad, pre, approximate=activation.approximate)
     if isinstance(activation, nn.LeakyReLU):
-        return torch.where(pre > 0, 1.0, activation.negative_slope)
+        return torch.ops.aten.leaky_relu_backward(grad, pre, activation.negative_slope, False)
     if isinstance(activation, nn.SiLU):
-        sigmoid = torch.sigmoid(pre)
-        return sigmoid * (1 + pre * (1 - sigmoid))
+        return torch.ops.aten.silu_backward(grad, pre)
     raise TypeError(f"no analytic derivative for {type(activation).__name__}")
 
 
@@ -87,7 +85,7 @@ class EnergyPrior(Prior):
         else:  # d(-logsumexp(-E_k))/dE_k is the softmax of -E_k
             grad = torch.softmax(-hidden, dim=-1) @ linears[-1].weight
         for linear, (activation, pre) in zip(reversed(linears[:-1]), reversed(pre_activations)):
-            grad = (grad * _activation_derivative(activation, pre)) @ linear.weight
+            grad = _activation_backward(activation, grad, pre) @ linear.weight
         sigma_sq = self.reference_sigma**2
         return energy + latents.pow(2).sum(dim=-1) / (2 * sigma_sq), grad + latents / sigma_sq
 
