@@ -100,9 +100,10 @@ _SHARED_ARGS = r"""
             What a chain that reaches a non-finite z or energy does: "raise" a `LangevinDivergenceError`, or
             "reset" the diverged chains to their initial state (with a warning).
         langevin_fast_path (`str`, *optional*, defaults to `"auto"`):
-            How the chains' steps run: "eager" (plain PyTorch), "compile" (each step one `torch.compile`d function,
-            grad U and the update fused, replayed as a CUDA graph on CUDA; the decoder must declare `compilable`)
-            or "auto" ("compile" on CUDA where the parts allow it, "eager" elsewhere). Same noise, same chain.
+            How the chains' steps run: "eager" (plain PyTorch), "compile" (through one `torch.compile`d function,
+            grad U and the update fused, a few steps per call, replayed as a CUDA graph on CUDA; the decoder must
+            declare `compilable`) or "auto" ("compile" on CUDA where the parts allow it, "eager" elsewhere). Same
+            noise, same chain (docs/performance.md).
         decoder_autocast (`str`, *optional*):
             "bfloat16" runs the decoder (in the chains and in its loss) under autocast on the inputs' device; the
             prior stays in float32. None (the default) is float32 throughout.

@@ -9,8 +9,8 @@ import torch
 
 # What a chain that reaches a non-finite state does: raise, or reset those chains to their start.
 NONFINITE_POLICIES = ("raise", "reset")
-# How the chain's steps run: "eager" (plain PyTorch), "compile" (each step one torch.compile'd function, replayed as
-# a CUDA graph on CUDA), or "auto" ("compile" on CUDA, "eager" elsewhere).
+# How the chain's steps run: "eager" (plain PyTorch), "compile" (through one torch.compile'd function, a few steps
+# per call, replayed as a CUDA graph on CUDA), or "auto" ("compile" on CUDA, "eager" elsewhere).
 FAST_PATHS = ("auto", "eager", "compile")
 # Steps per compiled call. A chain with an analytic gradient (the prior's MLP) is a few tiny kernels per step, so the
 # per-call overhead (guards, the CUDA graph launch) would dominate it one step at a time; a decoder's step is real
@@ -74,7 +74,7 @@ def functional_potential_and_grad(potential: Callable[[torch.Tensor], torch.Tens
 
 @functools.cache
 def compiled_langevin_steps(device_type: str):
-    """`langevin_steps` compiled once per device type. On CUDA, "reduce-overhead" replays each step as a CUDA graph
+    """`langevin_steps` compiled once per device type. On CUDA, "reduce-overhead" replays each call as a CUDA graph
     (the chain is many small kernels, so launch overhead is most of its eager time). Dynamo caches on the step's
     code and treats the potential's closure (observations, module parameters) as inputs, so new batches and
     trained weights reuse the compiled graph; a new shape or chunk length recompiles, and past torch's recompile
@@ -121,9 +121,10 @@ class LangevinSampler:
             start with a warning.
         noise_scale (`float`, *optional*, defaults to 1.0): The noise temperature T >= 0.
         fast_path (`str`, *optional*, defaults to `"eager"`):
-            One of `FAST_PATHS`. "compile" runs each step as one compiled function (a CUDA graph on CUDA) on the
-            same noise as the eager loop, so both give the same chain up to floating-point reassociation; "auto"
-            compiles on CUDA only (on the CPU compiling costs seconds and gains little).
+            One of `FAST_PATHS`. "compile" runs the steps through one compiled function, `langevin_steps` (a CUDA
+            graph on CUDA), on the same noise as the eager loop, so both give the same chain up to floating-point
+            reassociation; "auto" compiles on CUDA only (on the CPU compiling costs seconds per shape and gains
+            little).
     """
 
     def __init__(self, num_steps: int, step_size: float | Sequence[float], add_noise: bool = True,
