@@ -588,7 +588,27 @@ def load_samples(path: Path) -> torch.Tensor:
     return torch.from_numpy(samples)
 
 
-def score_fid(state: dict, work_dir: Path, device: str, rescore: bool) -> int:
+def reference_statistics(dataset: str, test: torch.Tensor, device: str, cache_dir: Path | None):
+    """The test images' feature statistics, kept in cache_dir (outside the work dir, which --unpack replaces): on
+    the CPU they cost as long as one item's samples, and every item finished in a later session needs them again."""
+    if cache_dir is None:
+        return inception_statistics(test, device)
+    from safetensors.torch import load_file, save_file
+
+    digest = hashlib.sha256(test.numpy().tobytes()).hexdigest()[:16]
+    path = cache_dir / f"fid-reference-{dataset}-{len(test)}-{digest}.safetensors"
+    if path.exists():
+        cached = load_file(path)
+        return cached["mean"], cached["covariance"]
+    mean, covariance = inception_statistics(test, device)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.tmp")
+    save_file({"mean": mean.contiguous(), "covariance": covariance.contiguous()}, staging)
+    os.replace(staging, path)
+    return mean, covariance
+
+
+def score_fid(state: dict, work_dir: Path, device: str, rescore: bool, cache_dir: Path | None = None) -> int:
     """FID (and test MSE with the saved model) of every FID item whose samples are written; returns how many."""
     from hf_latent_ebm.metrics.fid import frechet_distance
 
@@ -606,7 +626,7 @@ def score_fid(state: dict, work_dir: Path, device: str, rescore: bool) -> int:
         samples = load_samples(item_dir / SAMPLES_FILE)
         started = clock()
         if item.dataset not in real_statistics:  # both priors' samples are compared with the same test images
-            real_statistics[item.dataset] = inception_statistics(test, device)
+            real_statistics[item.dataset] = reference_statistics(item.dataset, test, device, cache_dir)
         score = frechet_distance(*real_statistics[item.dataset], *inception_statistics(samples, device))
         fid_time = clock() - started
         mse = None
@@ -751,6 +771,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--force", action="store_true", help="let --unpack replace a work dir it does not descend from")
     run.add_argument("--score-fid", action="store_true", help="FID and test MSE of the FID items' sample files")
     run.add_argument("--rescore", action="store_true", help="with --score-fid, score items scored before again")
+    run.add_argument("--fid-cache-dir", default="runs/fid_reference",
+                     help="where --score-fid keeps the test images' feature statistics between runs (empty: nowhere)")
     run.add_argument("--report", action="store_true", help="write the tables into --results-md and --results-dir")
     run.add_argument("--results-md", type=Path, default=Path("docs/results.md"))
     run.add_argument("--results-dir", type=Path, default=Path("docs/results/image"))
@@ -797,7 +819,7 @@ def main(argv=None) -> dict:
         print(f"session over after {budget.elapsed():.0f} s: {done} of {len(items)} items done"
               + ("" if all_done else "; rerun the same command to continue"), flush=True)
     if args.score_fid:
-        score_fid(state, work_dir, args.device, args.rescore)
+        score_fid(state, work_dir, args.device, args.rescore, Path(args.fid_cache_dir) if args.fid_cache_dir else None)
     if args.report:
         report(state, work_dir, args.results_md, args.results_dir)
     if args.pack:

@@ -153,7 +153,7 @@ def test_score_fid_and_partial_report(gpu_tables, tmp_path, monkeypatch):
     monkeypatch.setattr(gpu_tables, "inception_statistics", fake_statistics)
     results_md, results_dir = tmp_path / "docs" / "results.md", tmp_path / "docs" / "results" / "image"
     report_flags = ["--work-dir", str(work_dir), "--results-md", str(results_md), "--results-dir", str(results_dir),
-                    "--device", "cpu"]
+                    "--device", "cpu", "--fid-cache-dir", str(tmp_path / "fid_cache")]
     state = gpu_tables.main(report_flags + ["--score-fid", "--report"])
     assert calls == [(torch.Size([80, 1, 28, 28]), torch.float32), (torch.Size([12, 1, 28, 28]), torch.uint8)]
     record = state["items"]["fid-mnist-ebm"]
@@ -171,6 +171,10 @@ def test_score_fid_and_partial_report(gpu_tables, tmp_path, monkeypatch):
     assert (results_md.parent / "figures" / "fid_table_gpu.png").exists()
     gpu_tables.main(report_flags + ["--score-fid"])
     assert len(calls) == 2, "a scored item is not scored again without --rescore"
+    # Scoring again reads the test images' statistics from the cache: only the samples go through the network.
+    rescored = gpu_tables.main(report_flags + ["--score-fid", "--rescore"])
+    assert calls[2:] == [(torch.Size([12, 1, 28, 28]), torch.uint8)]
+    assert rescored["items"]["fid-mnist-ebm"]["fid"] == pytest.approx(record["fid"], rel=1e-6)
 
 
 def test_the_pacer_stops_before_the_budget_would_be_overrun(gpu_tables, monkeypatch):
