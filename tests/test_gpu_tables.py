@@ -130,8 +130,6 @@ def test_sample_files_go_beside_an_archive_over_the_limit_and_come_back(gpu_tabl
     (out / "fid-mnist-ebm.samples.npz").unlink()
     again, out_again = tmp_path / "again", tmp_path / "out_again"
     gpu_tables.main(["--work-dir", str(again), "--unpack", str(out / "state.tar.gz")])
-    with pytest.raises(OSError, match="put fid-mnist-ebm.samples.npz beside the state archive"):
-        gpu_tables.main(["--work-dir", str(again), "--score-fid"])
     gpu_tables.main(["--work-dir", str(again), "--pack", str(out_again / "state.tar.gz")])
     (out_again / "fid-mnist-ebm.samples.npz").write_bytes(side_file)
     final = tmp_path / "final"
@@ -175,6 +173,23 @@ def test_score_fid_and_partial_report(gpu_tables, tmp_path, monkeypatch):
     rescored = gpu_tables.main(report_flags + ["--score-fid", "--rescore"])
     assert calls[2:] == [(torch.Size([12, 1, 28, 28]), torch.uint8)]
     assert rescored["items"]["fid-mnist-ebm"]["fid"] == pytest.approx(record["fid"], rel=1e-6)
+
+
+def test_score_fid_draws_samples_left_behind_again_from_the_final_model(gpu_tables, tmp_path, monkeypatch):
+    work_dir = tmp_path / "work"
+    gpu_tables.main(plan_flags(work_dir) + ["--time-budget-s", "inf"])
+    samples_path = work_dir / "fid-mnist-ebm" / "samples.npz"
+    samples_path.unlink()
+    monkeypatch.setattr(gpu_tables, "inception_statistics", lambda images, device: (
+        torch.full((3,), float(images.float().mean())), torch.eye(3, dtype=torch.float64)))
+    flags = ["--work-dir", str(work_dir), "--score-fid", "--device", "cpu", "--fid-cache-dir", str(tmp_path / "cache")]
+    record = gpu_tables.main(flags)["items"]["fid-mnist-ebm"]
+    assert samples_path.exists() and record["samples_device"] == "CPU" and record["num_samples"] == 12
+    assert "fid" in record and record["fid_samples_sha256"] == gpu_tables.samples_sha256(samples_path)
+    samples_path.unlink()
+    (work_dir / "fid-mnist-ebm" / "model.safetensors").unlink()
+    with pytest.raises(OSError, match="nor its model to draw them again"):
+        gpu_tables.main(flags + ["--rescore"])
 
 
 def test_the_pacer_stops_before_the_budget_would_be_overrun(gpu_tables, monkeypatch):
