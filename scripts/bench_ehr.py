@@ -130,7 +130,12 @@ def main() -> None:
     parser.add_argument("--out-dir", default="runs/bench-ehr")
     parser.add_argument("--results", default="docs/results.md")
     parser.add_argument("--json-dir", default="docs/results/ehr/bench")
+    parser.add_argument("--from-json", default=None,
+                        help="write the results.md section from a JSON this script wrote (on another machine) and stop")
     args = parser.parse_args()
+    if args.from_json:
+        write_section(json.loads(Path(args.from_json).read_text()), args.results)
+        return
     device = torch.device(args.device)
     command = shlex.join(["python", "scripts/bench_ehr.py", *sys.argv[1:]])
     record = {"command": command, "device": device_name(device), "torch": torch.__version__, "sizes": {}}
@@ -161,28 +166,37 @@ def main() -> None:
         record["sizes"][str(size)] = entry
         print(size, json.dumps(entry), flush=True)
 
-    lines = [f"Device: {record['device']}, torch {torch.__version__}. Command: `{command}`.", ""]
-    first = record["sizes"][str(args.patients[0])]
+    record["device_type"] = device.type
+    lines = write_section(record, args.results)
+    Path(args.json_dir).mkdir(parents=True, exist_ok=True)
+    Path(args.json_dir, f"bench_ehr_{device.type}.json").write_text(json.dumps(record, indent=2))
+    print("\n".join(lines))
+
+
+def write_section(record: dict, results: str) -> list[str]:
+    """The results.md section `bench_ehr_<device>` from a run's record; returns its lines."""
+    first = next(iter(record["sizes"].values()))
+    batch_sizes = list(first["batched_patients_per_second"])
+    device_type = record.get("device_type") or ("cpu" if record["device"].startswith("CPU") else "cuda")
+    lines = [f"Device: {record['device']}, torch {record['torch']}. Command: `{record['command']}`.", ""]
     lines += [f"Outputs checked on {first['check']['patients']} patients: max |logit difference| "
               f"{first['check']['max_logit_difference']:.1e}, max |gradient difference| "
               f"{first['check']['max_gradient_difference']:.1e}.", "",
               f"Training throughput (forward + backward + Adam step), the per-patient loop: "
-              f"{first['loop_patients_per_second']:.1f} patients/s (batches of {args.batch_sizes[0]}); batched: " +
-              "; ".join(f"batch {size}: {first['batched_patients_per_second'][str(size)]:.0f} patients/s, "
-                        f"**{first['speedup'][str(size)]:.1f}x**" for size in args.batch_sizes) + ".", "",
+              f"{first['loop_patients_per_second']:.1f} patients/s (batches of {batch_sizes[0]}); batched: " +
+              "; ".join(f"batch {size}: {first['batched_patients_per_second'][size]:.0f} patients/s, "
+                        f"**{first['speedup'][size]:.1f}x**" for size in batch_sizes) + ".", "",
               "| patients | train patients | codes | prepare s | s / epoch | stored cohort MB | dense arrays MB | peak memory MB |",
               "|---|---|---|---|---|---|---|---|"]
     for size, entry in record["sizes"].items():
         lines.append(f"| {int(size):,} | {entry['train_patients']:,} | {entry['codes']} | {entry['prepare_seconds']:.1f} | "
                      f"{entry['epoch_seconds']:.1f} | {entry['stored_cohort_bytes'] / 2**20:.1f} | "
                      f"{entry['dense_reference_bytes'] / 2**20:.1f} | {entry['epoch_peak_memory_bytes'] / 2**20:.0f} |")
-    lines += ["", "Peak memory: " + ("torch.cuda.max_memory_allocated over the epoch." if device.type == "cuda" else
+    lines += ["", "Peak memory: " + ("torch.cuda.max_memory_allocated over the epoch." if device_type == "cuda" else
                                      "the process's peak resident set (the data, the cohort and Python included).")]
-    key = f"bench_ehr_{device.type}"
-    update_results_section(args.results, key, f"Chet training speed ({record['device']})", "\n".join(lines))
-    Path(args.json_dir).mkdir(parents=True, exist_ok=True)
-    Path(args.json_dir, f"{key}.json").write_text(json.dumps(record, indent=2))
-    print("\n".join(lines))
+    update_results_section(results, f"bench_ehr_{device_type}", f"Chet training speed ({record['device']})",
+                           "\n".join(lines))
+    return lines
 
 
 if __name__ == "__main__":

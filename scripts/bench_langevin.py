@@ -241,7 +241,14 @@ def main():
     parser.add_argument("--output", default=None)
     parser.add_argument("--results-md", default="docs/results.md",
                         help="where the tables go, as section bench_langevin_<device> (empty: nowhere)")
+    parser.add_argument("--from-json", default=None,
+                        help="write the results.md section from a JSON this script wrote (on another machine) and stop")
     args = parser.parse_args()
+    if args.from_json:
+        result = json.loads(Path(args.from_json).read_text())
+        device_type = "cpu" if result["device"].startswith("CPU") else "cuda"
+        write_results_section(result, args.results_md, device_type, args.from_json)
+        return
     device = torch.device(args.device)
     small = args.small if args.small is not None else device.type == "cpu"
     batch, ngf, nz, ndf, channels = (32, 16, 100, 200, 3) if small else (100, 64, 100, 200, 3)

@@ -13,7 +13,8 @@
 #
 # Afterwards, here: copy the returned state.tar.gz into gpu_state/ and commit it (a later session, perhaps on a new
 # checkout, continues from it); the sample files go beside it but stay out of git (.gitignore), since --score-fid
-# draws them again from the final models when they are missing. Copy the JSONs into docs/results/. Score FID with
+# draws them again from the final models when they are missing. Copy the JSONs into docs/results/ (image/benchmarks/,
+# ehr/bench/) and write their results.md sections with each benchmark's --from-json. Score FID with
 # `python scripts/gpu_tables.py --unpack gpu_state/state.tar.gz --score-fid --report`. A session that will train no
 # Fashion-MNIST item may carry .devdata/mnist.npz.xz alone.
 set -uo pipefail
