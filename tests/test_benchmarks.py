@@ -1,0 +1,42 @@
+"""The benchmark scripts' bookkeeping (not their timings): interleaved timing, and results.md sections rebuilt from
+the JSON a device run brings back."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_script(name):
+    spec = importlib.util.spec_from_file_location(f"{name}_under_test", ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_timed_warms_each_function_up_then_interleaves_the_timed_calls():
+    bench = load_script("bench_langevin")
+    calls = []
+    results = bench.timed({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, torch.device("cpu"),
+                          repeats=2, warmup=2)
+    assert calls == ["a", "a", "b", "b", "a", "b", "a", "b"]
+    assert set(results) == {"a", "b"} and all(row["s"] >= 0 and row["peak_mib"] is None for row in results.values())
+
+
+def test_results_sections_are_rebuilt_from_the_recorded_json(tmp_path, monkeypatch):
+    monkeypatch.chdir(ROOT)  # the section names the JSON by the path it was given, relative as in docs/results.md
+    for script, recorded, results_flag, key in (
+            ("bench_langevin", "docs/results/image/benchmarks/bench_langevin_cpu.json", "--results-md",
+             "bench_langevin_cpu"),
+            ("bench_ehr", "docs/results/ehr/bench/bench_ehr_cpu.json", "--results", "bench_ehr_cpu")):
+        results_md = tmp_path / f"{script}.md"
+        monkeypatch.setattr(sys, "argv", [script, "--from-json", recorded, results_flag, str(results_md)])
+        load_script(script).main()
+        text = results_md.read_text()
+        section = text[text.index(f"<!-- begin {key} -->"):text.index(f"<!-- end {key} -->")]
+        assert section in (ROOT / "docs" / "results.md").read_text(), f"{script}: the section differs"
+        assert json.loads((ROOT / recorded).read_text())["command"] in section
