@@ -184,8 +184,8 @@ class LangevinSampler:
                 torch.no_grad()
             steps_per_call = ANALYTIC_STEPS_PER_CALL if potential_and_grad is not None else AUTOGRAD_STEPS_PER_CALL
         else:
-            advance, grad_mode = self._eager_step(potential, potential_and_grad, generator, noise_scale), \
-                torch.enable_grad()
+            advance, grad_mode = self._eager_step(potential, potential_and_grad, generator, noise_scale,
+                                                  return_diagnostics), torch.enable_grad()
             steps_per_call = 1
         z = start.clone()
         with grad_mode:
@@ -211,8 +211,9 @@ class LangevinSampler:
             return torch.zeros_like(like)
         return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
 
-    def _eager_step(self, potential, potential_and_grad, generator, noise_scale):
-        """Step `first` in plain PyTorch (`last` is always first + 1): z after it, and U and |grad U| before it."""
+    def _eager_step(self, potential, potential_and_grad, generator, noise_scale, with_grad_norms):
+        """Step `first` in plain PyTorch (`last` is always first + 1): z after it, and U and (for the diagnostics)
+        |grad U| before it."""
 
         def advance(z: torch.Tensor, first: int, last: int):
             step_size = self.step_sizes[first]
@@ -226,7 +227,7 @@ class LangevinSampler:
             z = z.detach() - 0.5 * step_size**2 * grad
             if noise_scale > 0:
                 z = z + noise_scale * step_size * self._noise(z, generator, noise_scale)
-            return z, energy[None], grad.norm(dim=1)[None]
+            return z, energy[None], grad.norm(dim=1)[None] if with_grad_norms else None
 
         return advance
 

@@ -80,6 +80,16 @@ RESULTS_HEADER = ("# Results\n\nEvery table here is written by the script named 
                   "reproduce it.\n")
 
 
+def describe_device(device: torch.device) -> str:
+    """The device a benchmark ran on, as its results name it: the GPU's name, or the CPU's architecture and the
+    threads torch uses."""
+    import platform
+
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+
+
 def update_results_section(path, key: str, title: str, body: str) -> None:
     """Replace (or append) the section marked `key` in a Markdown results file, so each benchmark script rewrites
     only its own table and the rest of the file stays as other scripts left it."""

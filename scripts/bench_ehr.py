@@ -15,7 +15,6 @@ Writes docs/results/ehr/bench/bench_ehr_<device>.json and the docs/results.md se
 
 import argparse
 import json
-import platform
 import resource
 import shlex
 import sys
@@ -27,13 +26,7 @@ import torch
 from hf_latent_ebm.chet import ChetForHealthEventPrediction, PackedCohort, prepare_cohort, synthesize_mimic3
 from hf_latent_ebm.chet.reference import dense_patient, reference_logits
 from hf_latent_ebm.data.ehr import load_mimic3
-from hf_latent_ebm.utils import update_results_section
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)"
+from hf_latent_ebm.utils import describe_device, update_results_section
 
 
 def synchronize(device):
@@ -138,7 +131,7 @@ def main() -> None:
         return
     device = torch.device(args.device)
     command = shlex.join(["python", "scripts/bench_ehr.py", *sys.argv[1:]])
-    record = {"command": command, "device": device_name(device), "torch": torch.__version__, "sizes": {}}
+    record = {"command": command, "device": describe_device(device), "torch": torch.__version__, "sizes": {}}
     for size in args.patients:
         folder = synthesize_mimic3(Path(args.out_dir) / f"data-{size}", num_patients=size, seed=0)
         records, report = load_mimic3(folder)

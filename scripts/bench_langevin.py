@@ -15,7 +15,6 @@ padded scoring against the library's fastest path. Writes a JSON (docs/results/i
 
 import argparse
 import json
-import platform
 import resource
 import sys
 import time
@@ -28,6 +27,7 @@ from torch import nn
 
 from hf_latent_ebm import (LatentEBMConfig, LatentEBMForImageGeneration, LatentEBMForTextGeneration,
                            LatentEBMTextConfig)
+from hf_latent_ebm.utils import describe_device, update_results_section
 
 
 # ---- the paper-style eager baseline (written independently, after train_svhn.py's structure) -------------------
@@ -125,8 +125,9 @@ def timed(functions: dict, device, repeats, warmup=3) -> dict:
     return results
 
 
-def library_model(config, fast_path, device, state=None):
-    model = LatentEBMForImageGeneration(LatentEBMConfig.paper_svhn(**config, langevin_fast_path=fast_path)).to(device)
+def library_model(config, device, state=None, **settings):
+    """The library's model in the paper's SVHN setting with the benchmark's overrides (`config`) and `settings`."""
+    model = LatentEBMForImageGeneration(LatentEBMConfig.paper_svhn(**config, **settings)).to(device)
     if state is not None:
         model.load_state_dict(state)
     return model
@@ -150,8 +151,8 @@ def seeded(device, seed):
 def equivalence(config, device, x):
     """The fast path against the eager path on the same weights and noise."""
     torch.manual_seed(0)
-    eager = library_model(config, "eager", device)
-    fast = library_model(config, "compile", device, eager.state_dict())
+    eager = library_model(config, device, langevin_fast_path="eager")
+    fast = library_model(config, device, eager.state_dict(), langevin_fast_path="compile")
     batch = x.shape[0]
     prior = [model.sample_latents(batch, seeded(device, 1)) for model in (eager, fast)]
     posterior = [model.posterior_latents(x, seeded(device, 2)) for model in (eager, fast)]
@@ -256,8 +257,7 @@ def main():
     repeats = args.repeats or (3 if device.type == "cpu" else 20)
     curve_steps = args.curve_steps or (20 if device.type == "cpu" else 200)
     output = Path(args.output or f"docs/results/image/benchmarks/bench_langevin_{device.type}.json")
-    device_name = (torch.cuda.get_device_name(device) if device.type == "cuda"
-                   else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)")
+    device_name = describe_device(device)
     result = {"device": device_name, "torch": torch.__version__, "command": "python " + " ".join(sys.argv),
               "batch": batch, "ngf": ngf, "nz": nz, "ndf": ndf, "repeats": repeats, "errors": {}}
 
@@ -301,7 +301,7 @@ def main():
             torch.manual_seed(0)
             # Kept in training mode throughout: neither part behaves differently in eval mode, and one mode means
             # one compiled graph per chain for the step, the sampling and the inference alike.
-            model = LatentEBMForImageGeneration(LatentEBMConfig.paper_svhn(**config, **settings)).to(device)
+            model = library_model(config, device, **settings)
             generator = seeded(device, 0)
             functions["training_step"][variant] = library_step(model, model.build_optimizer(), {"pixel_values": x},
                                                                generator)
@@ -321,7 +321,7 @@ def main():
     def scaling():
         paper_g, paper_e = PaperGenerator(nz, ngf, channels).to(device), PaperEnergy(nz, ndf).to(device)
         torch.manual_seed(0)
-        model = LatentEBMForImageGeneration(LatentEBMConfig.paper_svhn(**config)).to(device)
+        model = library_model(config, device)
         generator, rows = seeded(device, 0), {}
         for size in scaling_batches:
             for steps in (30, 60, 120):
@@ -344,8 +344,6 @@ def main():
 
 
 def write_results_section(result, results_md, device_type, output) -> None:
-    from hf_latent_ebm.utils import update_results_section
-
     body = "\n\n".join(["\n".join(markdown_tables(result)),
                         f"Device: {result['device']}, torch {result['torch']}. Times per call (mean of {result['repeats']} "
                         "interleaved calls after warm-up); ratios are paper-style eager time / library time. "

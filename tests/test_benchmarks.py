@@ -1,25 +1,23 @@
 """The benchmark scripts' bookkeeping (not their timings): interleaved timing, and results.md sections rebuilt from
 the JSON a device run brings back."""
 
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 import torch
 
+from .testing_utils import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load_script(name):
-    spec = importlib.util.spec_from_file_location(f"{name}_under_test", ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def load_benchmark(name):
+    return load_script(ROOT / "scripts" / f"{name}.py", f"{name}_under_test")
 
 
 def test_timed_warms_each_function_up_then_interleaves_the_timed_calls():
-    bench = load_script("bench_langevin")
+    bench = load_benchmark("bench_langevin")
     calls = []
     results = bench.timed({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, torch.device("cpu"),
                           repeats=2, warmup=2)
@@ -35,7 +33,7 @@ def test_results_sections_are_rebuilt_from_the_recorded_json(tmp_path, monkeypat
             ("bench_ehr", "docs/results/ehr/bench/bench_ehr_cpu.json", "--results", "bench_ehr_cpu")):
         results_md = tmp_path / f"{script}.md"
         monkeypatch.setattr(sys, "argv", [script, "--from-json", recorded, results_flag, str(results_md)])
-        load_script(script).main()
+        load_benchmark(script).main()
         text = results_md.read_text()
         section = text[text.index(f"<!-- begin {key} -->"):text.index(f"<!-- end {key} -->")]
         assert section in (ROOT / "docs" / "results.md").read_text(), f"{script}: the section differs"

@@ -2,7 +2,6 @@
 with every pixel and label unchanged."""
 
 import importlib
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -11,15 +10,14 @@ import pytest
 
 import hf_latent_ebm.data.images as images
 
+from .testing_utils import load_script
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu_data.py"
 
 
 @pytest.fixture
 def gpu_data():
-    spec = importlib.util.spec_from_file_location("gpu_data_under_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "gpu_data_under_test")
 
 
 def fake_arrays(seed):

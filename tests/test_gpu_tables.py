@@ -1,7 +1,6 @@
 """scripts/gpu_tables.py: time-boxed chunks that resume exactly across pack/unpack, the archive, FID scoring, the
 report and its errors. The data are small random stand-ins for MNIST, the model the tests' tiny config."""
 
-import importlib.util
 import json
 import tarfile
 from pathlib import Path
@@ -12,15 +11,14 @@ import torch
 from safetensors.torch import load_file
 
 from .test_modeling_latent_ebm import TINY
+from .testing_utils import load_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu_tables.py"
 
 
 @pytest.fixture
 def gpu_tables(monkeypatch):
-    spec = importlib.util.spec_from_file_location("gpu_tables_under_test", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_script(SCRIPT, "gpu_tables_under_test")
     generator = torch.Generator().manual_seed(0)
     pixel_values = torch.rand(200, 1, 28, 28, generator=generator) * 2 - 1
     labels = torch.arange(200) % 10
@@ -245,9 +243,7 @@ def test_the_table_scripts_share_the_library_helpers():
     from hf_latent_ebm import evaluation
 
     for name in ("anomaly_mnist", "fid_table"):
-        spec = importlib.util.spec_from_file_location(name, SCRIPT.parent / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = load_script(SCRIPT.parent / f"{name}.py", name)
         if name == "anomaly_mnist":
             assert module.split_for_digit is evaluation.split_for_digit
             assert module.anomaly_markdown_table is evaluation.anomaly_markdown_table

@@ -151,3 +151,13 @@ class ModelTesterMixin:
         self.make_model().save_pretrained(tmp_path)
         config = json.loads((tmp_path / "config.json").read_text())
         assert config["model_type"] == self.config_class.model_type
+
+
+def load_script(path, name: str):
+    """A script under scripts/ (not a package) imported as a module named `name`, for tests of its functions."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
