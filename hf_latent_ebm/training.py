@@ -140,6 +140,22 @@ def save_pretrained_atomically(model, output_dir: Path) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
+def commit_checkpoint(model, output_dir: Path, name: str, write, keep: int) -> Path:
+    """Write checkpoint `name` under output_dir/checkpoints atomically with `write(staging_folder)`, point `latest`
+    at it and keep the newest `keep` checkpoints of its kind (names sort by their zero-padded count). Refuses to
+    write non-finite parameters, so no checkpoint holds a diverged model."""
+    bad = nonfinite_parameters(model)
+    if bad:
+        raise RuntimeError(f"refusing to write checkpoint {name}: non-finite parameters {bad}")
+    checkpoints = output_dir / CHECKPOINTS_DIR
+    write_atomically(checkpoints / name, write)
+    replace_file_atomically(checkpoints / LATEST_FILE, name)
+    kind = name.rsplit("-", 1)[0]
+    for old in sorted(checkpoints.glob(f"{kind}-*"))[:-keep]:
+        shutil.rmtree(old)
+    return checkpoints / name
+
+
 def latest_checkpoint(output_dir: str | Path) -> Path | None:
     pointer = Path(output_dir) / CHECKPOINTS_DIR / LATEST_FILE
     if not pointer.exists():
@@ -222,12 +238,6 @@ class LatentEBMTrainer:
 
     # ---- checkpoints -----------------------------------------------------------------------------------------
     def save_checkpoint(self) -> Path:
-        bad = nonfinite_parameters(self.model)
-        if bad:
-            raise RuntimeError(f"refusing to write a checkpoint at step {self.step}: non-finite parameters {bad}")
-        checkpoints = self.output_dir / CHECKPOINTS_DIR
-        name = f"step-{self.step:08d}"
-
         def write(staging: Path):
             self.model.save_pretrained(staging, write_card=False)
             state = {
@@ -240,11 +250,8 @@ class LatentEBMTrainer:
             }
             torch.save(state, staging / TRAINING_STATE_FILE)
 
-        write_atomically(checkpoints / name, write)
-        replace_file_atomically(checkpoints / LATEST_FILE, name)
-        for old in sorted(checkpoints.glob("step-*"))[: -self.args.keep_checkpoints]:
-            shutil.rmtree(old)
-        return checkpoints / name
+        return commit_checkpoint(self.model, self.output_dir, f"step-{self.step:08d}", write,
+                                 self.args.keep_checkpoints)
 
     def load_checkpoint(self, checkpoint: Path) -> None:
         from safetensors.torch import load_file
@@ -355,5 +362,5 @@ class LatentEBMTrainer:
         return self.history[-1] if self.history else {}
 
 
-__all__ = ["TrainingArguments", "LatentEBMTrainer", "BatchSource", "latest_checkpoint", "epoch_order",
+__all__ = ["TrainingArguments", "LatentEBMTrainer", "BatchSource", "latest_checkpoint", "commit_checkpoint", "epoch_order",
            "write_atomically", "nonfinite_parameters", "plot_curves"]

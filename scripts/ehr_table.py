@@ -12,7 +12,6 @@ one.
 
 import argparse
 import json
-import platform
 import shlex
 import statistics
 import sys
@@ -23,7 +22,7 @@ import torch
 from hf_latent_ebm.chet import prepare_cohort, synthesize_mimic3
 from hf_latent_ebm.chet.training import PREDICTORS, EHRTrainingArguments, run_experiment
 from hf_latent_ebm.data.ehr import load_mimic3
-from hf_latent_ebm.utils import update_results_section
+from hf_latent_ebm.utils import describe_device, update_results_section
 
 METRICS = {"diagnosis": ("weighted_f1", "recall_at_10", "recall_at_20"), "heart_failure": ("auc", "f1")}
 HEADERS = {"weighted_f1": "w-F1", "recall_at_10": "R@10", "recall_at_20": "R@20", "auc": "AUC", "f1": "F1"}
@@ -76,7 +75,7 @@ def main() -> None:
                 print(task, name, seed, summary["test"], f"{summary['train_seconds']} s", flush=True)
 
     table = {"command": command, "patients": args.patients, "report": report.to_dict(), "seeds": args.seeds,
-             "device": f"CPU ({platform.machine()}, {torch.get_num_threads()} threads)", "rows": {}}
+             "device": describe_device(torch.device("cpu")), "rows": {}}
     lines = [f"Synthetic MIMIC-III-shaped cohort (`hf-latent-ebm ehr synthesize`, {args.patients} patients, "
              f"{report.patients_kept} with two or more visits; split 70/10/20 by patient), best epoch on validation "
              f"(of {args.max_epochs}), scored on test; mean ± std over seeds {args.seeds}, in percent. Command: "

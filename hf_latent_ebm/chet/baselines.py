@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from .cohort import HEART_FAILURE_PREFIX
+from .cohort import is_heart_failure
 from .modeling_chet import ChetOutput
 
 
@@ -53,7 +53,7 @@ class LastVisitBaseline(_Baseline):
     def __init__(self, code_names: list[str], task: str = "diagnosis"):
         super().__init__(code_names, task)
         self.register_buffer("frequencies", torch.zeros(self.num_codes))
-        is_hf = [code.split(".")[0] == HEART_FAILURE_PREFIX for code in self.code_names]
+        is_hf = [is_heart_failure(code) for code in self.code_names]
         self.register_buffer("is_heart_failure", torch.tensor(is_hf, dtype=torch.float))
 
     def fit_frequencies(self, cohort) -> "LastVisitBaseline":

@@ -215,7 +215,8 @@ def encode_patients(records, vocabulary: list[str], graph: CooccurrenceGraph, wi
     import datasets
     import pyarrow as pa
 
-    visit_offsets, code_offsets, strings = _nested_to_flat(_table(records).column("visits"))
+    table = _table(records)
+    visit_offsets, code_offsets, strings = _nested_to_flat(table.column("visits"))
     ids = _code_ids(strings, vocabulary)
     is_hf = _per_distinct_code(strings, is_heart_failure, bool)
     num_patients = len(visit_offsets) - 1
@@ -254,7 +255,7 @@ def encode_patients(records, vocabulary: list[str], graph: CooccurrenceGraph, wi
         inner = pa.ListArray.from_arrays(pa.array(item_offsets.numpy()), pa.array(values.numpy(), type=dtype))
         return pa.ListArray.from_arrays(pa.array(input_visit_offsets.numpy()), inner)
 
-    columns = {"patient_id": _table(records).column("patient_id"),
+    columns = {"patient_id": table.column("patient_id"),
                "codes": nested(input_code_offsets, codes, pa.int32()),
                "roles": nested(input_code_offsets, roles, pa.int8()),
                "neighbours": nested(neighbour_offsets, neighbours, pa.int32())}

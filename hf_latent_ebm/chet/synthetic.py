@@ -62,7 +62,6 @@ PROGRESSION = {"diabetes and metabolic": ["renal", "heart failure and cardiac"],
                "neurological and mental": ["injury"], "haematology and oncology": ["sepsis and infection"],
                "injury": ["neurological and mental"], "symptoms and history": ["heart failure and cardiac"]}
 PROGRESSION_RATE = 0.7
-HEART_FAILURE_PREFIX = "428"
 UNRELATED_RATE = 0.08  # of each new code: drawn from outside the patient's active clusters
 
 
@@ -134,4 +133,4 @@ def synthesize_mimic3(out_dir, num_patients: int = 1000, seed: int = 0, max_visi
     return out
 
 
-__all__ = ["synthesize_mimic3", "DISEASE_CLUSTERS", "CHRONIC_CODES", "PROGRESSION", "HEART_FAILURE_PREFIX"]
+__all__ = ["synthesize_mimic3", "DISEASE_CLUSTERS", "CHRONIC_CODES", "PROGRESSION"]

@@ -6,7 +6,6 @@ import copy
 import itertools
 import json
 import math
-import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -15,8 +14,17 @@ import torch
 from tqdm.auto import tqdm
 
 from ..metrics.ehr import diagnosis_metrics, heart_failure_metrics
-from ..training import (CHECKPOINTS_DIR, LATEST_FILE, TRAINING_STATE_FILE, epoch_order, nonfinite_parameters,
-                        plot_curves, replace_file_atomically, save_pretrained_atomically, write_atomically)
+from ..training import (CHECKPOINTS_DIR, TRAINING_STATE_FILE, commit_checkpoint, epoch_order, latest_checkpoint,
+                        plot_curves, replace_file_atomically, save_pretrained_atomically)
+
+WEIGHTS_FILE = "model.safetensors"
+BEST_WEIGHTS_FILE = "best_model.safetensors"
+
+
+def _for_safetensors(state: dict) -> dict:
+    # safetensors stores each tensor on its own: copies on the CPU, none sharing memory.
+    return {name: value.detach().cpu().clone().contiguous() for name, value in state.items()}
+
 
 PREDICTORS = ("chet", "last_visit", "logistic_regression", "gru", "retain")
 # The validation metric that picks the best epoch, per task.
@@ -133,39 +141,40 @@ class EHRTrainer:
         return loss
 
     def save_checkpoint(self) -> None:
-        bad = nonfinite_parameters(self.model)
-        if bad:
-            raise RuntimeError(f"refusing to write a checkpoint after epoch {self.epoch}: non-finite parameters {bad}")
-        checkpoints = self.output_dir / CHECKPOINTS_DIR
-        name = f"epoch-{self.epoch:04d}"
+        from safetensors.torch import save_file
 
         def write(staging: Path):
-            state = {"epoch": self.epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            # Weights (the model's and the best epoch's) as safetensors; the optimizer and RNG states beside them.
+            save_file(_for_safetensors(self.model.state_dict()), staging / WEIGHTS_FILE)
+            if self.best_state is not None:
+                save_file(_for_safetensors(self.best_state), staging / BEST_WEIGHTS_FILE)
+            state = {"epoch": self.epoch, "optimizer": self.optimizer.state_dict(),
                      "history": json.dumps(self.history), "best": json.dumps(self.best),
-                     "best_state": self.best_state, "args": json.dumps(asdict(self.args)),
+                     "args": json.dumps(asdict(self.args)),
                      # Dropout draws from the global generator: restoring it makes a resumed run the same run.
                      "cpu_rng": torch.get_rng_state(),
                      "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
             torch.save(state, staging / TRAINING_STATE_FILE)
 
-        write_atomically(checkpoints / name, write)
-        replace_file_atomically(checkpoints / LATEST_FILE, name)
-        for old in sorted(checkpoints.glob("epoch-*"))[: -self.args.keep_checkpoints]:
-            shutil.rmtree(old)
+        commit_checkpoint(self.model, self.output_dir, f"epoch-{self.epoch:04d}", write, self.args.keep_checkpoints)
 
     def load_checkpoint(self) -> None:
-        pointer = self.output_dir / CHECKPOINTS_DIR / LATEST_FILE
-        if not pointer.exists():
-            raise OSError(f"--resume: no checkpoint under {pointer.parent}")
-        path = pointer.parent / pointer.read_text().strip() / TRAINING_STATE_FILE
+        from safetensors.torch import load_file
+
+        checkpoint = latest_checkpoint(self.output_dir)
+        if checkpoint is None:
+            raise OSError(f"--resume: no checkpoint under {self.output_dir / CHECKPOINTS_DIR}")
         try:
-            state = torch.load(path, weights_only=True, map_location="cpu")
+            state = torch.load(checkpoint / TRAINING_STATE_FILE, weights_only=True, map_location="cpu")
+            weights = load_file(checkpoint / WEIGHTS_FILE)
+            best_state = load_file(checkpoint / BEST_WEIGHTS_FILE) if (checkpoint / BEST_WEIGHTS_FILE).exists() \
+                else None
         except Exception as error:
-            raise OSError(f"cannot resume from {path}: {type(error).__name__}: {error}") from error
-        self.model.load_state_dict(state["model"])
+            raise OSError(f"cannot resume from {checkpoint}: {type(error).__name__}: {error}") from error
+        self.model.load_state_dict(weights)
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch, self.history = state["epoch"], json.loads(state["history"])
-        self.best, self.best_state = json.loads(state["best"]), state["best_state"]
+        self.best, self.best_state = json.loads(state["best"]), best_state
         torch.set_rng_state(state["cpu_rng"])
         if state["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
