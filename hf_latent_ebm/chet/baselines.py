@@ -7,7 +7,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from .cohort import is_heart_failure
-from .modeling_chet import ChetOutput
+from .modeling_chet import ChetOutput, patient_visits
 
 
 def visit_multi_hot(visit_codes: torch.Tensor, visit_mask: torch.Tensor, num_codes: int) -> torch.Tensor:
@@ -15,16 +15,6 @@ def visit_multi_hot(visit_codes: torch.Tensor, visit_mask: torch.Tensor, num_cod
     multi_hot = torch.zeros(len(visit_codes), num_codes, device=visit_codes.device)
     # amax, not a plain scatter: a padding slot (code 0, value 0) must not overwrite a real code 0.
     return multi_hot.scatter_reduce_(1, visit_codes, visit_mask.float(), reduce="amax")
-
-
-def patient_visits(values: torch.Tensor, visit_patient: torch.Tensor, visit_position: torch.Tensor):
-    """Per-visit rows [V, D] as [patients, visits, D], and each patient's number of visits."""
-    num_patients, num_positions = int(visit_patient.max()) + 1, int(visit_position.max()) + 1
-    padded = values.new_zeros(num_patients, num_positions, values.shape[-1]).index_put(
-        (visit_patient, visit_position), values)
-    lengths = torch.zeros(num_patients, dtype=torch.long, device=values.device).index_add_(
-        0, visit_patient, torch.ones_like(visit_patient))
-    return padded, lengths
 
 
 def _output(logits: torch.Tensor, labels: torch.Tensor | None, task: str) -> ChetOutput:

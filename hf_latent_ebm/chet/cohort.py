@@ -356,8 +356,8 @@ class PackedCohort:
         `visit_neighbours`, `neighbour_mask` [V, N], `visit_patient`, `visit_position` [V], the extra graph rows
         `next_neighbour_codes` / `next_neighbour_mask` [V, E] (the next visit's emerging-neighbour codes, whose
         neighbour embedding this visit's graph layer computes), `query_index` [V, K] (where an emerging-neighbour
-        code finds it), the GRU runs `run_steps` [R, S] (occurrence of each step, -1 past the end),
-        `run_lengths`, `run_start` and `run_starts_emerging` [R], and with `task`, `labels`.
+        code finds it), the GRU runs with at least one step `run_steps` [R, S] (occurrence of each step, -1 past
+        the end), `run_lengths`, `run_start` and `run_starts_emerging` [R], and with `task`, `labels`.
         """
         patients = torch.as_tensor(patients, dtype=torch.long)
         if patients.ndim != 1 or len(patients) == 0:
@@ -409,13 +409,16 @@ class PackedCohort:
         run_lengths = torch.bincount(local_run[on_gru], minlength=len(runs))
         run_steps = torch.full((len(runs), int(run_lengths.max()) if len(runs) else 0), -1, dtype=torch.long)
         run_steps[local_run[on_gru], step[on_gru]] = flat_slot[on_gru]
+        # Runs without a GRU step are dropped here, on the CPU, so the model needs no mask (a device sync) for them.
+        has_steps = run_lengths > 0
+        run_steps, run_lengths, run_start = run_steps[has_steps], run_lengths[has_steps], run_start[has_steps]
         batch = {"visit_codes": codes, "visit_roles": roles, "visit_mask": mask, "visit_neighbours": neighbours,
                  "neighbour_mask": neighbour_mask, "visit_patient": visit_patient,
                  "visit_position": self.visit_position[visits], "next_neighbour_codes": next_codes,
                  "next_neighbour_mask": next_mask, "query_index": padded(query, occurrence_visit, slot, width),
                  "run_steps": run_steps, "run_lengths": run_lengths,
                  "run_start": run_start,
-                 "run_starts_emerging": self.run_starts_emerging[runs]}
+                 "run_starts_emerging": self.run_starts_emerging[runs][has_steps]}
         if task is not None:
             batch["labels"] = self.labels_for(patients, task)
         return batch

@@ -23,6 +23,16 @@ from .cohort import EMERGING_NEIGHBOUR, PERSISTENT, CooccurrenceGraph
 from .configuration_chet import ChetConfig
 
 
+def patient_visits(values: torch.Tensor, visit_patient: torch.Tensor, visit_position: torch.Tensor):
+    """Per-visit rows [V, D] as [patients, visits, D], and each patient's number of visits."""
+    num_patients, num_positions = int(visit_patient.max()) + 1, int(visit_position.max()) + 1
+    padded = values.new_zeros(num_patients, num_positions, values.shape[-1]).index_put(
+        (visit_patient, visit_position), values)
+    lengths = torch.zeros(num_patients, dtype=torch.long, device=values.device).index_add_(
+        0, visit_patient, torch.ones_like(visit_patient))
+    return padded, lengths
+
+
 @dataclass
 class ChetOutput(ModelOutput):
     """
@@ -173,25 +183,23 @@ class ChetForHealthEventPrediction(ChetPreTrainedModel):
         # visit or from the attention output of the visit where the code emerged.
         flat_outputs = code_outputs.reshape(num_visits * width, -1)
         flat_emerging = emerging_hidden.reshape(num_visits * width, hidden_dim)
-        on_gru = run_lengths > 0
-        steps = run_steps[on_gru]
-        initial = flat_emerging[run_start[on_gru]] * run_starts_emerging[on_gru].unsqueeze(-1)
-        inputs = flat_outputs[steps.clamp(min=0)]
-        packed = pack_padded_sequence(inputs, run_lengths[on_gru].cpu(), batch_first=True, enforce_sorted=False)
+        initial = flat_emerging[run_start] * run_starts_emerging.unsqueeze(-1)
+        inputs = flat_outputs[run_steps.clamp(min=0)]
+        packed = pack_padded_sequence(inputs, run_lengths.cpu(), batch_first=True, enforce_sorted=False)
         run_hidden, _ = self.gru(packed, initial.unsqueeze(0).contiguous())
-        run_hidden, _ = pad_packed_sequence(run_hidden, batch_first=True, total_length=steps.shape[1])
-        valid = steps >= 0
-        persistent_hidden = torch.zeros_like(flat_emerging).index_put((steps[valid],), run_hidden[valid])
+        run_hidden, _ = pad_packed_sequence(run_hidden, batch_first=True, total_length=run_steps.shape[1])
+        # Steps past a run's end write into one spare row, dropped after: no mask, so no device sync.
+        spare = num_visits * width
+        targets = torch.where(run_steps >= 0, run_steps, spare)
+        persistent_hidden = flat_emerging.new_zeros(spare + 1, hidden_dim).index_put(
+            (targets.flatten(),), run_hidden.flatten(0, 1))[:spare]
         code_hidden = torch.where((visit_roles == PERSISTENT).unsqueeze(-1),
                                   persistent_hidden.view(num_visits, width, hidden_dim), emerging_hidden)
         visit_vectors = code_hidden.masked_fill(~visit_mask.unsqueeze(-1), float("-inf")).amax(dim=1)
-        num_patients = int(visit_patient.max()) + 1
-        num_positions = int(visit_position.max()) + 1
-        patient_visits = visit_vectors.new_zeros(num_patients, num_positions, hidden_dim).index_put(
-            (visit_patient, visit_position), visit_vectors)
-        present = torch.zeros(num_patients, num_positions, dtype=torch.bool, device=visit_codes.device).index_put(
-            (visit_patient, visit_position), torch.ones_like(visit_patient, dtype=torch.bool))
-        patients = self.visit_attention(patient_visits, present)
+        padded, lengths = patient_visits(visit_vectors, visit_patient, visit_position)
+        # A patient's visits sit at positions 0 .. length - 1.
+        present = torch.arange(padded.shape[1], device=padded.device) < lengths.unsqueeze(1)
+        patients = self.visit_attention(padded, present)
         logits = self.classifier(self.dropout(patients))
         if self.config.task == "heart_failure":
             logits = logits.squeeze(-1)
