@@ -132,6 +132,15 @@ def _normalise_code(raw: str) -> str:
     return dotted
 
 
+def _check_selection(max_patients, min_visits) -> None:
+    """The loaders' selection arguments, checked before any file is read."""
+    if min_visits not in (1, 2):
+        raise ValueError(f"min_visits must be 1 (prediction) or 2 (training), got {min_visits!r}")
+    if max_patients is not None and (isinstance(max_patients, bool) or
+                                     not isinstance(max_patients, (int, np.integer)) or max_patients < 1):
+        raise ValueError(f"max_patients must be a positive integer or None, got {max_patients!r}")
+
+
 def _assemble(admissions, diagnoses, report: EHRDataReport, max_patients, seed, hint: str = "", min_visits: int = 2):
     """The shared pipeline: `admissions` (clean: subject, hadm, time) and `diagnoses` (coerced: subject, hadm,
     code, and seq when the file had one) into the patient dataset."""
@@ -166,20 +175,15 @@ def _assemble(admissions, diagnoses, report: EHRDataReport, max_patients, seed, 
 
     # Patients: drop those with a code-less visit (as the reference Chet code does), then those with too few (two
     # for training: the inputs and the visit to predict; one for prediction).
-    if min_visits not in (1, 2):
-        raise ValueError(f"min_visits must be 1 (prediction) or 2 (training), got {min_visits!r}")
     with_empty = admissions.subject[empty].unique()
     report.patients_with_empty_visit += len(with_empty)
     admissions = admissions[~admissions.subject.isin(with_empty)]
     counts = admissions.subject.value_counts()
     report.patients_with_one_visit += report.patients_read - len(with_empty) - int((counts >= min_visits).sum())
     kept = np.sort(counts.index[counts >= min_visits].to_numpy())
-    if max_patients is not None:
-        if isinstance(max_patients, bool) or not isinstance(max_patients, (int, np.integer)) or max_patients < 1:
-            raise ValueError(f"max_patients must be a positive integer or None, got {max_patients!r}")
-        if max_patients < len(kept):
-            kept = np.sort(np.random.default_rng(seed).choice(kept, size=max_patients, replace=False))
-            report.patients_not_sampled += int(counts.ge(min_visits).sum()) - max_patients
+    if max_patients is not None and max_patients < len(kept):
+        report.patients_not_sampled += len(kept) - max_patients
+        kept = np.sort(np.random.default_rng(seed).choice(kept, size=max_patients, replace=False))
     admissions = admissions[admissions.subject.isin(kept)]
     report.patients_kept = len(kept)
     report.visits_kept = len(admissions)
@@ -218,6 +222,7 @@ def load_mimic3(folder, max_patients: int | None = None, seed: int = 0, min_visi
     the report. Raises FileNotFoundError for a missing file, ValueError for a missing column, a duplicate admission
     id, or when no patient with two or more coded visits is left.
     """
+    _check_selection(max_patients, min_visits)
     admissions_path, diagnoses_path = _find(folder, MIMIC3_FILES)
     report = EHRDataReport()
     admissions = _read(admissions_path, ["SUBJECT_ID", "HADM_ID", "ADMITTIME"])
@@ -300,6 +305,7 @@ def load_mimic4(folder, icd10_map=None, min_year: int | None = 2013, max_patient
 
     An admission of a subject missing from patients.csv (or with an unparsable anchor) counts as malformed.
     """
+    _check_selection(max_patients, min_visits)
     import pandas as pd
 
     if isinstance(icd10_map, dict):
