@@ -22,7 +22,9 @@ class Task:
         load_data: `load_data(args)`, the training data the arguments name.
         make_model: `make_model(args, config_kwargs, data)`, a fresh model of the preset with the user's
             `--config-overrides` (or the checkpoint of `args.init_from`).
-        make_dataset: `make_dataset(args, model, data)`, a `datasets.Dataset` with the model's input columns.
+        make_dataset: `make_dataset(args, model, data)`, a `datasets.Dataset` with the model's input columns, or
+            a (training, validation) pair whose validation part (labelled rows with the same columns, or None) the
+            trainer scores every `--eval-every` steps to keep the best checkpoint as the model.
         dataset_name: `dataset_name(args)`, the data's name for train_results.json and the model card.
     """
 
@@ -88,8 +90,8 @@ def _load_ssl_data(args: argparse.Namespace):
     """A table (`--data`, with `--label-column`) or an image dataset (`--dataset`), with its labels as ids."""
     from .data import load_tabular_dataset
 
-    if args.data:
-        return load_tabular_dataset(args.data, label_column=args.label_column, seed=args.seed)["train"]
+    if args.data:  # every row: the user's labels are all for training and validation, none kept back unscored
+        return load_tabular_dataset(args.data, label_column=args.label_column, test_fraction=0)["train"]
     dataset = _load_images(args)
     return dataset.add_column("labels", dataset["label"][:].tolist())
 
@@ -101,7 +103,8 @@ def _make_ssl_model(args: argparse.Namespace, config_kwargs: dict, data):
     if args.init_from:
         return LatentEBMForSemiSupervisedClassification.from_pretrained(args.init_from)
     if args.data:
-        preprocessor = TabularPreprocessor.fit(data, args.label_column or _bundled_label(args.data))
+        preprocessor = TabularPreprocessor.fit(data, args.label_column or _bundled_label(args.data),
+                                               max_categories=args.max_categories)
         if len(preprocessor.label_names) < 2:
             raise ValueError(f"the table's labelled rows hold {len(preprocessor.label_names)} class(es) "
                              f"{preprocessor.label_names}; semi-supervised classification needs labelled rows of at "
@@ -122,11 +125,15 @@ def _bundled_label(name: str) -> str | None:
 
 
 def _ssl_dataset(args: argparse.Namespace, model, data):
-    """The model's inputs and labels, with only `--labels-per-class` labels per class kept (seeded) when asked."""
+    """(training, validation) datasets of the model's inputs and labels: only `--labels-per-class` labels per class
+    kept (seeded) when asked, then a seeded, stratified `--validation-fraction` of those labelled rows held out for
+    validation (None when 0); their inputs stay in training as unlabelled rows."""
     import datasets
 
-    from .data import UNLABELLED, few_label_split
+    from .data import UNLABELLED, few_label_split, validation_split
 
+    if not 0 <= args.validation_fraction < 1:
+        raise ValueError(f"--validation-fraction must be in [0, 1), got {args.validation_fraction}")
     if model.preprocessor is not None:
         features, labels = model.preprocessor.transform(data)
         inputs = {"features": features.numpy()}
@@ -140,10 +147,27 @@ def _ssl_dataset(args: argparse.Namespace, model, data):
         missing = [model.config.id2label[int(i)] for i in (counts == 0).nonzero().flatten()]
         raise ValueError(f"every class needs at least one labelled row; none for {missing} "
                          f"({int(counts.sum())} labelled rows for {model.config.num_labels} classes)")
+    held_out = torch.zeros(len(labels), dtype=torch.bool)
+    if args.validation_fraction:
+        if bool((counts < 2).any()):
+            few = {model.config.id2label[int(i)]: int(counts[i]) for i in (counts < 2).nonzero().flatten()}
+            raise ValueError(f"a validation split (--validation-fraction {args.validation_fraction}) needs at least 2 "
+                             f"labelled rows per class, one to train on and one to validate; labelled rows per class: "
+                             f"{few}. Give more labels (--labels-per-class) or turn validation off with "
+                             "--validation-fraction 0")
+        train_labels, held_out = validation_split(labels, args.validation_fraction, seed=args.seed)
+    else:
+        train_labels = labels
+    rows = held_out.nonzero().flatten()
     if inputs is None:
-        return data.remove_columns("labels").add_column("labels", labels.tolist()).select_columns(
+        images = data.remove_columns("labels").add_column("labels", labels.tolist()).select_columns(
             ["pixel_values", "labels"])
-    return datasets.Dataset.from_dict({**inputs, "labels": labels.numpy()})
+        train = images.remove_columns("labels").add_column("labels", train_labels.tolist())
+        return train, (images.select(rows.tolist()) if len(rows) else None)
+    train = datasets.Dataset.from_dict({**inputs, "labels": train_labels.numpy()})
+    validation = datasets.Dataset.from_dict({**{name: values[rows.numpy()] for name, values in inputs.items()},
+                                             "labels": labels[rows].numpy()}) if len(rows) else None
+    return train, validation
 
 
 def _load_multimodal(args: argparse.Namespace):
@@ -216,6 +240,7 @@ def _train(args: argparse.Namespace) -> None:
     training_args = TrainingArguments(
         output_dir=args.output_dir, max_steps=args.max_steps, batch_size=args.batch_size, seed=args.seed,
         sample_every=args.sample_every, checkpoint_every=args.checkpoint_every, labelled_batch_size=labelled_batch_size,
+        eval_every=args.eval_every,
     )
     if args.resume and args.init_from:
         raise ValueError("--resume continues this run's own checkpoint; it cannot be combined with --init-from")
@@ -230,12 +255,17 @@ def _train(args: argparse.Namespace) -> None:
     args.dataset = args.dataset or DEFAULT_DATASETS[args.task]
     data = task.load_data(args)
     model = task.make_model(args, overrides, data)
-    train_data = task.make_dataset(args, model, data)
-    trainer = LatentEBMTrainer(model, train_data, training_args)
+    made = task.make_dataset(args, model, data)
+    train_data, eval_data = made if isinstance(made, tuple) else (made, None)
+    trainer = LatentEBMTrainer(model, train_data, training_args, eval_data=eval_data)
     started = time.time()
     final = trainer.train(resume=args.resume)
     final["wall_time_s"] = round(time.time() - started, 1)
     final["num_train_examples"] = trainer.data.num_examples
+    if "labels" in trainer.data.names:
+        final["num_train_labels"] = int((trainer.data.column("labels") != -100).sum())
+    if eval_data is not None:  # the trainer's `selected_*` entries are the saved model's scores on these rows
+        final["num_validation_examples"] = len(eval_data)
     final["dataset"] = task.dataset_name(args)
     final["command"] = args.command_line
     Path(args.output_dir, "train_results.json").write_text(json.dumps(final, indent=2))
@@ -375,7 +405,20 @@ def build_parser() -> argparse.ArgumentParser:
                             "multimodal dataset written by save_to_disk")
     train.add_argument("--label-column", default=None, help="ssl task on a table: the label column")
     train.add_argument("--labels-per-class", type=int, default=None,
-                       help="ssl task: keep this many labels per class (seeded) and treat the rest as unlabelled")
+                       help="ssl task: keep this many labels per class (seeded) and treat the rest as unlabelled; "
+                            "the validation rows (--validation-fraction) come out of these")
+    train.add_argument("--validation-fraction", type=float, default=0.2,
+                       help="ssl task: hold out this seeded, stratified share of the labelled rows (after "
+                            "--labels-per-class; at least one per class) to score the model every --eval-every steps; "
+                            "the best-scoring weights are the saved model, and train_results.json reports "
+                            "selected_step and its validation scores. The held-out rows' inputs still train as "
+                            "unlabelled rows. 0 turns it off (the last step's model is saved); needs 2+ labelled "
+                            "rows per class")
+    train.add_argument("--eval-every", type=int, default=500,
+                       help="ssl task: steps between validation scores (the last step is always scored)")
+    train.add_argument("--max-categories", type=int, default=100,
+                       help="ssl task on a table: most distinct values a text column may have to be taken as "
+                            "categorical (more is refused as free text or an identifier)")
     train.add_argument("--labelled-batch-size", type=int, default=32,
                        help="ssl task: labelled rows added to every batch")
     train.add_argument("--text-column", default="text", help="text task: the column/field of a .csv/.jsonl file")

@@ -24,6 +24,12 @@ class LatentEBMClassificationConfig(LatentEBMModelConfig):
         preprocessing (`dict`, *optional*):
             How raw rows become the decoder's input, saved with the model: a `TabularPreprocessor.to_dict()` for
             tables, so a reloaded model takes raw rows; None for tensors.
+        class_priors (`list[float]`, *optional*):
+            The population's class frequencies, estimated from unlabelled rows by EM
+            (`model.fit_class_priors`); `predict_proba` re-weights p(y | x) from `training_class_priors` to them.
+            None: predictions use the classifier as trained.
+        training_class_priors (`list[float]`, *optional*):
+            The class frequencies the classifier learned under (its labelled rows'); set with `class_priors`.
     """
 
     model_type = "latent_ebm_classification"
@@ -33,11 +39,20 @@ class LatentEBMClassificationConfig(LatentEBMModelConfig):
     label_loss_weight: float = 100.0
     mutual_information_weight: float = 10.0
     preprocessing: dict | None = None
+    class_priors: list[float] | None = None
+    training_class_priors: list[float] | None = None
 
     def validate_classification(self):
+        from .class_priors import check_priors
+
         for name in ("label_loss_weight", "mutual_information_weight"):
             if not getattr(self, name) >= 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if (self.class_priors is None) != (self.training_class_priors is None):
+            raise ValueError("class_priors and training_class_priors are set together (fit_class_priors sets both)")
+        if self.class_priors is not None:
+            check_priors(self.class_priors, self.num_labels, "class_priors")
+            check_priors(self.training_class_priors, self.num_labels, "training_class_priors")
 
     @classmethod
     def for_images(cls, num_labels: int = 10, image_size: int = 28, num_channels: int = 1, base_channels: int = 16,

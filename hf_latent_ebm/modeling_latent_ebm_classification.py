@@ -62,17 +62,70 @@ class LatentEBMForSemiSupervisedClassification(LatentEBMPreTrainedModel):
 
     # ---- classification --------------------------------------------------------------------------------------
     @torch.no_grad()
-    def predict_proba(self, rows, generator: torch.Generator | None = None) -> torch.Tensor:
+    def predict_proba(self, rows, generator: torch.Generator | None = None,
+                      use_class_priors: bool = True) -> torch.Tensor:
         """p(y | x), shape (N, num_labels): softmax f at the encoder mean (variational learner) or at a posterior
-        chain's end (Langevin learner)."""
+        chain's end (Langevin learner), re-weighted to the population's class priors when the model has them
+        (`fit_class_priors`) and `use_class_priors` is True."""
         observations = self.prepare_inputs(rows)
         self.check_inputs(observations)
-        return F.softmax(self.learner.class_logits(self, observations, generator), dim=1)
+        probabilities = F.softmax(self.learner.class_logits(self, observations, generator), dim=1)
+        if use_class_priors and self.config.class_priors is not None:
+            from .class_priors import shift_to_priors
+
+            probabilities = shift_to_priors(probabilities, self.config.training_class_priors, self.config.class_priors)
+        return probabilities
 
     @torch.no_grad()
-    def predict(self, rows, generator: torch.Generator | None = None) -> torch.Tensor:
+    def predict(self, rows, generator: torch.Generator | None = None, use_class_priors: bool = True) -> torch.Tensor:
         """The most likely class id per row (names in `config.id2label`)."""
-        return self.predict_proba(rows, generator).argmax(dim=1)
+        return self.predict_proba(rows, generator, use_class_priors).argmax(dim=1)
+
+    @torch.no_grad()
+    def fit_class_priors(self, unlabelled_rows, training_class_priors, generator: torch.Generator | None = None,
+                         batch_size: int = 1000) -> list[float]:
+        """
+        Estimate the population's class priors from unlabelled rows by EM on the model's own p(y | x) (Saerens et
+        al. 2002) and keep them in the config (saved with the model), so `predict_proba` re-weights to them: a
+        classifier trained on balanced labelled rows otherwise predicts as if every class were equally common.
+
+        Args:
+            unlabelled_rows: Rows of the population (tensors or, with tabular preprocessing, raw rows).
+            training_class_priors: The labelled rows' class frequencies (or counts), which the classifier learned
+                under.
+            generator (`torch.Generator`, *optional*): For learners that classify with a chain.
+
+        Returns:
+            The estimated priors, also in `config.class_priors`.
+        """
+        from .class_priors import estimate_class_priors
+
+        counts = torch.as_tensor(training_class_priors, dtype=torch.float64)
+        if counts.shape != (self.config.num_labels,) or not bool((counts > 0).all()):
+            raise ValueError(f"training_class_priors must be {self.config.num_labels} positive frequencies or "
+                             f"counts, got {counts.tolist()}")
+        observations = self.prepare_inputs(unlabelled_rows)
+        probabilities = torch.cat([self.predict_proba(observations[start:start + batch_size], generator,
+                                                      use_class_priors=False).cpu()
+                                   for start in range(0, len(observations), batch_size)])
+        training = (counts / counts.sum()).tolist()
+        self.config.class_priors = estimate_class_priors(probabilities, training).tolist()
+        self.config.training_class_priors = training
+        return self.config.class_priors
+
+    @torch.no_grad()
+    def validation_metrics(self, batches, generator: torch.Generator | None = None) -> dict[str, float]:
+        """Accuracy and log loss (mean -log p(y | x)) over dict batches of the decoder's input and `labels`: what
+        the trainer selects checkpoints by."""
+        correct, log_loss, count = 0.0, 0.0, 0
+        for batch in batches:
+            batch = {name: values.to(self.device) for name, values in batch.items()}
+            observations, labels = self.decoder.compact(self.decoder.select(batch)), batch["labels"]
+            logits = self.learner.class_logits(self, observations, generator)
+            correct += float((logits.argmax(dim=1) == labels).sum())
+            log_loss += float(F.cross_entropy(logits, labels, reduction="sum"))
+            count += len(labels)
+        return {"accuracy": correct / count, "log_loss": log_loss / count}
 
     # ---- generation ------------------------------------------------------------------------------------------
     @torch.no_grad()

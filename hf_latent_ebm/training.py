@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 CHECKPOINTS_DIR = "checkpoints"
 LATEST_FILE = "latest"
 TRAINING_STATE_FILE = "training_state.pt"
+BEST_WEIGHTS_FILE = "best_model.safetensors"
 
 
 @dataclass
@@ -35,6 +36,9 @@ class TrainingArguments:
         labelled_batch_size (`int`, defaults to 0): With labelled data (a `labels` column, -100 for unlabelled
             rows), this many labelled rows join every batch, cycling through them in a seeded order: with 100
             labels among 60k images a plain batch would almost never hold one.
+        eval_every (`int`, defaults to 500): With validation data (the trainer's `eval_data`), steps between
+            evaluations; the last step is always evaluated. The model saved at the end is the evaluated one with the
+            best validation score (`model.validation_metrics`), not the last.
     """
 
     output_dir: str
@@ -47,12 +51,13 @@ class TrainingArguments:
     num_grid_samples: int = 64
     keep_checkpoints: int = 2
     labelled_batch_size: int = 0
+    eval_every: int = 500
 
     def __post_init__(self):
         for name in ("max_steps", "batch_size", "log_every", "num_grid_samples", "keep_checkpoints"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("sample_every", "checkpoint_every", "labelled_batch_size"):
+        for name in ("sample_every", "checkpoint_every", "labelled_batch_size", "eval_every"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
 
@@ -197,14 +202,22 @@ class LatentEBMTrainer:
     Resuming from the latest checkpoint restores the weights, optimizer, scheduler, chain generator and data
     position, so a resumed run reaches the same parameters as an uninterrupted one.
 
+    With `eval_data` (rows the training never sees, with labels: a validation split of the labelled rows, never
+    the test set), the model is scored every `args.eval_every` steps by its `validation_metrics` (accuracy and
+    log loss for a classifier), the scores go to `validation_history.json` and `validation_curve.png`, and the
+    best evaluation's weights (highest accuracy, then lowest log loss) are the model saved at the end;
+    `train_results.json` reports its step and scores. A dict of named sets scores each; the first one selects.
+
     Args:
         model: A latent-EBM model.
         train_data: A `datasets.Dataset` with the model's input columns (e.g. `pixel_values`, `input_ids`); a dict
             of tensors or a tensor of the main input also work.
         args (`TrainingArguments`): The run's settings.
+        eval_data (*optional*): Validation rows in the same form as `train_data`, with a `labels` column; or a
+            dict of such sets by name.
     """
 
-    def __init__(self, model, train_data, args: TrainingArguments):
+    def __init__(self, model, train_data, args: TrainingArguments, eval_data=None):
         self.data = BatchSource(train_data, model.input_names, required=len(model.decoder.input_names))
         if self.data.num_examples < args.batch_size:
             raise ValueError(f"the dataset has {self.data.num_examples} examples, fewer than batch_size "
@@ -218,9 +231,29 @@ class LatentEBMTrainer:
             self.labelled_rows = (self.data.column("labels") != -100).nonzero().flatten()
             if len(self.labelled_rows) == 0:
                 raise ValueError("labelled_batch_size is set but no row has a label")
+        self.eval_sets = {}
+        if eval_data is not None:
+            if not hasattr(model, "validation_metrics"):
+                raise ValueError(f"{type(model).__name__} has no validation_metrics, so it cannot take eval_data")
+            named = eval_data if isinstance(eval_data, dict) and not isinstance(
+                next(iter(eval_data.values()), None), torch.Tensor) else {"validation": eval_data}
+            for name, rows in named.items():
+                source = BatchSource(rows, model.input_names, required=len(model.decoder.input_names))
+                if "labels" not in source.names:
+                    raise ValueError(f"the {name} data needs a labels column to score the model")
+                labels = source.column("labels")
+                if len(labels) == 0 or bool((labels == -100).any()):
+                    raise ValueError(f"the {name} data must be labelled rows only (got {len(labels)} rows, "
+                                     f"{int((labels == -100).sum())} unlabelled)")
+                for chunk in source.chunks():
+                    model.check_batch(chunk)
+                self.eval_sets[name] = source
         self.model = model
         self.args = args
         self.output_dir = Path(args.output_dir)
+        self.eval_history: list[dict] = []
+        self.best: dict | None = None  # the best evaluation's record
+        self.best_weights: dict | None = None  # its weights, on the CPU
         self.optimizer = model.build_optimizer()
         self.scheduler = model.build_lr_scheduler(self.optimizer)
         self.generator = torch.Generator(device=model.device).manual_seed(args.seed)
@@ -246,9 +279,15 @@ class LatentEBMTrainer:
                 "scheduler": self.scheduler.state_dict(),
                 "generator": self.generator.get_state(),
                 "history": json.dumps(self.history),
+                "eval_history": json.dumps(self.eval_history),
+                "best": json.dumps(self.best),
                 "args": json.dumps(asdict(self.args)),
             }
             torch.save(state, staging / TRAINING_STATE_FILE)
+            if self.best_weights is not None:
+                from safetensors.torch import save_file
+
+                save_file(self.best_weights, staging / BEST_WEIGHTS_FILE)
 
         return commit_checkpoint(self.model, self.output_dir, f"step-{self.step:08d}", write,
                                  self.args.keep_checkpoints)
@@ -275,6 +314,10 @@ class LatentEBMTrainer:
                           "valid run but not the exact one an uninterrupted run would have made", stacklevel=2)
             self.generator.manual_seed(self.args.seed * 1_000_003 + self.step)
         self.history = json.loads(state["history"])
+        self.eval_history = json.loads(state.get("eval_history", "[]"))
+        self.best = json.loads(state.get("best", "null"))
+        if self.best is not None:
+            self.best_weights = load_file(checkpoint / BEST_WEIGHTS_FILE)
 
     # ---- outputs ---------------------------------------------------------------------------------------------
     def write_samples(self, stem: Path) -> None:
@@ -296,6 +339,32 @@ class LatentEBMTrainer:
         if accuracies:
             plot_curves(self.history, accuracies, self.output_dir / "accuracy_curve.png")
         replace_file_atomically(self.output_dir / "loss_history.json", json.dumps(self.history))
+
+    # ---- validation ------------------------------------------------------------------------------------------
+    def evaluate(self) -> None:
+        """Score the model on every validation set, record it, and keep its weights if the first set's score is
+        the best so far (accuracy, then log loss)."""
+        was_training = self.model.training
+        self.model.eval()
+        record = {"step": self.step}
+        for name, source in self.eval_sets.items():
+            # A fixed seed: learners that infer z by a chain classify with noise, and the same weights should score
+            # the same at every evaluation and after a resume.
+            generator = torch.Generator(device=self.model.device).manual_seed(self.args.seed + 2)
+            metrics = self.model.validation_metrics(source.chunks(1000), generator)
+            record.update({f"{name}_{metric}": value for metric, value in metrics.items()})
+        self.model.train(was_training)
+        self.eval_history.append(record)
+        first = next(iter(self.eval_sets))
+        score = (record[f"{first}_accuracy"], -record[f"{first}_log_loss"])
+        if self.best is None or score > (self.best[f"{first}_accuracy"], -self.best[f"{first}_log_loss"]):
+            self.best = record
+            self.best_weights = {key: value.detach().cpu().clone() for key, value in self.model.state_dict().items()}
+
+    def write_validation_curve(self) -> None:
+        names = [name for name in self.eval_history[-1] if name != "step"]
+        plot_curves(self.eval_history, names, self.output_dir / "validation_curve.png")
+        replace_file_atomically(self.output_dir / "validation_history.json", json.dumps(self.eval_history))
 
     # ---- loop ------------------------------------------------------------------------------------------------
     def train(self, resume: bool = False, should_stop=None) -> dict:
@@ -342,6 +411,9 @@ class LatentEBMTrainer:
                 self.history.append(record)
                 progress.set_postfix({name.removesuffix("_loss"): f"{value:.4g}" for name, value in record.items()
                                       if name != "step"})
+            if self.eval_sets and (self.step == args.max_steps or (args.eval_every and
+                                                                    self.step % args.eval_every == 0)):
+                self.evaluate()
             if args.sample_every and self.step % args.sample_every == 0:
                 self.write_samples(self.output_dir / "samples" / f"step-{self.step:08d}")
             checkpointed = bool(args.checkpoint_every) and self.step % args.checkpoint_every == 0
@@ -357,9 +429,15 @@ class LatentEBMTrainer:
         progress.close()
         self.save_checkpoint()
         self.write_loss_curve()
+        final = dict(self.history[-1]) if self.history else {}
+        if self.best is not None:  # the saved model is the best evaluation's, and the results say which it was
+            self.write_validation_curve()
+            self.model.load_state_dict(self.best_weights)
+            final.update({"selected_step": self.best["step"],
+                          **{f"selected_{name}": value for name, value in self.best.items() if name != "step"}})
         self.write_samples(self.output_dir / "samples")
         save_pretrained_atomically(self.model, self.output_dir)
-        return self.history[-1] if self.history else {}
+        return final
 
 
 __all__ = ["TrainingArguments", "LatentEBMTrainer", "BatchSource", "latest_checkpoint", "commit_checkpoint", "epoch_order",

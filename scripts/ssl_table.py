@@ -26,12 +26,13 @@ import torch.nn.functional as F
 
 from hf_latent_ebm import LatentEBMClassificationConfig, LatentEBMForSemiSupervisedClassification
 from hf_latent_ebm.data import (BUNDLED_TABLES, UNLABELLED, TabularPreprocessor, few_label_split, load_image_dataset,
-                                load_tabular_dataset)
+                                load_tabular_dataset, validation_split)
 from hf_latent_ebm.metrics import auprc
 from hf_latent_ebm.training import LatentEBMTrainer, TrainingArguments
 from hf_latent_ebm.utils import update_results_section
 
-LABELS_PER_CLASS = {"breast_cancer": 10, "islr_default": 50, "mnist": 10}
+LABELS_PER_CLASS = {"breast_cancer": 10, "islr_default": 50, "mnist": 10, "fashion_mnist": 10}
+IMAGE_SETS = ("mnist", "fashion_mnist")
 PUBLISHED_MNIST = "M1+M2 96.67% (Kingma et al. 2014), AAE 98.1%, ADGM 99.04%"
 
 
@@ -63,46 +64,69 @@ def supervised_only(model, inputs: torch.Tensor, labels: torch.Tensor, steps: in
     model.eval()
 
 
-def predict(model, inputs: torch.Tensor, seed: int) -> np.ndarray:
+def predict(model, inputs: torch.Tensor, seed: int, use_class_priors: bool = True) -> np.ndarray:
     generator = torch.Generator(device=model.device).manual_seed(seed)
-    return torch.cat([model.predict_proba(inputs[start:start + 1000].to(model.device), generator).cpu()
+    return torch.cat([model.predict_proba(inputs[start:start + 1000].to(model.device), generator,
+                                          use_class_priors).cpu()
                       for start in range(0, len(inputs), 1000)]).numpy()
 
 
-def run_table(name: str, seed: int, args) -> list[dict]:
+def class_frequencies(labels: torch.Tensor, num_labels: int) -> list[float]:
+    counts = torch.bincount(labels[labels != UNLABELLED], minlength=num_labels).double()
+    return (counts / counts.sum()).tolist()
+
+
+def run_table(name: str, seed: int, labels_per_class: int, args) -> list[dict]:
     from sklearn.ensemble import GradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
     from sklearn.semi_supervised import LabelSpreading, SelfTrainingClassifier
+
+    from hf_latent_ebm.class_priors import estimate_class_priors, shift_to_priors
 
     splits = load_tabular_dataset(name, seed=seed)
     train, test = splits["train"].to_pandas(), splits["test"].to_pandas()
     preprocessor = TabularPreprocessor.fit(train, BUNDLED_TABLES[name])  # fitted on the training split
     train_x, train_y = preprocessor.transform(train)
     test_x, test_y = preprocessor.transform(test)
-    labels = few_label_split(train_y, LABELS_PER_CLASS[name], seed=seed)
+    labels = few_label_split(train_y, labels_per_class, seed=seed)
+    num_labels = len(preprocessor.label_names)
+    unlabelled = labels == UNLABELLED
     rows = []
 
-    def add(method: str, probabilities: np.ndarray, seconds: float):
+    def add(method: str, probabilities: np.ndarray, seconds: float, **extra):
         # LabelSpreading's kNN graph can leave a row without any label mass (NaN probabilities): those rows are
         # counted as the labelled rows' class frequencies, and how many there were is recorded.
         undecided = np.isnan(probabilities).any(axis=1)
         if undecided.any():
             frequencies = np.bincount(labels[labels != UNLABELLED].numpy(), minlength=probabilities.shape[1])
             probabilities = np.where(undecided[:, None], frequencies / frequencies.sum(), probabilities)
-        rows.append({"dataset": name, "seed": seed, "method": method, "seconds": round(seconds, 1),
-                     "undecided_rows": int(undecided.sum()), **scores(probabilities, test_y.numpy())})
+        rows.append({"dataset": name, "labels_per_class": labels_per_class, "seed": seed, "method": method,
+                     "seconds": round(seconds, 1), "undecided_rows": int(undecided.sum()), **extra,
+                     **scores(probabilities, test_y.numpy())})
 
+    # The coupling model: a validation split of the labelled rows picks its checkpoint; it trains on the rest.
+    train_labels, eval_data = labels, None
+    if args.validation_fraction:
+        train_labels, held_out = validation_split(labels, args.validation_fraction, seed=seed)
+        eval_data = {"features": train_x[held_out], "labels": labels[held_out]}
     torch.manual_seed(seed)
     config = LatentEBMClassificationConfig.for_table(preprocessor, **json.loads(args.config_overrides))
     started = time.time()
     model = LatentEBMForSemiSupervisedClassification(config).to(args.device)
-    data = datasets.Dataset.from_dict({"features": train_x.numpy(), "labels": labels.numpy()})
-    training = TrainingArguments(output_dir=str(Path(args.work_dir) / f"{name}_seed{seed}"), max_steps=args.max_steps,
-                                 batch_size=64, seed=seed, sample_every=0, checkpoint_every=0,
-                                 labelled_batch_size=min(32, int((labels != UNLABELLED).sum())))
-    LatentEBMTrainer(model, data, training).train()
+    data = datasets.Dataset.from_dict({"features": train_x.numpy(), "labels": train_labels.numpy()})
+    training = TrainingArguments(output_dir=str(Path(args.work_dir) / f"{name}_{labels_per_class}_seed{seed}"),
+                                 max_steps=args.max_steps, batch_size=64, seed=seed, sample_every=0,
+                                 checkpoint_every=0, eval_every=args.eval_every,
+                                 labelled_batch_size=min(32, int((train_labels != UNLABELLED).sum())))
+    final = LatentEBMTrainer(model, data, training, eval_data=eval_data).train()
     model.eval()
-    add("latent EBM, symbol-vector coupling (ours)", predict(model, test_x, seed), time.time() - started)
+    seconds = time.time() - started
+    selection = {key: value for key, value in final.items() if key.startswith("selected_")}
+    add("latent EBM, symbol-vector coupling (ours)", predict(model, test_x, seed), seconds, **selection)
+    priors = model.fit_class_priors(train_x[unlabelled], class_frequencies(train_labels, num_labels),
+                                    torch.Generator(device=model.device).manual_seed(seed))
+    add("latent EBM (ours) + class priors by EM", predict(model, test_x, seed), seconds,
+        estimated_priors=priors, **selection)
 
     torch.manual_seed(seed)
     started = time.time()
@@ -110,7 +134,8 @@ def run_table(name: str, seed: int, args) -> list[dict]:
     supervised_only(baseline, train_x, labels, args.supervised_steps, seed)
     add("same encoder, labels only", predict(baseline, test_x, seed), time.time() - started)
 
-    # scikit-learn sees the same standardised numeric values and category codes one-hot encoded.
+    # scikit-learn sees the same standardised numeric values and category codes one-hot encoded, and every label
+    # (they pick no checkpoint, so hold none out).
     def design(features: torch.Tensor) -> np.ndarray:
         numeric = features[:, :len(preprocessor.numeric_columns)].numpy()
         codes = features[:, len(preprocessor.numeric_columns):].long()
@@ -132,13 +157,30 @@ def run_table(name: str, seed: int, args) -> list[dict]:
         started = time.time()
         classifier = fit()
         add(method, classifier.predict_proba(x_test), time.time() - started)
+        if method.startswith("logistic"):  # the same EM re-weighting, for a fair comparison
+            training_priors = class_frequencies(labels, num_labels)
+            lr_priors = estimate_class_priors(torch.tensor(classifier.predict_proba(x_train[~labelled])),
+                                              training_priors)
+            shifted = shift_to_priors(torch.tensor(classifier.predict_proba(x_test)), training_priors, lr_priors)
+            add("logistic regression + class priors by EM", shifted.numpy(), time.time() - started,
+                estimated_priors=lr_priors.tolist())
     return rows
 
 
-def run_mnist(seed: int, args) -> list[dict]:
-    train, test = load_image_dataset("mnist", "train"), load_image_dataset("mnist", "test")
-    labels = few_label_split(train["label"][:], LABELS_PER_CLASS["mnist"], seed=seed)
+def run_images(name: str, seed: int, args) -> list[dict]:
+    """MNIST or Fashion-MNIST with 10 labels per class: the coupling model (checkpoint picked on a validation split
+    of the labelled rows unless --validation-fraction 0) against the same encoder on the training labels alone."""
+    train, test = load_image_dataset(name, "train"), load_image_dataset(name, "test")
+    labels = few_label_split(train["label"][:], LABELS_PER_CLASS[name], seed=seed)
+    eval_data = {}
+    if args.validation_fraction:
+        labels, held_out = validation_split(labels, args.validation_fraction, seed=seed)
+        rows = held_out.nonzero().flatten()
+        eval_data["validation"] = {"pixel_values": train["pixel_values"][rows], "labels": train["label"][rows]}
     test_x, test_y = test["pixel_values"][:], test["label"][:].numpy()
+    if args.test_curve_rows:  # a diagnostic curve only: never used to pick anything
+        eval_data["test_curve"] = {"pixel_values": test_x[:args.test_curve_rows],
+                                   "labels": torch.as_tensor(test_y[:args.test_curve_rows])}
     rows = []
     torch.manual_seed(seed)
     names = train.features["label"].names
@@ -147,18 +189,22 @@ def run_mnist(seed: int, args) -> list[dict]:
     started = time.time()
     model = LatentEBMForSemiSupervisedClassification(config).to(args.device)
     data = train.select_columns(["pixel_values"]).add_column("labels", labels.tolist())
-    training = TrainingArguments(output_dir=str(Path(args.work_dir) / f"mnist_seed{seed}"), max_steps=args.max_steps,
-                                 batch_size=64, seed=seed, sample_every=0, checkpoint_every=0,
-                                 labelled_batch_size=32)
-    LatentEBMTrainer(model, data, training).train()
+    training = TrainingArguments(output_dir=str(Path(args.work_dir) / f"{name}_seed{seed}"), max_steps=args.max_steps,
+                                 batch_size=64, seed=seed, sample_every=0, checkpoint_every=args.checkpoint_every,
+                                 labelled_batch_size=32, eval_every=args.eval_every)
+    final = LatentEBMTrainer(model, data, training, eval_data=eval_data or None).train()
     model.eval()
-    rows.append({"dataset": "mnist", "seed": seed, "method": "latent EBM, symbol-vector coupling (ours)",
-                 "seconds": round(time.time() - started, 1), **scores(predict(model, test_x, seed), test_y)})
+    selection = {key: value for key, value in final.items() if key.startswith("selected_")}
+    rows.append({"dataset": name, "labels_per_class": LABELS_PER_CLASS[name], "seed": seed,
+                 "method": "latent EBM, symbol-vector coupling (ours)",
+                 "seconds": round(time.time() - started, 1), **selection,
+                 **scores(predict(model, test_x, seed), test_y)})
     torch.manual_seed(seed)
     started = time.time()
     baseline = LatentEBMForSemiSupervisedClassification(config).to(args.device)
     supervised_only(baseline, train["pixel_values"][:], labels, args.supervised_steps, seed)
-    rows.append({"dataset": "mnist", "seed": seed, "method": "same encoder, labels only",
+    rows.append({"dataset": name, "labels_per_class": LABELS_PER_CLASS[name], "seed": seed,
+                 "method": "same encoder, labels only",
                  "seconds": round(time.time() - started, 1), **scores(predict(baseline, test_x, seed), test_y)})
     return rows
 
@@ -172,10 +218,18 @@ def mean_std(values: list[float]) -> str:
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=["breast_cancer", "islr_default"],
-                        choices=["breast_cancer", "islr_default", "mnist"])
+                        choices=[*BUNDLED_TABLES, *IMAGE_SETS])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--labels-per-class", nargs="+", type=int, default=None,
+                        help="tables: label counts per class to run (default: 10 for breast_cancer, 50 for the others)")
     parser.add_argument("--max-steps", type=int, default=2000, help="training steps of the coupling model")
     parser.add_argument("--supervised-steps", type=int, default=500, help="steps of the labels-only baseline")
+    parser.add_argument("--validation-fraction", type=float, default=0.2,
+                        help="share of the labelled rows held out to pick the checkpoint (0: none, the last step)")
+    parser.add_argument("--eval-every", type=int, default=500, help="steps between validation scores")
+    parser.add_argument("--checkpoint-every", type=int, default=0, help="steps between checkpoints (0: at the end)")
+    parser.add_argument("--test-curve-rows", type=int, default=0,
+                        help="images: also score this many test images at every evaluation, for the curve only")
     parser.add_argument("--config-overrides", default="{}", help="JSON of LatentEBMClassificationConfig fields")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--work-dir", default="runs/ssl_table")
@@ -187,21 +241,26 @@ def main():
     rows = []
     for name in args.datasets:
         for seed in args.seeds:
-            rows += run_mnist(seed, args) if name == "mnist" else run_table(name, seed, args)
+            if name in IMAGE_SETS:
+                rows += run_images(name, seed, args)
+            else:
+                for count in args.labels_per_class or [LABELS_PER_CLASS[name]]:
+                    rows += run_table(name, seed, count, args)
             print(json.dumps(rows[-1]), flush=True)
     tag = "_".join(args.datasets) + (f"_{args.tag}" if args.tag else "")
-    family = "image" if args.datasets == ["mnist"] else "tabular"
+    family = "image" if set(args.datasets) <= set(IMAGE_SETS) else "tabular"
     output = Path(args.output or f"docs/results/{family}/ssl/ssl_{tag}.json")
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps({"device": device_name, "max_steps": args.max_steps, "seeds": args.seeds,
                                   "config_overrides": json.loads(args.config_overrides), "rows": rows}, indent=1))
     table = ["| data (labels per class) | method | accuracy % | macro-F1 % | AUPRC % | seconds per run |",
              "|---|---|---|---|---|---|"]
-    for name in args.datasets:
-        for method in dict.fromkeys(row["method"] for row in rows if row["dataset"] == name):
-            group = [row for row in rows if row["dataset"] == name and row["method"] == method]
+    for name, count in dict.fromkeys((row["dataset"], row["labels_per_class"]) for row in rows):
+        same = [row for row in rows if row["dataset"] == name and row["labels_per_class"] == count]
+        for method in dict.fromkeys(row["method"] for row in same):
+            group = [row for row in same if row["method"] == method]
             auprc_cell = mean_std([row["auprc"] for row in group]) if "auprc" in group[0] else "–"
-            table.append(f"| {name} ({LABELS_PER_CLASS[name]}) | {method} | {mean_std([r['accuracy'] for r in group])} "
+            table.append(f"| {name} ({count}) | {method} | {mean_std([r['accuracy'] for r in group])} "
                          f"| {mean_std([r['macro_f1'] for r in group])} | {auprc_cell} | "
                          f"{statistics.mean(r['seconds'] for r in group):.0f} |")
     undecided = {row["method"]: 0 for row in rows}
@@ -211,7 +270,11 @@ def main():
                     "labelled class frequencies." for method, count in undecided.items() if count)
     body = ("\n".join(table) + f"\n\nMean ± std over seeds {args.seeds} (each seed draws its own labelled rows and, for "
             f"tables, its own 80/20 split); the coupling model trains {args.max_steps} steps of batch 64 plus 32 "
-            f"labelled rows; device {device_name}. "
+            f"labelled rows; " + (f"a seeded {args.validation_fraction:.0%} of its labelled rows (at least one per class) "
+                                  f"is held out and picks its checkpoint (scored every {args.eval_every} steps), "
+                                  "while the baselines train on every label; " if args.validation_fraction else
+                                  "the last step's model is scored; ")
+            + f"device {device_name}. "
             + (f"Published MNIST-100: {PUBLISHED_MNIST}. " if "mnist" in args.datasets else "")
             + notes.strip() + f" Command: `python {shlex.join(sys.argv)}` (results: `{output}`).")
     title = f"Semi-supervised classification: {', '.join(args.datasets)}" + (f" ({args.tag})" if args.tag else "")

