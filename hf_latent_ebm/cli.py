@@ -26,12 +26,15 @@ class Task:
             a (training, validation) pair whose validation part (labelled rows with the same columns, or None) the
             trainer scores every `--eval-every` steps to keep the best checkpoint as the model.
         dataset_name: `dataset_name(args)`, the data's name for train_results.json and the model card.
+        after_training: `after_training(args, model, train_data)`, optional: fits what needs the trained model
+            (the ssl task's class priors) and returns entries for train_results.json; the model is saved again.
     """
 
     load_data: Callable
     make_model: Callable
     make_dataset: Callable
     dataset_name: Callable
+    after_training: Callable | None = None
 
 
 def _load_images(args: argparse.Namespace):
@@ -170,6 +173,26 @@ def _ssl_dataset(args: argparse.Namespace, model, data):
     return train, validation
 
 
+def _fit_class_priors(args: argparse.Namespace, model, train_data) -> dict:
+    """With --class-priors em (the default), the population's class priors from the unlabelled training rows by
+    EM, saved in the model's config so predict_proba re-weights to them (docs/semi_supervised.md)."""
+    from .data import UNLABELLED
+
+    if args.class_priors == "none":
+        return {}
+    labels = torch.as_tensor(train_data["labels"][:])
+    unlabelled = (labels == UNLABELLED).nonzero().flatten().tolist()
+    if not unlabelled:
+        return {}
+    name = model.decoder.input_names[0]
+    inputs = train_data.select(unlabelled).with_format("torch", columns=[name])[name][:]
+    counts = torch.bincount(labels[labels != UNLABELLED], minlength=model.config.num_labels)
+    generator = torch.Generator(device=model.device).manual_seed(args.seed)
+    model.eval()
+    priors = model.fit_class_priors(inputs, counts.tolist(), generator)
+    return {"class_priors": {model.config.id2label[i]: round(p, 4) for i, p in enumerate(priors)}}
+
+
 def _load_multimodal(args: argparse.Namespace):
     from .data import load_multimodal_dataset
 
@@ -222,7 +245,7 @@ TASKS = {
     "text": Task(load_data=_load_texts, make_model=_make_text_model,
                  make_dataset=_text_dataset, dataset_name=lambda args: args.data or "kjv"),
     "ssl": Task(load_data=_load_ssl_data, make_model=_make_ssl_model, make_dataset=_ssl_dataset,
-                dataset_name=lambda args: args.data or args.dataset),
+                dataset_name=lambda args: args.data or args.dataset, after_training=_fit_class_priors),
     "multimodal": Task(load_data=_load_multimodal, make_model=_make_multimodal_model,
                        make_dataset=lambda args, model, dataset: model.prepare_dataset(dataset),
                        dataset_name=lambda args: args.data or args.dataset),
@@ -234,7 +257,7 @@ DEFAULT_DATASETS = {"image": "mnist", "text": None, "ssl": "mnist", "multimodal"
 
 def _train(args: argparse.Namespace) -> None:
     from .hub import write_model_card
-    from .training import LatentEBMTrainer, TrainingArguments, latest_checkpoint
+    from .training import LatentEBMTrainer, TrainingArguments, latest_checkpoint, save_pretrained_atomically
 
     labelled_batch_size = args.labelled_batch_size if args.task == "ssl" else 0
     training_args = TrainingArguments(
@@ -260,6 +283,11 @@ def _train(args: argparse.Namespace) -> None:
     trainer = LatentEBMTrainer(model, train_data, training_args, eval_data=eval_data)
     started = time.time()
     final = trainer.train(resume=args.resume)
+    if task.after_training is not None:
+        fitted = task.after_training(args, model, train_data)
+        if fitted:
+            save_pretrained_atomically(model, Path(args.output_dir))
+            final.update(fitted)
     final["wall_time_s"] = round(time.time() - started, 1)
     final["num_train_examples"] = trainer.data.num_examples
     if "labels" in trainer.data.names:
@@ -414,6 +442,10 @@ def build_parser() -> argparse.ArgumentParser:
                             "selected_step and its validation scores. The held-out rows' inputs still train as "
                             "unlabelled rows. 0 turns it off (the last step's model is saved); needs 2+ labelled "
                             "rows per class")
+    train.add_argument("--class-priors", choices=["em", "none"], default="em",
+                       help="ssl task: 'em' estimates the population's class frequencies from the unlabelled rows "
+                            "(EM on the model's own predictions, Saerens et al. 2002) and saves them, so predictions "
+                            "re-weight from the balanced labelled rows to them; 'none' keeps the classifier as trained")
     train.add_argument("--eval-every", type=int, default=500,
                        help="ssl task: steps between validation scores (the last step is always scored)")
     train.add_argument("--max-categories", type=int, default=100,

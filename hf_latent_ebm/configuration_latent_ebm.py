@@ -111,6 +111,13 @@ _SHARED_ARGS = r"""
             Adam learning rate of the energy MLP (the paper: 2e-5 over 147k steps).
         decoder_learning_rate (`float`, *optional*, defaults to 5e-4):
             Adam learning rate of the decoder (the paper: 1e-4).
+        prior_weight_decay (`float`, *optional*, defaults to 0.0):
+            L2 weight decay of the energy MLP in Adam (the symbol-vector coupling code uses 1e-3): it gives the
+            energy's scale a finite optimum where a term such as a classifier's cross-entropy has none.
+        energy_magnitude_weight (`float`, *optional*, defaults to 0.0):
+            Weight of the energy-magnitude penalty, mean E(z)^2 over the posterior and prior samples (every output
+            of a multi-output energy, e.g. every class logit of the coupling prior; Du & Mordatch 2019): it bounds
+            the energy's scale, which the contrastive update leaves free.
         prior_lr_decay (`float`, *optional*, defaults to 0.998):
             Multiplicative decay of the prior learning rate every `lr_decay_steps` steps.
         decoder_lr_decay (`float`, *optional*, defaults to 0.998):
@@ -158,6 +165,8 @@ class LatentEBMBaseConfig(PreTrainedConfig):
     decoder_autocast: str | None = None
     prior_learning_rate: float = 2e-4
     decoder_learning_rate: float = 5e-4
+    prior_weight_decay: float = 0.0
+    energy_magnitude_weight: float = 0.0
     prior_lr_decay: float = 0.998
     decoder_lr_decay: float = 0.998
     lr_decay_steps: int = 600
@@ -226,6 +235,9 @@ class LatentEBMBaseConfig(PreTrainedConfig):
         for name in ("prior_learning_rate", "decoder_learning_rate"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("prior_weight_decay", "energy_magnitude_weight"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         for name in ("prior_lr_decay", "decoder_lr_decay"):
             if not 0 < getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")

@@ -21,6 +21,10 @@ class LatentEBMClassificationConfig(LatentEBMModelConfig):
             whole image or row, so the label term needs a comparable scale).
         mutual_information_weight (`float`, *optional*, defaults to 10.0):
             Weight of the mutual information between y and z of the variational learner (lambda_MI of `ibebm`).
+        energy_magnitude_weight (`float`, *optional*, defaults to 0.1):
+            The energy-magnitude penalty of the base config, on here: the class logits are the energy, and the
+            labels' cross-entropy and the MI term reward a larger logit scale without end, which steepens the
+            energy until the prior chain overshoots it and the energy loss runs off (docs/semi_supervised.md).
         preprocessing (`dict`, *optional*):
             How raw rows become the decoder's input, saved with the model: a `TabularPreprocessor.to_dict()` for
             tables, so a reloaded model takes raw rows; None for tensors.
@@ -38,6 +42,7 @@ class LatentEBMClassificationConfig(LatentEBMModelConfig):
     learner: str = "coupling_vae"
     label_loss_weight: float = 100.0
     mutual_information_weight: float = 10.0
+    energy_magnitude_weight: float = 0.1
     preprocessing: dict | None = None
     class_priors: list[float] | None = None
     training_class_priors: list[float] | None = None

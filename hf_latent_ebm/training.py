@@ -18,6 +18,7 @@ CHECKPOINTS_DIR = "checkpoints"
 LATEST_FILE = "latest"
 TRAINING_STATE_FILE = "training_state.pt"
 BEST_WEIGHTS_FILE = "best_model.safetensors"
+SELECTION_SET = "validation"  # the evaluation set that picks the saved model
 
 
 @dataclass
@@ -206,7 +207,8 @@ class LatentEBMTrainer:
     the test set), the model is scored every `args.eval_every` steps by its `validation_metrics` (accuracy and
     log loss for a classifier), the scores go to `validation_history.json` and `validation_curve.png`, and the
     best evaluation's weights (highest accuracy, then lowest log loss) are the model saved at the end;
-    `train_results.json` reports its step and scores. A dict of named sets scores each; the first one selects.
+    `train_results.json` reports its step and scores. A dict of named sets scores each, and only the one named
+    "validation" selects: another set (a test curve for a diagnosis, say) is recorded, never selected on.
 
     Args:
         model: A latent-EBM model.
@@ -236,7 +238,7 @@ class LatentEBMTrainer:
             if not hasattr(model, "validation_metrics"):
                 raise ValueError(f"{type(model).__name__} has no validation_metrics, so it cannot take eval_data")
             named = eval_data if isinstance(eval_data, dict) and not isinstance(
-                next(iter(eval_data.values()), None), torch.Tensor) else {"validation": eval_data}
+                next(iter(eval_data.values()), None), torch.Tensor) else {SELECTION_SET: eval_data}
             for name, rows in named.items():
                 source = BatchSource(rows, model.input_names, required=len(model.decoder.input_names))
                 if "labels" not in source.names:
@@ -331,7 +333,10 @@ class LatentEBMTrainer:
         self.model.train(was_training)
 
     def write_loss_curve(self) -> None:
-        """One panel per term the learner logged: loss_curve.png, and accuracy_curve.png for accuracies."""
+        """One panel per term the learner logged: loss_curve.png, and accuracy_curve.png for accuracies; and the
+        validation scores so far."""
+        if self.eval_history:
+            self.write_validation_curve()
         names = [name for name in (self.history[-1] if self.history else {}) if name != "step"]
         accuracies = [name for name in names if "accuracy" in name]
         plot_curves(self.history, [name for name in names if name not in accuracies],
@@ -342,8 +347,8 @@ class LatentEBMTrainer:
 
     # ---- validation ------------------------------------------------------------------------------------------
     def evaluate(self) -> None:
-        """Score the model on every validation set, record it, and keep its weights if the first set's score is
-        the best so far (accuracy, then log loss)."""
+        """Score the model on every evaluation set, record it, and keep its weights if the "validation" set's score
+        is the best so far (accuracy, then log loss)."""
         was_training = self.model.training
         self.model.eval()
         record = {"step": self.step}
@@ -355,9 +360,11 @@ class LatentEBMTrainer:
             record.update({f"{name}_{metric}": value for metric, value in metrics.items()})
         self.model.train(was_training)
         self.eval_history.append(record)
-        first = next(iter(self.eval_sets))
-        score = (record[f"{first}_accuracy"], -record[f"{first}_log_loss"])
-        if self.best is None or score > (self.best[f"{first}_accuracy"], -self.best[f"{first}_log_loss"]):
+        if SELECTION_SET not in self.eval_sets:  # diagnostic sets are scored, never selected on
+            return
+        score = (record[f"{SELECTION_SET}_accuracy"], -record[f"{SELECTION_SET}_log_loss"])
+        if self.best is None or score > (self.best[f"{SELECTION_SET}_accuracy"],
+                                         -self.best[f"{SELECTION_SET}_log_loss"]):
             self.best = record
             self.best_weights = {key: value.detach().cpu().clone() for key, value in self.model.state_dict().items()}
 
@@ -431,7 +438,6 @@ class LatentEBMTrainer:
         self.write_loss_curve()
         final = dict(self.history[-1]) if self.history else {}
         if self.best is not None:  # the saved model is the best evaluation's, and the results say which it was
-            self.write_validation_curve()
             self.model.load_state_dict(self.best_weights)
             final.update({"selected_step": self.best["step"],
                           **{f"selected_{name}": value for name, value in self.best.items() if name != "step"}})

@@ -6,7 +6,7 @@ The path: `hf_latent_ebm.data.ehr.load_mimic3` / `load_mimic4` (or `synthesize_m
 `ChetForHealthEventPrediction`, trained by `EHRTrainer`.
 """
 
-from .codes import ICD9_CHAPTERS, dot_icd9, icd9_chapter
+from ..data.icd9 import ICD9_CHAPTERS, dot_icd9, icd9_chapter
 from .cohort import CooccurrenceGraph, PackedCohort, encode_patients, prepare_cohort, split_patients
 from .configuration_chet import ChetConfig
 from .modeling_chet import ChetForHealthEventPrediction, ChetOutput

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..chet.codes import dot_icd9, icd9_chapter
+from .icd9 import dot_icd9, icd9_chapter
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # MIMIC's ADMITTIME layout, also used for the returned admit_times
 MIMIC3_FILES = ("ADMISSIONS.csv", "DIAGNOSES_ICD.csv")

@@ -46,6 +46,19 @@ def posterior_potential(prior, decoder, observations, chain_prior: str = "model"
                             + prior_term(latents))
 
 
+def add_energy_magnitude_penalty(output: "LearnerOutput", prior, weight: float) -> None:
+    """Add weight * (mean E(z+)^2 + mean E(z-)^2) to the loss, as the term "energy_magnitude" (Du & Mordatch 2019):
+    a bound on the energy's scale. The contrastive term is blind to it, and a term that rewards a larger scale (a
+    classifier's cross-entropy on separable labels, say) otherwise steepens the energy until the fixed-step prior
+    chain overshoots its wells and the energy loss runs off (docs/semi_supervised.md)."""
+    if weight == 0 or not prior.has_energy or output.prior_latents is None:
+        return
+    magnitude = (prior.energy_magnitude(output.posterior_latents).mean()
+                 + prior.energy_magnitude(output.prior_latents).mean())
+    output.loss = output.loss + weight * magnitude
+    output.terms["energy_magnitude"] = magnitude.detach()
+
+
 class Learner:
     r"""
     How a model learns and infers z. A learner holds no weights and no settings of its own: it reads them from
@@ -92,12 +105,13 @@ class Learner:
         return chains.mean(dim=0), chains.std(dim=0).clamp_min(0.05)
 
     def parameter_groups(self, model) -> list[dict]:
-        """Optimizer groups (name, params, lr, lr_decay): the prior at the prior's learning rate and decay, the
-        decoder and any inference network at the decoder's; groups without parameters are left out."""
+        """Optimizer groups (name, params, lr, lr_decay, and for the prior weight_decay): the prior at the prior's
+        learning rate, decay and weight decay, the decoder and any inference network at the decoder's; groups
+        without parameters are left out."""
         config = model.config
         groups = [
             {"name": "prior", "params": list(model.prior.parameters()), "lr": config.prior_learning_rate,
-             "lr_decay": config.prior_lr_decay},
+             "lr_decay": config.prior_lr_decay, "weight_decay": config.prior_weight_decay},
             {"name": "decoder", "params": list(model.decoder.parameters()), "lr": config.decoder_learning_rate,
              "lr_decay": config.decoder_lr_decay},
         ]
@@ -107,4 +121,4 @@ class Learner:
         return [group for group in groups if group["params"]]
 
 
-__all__ = ["Learner", "LearnerOutput", "posterior_potential"]
+__all__ = ["Learner", "LearnerOutput", "posterior_potential", "add_energy_magnitude_penalty"]

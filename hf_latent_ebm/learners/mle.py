@@ -5,7 +5,7 @@ import torch
 from ..decoders.multimodal import batch_size_of
 from ..langevin import LangevinSampler
 from ..decoders.base import decoder_negative_log_likelihood
-from .base import Learner, LearnerOutput, posterior_potential
+from .base import Learner, LearnerOutput, add_energy_magnitude_penalty, posterior_potential
 
 
 def mle_losses(prior, decoder, observations, prior_sampler: LangevinSampler, posterior_sampler: LangevinSampler,
@@ -61,6 +61,7 @@ class MLELearner(Learner):
         output = mle_losses(model.prior, model.decoder, observations, model.prior_sampler(),
                             model.posterior_sampler(), generator, model.config.posterior_chain_prior,
                             self.posterior_start(model, observations, generator), model.config.decoder_autocast)
+        add_energy_magnitude_penalty(output, model.prior, model.config.energy_magnitude_weight)
         if model.encoder is not None:
             encoder_loss = -model.encoder.log_density(observations, output.posterior_latents).mean()
             output.loss = output.loss + encoder_loss

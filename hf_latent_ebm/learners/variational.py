@@ -3,7 +3,7 @@
 import torch
 
 from ..distributions import kl_to_isotropic_gaussian, pick_mixture_components, sample_diagonal_gaussian
-from .base import Learner, LearnerOutput
+from .base import Learner, LearnerOutput, add_energy_magnitude_penalty
 
 
 class ELBOLearner(Learner):
@@ -74,6 +74,7 @@ class ELBOLearner(Learner):
             if len(chain.grad_norms):
                 terms["prior_chain_grad_norm"] = chain.grad_norms[-1]
         output = LearnerOutput(loss=loss, terms=terms, posterior_latents=latents.detach(), prior_latents=prior_latents)
+        add_energy_magnitude_penalty(output, prior, model.config.energy_magnitude_weight)
         return output, mean, latents
 
     def infer_latents(self, model, observations, generator: torch.Generator | None = None,

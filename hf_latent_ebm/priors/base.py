@@ -45,6 +45,11 @@ class Prior(nn.Module):
         """E(z), one value per row."""
         raise NotImplementedError
 
+    def energy_magnitude(self, latents: torch.Tensor) -> torch.Tensor:
+        """The mean square of the energy's outputs per row, E(z)^2: what a magnitude penalty (Du & Mordatch 2019)
+        keeps finite. A prior whose energy has several outputs penalises each of them."""
+        return self.energy(latents).pow(2)
+
     def reference_potential(self, latents: torch.Tensor) -> torch.Tensor:
         """-log p0(z) up to a constant: |z|^2 / (2 sigma^2)."""
         return latents.pow(2).sum(dim=-1) / (2 * self.reference_sigma**2)

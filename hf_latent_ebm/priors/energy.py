@@ -68,6 +68,10 @@ class EnergyPrior(Prior):
     def energy(self, latents: torch.Tensor) -> torch.Tensor:
         return self._reduce(self.energy_net(latents))
 
+    def energy_magnitude(self, latents: torch.Tensor) -> torch.Tensor:
+        # Every component: with class logits as components, their spread is what grows without a bound.
+        return self.energy_net(latents).pow(2).mean(dim=-1)
+
     @torch.no_grad()
     def potential_and_grad(self, latents: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(U(z), grad U(z)) with the MLP's backward pass written out: Linear layers and their activations."""
