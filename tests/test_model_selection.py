@@ -108,7 +108,7 @@ def test_fitted_class_priors_are_saved_and_used_by_predict(tmp_path):
     frame = toy_table(60)
     rows = frame.drop(columns="kind").iloc[np.random.default_rng(0).permutation(60)]  # not in any sorted order
     plain = model.predict_proba(rows)
-    priors = model.fit_class_priors(rows, [5, 5])
+    priors = model.fit_class_priors(rows, [5, 5], min_prior=0.0)  # what is saved and reused, not the estimate
     assert model.config.training_class_priors == [0.5, 0.5] and len(priors) == 2
     expected = shift_to_priors(plain, [0.5, 0.5], priors).float()
     torch.testing.assert_close(model.predict_proba(rows), expected)
@@ -132,3 +132,12 @@ def test_only_the_validation_set_selects(tmp_path):
                                                                   "test_curve_log_loss"}] * 2
     for name, value in trainer.model.state_dict().items():  # the last step's model, not a selected one
         torch.testing.assert_close(value, AutoModel.from_pretrained(tmp_path).state_dict()[name])
+
+
+def test_a_degenerate_class_prior_estimate_is_refused_and_changes_nothing():
+    model = tiny_model().eval()
+    rows = toy_table(60).drop(columns="kind")
+    # An untrained model's near-uniform, slightly tilted probabilities: EM drives a class to zero.
+    with pytest.raises(ValueError, match=r"drove the prior of \{'yes'.*would never be predicted"):
+        model.fit_class_priors(rows, [1, 1])
+    assert model.config.class_priors is None and model.config.training_class_priors is None
