@@ -208,6 +208,8 @@ def run_images(name: str, seed: int, args) -> list[dict]:
                  "method": "latent EBM, symbol-vector coupling (ours)",
                  "seconds": round(time.time() - started, 1), **selection,
                  **scores(predict(model, test_x, seed), test_y)})
+    if args.validation_fraction:
+        rows.append(last_step_row(rows[-1], Path(training.output_dir), test_x, test_y))
     torch.manual_seed(seed)
     started = time.time()
     baseline = LatentEBMForSemiSupervisedClassification(config).to(args.device)
@@ -216,6 +218,34 @@ def run_images(name: str, seed: int, args) -> list[dict]:
                  "method": "same encoder, labels only",
                  "seconds": round(time.time() - started, 1), **scores(predict(baseline, test_x, seed), test_y)})
     return rows
+
+
+LAST_STEP = "latent EBM (ours), last step instead of the validation pick"
+
+
+def last_step_row(selected_row: dict, run_dir: Path, test_x: torch.Tensor, test_y: np.ndarray) -> dict:
+    """The same run's last-step model (its final checkpoint) on the test set: a fixed budget, no selection."""
+    from hf_latent_ebm.training import latest_checkpoint
+
+    model = LatentEBMForSemiSupervisedClassification.from_pretrained(latest_checkpoint(run_dir)).eval()
+    return {**{key: selected_row[key] for key in ("dataset", "labels_per_class", "seed", "seconds")},
+            "method": LAST_STEP, **scores(predict(model, test_x, selected_row["seed"]), test_y)}
+
+
+def add_last_step_rows(path: str, work_dir: str) -> None:
+    """For a results file of image runs written before the last-step row existed, add it from the runs' folders."""
+    results = json.loads(Path(path).read_text())
+    rows = []
+    for row in results["rows"]:
+        rows.append(row)
+        if row["method"] == "latent EBM, symbol-vector coupling (ours)" and not any(
+                other["method"] == LAST_STEP and other["seed"] == row["seed"] for other in results["rows"]):
+            test = load_image_dataset(row["dataset"], "test")
+            rows.append(last_step_row(row, Path(work_dir) / f"{row['dataset']}_seed{row['seed']}",
+                                      test["pixel_values"][:], test["label"][:].numpy()))
+    results["rows"] = rows
+    results["commands"] = results.get("commands", []) + [f"python {shlex.join(sys.argv)}"]
+    Path(path).write_text(json.dumps(results, indent=1))
 
 
 def mean_std(values: list[float]) -> str:
@@ -303,7 +333,14 @@ def main():
     parser.add_argument("--tag", default="", help="suffix of the output file and the results.md section")
     parser.add_argument("--merge", nargs="+", default=None, metavar="RESULTS_JSON",
                         help="write one section from these results files (seeds run as separate processes) and exit")
+    parser.add_argument("--add-last-step", nargs="+", default=None, metavar="RESULTS_JSON",
+                        help="image runs: add the last-step model's test scores (from the runs under --work-dir) to "
+                             "these results files and exit")
     args = parser.parse_args()
+    if args.add_last_step:
+        for path in args.add_last_step:
+            add_last_step_rows(path, args.work_dir)
+        return
     if args.merge:
         merge(args.merge, args)
         return
