@@ -302,7 +302,8 @@ def merge(paths: list[str], args) -> None:
         if differing:
             raise SystemExit(f"{path} differs from {paths[0]} in {differing}; only runs of one setting merge")
     rows = [row for run in runs for row in run["rows"]]
-    commands = [command for run in runs for command in run["commands"]] + [f"python {shlex.join(sys.argv)}"]
+    commands = list(dict.fromkeys(command for run in runs for command in run["commands"])) + [
+        f"python {shlex.join(sys.argv)}"]
     datasets_run = "_".join(dict.fromkeys(row["dataset"] for row in rows))
     family = "image" if {row["dataset"] for row in rows} <= set(IMAGE_SETS) else "tabular"
     tag = f"{datasets_run}_{args.tag}" if args.tag else datasets_run
