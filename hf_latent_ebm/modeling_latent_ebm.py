@@ -5,6 +5,7 @@ One base model composes the parts its config names (prior, decoder, optional enc
 model, the modality-agnostic `LatentEBMModel`, and the text model in `modeling_latent_ebm_text.py`.
 """
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,6 +83,9 @@ class LatentEBMPreTrainedModel(CardedModelMixin, PreTrainedModel):
     # What `write_samples` writes, and how many samples a model card shows.
     sample_file_suffix = ".npy"
     card_num_samples = 16
+    # Set inside `inputs_checked()`: the caller vouches for the batches' values, so `forward` skips the checks that
+    # read them (each a device-to-host synchronisation).
+    _inputs_checked = False
 
     def __init__(self, config: LatentEBMBaseConfig):
         super().__init__(config)
@@ -170,10 +174,10 @@ class LatentEBMPreTrainedModel(CardedModelMixin, PreTrainedModel):
     def forward(self, generator: torch.Generator | None = None, return_dict: bool | None = None,
                 **batch) -> LatentEBMOutput | tuple:
         r"""
-        The learner's losses on a dict batch (the keys in `input_names`; others are ignored). Only the batch's
-        type, dtype and shape are checked here, nothing that needs its values (which would synchronise a GPU every
-        step): values are checked where data comes in (`check_inputs`, the public calls, the trainer's data
-        loading).
+        The learner's losses on a dict batch (the keys in `input_names`; others are ignored). The batch is checked
+        as `check_batch` checks it (ranges, NaN, label ids: the same messages as `anomaly_score` and the other
+        public calls), except inside `inputs_checked()`, where only type, dtype and shape are: the trainer checks its
+        whole dataset once when loading it, so its steps need not read values (a GPU synchronisation each).
 
         Args:
             generator (`torch.Generator`, *optional*): Source of the chains' randomness.
@@ -181,7 +185,10 @@ class LatentEBMPreTrainedModel(CardedModelMixin, PreTrainedModel):
             **batch: The observations under the decoder's input names (e.g. `pixel_values`, `input_ids`).
         """
         observations = self.decoder.select(batch)
-        self.decoder.check_observations(observations, check_values=False)
+        if self._inputs_checked:
+            self.decoder.check_observations(observations, check_values=False)
+        else:
+            self.check_batch(batch)
         losses = self.learner.losses(self, self.decoder.compact(observations), batch, generator)
         terms = {name: term.detach() for name, term in losses.terms.items()}
         output = LatentEBMOutput(loss=losses.loss, loss_terms=terms, posterior_latents=losses.posterior_latents,
@@ -206,6 +213,16 @@ class LatentEBMPreTrainedModel(CardedModelMixin, PreTrainedModel):
         """Raise a ValueError saying what was expected unless `observations` is a batch the decoder scores (values
         included: ranges, finiteness, token ids)."""
         self.decoder.check_observations(observations)
+
+    @contextlib.contextmanager
+    def inputs_checked(self):
+        """Within it, `forward` trusts that its batches' values were checked (as `check_batch` does): for training
+        loops that check their data once up front, as `LatentEBMTrainer` does."""
+        previous, self._inputs_checked = self._inputs_checked, True
+        try:
+            yield self
+        finally:
+            self._inputs_checked = previous
 
     def check_batch(self, batch: dict) -> None:
         """`check_inputs` on a dict batch's observations, and the learner's checks of its other inputs (labels)."""

@@ -404,7 +404,8 @@ class LatentEBMTrainer:
             if self.labelled_rows is not None:
                 batch_indices = torch.cat([batch_indices, self.labelled_picks(self.step)])
             batch = {name: values.to(self.model.device) for name, values in self.data.take(batch_indices).items()}
-            output = self.model(**batch, generator=self.generator)
+            with self.model.inputs_checked():  # the whole dataset was checked when it was loaded
+                output = self.model(**batch, generator=self.generator)
             self.optimizer.zero_grad(set_to_none=True)
             output.loss.backward()
             self.optimizer.step()

@@ -135,7 +135,8 @@ def library_model(config, device, state=None, **settings):
 
 def library_step(model, optimizer, inputs, generator):
     def step():
-        output = model(**inputs, generator=generator)
+        with model.inputs_checked():  # as the trainer: the inputs were made valid, no per-step value checks
+            output = model(**inputs, generator=generator)
         optimizer.zero_grad(set_to_none=True)
         output.loss.backward()
         optimizer.step()
