@@ -12,7 +12,8 @@ from hf_latent_ebm.data import images as image_data
 from hf_latent_ebm.data import multimodal
 from hf_latent_ebm.data.multimodal import (CAPTION_LABEL_NAMES, CAPTION_TEMPLATES, DIGIT_WORDS, FASHION_NOUNS,
                                            build_mnist_captions, build_polymnist, caption_for,
-                                           check_multimodal_dataset, load_multimodal_folder, modality_kinds)
+                                           check_multimodal_dataset, load_multimodal_dataset, load_multimodal_folder,
+                                           modality_kinds)
 
 needs_skimage = pytest.mark.skipif(importlib.util.find_spec("skimage") is None, reason="needs scikit-image")
 MODALITIES = [f"m{modality}" for modality in range(5)]
@@ -361,3 +362,15 @@ def test_folder_unreadable_image(tmp_path):
     (root / "pics" / "broken.png").write_bytes(b"not a png")
     with pytest.raises(ValueError, match="line 2: cannot read image .*broken.png"):
         load_multimodal_folder(root)
+
+
+def test_a_declared_modality_no_example_carries_is_named(tmp_path):
+    root = write_folder(tmp_path / "data", [{"photo": "pics/a.png", "caption": "a"}, {"caption": "b"}],
+                        kinds={"photo": "image", "caption": "text", "sketch": "image"})
+    with pytest.raises(ValueError, match="modality 'sketch' is declared but none of the 2 examples carries it"):
+        load_multimodal_dataset(str(root))
+    only_captions = datasets.Dataset.from_dict(
+        {"caption": ["a", "b"], "photo": [None, None]},
+        features=datasets.Features({"caption": datasets.Value("string"), "photo": datasets.Image()}))
+    with pytest.raises(ValueError, match="modality 'photo' is declared"):
+        check_multimodal_dataset(only_captions)

@@ -272,6 +272,18 @@ def test_text_dataset_errors(tmp_path):
         load_text_dataset(str(write_corpus(tmp_path / "c.csv", ["a,b", "1,2", "3,4", "5,6"])))
     with pytest.raises(ValueError, match="unsupported"):
         load_text_dataset(str(write_corpus(tmp_path / "c.md", CORPUS)))
+    binary = tmp_path / "model.txt"  # a binary file given as a corpus
+    binary.write_bytes(bytes(range(256)) * 40)
+    with pytest.raises(ValueError, match=r"model.txt looks binary"):
+        load_text_dataset(str(binary))
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes("café au lait\nmore\nlines\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1.txt is not UTF-8 text \(byte 3"):
+        load_text_dataset(str(latin1))
+    # A long UTF-8 file whose 64 KiB sample cuts a multi-byte character is still text.
+    long = tmp_path / "long.txt"
+    long.write_text(("a" * 65535 + "é\n") + "\n".join(CORPUS), encoding="utf-8")
+    assert len(load_text_dataset(str(long))["train"]) > 0
 
 
 def test_cli_trains_fine_tunes_and_restores_the_tokenizer(tmp_path, capsys):

@@ -124,11 +124,15 @@ def check_multimodal_dataset(dataset, modalities=None) -> dict[str, str]:
                          f"got {label}")
     if len(dataset) == 0:
         return kinds
-    present = np.zeros(len(dataset.data), dtype=bool)
+    present = np.zeros(len(dataset), dtype=bool)
     for name in kinds:
-        present |= ~dataset.data.column(name).is_null().to_numpy(zero_copy_only=False)
-    if dataset._indices is not None:  # a shuffled / selected view: dataset.data is the table it indexes into
-        present = present[dataset._indices.column(0).to_numpy()]
+        carried = ~dataset.data.column(name).is_null().to_numpy(zero_copy_only=False)
+        if dataset._indices is not None:  # a shuffled / selected view: dataset.data is the table it indexes into
+            carried = carried[dataset._indices.column(0).to_numpy()]
+        if not carried.any():
+            raise ValueError(f"modality {name!r} is declared but none of the {len(dataset)} examples carries it: "
+                             "drop it from modalities.json (or the modality list), or add examples that have it")
+        present |= carried
     empty = np.flatnonzero(~present)
     if len(empty):
         raise ValueError(f"{len(empty)} example(s) have none of the modalities {list(kinds)} present, first at row "

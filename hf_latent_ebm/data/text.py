@@ -8,6 +8,7 @@ the corpora that install offline (WordNet glosses average about 12 words; the ge
 sentences that need markup stripping).
 """
 
+import codecs
 import re
 import shutil
 import subprocess
@@ -36,6 +37,22 @@ def kjv_verses() -> list[str]:
     return verses
 
 
+def _check_is_text(path: Path, sample_bytes: int = 1 << 16) -> None:
+    """A corpus file must be UTF-8 text: a binary file (a model, an archive, an image) otherwise fails deep inside
+    `datasets` with a traceback that names neither the file nor the cause. The first 64 KiB decide."""
+    with open(path, "rb") as file:
+        sample = file.read(sample_bytes)
+    if b"\0" in sample:
+        raise ValueError(f"text corpus {path} looks binary (it holds NUL bytes), not UTF-8 text; give a .txt, .csv or "
+                         ".jsonl file of text")
+    try:
+        # A multi-byte character may straddle a cut sample's end: the incremental decoder waits for its rest.
+        codecs.getincrementaldecoder("utf-8")().decode(sample, final=len(sample) < sample_bytes)
+    except UnicodeDecodeError as error:
+        raise ValueError(f"text corpus {path} is not UTF-8 text (byte {error.start}: {error.reason}); save it as "
+                         "UTF-8") from None
+
+
 def load_text_dataset(source: str = "kjv", text_column: str = "text", seed: int = 0):
     """
     Load a corpus and split it 90 / 5 / 5 into train / validation / test with a fixed seed.
@@ -61,6 +78,7 @@ def load_text_dataset(source: str = "kjv", text_column: str = "text", seed: int 
             raise ValueError(f"unsupported corpus file type {path.suffix!r}; use one of {sorted(TEXT_FILE_BUILDERS)}")
         if path.stat().st_size == 0:
             raise ValueError(f"text corpus {source} is empty")
+        _check_is_text(path)
         corpus = datasets.load_dataset(builder, data_files=str(path), split="train")
         if text_column not in corpus.column_names:
             raise ValueError(f"{source} has no {text_column!r} column; columns: {corpus.column_names}")
