@@ -163,10 +163,10 @@ def _ssl_dataset(args: argparse.Namespace, model, data):
         train_labels = labels
     rows = held_out.nonzero().flatten()
     if inputs is None:
-        images = data.remove_columns("labels").add_column("labels", labels.tolist()).select_columns(
-            ["pixel_values", "labels"])
-        train = images.remove_columns("labels").add_column("labels", train_labels.tolist())
-        return train, (images.select(rows.tolist()) if len(rows) else None)
+        images = data.select_columns(["pixel_values"])
+        train = images.add_column("labels", train_labels.tolist())
+        validation = images.select(rows.tolist()).add_column("labels", labels[rows].tolist()) if len(rows) else None
+        return train, validation
     train = datasets.Dataset.from_dict({**inputs, "labels": train_labels.numpy()})
     validation = datasets.Dataset.from_dict({**{name: values[rows.numpy()] for name, values in inputs.items()},
                                              "labels": labels[rows].numpy()}) if len(rows) else None
