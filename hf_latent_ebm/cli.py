@@ -71,15 +71,28 @@ def _make_text_model(args: argparse.Namespace, config_kwargs: dict, texts: list[
     if args.init_from:  # fine-tuning keeps the checkpoint's tokenizer, so the vocabulary is unchanged
         model = LatentEBMForTextGeneration.from_pretrained(args.init_from)
         model._require_tokenizer()
+        _check_kept_max_length(args, [model.config.max_length])
         return model
+    if args.max_length is not None:
+        if config_kwargs.get("max_length", args.max_length) != args.max_length:
+            raise ValueError(f"--max-length {args.max_length} and --config-overrides' max_length "
+                             f"{config_kwargs['max_length']} differ: give one")
+        config_kwargs = {**config_kwargs, "max_length": args.max_length}
     max_length = config_kwargs.get("max_length", LatentEBMTextConfig().max_length)
     tokenizer = train_tokenizer(texts, kind=args.tokenizer, vocab_size=args.vocab_size, max_length=max_length)
     config = LatentEBMTextConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
                                  bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                                 **config_kwargs)
+                                 unk_token_id=tokenizer.unk_token_id, **config_kwargs)
     model = LatentEBMForTextGeneration(config)
     model.set_tokenizer(tokenizer)
     return model
+
+
+def _check_kept_max_length(args: argparse.Namespace, kept: list[int]) -> None:
+    """A checkpoint's length limit is kept when fine-tuning or resuming: --max-length may only repeat it."""
+    if args.max_length is not None and any(length != args.max_length for length in kept):
+        raise ValueError(f"--max-length {args.max_length}: the checkpoint {args.init_from} has max_length "
+                         f"{sorted(set(kept))}, which fine-tuning and --resume keep")
 
 
 def _text_dataset(args: argparse.Namespace, model, texts: list[str]):
@@ -206,7 +219,9 @@ def _load_multimodal(args: argparse.Namespace):
 
 def _make_multimodal_model(args: argparse.Namespace, config_kwargs: dict, dataset):
     """The multimodal preset for the dataset's modalities: an image modality per image column (its shape read
-    off the data), a text modality per text column over one word tokenizer trained on all of them."""
+    off the data), a text modality per text column over one tokenizer (--tokenizer, byte-level BPE by default)
+    trained on all of them, with room for --max-length tokens (by default twice the longest training caption's,
+    at least MULTIMODAL_MIN_LENGTH)."""
     import datasets
     import numpy as np
 
@@ -215,16 +230,25 @@ def _make_multimodal_model(args: argparse.Namespace, config_kwargs: dict, datase
     from .tokenization import train_tokenizer
 
     if args.init_from:  # fine-tuning: the checkpoint's modalities and tokenizer; the data must fit them
-        return LatentEBMForMultimodalGeneration.from_pretrained(args.init_from)
+        model = LatentEBMForMultimodalGeneration.from_pretrained(args.init_from)
+        _check_kept_max_length(args, [spec["decoder_kwargs"]["max_length"] for spec in model.config.modalities.values()
+                                      if spec["kind"] == "text"])
+        return model
     kinds = modality_kinds(dataset)
     texts = [text for name, kind in kinds.items() if kind == "text" for text in dataset[name] if text is not None]
     tokenizer = train_tokenizer(texts, kind=args.tokenizer, vocab_size=args.vocab_size, min_frequency=1) \
         if texts else None
     longest = max((len(ids) for ids in tokenizer(texts)["input_ids"]), default=0) if texts else 0
+    if args.max_length is not None and args.max_length < longest:
+        raise ValueError(f"--max-length {args.max_length} is shorter than the longest training caption, "
+                         f"{longest} tokens with <bos>/<eos>")
+    # Headroom for captions longer than the training ones (conditioning on a user's caption): it costs stored
+    # padding only, since batches are cut to their longest caption and generation stops at <eos>.
+    max_length = args.max_length if args.max_length is not None else max(2 * longest, MULTIMODAL_MIN_LENGTH)
     modalities = {}
     for name, kind in kinds.items():
         if kind == "text":
-            modalities[name] = text_modality(tokenizer, max_length=longest)
+            modalities[name] = text_modality(tokenizer, max_length=max_length)
             continue
         feature = dataset.features[name]
         if isinstance(feature, datasets.Array3D):  # stored channel-first, as the bundled builders do
@@ -254,6 +278,9 @@ TASKS = {
                        make_dataset=lambda args, model, dataset: model.prepare_dataset(dataset),
                        dataset_name=lambda args: args.data or args.dataset),
 }
+
+# The multimodal task's default caption length limit is at least this many tokens.
+MULTIMODAL_MIN_LENGTH = 32
 
 # --dataset's default depends on the task.
 DEFAULT_DATASETS = {"image": "mnist", "text": None, "ssl": "mnist", "multimodal": "polymnist"}
@@ -311,6 +338,8 @@ def _sample(args: argparse.Namespace) -> None:
 
     if args.num_samples < 1:
         raise SystemExit(f"--num-samples must be >= 1, got {args.num_samples}")
+    if args.num_draws < 1:
+        raise SystemExit(f"--num-draws must be >= 1, got {args.num_draws}")
     model = AutoModel.from_pretrained(args.model).eval()
     generator = torch.Generator(device=model.device).manual_seed(args.seed)
     # A text model writes to stdout unless --output names a file; the others need a file.
@@ -323,8 +352,9 @@ def _sample(args: argparse.Namespace) -> None:
 
 
 def _write_cross_modal_grids(model, args: argparse.Namespace, joint: Path, generator) -> None:
-    """Beside the joint grid, one cross-modal grid per modality: the others generated from it, for the first
-    --num-samples examples (of the test split where the data has one) that have it."""
+    """Beside the joint grid, one cross-modal grid per modality: a row per example among the first --num-samples
+    (of the test split where the data has one) that have it, the example, then --num-draws draws of each other
+    modality generated from it."""
     import numpy as np
 
     from .data import load_multimodal_dataset
@@ -341,8 +371,8 @@ def _write_cross_modal_grids(model, args: argparse.Namespace, joint: Path, gener
         if model.config.kinds[name] == "image":
             values = [np.asarray(value, dtype=np.uint8) for value in values]
         path = model.write_cross_modal_grid(joint.with_name(f"{joint.stem}_from_{name}{joint.suffix}"), {name: values},
-                                            generator=generator)
-        print(f"cross-modal samples from {name} written to {path}")
+                                            num_draws=args.num_draws, generator=generator)
+        print(f"cross-modal samples from {name} ({len(rows)} examples x {args.num_draws} draws) written to {path}")
 
 
 def _predict(args: argparse.Namespace) -> None:
@@ -458,8 +488,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--labelled-batch-size", type=int, default=32,
                        help="ssl task: labelled rows added to every batch")
     train.add_argument("--text-column", default="text", help="text task: the column/field of a .csv/.jsonl file")
-    train.add_argument("--tokenizer", default="word", choices=("word", "bpe"), help="text task: tokenizer to train")
-    train.add_argument("--vocab-size", type=int, default=2000, help="text task: largest vocabulary")
+    train.add_argument("--tokenizer", default="bpe", choices=("word", "bpe"),
+                       help="text and multimodal tasks: the tokenizer to train: 'bpe' (byte-level BPE, the default: "
+                            "every text round-trips, nothing becomes <unk>) or 'word' (unseen words become <unk>, "
+                            "which generation never emits)")
+    train.add_argument("--vocab-size", type=int, default=2000, help="text and multimodal tasks: largest vocabulary")
+    train.add_argument("--max-length", type=int, default=None,
+                       help="text task: longest text in tokens, <bos>/<eos> included (the config's max_length, "
+                            "default 40; longer texts are truncated with a warning); multimodal task: longest caption "
+                            "in tokens (each text modality's decoder_kwargs max_length; default twice the longest "
+                            f"training caption, at least {MULTIMODAL_MIN_LENGTH}; longer captions are refused)")
     train.add_argument("--init-from", default=None, help="start from this trained model (fine-tuning)")
     train.add_argument("--output-dir", required=True)
     train.add_argument("--max-steps", type=int, default=1000)
@@ -476,16 +514,26 @@ def build_parser() -> argparse.ArgumentParser:
                        help='JSON of LatentEBMConfig fields, e.g. \'{"latent_dim": 100}\'')
     train.set_defaults(handler=_train)
 
-    sample = commands.add_parser("sample", help="write samples of a trained model (an image grid, sentences, ...)")
+    sample = commands.add_parser(
+        "sample", help="write samples of a trained model (an image grid, sentences, ...)",
+        description="Write --num-samples samples of a trained model: image models an image grid, text models a "
+                    "sentence a line, multimodal models a grid with a row per joint sample and a column per "
+                    "modality (small images enlarged). With --data, a multimodal model also writes one grid per "
+                    "modality beside it (grid_from_caption.png for --output grid.png): a row per example (the "
+                    "first --num-samples of the data that have that modality), the given example, then "
+                    "--num-draws draws of each other modality generated from it.")
     sample.add_argument("--model", required=True, help="a directory written by save_pretrained (or a Hub id)")
-    sample.add_argument("--num-samples", type=int, default=64)
+    sample.add_argument("--num-samples", type=int, default=64,
+                        help="samples to write; with --data also the rows (examples) of each cross-modal grid")
     sample.add_argument("--output", default=None,
                         help="the file to write (default samples.png for image models; text models print to stdout "
                              "unless given a file, '-' is stdout)")
     sample.add_argument("--seed", type=int, default=0)
     sample.add_argument("--data", default=None,
                         help="multimodal models: polymnist, mnist-captions or a folder; also write a cross-modal grid "
-                             "from each modality of its first examples")
+                             "from each modality of its first examples (see above)")
+    sample.add_argument("--num-draws", type=int, default=4,
+                        help="with --data: draws generated per example and modality in the cross-modal grids")
     sample.set_defaults(handler=_sample)
 
     evaluate = commands.add_parser("evaluate", help="score a trained model and write a results JSON")

@@ -11,6 +11,7 @@ from .encoders import AGGREGATIONS, ENCODERS
 
 MODALITY_KINDS = ("image", "text")
 RESERVED_NAMES = (MODALITY_MASK, "label", "labels")
+CROSS_MODAL_SAMPLING = ("posterior", "encoder")
 SPEC_KEYS = ("kind", "decoder_type", "decoder_kwargs", "encoder_type", "encoder_kwargs")
 
 
@@ -25,12 +26,14 @@ def image_modality(image_size: int = 28, num_channels: int = 3, base_channels: i
 def text_modality(tokenizer, max_length: int = 16, embedding_dim: int = 64, hidden_dim: int = 128,
                   cell: str = "gru") -> dict:
     """The spec of a text modality over `tokenizer`'s vocabulary: the text model's recurrent decoder (one layer)
-    and its LSTM encoder. `max_length` counts <bos> and <eos>; longer texts are an error, not truncated."""
+    and its LSTM encoder. `max_length` counts <bos> and <eos>; longer texts are an error, not truncated (the CLI
+    sets it with `--max-length`). The tokenizer's unknown token, if it has one, is never generated."""
     ids = dict(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
                eos_token_id=tokenizer.eos_token_id)
     return {"kind": "text", "decoder_type": cell,
             "decoder_kwargs": dict(vocab_size=len(tokenizer), embedding_dim=embedding_dim, hidden_dim=hidden_dim,
-                                   num_layers=1, cell=cell, dropout=0.0, max_length=max_length, **ids),
+                                   num_layers=1, cell=cell, dropout=0.0, max_length=max_length,
+                                   unk_token_id=tokenizer.unk_token_id, **ids),
             "encoder_type": "lstm",
             "encoder_kwargs": dict(vocab_size=len(tokenizer), embedding_dim=embedding_dim, hidden_dim=hidden_dim,
                                    pad_token_id=ids["pad_token_id"])}
@@ -63,6 +66,23 @@ class LatentEBMMultimodalConfig(LatentEBMBaseConfig):
             (the Gaussian-prior baselines: with prior_type="gaussian"), or "mle_encoder" (maximum likelihood with
             posterior Langevin over the present modalities started from q's draws, Yuan, Lipizzi & Han 2024).
         latent_dim (`int`, *optional*, defaults to 32): Dimension of the shared z.
+        cross_modal_sampling (`str`, *optional*, defaults to `"posterior"`):
+            How cross-modal generation draws z given some modalities x_S: "posterior" (short-run Langevin with full
+            noise on the model's own p(z | x_S), the prior times the given modalities' likelihoods, started from
+            q's draws: the MCMC inference of Yuan, Lipizzi & Han 2024) or "encoder" (q(z | x_S)'s draw alone, as
+            MMVAE and MoPoE-VAE generate). q learned by the ELBO is several times narrower than the region of
+            latents that explain a caption, and decodes to one class average per caption; docs/multimodal.md has
+            the measurements.
+        cross_modal_langevin_steps (`int`, *optional*, defaults to 200):
+            Steps of the "posterior" chain.
+        cross_modal_langevin_step_size (`float`, *optional*, defaults to 0.1):
+            Its step size s (z moves by -s^2/2 grad U + s noise).
+        cross_modal_likelihood_weights (`dict`, *optional*, defaults to `{}`):
+            Modality name -> w_m > 0, the chain's target being p(z) prod_m p(x_m | z)^w_m over the given modalities;
+            1 for a modality not named, which is the model's own posterior. A weight above 1 makes that modality
+            count more against the prior, as guidance does: for a caption of a few tokens whose likelihood separates
+            the classes by a few nats only, so that the posterior given it strays into other classes
+            (docs/multimodal.md).
     """
 
     model_type = "latent_ebm_multimodal"
@@ -75,6 +95,10 @@ class LatentEBMMultimodalConfig(LatentEBMBaseConfig):
     modalities: dict = field(default_factory=_polymnist_modalities)
     modality_order: list[str] | None = None
     aggregation: str = "moe"
+    cross_modal_sampling: str = "posterior"
+    cross_modal_langevin_steps: int = 200
+    cross_modal_langevin_step_size: float = 0.1
+    cross_modal_likelihood_weights: dict = field(default_factory=dict)
 
     def validate_modalities(self):
         if not isinstance(self.modalities, dict) or not self.modalities:
@@ -98,6 +122,21 @@ class LatentEBMMultimodalConfig(LatentEBMBaseConfig):
         self.modalities = {name: self.modalities[name] for name in self.modality_order}
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
+
+    def validate_cross_modal_sampling(self):
+        if self.cross_modal_sampling not in CROSS_MODAL_SAMPLING:
+            raise ValueError(f"cross_modal_sampling must be one of {CROSS_MODAL_SAMPLING}, got "
+                             f"{self.cross_modal_sampling!r}")
+        if not (isinstance(self.cross_modal_langevin_steps, int) and self.cross_modal_langevin_steps >= 1):
+            raise ValueError(f"cross_modal_langevin_steps must be an int >= 1, got {self.cross_modal_langevin_steps!r}")
+        if not self.cross_modal_langevin_step_size > 0:
+            raise ValueError(f"cross_modal_langevin_step_size must be > 0, got {self.cross_modal_langevin_step_size!r}")
+        weights = self.cross_modal_likelihood_weights
+        if not isinstance(weights, dict) or any(name not in self.modalities for name in weights) or not all(
+                isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0
+                for value in weights.values()):
+            raise ValueError(f"cross_modal_likelihood_weights must map modality names ({', '.join(self.modalities)}) "
+                             f"to weights > 0, got {weights!r}")
 
     @property
     def modality_names(self) -> tuple[str, ...]:

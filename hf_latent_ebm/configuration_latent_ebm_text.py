@@ -25,8 +25,12 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
         pad_token_id (`int`, *optional*, defaults to 0): Id of the padding token (never scored).
         bos_token_id (`int`, *optional*, defaults to 1): Id that starts every sequence.
         eos_token_id (`int`, *optional*, defaults to 2): Id that ends every sequence.
+        unk_token_id (`int`, *optional*, defaults to 3): Id of the tokenizer's unknown token, never generated
+            (its logit is masked; `generate_ids(..., suppress_unk=False)` samples it); None for a tokenizer without
+            one.
         max_length (`int`, *optional*, defaults to 40):
-            Longest sequence in tokens, <bos> and <eos> included; longer texts are truncated (and keep <eos>).
+            Longest sequence in tokens, <bos> and <eos> included; longer texts are truncated (and keep <eos>) with
+            a warning. `hf-latent-ebm train --task text --max-length N` sets it.
         decoder_type (`str`, *optional*, defaults to `"lstm"`): A registered text decoder: "lstm", "gru" or
             "transformer".
         embedding_dim (`int`, *optional*, defaults to 128): Token embedding width.
@@ -62,6 +66,7 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
     pad_token_id: int = 0
     bos_token_id: int = 1
     eos_token_id: int = 2
+    unk_token_id: int | None = 3
     max_length: int = 40
     decoder_type: str = "lstm"
     embedding_dim: int = 128
@@ -87,7 +92,10 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
             raise ValueError(f"vocab_size must be >= 4 (pad, bos, eos, unk), got {self.vocab_size}")
         special = {"pad_token_id": self.pad_token_id, "bos_token_id": self.bos_token_id,
                    "eos_token_id": self.eos_token_id}
-        if len(set(special.values())) != 3 or not all(0 <= i < self.vocab_size for i in special.values()):
+        if self.unk_token_id is not None:
+            special["unk_token_id"] = self.unk_token_id
+        if len(set(special.values())) != len(special) or not all(0 <= i < self.vocab_size
+                                                                  for i in special.values()):
             raise ValueError(f"special token ids must be distinct and below vocab_size {self.vocab_size}, got {special}")
         if self.max_length < 3:
             raise ValueError(f"max_length must be >= 3 (<bos>, a token, <eos>), got {self.max_length}")

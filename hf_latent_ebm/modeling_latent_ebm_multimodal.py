@@ -7,9 +7,10 @@ import numpy as np
 import torch
 
 from .configuration_latent_ebm_multimodal import LatentEBMMultimodalConfig
+from .decoders.base import decoder_negative_log_likelihood
 from .decoders.multimodal import MODALITY_MASK
 from .modeling_latent_ebm import LatentEBMOutput, LatentEBMPreTrainedModel
-from .tokenization import TokenizerMixin
+from .tokenization import TokenizerMixin, warn_unknown_words
 from .utils import to_uint8_tensor
 
 
@@ -23,8 +24,9 @@ class LatentEBMForMultimodalGeneration(TokenizerMixin, LatentEBMPreTrainedModel)
     - `model(**batch)` runs one learner update on a batch of `prepare_inputs` / `prepare_dataset` form (a tensor per
       modality and `modality_mask`);
     - `generate(num_samples=N)` draws z from the prior and decodes every modality (joint generation);
-    - `generate(conditioned_on={"m0": x0, "m2": x2}, targets=["m3"])` infers z from any subset of modalities (q's
-      draw, refined by posterior Langevin with learner="mle_encoder") and decodes the targets (cross-modal).
+    - `generate(conditioned_on={"m0": x0, "m2": x2}, targets=["m3"])` draws z from the model's posterior given any
+      subset of modalities (Langevin from q's draws; `config.cross_modal_sampling`) and decodes the targets
+      (cross-modal); repeat a condition to get several different draws for it.
 
     Raw values: an image is a uint8 array of shape (C, H, W) or (H, W[, C]), or a PIL image; a batch of them a uint8
     array or tensor (N, C, H, W) or a list; a text is a string (a text modality needs the tokenizer, which travels
@@ -117,11 +119,14 @@ class LatentEBMForMultimodalGeneration(TokenizerMixin, LatentEBMPreTrainedModel)
         if not all(isinstance(text, str) and text.strip() for text in texts):
             raise ValueError(f"modality {name!r} takes non-blank strings (or None for a missing one)")
         if texts:
+            warn_unknown_words(tokenizer, texts, stacklevel=4)
             rows = np.flatnonzero(present)
             for row, ids in zip(rows, tokenizer(texts)["input_ids"]):
                 if len(ids) > decoder.max_length:
                     raise ValueError(f"modality {name!r}: example {row} has {len(ids)} tokens with <bos>/<eos>, more "
-                                     f"than its max_length {decoder.max_length}: {values[row]!r}")
+                                     f"than its max_length {decoder.max_length}: {values[row]!r}. The limit is the "
+                                     f"config's modalities[{name!r}]['decoder_kwargs']['max_length'], set when "
+                                     "training with `hf-latent-ebm train --task multimodal --max-length N`")
                 arrays[row, :len(ids)] = ids
         return arrays, present
 
@@ -217,6 +222,31 @@ class LatentEBMForMultimodalGeneration(TokenizerMixin, LatentEBMPreTrainedModel)
         hidden = set(tokenizer.all_special_ids)
         return [tokenizer.decode([i for i in row.tolist() if i not in hidden]) for row in values]
 
+    def conditional_latents(self, batch: dict, generator: torch.Generator | None = None,
+                            num_steps: int | None = None, step_size: float | None = None) -> torch.Tensor:
+        """
+        z ~ p(z | x_S) for the modalities each example of `batch` has (a `prepare_inputs` batch), as
+        `config.cross_modal_sampling` says: "posterior" runs short-run Langevin with full noise on
+        U(z) = E(z) + |z|^2 / (2 prior_sigma^2) + sum over the given m of -w_m log p(x_m | z), started from q(z | x_S)'s
+        draws (w_m from `cross_modal_likelihood_weights`, 1 by default; `num_steps` / `step_size` replace the config's
+        `cross_modal_langevin_*`); "encoder" returns q's draw.
+
+        Why a chain: the ELBO fits q(z | caption) to the latents that reconstruct, on average, every image paired
+        with that caption, so q is narrow and decodes to the class average; the model's own posterior given the
+        caption spreads over every latent whose decoding the caption explains (docs/multimodal.md).
+        """
+        config = self.config
+        start = (self.encoder.sample(batch, generator) if self.encoder is not None
+                 else self.prior.sample_reference(batch[MODALITY_MASK].shape[0], generator, self.device))
+        if config.cross_modal_sampling == "encoder" and self.encoder is not None:
+            return start
+        sampler = self.posterior_sampler(config.cross_modal_langevin_steps if num_steps is None else num_steps,
+                                         config.cross_modal_langevin_step_size if step_size is None else step_size,
+                                         langevin_proper=True)
+        prior, decoder, weights = self.prior, self.decoder, config.cross_modal_likelihood_weights
+        return sampler(lambda latents: prior.potential(latents) + decoder_negative_log_likelihood(
+            decoder, batch, latents, config.decoder_autocast, modality_weights=weights), start, generator)
+
     @torch.no_grad()
     def generate(self, num_samples: int | None = None, conditioned_on: dict | None = None,
                  targets: list[str] | None = None, generator: torch.Generator | None = None) -> dict:
@@ -243,12 +273,16 @@ class LatentEBMForMultimodalGeneration(TokenizerMixin, LatentEBMPreTrainedModel)
             targets = targets or [name for name in self.modality_names if name not in conditioned_on]
             if not targets:
                 raise ValueError("conditioned_on holds every modality: name the targets to generate")
-            latents = self.posterior_latents(batch, generator)
+            latents = self.conditional_latents(batch, generator)
         targets = targets or list(self.modality_names)
         return {name: self.to_raw(name, self.decoder.decoders[name].decode(latents, generator)) for name in targets}
 
     def write_samples(self, path, num_samples: int, generator: torch.Generator | None = None) -> Path:
-        """A grid of `num_samples` joint samples: a row per sample, a column per modality."""
+        """
+        A grid of `num_samples` joint samples: a row per sample (the modalities decoded from one z drawn from the
+        prior), a column per modality headed by its name; 28-pixel images are shown enlarged 3x. A text modality is
+        left out when the model has no tokenizer to decode it.
+        """
         from .utils import modality_grid
 
         path = Path(path)
@@ -261,17 +295,32 @@ class LatentEBMForMultimodalGeneration(TokenizerMixin, LatentEBMPreTrainedModel)
         return path
 
     def write_cross_modal_grid(self, path, conditioned_on: dict, targets: list[str] | None = None,
-                               generator: torch.Generator | None = None) -> Path:
-        """A grid of cross-modal generation: a row per conditioning example, its given modalities first, then
-        the generated ones."""
-        from .utils import modality_grid
+                               num_draws: int = 4, generator: torch.Generator | None = None) -> Path:
+        """
+        A grid of cross-modal generation, a row per conditioning example of `conditioned_on` (raw values, as
+        `generate` takes them): its given modalities first ("given: caption"), then for each target (by default the
+        other modalities) `num_draws` draws generated from it side by side ("caption -> image (4 draws)"). The
+        draws are one `generate` call on the examples each repeated `num_draws` times.
+        """
+        from .utils import cross_modal_grid
 
+        if not isinstance(num_draws, int) or num_draws < 1:
+            raise ValueError(f"num_draws must be a positive int, got {num_draws!r}")
+        if not isinstance(conditioned_on, dict) or not conditioned_on:
+            raise ValueError("conditioned_on must be a non-empty dict of modality name -> values")
+        lengths = {name: len(values) for name, values in conditioned_on.items()}
+        if len(set(lengths.values())) != 1 or 0 in lengths.values():
+            raise ValueError(f"every modality needs the same, non-zero number of examples, got {lengths}")
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        generated = self.generate(conditioned_on=conditioned_on, targets=targets, generator=generator)
+        count = len(next(iter(conditioned_on.values())))
+        repeated = [index for index in range(count) for _ in range(num_draws)]
+        generated = self.generate(conditioned_on={name: [values[index] for index in repeated]
+                                                  for name, values in conditioned_on.items()},
+                                  targets=targets, generator=generator)
         given = {name: torch.from_numpy(self.encode_modality(name, values)[0])
                  if self.config.kinds[name] == "image" else list(values) for name, values in conditioned_on.items()}
-        modality_grid({**given, **{f"->{name}": values for name, values in generated.items()}}).save(path)
+        cross_modal_grid(given, generated, num_draws).save(path)
         return path
 
 

@@ -7,7 +7,7 @@ import torch
 
 from .configuration_latent_ebm_text import LatentEBMTextConfig
 from .modeling_latent_ebm import LatentEBMOutput, LatentEBMPreTrainedModel
-from .tokenization import TokenizerMixin
+from .tokenization import TokenizerMixin, warn_unknown_words
 
 
 class LatentEBMForTextGeneration(TokenizerMixin, LatentEBMPreTrainedModel):
@@ -40,6 +40,13 @@ class LatentEBMForTextGeneration(TokenizerMixin, LatentEBMPreTrainedModel):
         return {"vocab_size": self.config.vocab_size, "pad_token_id": self.config.pad_token_id,
                 "bos_token_id": self.config.bos_token_id, "eos_token_id": self.config.eos_token_id}
 
+    def set_tokenizer(self, tokenizer) -> None:
+        super().set_tokenizer(tokenizer)
+        if self.config.unk_token_id not in (None, tokenizer.unk_token_id):  # None: <unk> is not masked
+            self.tokenizer = None
+            raise ValueError(f"tokenizer does not match the model: config.unk_token_id is {self.config.unk_token_id} "
+                             f"(never generated), the tokenizer's unknown token is {tokenizer.unk_token_id}")
+
     def write_card(self, save_directory) -> None:
         if self.tokenizer is not None:  # without one there are no sentences to show
             super().write_card(save_directory)
@@ -49,8 +56,9 @@ class LatentEBMForTextGeneration(TokenizerMixin, LatentEBMPreTrainedModel):
             write_model_card(save_directory)
 
     def write_samples(self, path, num_samples: int, generator: torch.Generator | None = None) -> Path | None:
-        """`num_samples` generated sentences, one per line, to the file `path` or, for path "-", to stdout."""
-        texts = self.generate_text(num_samples, generator)
+        """`num_samples` generated sentences, one per line, to the file `path` or, for path "-", to stdout. A line
+        break inside a sentence (byte-level BPE can generate any character) is written as a space."""
+        texts = [" ".join(text.splitlines()) for text in self.generate_text(num_samples, generator)]
         if str(path) == "-":
             print("\n".join(texts))
             return None
@@ -61,7 +69,9 @@ class LatentEBMForTextGeneration(TokenizerMixin, LatentEBMPreTrainedModel):
 
     def tokenize(self, texts: list[str]) -> torch.Tensor:
         """Token ids (N, <= max_length) with <bos>/<eos>, right-padded. Texts longer than `config.max_length`
-        tokens are truncated (their last kept token is <eos>) with a warning; blank texts are an error."""
+        tokens are truncated (their last kept token is <eos>) with a warning; blank texts are an error. Words a
+        word-level tokenizer does not know become <unk>, with a warning naming them (byte-level BPE, the default,
+        has none)."""
         tokenizer = self._require_tokenizer()
         if isinstance(texts, str) or not all(isinstance(text, str) for text in texts):
             raise ValueError("texts must be a list of strings")
@@ -72,7 +82,10 @@ class LatentEBMForTextGeneration(TokenizerMixin, LatentEBMPreTrainedModel):
         num_truncated = sum(length > self.config.max_length for length in full_lengths)
         if num_truncated:
             warnings.warn(f"{num_truncated} of {len(texts)} texts exceed max_length={self.config.max_length} tokens "
-                          "and were truncated", UserWarning, stacklevel=2)
+                          f"(<bos>/<eos> included; the longest has {max(full_lengths)}) and were truncated: raise the "
+                          "config's `max_length` (`hf-latent-ebm train --task text --max-length N`) to keep them",
+                          UserWarning, stacklevel=2)
+        warn_unknown_words(tokenizer, texts)
         encoded = tokenizer(texts, truncation=True, max_length=self.config.max_length, padding=True,
                             return_tensors="pt")
         return encoded["input_ids"].to(self.device)
@@ -92,14 +105,17 @@ class LatentEBMForTextGeneration(TokenizerMixin, LatentEBMPreTrainedModel):
     # ---- inference -------------------------------------------------------------------------------------------
     @torch.no_grad()
     def latents_to_ids(self, latents: torch.Tensor, temperature: float = 1.0, greedy: bool = False,
-                       max_length: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Token ids (N, <= max_length) generated from given latents: <bos> first, <pad> after <eos>."""
+                       max_length: int | None = None, generator: torch.Generator | None = None,
+                       suppress_unk: bool = True) -> torch.Tensor:
+        """Token ids (N, <= max_length) generated from given latents: <bos> first, <pad> after <eos>; never
+        <unk> (`config.unk_token_id`) unless `suppress_unk=False`."""
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0 (use greedy=True for argmax decoding), got {temperature}")
         max_length = self.config.max_length if max_length is None else max_length
         if not 2 <= max_length <= self.config.max_length:
             raise ValueError(f"max_length must be in [2, {self.config.max_length}], got {max_length}")
-        return self.decoder.generate(latents.to(self.device), max_length, temperature, greedy, generator)
+        return self.decoder.generate(latents.to(self.device), max_length, temperature, greedy, generator,
+                                     suppress_unk=suppress_unk)
 
     @torch.no_grad()
     def decode_latents(self, latents: torch.Tensor, temperature: float = 1.0, greedy: bool = False,
@@ -119,14 +135,15 @@ class LatentEBMForTextGeneration(TokenizerMixin, LatentEBMPreTrainedModel):
 
     @torch.no_grad()
     def generate_ids(self, num_samples: int, generator: torch.Generator | None = None, temperature: float = 1.0,
-                     max_length: int | None = None, greedy: bool = False) -> torch.Tensor:
+                     max_length: int | None = None, greedy: bool = False, suppress_unk: bool = True) -> torch.Tensor:
         """
         Token ids of sentences from the model (z by prior Langevin, then the decoder). Metrics that score samples
         should use these rather than re-tokenised `generate_text` output, which need not give the same ids back
-        (a BPE tokenizer may split a generated word differently).
+        (a BPE tokenizer may split a generated word differently), and `suppress_unk=False` where the text they
+        are compared with holds <unk> (a word-level tokenizer's test set): generation never emits <unk> otherwise.
         """
         latents = self.sample_latents(num_samples, generator)
-        return self.latents_to_ids(latents, temperature, greedy, max_length, generator)
+        return self.latents_to_ids(latents, temperature, greedy, max_length, generator, suppress_unk)
 
     @torch.no_grad()
     def generate_text(self, num_samples: int, generator: torch.Generator | None = None, temperature: float = 1.0,

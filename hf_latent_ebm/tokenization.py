@@ -1,5 +1,6 @@
 """Tokenizers trained on the user's corpus with `tokenizers`, wrapped as `PreTrainedTokenizerFast`."""
 
+import warnings
 from collections.abc import Iterable
 
 from transformers import PreTrainedTokenizerFast
@@ -8,7 +9,7 @@ SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<bos>", "eos_token": "<eos
 TOKENIZER_KINDS = ("word", "bpe")
 
 
-def train_tokenizer(texts: Iterable[str], kind: str = "word", vocab_size: int = 2000, min_frequency: int = 2,
+def train_tokenizer(texts: Iterable[str], kind: str = "bpe", vocab_size: int = 2000, min_frequency: int = 2,
                     lowercase: bool = True, max_length: int = 40) -> PreTrainedTokenizerFast:
     """
     Train a tokenizer on texts. The ids of <pad>, <bos>, <eos>, <unk> are 0, 1, 2, 3 (the text config's defaults),
@@ -16,8 +17,9 @@ def train_tokenizer(texts: Iterable[str], kind: str = "word", vocab_size: int = 
 
     Args:
         texts: The training corpus, one text per item.
-        kind (`str`, defaults to "word"): "word" (whitespace and punctuation split; rarer words become <unk>) or
-            "bpe" (byte-level BPE: any character round-trips, no <unk>).
+        kind (`str`, defaults to "bpe"): "bpe" (byte-level BPE: any text round-trips, hyphens and punctuation
+            included, lowercase aside, and no text encodes to <unk>) or "word" (whitespace and punctuation split;
+            rarer words become <unk>, and decoding puts a space between all tokens: "t - shirt ,").
         vocab_size (`int`, defaults to 2000): Largest vocabulary, special tokens included.
         min_frequency (`int`, defaults to 2): Rarer words (or merges) are left out.
         lowercase (`bool`, defaults to True): Lowercase (and NFKC-normalise) before splitting.
@@ -36,7 +38,8 @@ def train_tokenizer(texts: Iterable[str], kind: str = "word", vocab_size: int = 
     else:
         tokenizer = Tokenizer(models.BPE())
         tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
-        tokenizer.decoder = decoders.ByteLevel()
+        # The first word is encoded as if after a space (as every other word is); decoding drops that one space.
+        tokenizer.decoder = decoders.Sequence([decoders.ByteLevel(), decoders.Strip(" ", 1, 0)])
         trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials,
                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
     tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else []))
@@ -47,8 +50,33 @@ def train_tokenizer(texts: Iterable[str], kind: str = "word", vocab_size: int = 
     tokenizer.post_processor = processors.TemplateProcessing(
         single="<bos> $A <eos>", special_tokens=[("<bos>", tokenizer.token_to_id("<bos>")),
                                                  ("<eos>", tokenizer.token_to_id("<eos>"))])
+    # No clean-up on decode: it would join "it 's" to "it's" and so change text that round-trips byte for byte.
     return PreTrainedTokenizerFast(tokenizer_object=tokenizer, model_max_length=max_length, padding_side="right",
-                                   **SPECIAL_TOKENS)
+                                   clean_up_tokenization_spaces=False, **SPECIAL_TOKENS)
+
+
+def unknown_words(tokenizer, texts: list[str]) -> list[str]:
+    """The distinct pieces of `texts` (in order of first appearance) that `tokenizer` encodes as its unknown token:
+    unseen words of a word-level tokenizer; none for byte-level BPE."""
+    if tokenizer.unk_token_id is None:
+        return []
+    encoded = tokenizer(texts, return_offsets_mapping=True)
+    found = {}
+    for text, ids, offsets in zip(texts, encoded["input_ids"], encoded["offset_mapping"]):
+        for token_id, (start, end) in zip(ids, offsets):
+            if token_id == tokenizer.unk_token_id:
+                found.setdefault(text[start:end], None)
+    return list(found)
+
+
+def warn_unknown_words(tokenizer, texts: list[str], stacklevel: int = 3) -> None:
+    """Warn, naming up to ten of them, when `texts` have words the tokenizer encodes as its unknown token: a model
+    scores such text (it was trained with <unk>), but the words are lost on the way."""
+    unknown = unknown_words(tokenizer, texts)
+    if unknown:
+        shown = ", ".join(repr(word) for word in unknown[:10]) + (", ..." if len(unknown) > 10 else "")
+        warnings.warn(f"{len(unknown)} distinct words are not in the tokenizer's vocabulary and were encoded as "
+                      f"{tokenizer.unk_token}: {shown}", UserWarning, stacklevel=stacklevel)
 
 
 class TokenizerMixin:
@@ -100,4 +128,4 @@ class TokenizerMixin:
         return self.tokenizer
 
 
-__all__ = ["train_tokenizer", "TokenizerMixin", "SPECIAL_TOKENS", "TOKENIZER_KINDS"]
+__all__ = ["train_tokenizer", "unknown_words", "warn_unknown_words", "TokenizerMixin", "SPECIAL_TOKENS", "TOKENIZER_KINDS"]

@@ -36,44 +36,135 @@ def image_grid(images: torch.Tensor, num_columns: int | None = None, padding: in
     return Image.fromarray(grid[..., 0] if channels == 1 else grid)
 
 
-def modality_grid(columns: dict, padding: int = 2, text_width: int = 160) -> Image.Image:
+GRID_FONT_SIZE = 12  # pixels; the headers and texts of `modality_grid` and `cross_modal_grid`
+GRID_BACKGROUND, GRID_INK = (48, 48, 48), (255, 255, 255)  # grey between tiles, so black-background images show
+
+
+def grid_font():
+    """The font of the grids' headers and texts: Pillow's bundled one, so no font file is needed."""
+    from PIL import ImageFont
+
+    return ImageFont.load_default(size=GRID_FONT_SIZE)
+
+
+def text_extent(text: str, font) -> tuple[int, int]:
+    """The width and height in pixels that `text` takes when drawn with `font` at (0, 0)."""
+    _, _, right, bottom = font.getbbox(text)
+    return int(right), int(bottom)
+
+
+def upscale_factor(height: int, width: int, min_image_size: int) -> int:
+    """The integer factor that enlarges an image's shorter side to at least `min_image_size` (1 if it already is)."""
+    return max(1, -(-min_image_size // min(height, width)))
+
+
+def wrap_text(text: str, width: int, font) -> list[str]:
+    """`text` broken into lines at most `width` pixels wide (at spaces; a word wider than that gets a line alone)."""
+    lines = [""]
+    for word in str(text).split():
+        candidate = f"{lines[-1]} {word}".strip()
+        if lines[-1] and text_extent(candidate, font)[0] > width:
+            lines.append(word)
+        else:
+            lines[-1] = candidate
+    return lines
+
+
+def _column_grid(groups: list[tuple[str, list]], padding: int, text_width: int, min_image_size: int) -> Image.Image:
+    """
+    The grids' one layout: `groups` is [(header, [column, ...])], a column uint8 images (N, C, H, W) or N strings.
+    Each group's header is written in full above its columns (the group is as wide as the header needs); images
+    whose shorter side is under `min_image_size` pixels are enlarged by pixel replication; a row per example.
+    """
+    from PIL import ImageDraw
+
+    font = grid_font()
+    columns = [column for _, group in groups for column in group]
+    counts = {len(column) for column in columns}
+    if len(counts) != 1:
+        raise ValueError(f"every column needs the same number of rows, got {sorted(counts)}")
+    count = counts.pop()
+    factors = [upscale_factor(column.shape[2], column.shape[3], min_image_size)
+               if isinstance(column, torch.Tensor) else 1 for column in columns]
+    widths = [int(column.shape[3]) * factor if isinstance(column, torch.Tensor) else text_width
+              for column, factor in zip(columns, factors)]
+    line_height = text_extent("Hg", font)[1] + 2
+    height = max([int(column.shape[2]) * factor for column, factor in zip(columns, factors)
+                  if isinstance(column, torch.Tensor)] + [min_image_size])
+    header_height = line_height + 2 * padding
+    gap = 4 * padding  # between groups, wider than between the columns of one group
+    group_widths, start = [], 0
+    for header, group in groups:
+        content = sum(widths[start:start + len(group)]) + padding * (len(group) - 1)
+        group_widths.append(max(content, text_extent(str(header), font)[0]))
+        start += len(group)
+    grid = Image.new("RGB", (sum(group_widths) + gap * (len(groups) - 1) + 2 * padding,
+                             header_height + count * (height + padding) + padding), GRID_BACKGROUND)
+    draw = ImageDraw.Draw(grid)
+    left, index = padding, 0
+    for (header, group), group_width in zip(groups, group_widths):
+        draw.text((left, padding), str(header), fill=GRID_INK, font=font)
+        column_left = left
+        for values in group:
+            factor, width = factors[index], widths[index]
+            for row in range(count):
+                top = header_height + row * (height + padding)
+                if isinstance(values, torch.Tensor):
+                    array = values[row].permute(1, 2, 0).cpu().numpy()
+                    tile = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).convert("RGB")
+                    grid.paste(tile.resize((tile.width * factor, tile.height * factor), Image.NEAREST),
+                               (column_left, top))
+                else:
+                    lines = wrap_text(values[row], width - 8, font)  # a margin to the next column's text
+                    fit = max(height // line_height, 1)
+                    if len(lines) > fit:  # cut at the tile's foot, and say so
+                        lines = lines[:fit - 1] + [lines[fit - 1] + " ..."] if fit > 1 else [lines[0] + " ..."]
+                    draw.multiline_text((column_left + 1, top), "\n".join(lines), fill=GRID_INK, font=font,
+                                        spacing=2)
+            column_left += width + padding
+            index += 1
+        left += group_width + gap
+    return grid
+
+
+def modality_grid(columns: dict, padding: int = 2, text_width: int = 160, min_image_size: int = 84) -> Image.Image:
     """
     One row per example, one column per entry of `columns` ({title: uint8 images (N, C, H, W) or a list of N
-    strings}), with the titles on top: joint samples, or given and generated modalities side by side. Grey images
-    are shown in RGB beside colour ones; texts are drawn in a tile `text_width` pixels wide.
+    strings}), with the titles in full on top: joint samples, or given and generated modalities side by side. Grey
+    images are shown in RGB beside colour ones; images smaller than `min_image_size` pixels are enlarged by an
+    integer factor (nearest neighbour, so 28x28 digits become 84x84); texts are wrapped in a tile `text_width`
+    pixels wide.
     """
-    from PIL import ImageDraw, ImageFont
+    return _column_grid([(title, [values]) for title, values in columns.items()], padding, text_width,
+                        min_image_size)
 
-    font = ImageFont.load_default()
-    counts = {len(values) for values in columns.values()}
+
+def cross_modal_grid(given: dict, generated: dict, num_draws: int, padding: int = 2, text_width: int = 160,
+                     min_image_size: int = 84) -> Image.Image:
+    """
+    Cross-modal generation laid out a row per condition: the given modalities ({name: N images (N, C, H, W) or N
+    strings}) under headers "given: <name>", then for each generated modality ({name: N * num_draws values, the
+    draws of condition i at rows i * num_draws .. i * num_draws + num_draws - 1}) its `num_draws` draws side by side
+    under one header "<given> -> <name> (<num_draws> draws)". Images and texts are shown as in `modality_grid`.
+    """
+    if not isinstance(num_draws, int) or num_draws < 1:
+        raise ValueError(f"num_draws must be a positive int, got {num_draws!r}")
+    if not given or not generated:
+        raise ValueError("cross_modal_grid needs at least one given and one generated modality")
+    counts = {len(values) for values in given.values()}
     if len(counts) != 1:
-        raise ValueError(f"every column needs the same number of rows, got {counts}")
+        raise ValueError(f"every given modality needs the same number of conditions, got {sorted(counts)}")
     count = counts.pop()
-    images = [values for values in columns.values() if isinstance(values, torch.Tensor)]
-    height = max([int(values.shape[2]) for values in images] + [28])
-    widths = [int(values.shape[3]) if isinstance(values, torch.Tensor) else text_width for values in columns.values()]
-    header = 14
-    grid = Image.new("RGB", (sum(widths) + padding * (len(widths) + 1), header + count * (height + padding) + padding))
-    draw = ImageDraw.Draw(grid)
-    left = padding
-    for (title, values), width in zip(columns.items(), widths):
-        draw.text((left, 1), str(title)[: max(width // 6, 4)], fill=(255, 255, 255), font=font)
-        for row in range(count):
-            top = header + padding + row * (height + padding)
-            if isinstance(values, torch.Tensor):
-                array = values[row].permute(1, 2, 0).numpy()
-                tile = Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).convert("RGB")
-                grid.paste(tile, (left, top))
-            else:
-                words, lines = str(values[row]).split(), [""]
-                for word in words:  # wrap to the tile's width, about 6 pixels a character
-                    if len(lines[-1]) + len(word) + 1 > width // 6 and lines[-1]:
-                        lines.append("")
-                    lines[-1] = f"{lines[-1]} {word}".strip()
-                draw.multiline_text((left, top), "\n".join(lines[: max(height // 11, 1)]), fill=(255, 255, 255),
-                                    font=font, spacing=1)
-        left += width + padding
-    return grid
+    for name, values in generated.items():
+        if len(values) != count * num_draws:
+            raise ValueError(f"generated {name!r} has {len(values)} values; {count} conditions x {num_draws} draws "
+                             f"need {count * num_draws}")
+    source = " + ".join(given)
+    plural = "draw" if num_draws == 1 else "draws"
+    groups = [(f"given: {name}", [values]) for name, values in given.items()]
+    groups += [(f"{source} -> {name} ({num_draws} {plural})",
+                [values[draw::num_draws] for draw in range(num_draws)]) for name, values in generated.items()]
+    return _column_grid(groups, padding, text_width, min_image_size)
 
 
 RESULTS_HEADER = ("# Results\n\nEvery table here is written by the script named under it; rerun the command to "

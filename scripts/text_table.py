@@ -135,8 +135,9 @@ def main():
         means, stds = model.posterior_gaussian(device_test_ids, num_chains=num_chains, generator=generator)
         # Chain averages carry Monte Carlo noise Var(z|x)/K; an inference network's means are exact.
         noise = None if model.learner.infers_with_encoder else stds.pow(2).mean(dim=0).cpu() / num_chains
-        reconstructions = model.decoder.generate(means, max_length, greedy=True)
-        samples = model.generate_ids(args.num_generated, generator).cpu()  # ids: text would lose <unk>
+        # The papers' protocol: the test set holds <unk>, so samples and reconstructions may too.
+        reconstructions = model.decoder.generate(means, max_length, greedy=True, suppress_unk=False)
+        samples = model.generate_ids(args.num_generated, generator, suppress_unk=False).cpu()  # ids, not text
         forward_ppl, reverse_ppl = forward_and_reverse(samples)
         rows.append({"model": name, "nll": float(nll.mean()), "ppl": perplexity(float(nll.sum()), test_tokens),
                      "forward_ppl": forward_ppl, "reverse_ppl": reverse_ppl, "active_units": active_units(means.cpu(), estimator_variance=noise),
@@ -163,7 +164,9 @@ def main():
                      f" | {cell(row.get('reverse_ppl'))} | {cell(row.get('active_units'))} | "
                      f"{cell(row.get('bleu'), 3)} | {time_cell} |")
     body = ("\n".join(table) + f"\n\nCorpus {args.data}: {len(train_texts)} training and {len(test_texts)} test "
-            f"sentences, word vocabulary {len(tokenizer)}, max length {max_length} tokens. Each model: {args.max_steps}"
+            f"sentences, word-level tokenizer (not the CLI's byte-level BPE default), vocabulary {len(tokenizer)}, "
+            f"max length {max_length} tokens; generation may emit <unk>, as the test set holds it. Each model: "
+            f"{args.max_steps}"
             f" steps of batch {args.batch_size} on {device_name}. NLL per sentence in nats; the latent models' by "
             f"importance sampling ({args.is_samples} samples from a Gaussian fitted to 8 posterior chains, or the "
             f"VAE's q), the EBM's log Z by 100k Monte Carlo draws from p0. Active units: Cov_x E[z|x] > 0.01, "

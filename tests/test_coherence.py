@@ -14,8 +14,10 @@ from hf_latent_ebm.metrics.coherence import (
     TextClassifier,
     accuracy,
     cross_coherence,
+    cross_modal_diversity,
     joint_agreement,
     joint_coherence,
+    mean_pairwise_distance,
     train_modality_classifier,
 )
 
@@ -307,3 +309,51 @@ def test_coherence_rejects_bad_calls(classifiers, test_data):
 
     with pytest.raises(ValueError, match="expected 10"):
         joint_coherence(ShortModel(), classifiers, 10)
+
+
+# ---- diversity -------------------------------------------------------------------------------------------------
+def test_mean_pairwise_distance_on_known_answers():
+    black, white = torch.zeros(1, 1, 4, 4, dtype=torch.uint8), torch.full((1, 1, 4, 4), 255, dtype=torch.uint8)
+    assert mean_pairwise_distance(torch.cat([black, black, black])) == 0.0
+    assert mean_pairwise_distance(torch.cat([black, white])) == pytest.approx(1.0)
+    # Pairs (b, b), (b, w), (b, w) of three images: distances 0, 1, 1 over three pairs.
+    assert mean_pairwise_distance(torch.cat([black, black, white])) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="N >= 2"):
+        mean_pairwise_distance(black)
+
+
+class CollapsedModel(FakeMultimodalModel):
+    """Coherent, but every condition gives one fixed image: the class average a collapsed model decodes."""
+
+    def generate(self, num_samples=None, conditioned_on=None, targets=None, generator=None):
+        labels = read_labels(*next(iter(conditioned_on.items())))
+        return {name: torch.cat([make_values(name, label[None], seeded(int(label))) for label in labels])
+                for name in targets}
+
+
+def test_cross_modal_diversity_separates_varied_from_collapsed_draws():
+    values, labels = labelled_data(8, seed=5)
+    reference = {"svhn": (make_values("svhn", labels.repeat(5), seeded(6)), labels.repeat(5))}
+    given = {"caption": values["caption"]}
+    varied = cross_modal_diversity(FakeMultimodalModel(), given, labels, reference, num_draws=4, generator=seeded(0))
+    collapsed = cross_modal_diversity(CollapsedModel(), given, labels, reference, num_draws=4, generator=seeded(0))
+    # The fake draws come from the reference's own distribution: ratio near 1; one image per condition: 0.
+    assert 0.8 < varied["ratio"] < 1.25 and collapsed["ratio"] == 0.0
+    assert set(varied["by_target"]) == {"svhn"} and varied["by_target"]["svhn"]["real"] > 0.1
+    again = cross_modal_diversity(FakeMultimodalModel(), given, labels, reference, num_draws=4, generator=seeded(0))
+    assert again == varied
+
+
+def test_cross_modal_diversity_rejects_bad_calls():
+    values, labels = labelled_data(4, seed=5)
+    reference = {"svhn": (make_values("svhn", labels, seeded(6)), labels)}
+    model, given = FakeMultimodalModel(), {"caption": values["caption"]}
+    cases = [(dict(reference=reference, num_draws=1), "num_draws"),
+             (dict(reference=reference, num_draws=2, targets=["caption"]), "image modalities"),
+             (dict(reference={"mnist": reference["svhn"]}, targets=["svhn"]), "needs real images"),
+             (dict(reference=reference, num_draws=3), "fewer than num_draws")]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError, match=message):
+            cross_modal_diversity(model, given, labels, **kwargs)
+    with pytest.raises(ValueError, match="one value per label"):
+        cross_modal_diversity(model, given, labels[:2], reference, num_draws=2)

@@ -1,6 +1,7 @@
 """The multimodal latent-EBM model: experts, missing modalities, generation, data preparation, training, CLI."""
 
 import json
+import warnings
 
 import datasets
 import numpy as np
@@ -202,13 +203,30 @@ def test_joint_and_cross_modal_generation():
     assert set(model.generate(conditioned_on={"left": joint["left"]})) == {"right", "caption"}
 
 
+def test_text_modality_never_generates_unk():
+    words = train_tokenizer([f"the number {w}" for w in WORDS], kind="word", min_frequency=1)
+    spec = text_modality(words, max_length=6, embedding_dim=8, hidden_dim=8)
+    assert spec["decoder_kwargs"]["unk_token_id"] == words.unk_token_id == 3
+    model = LatentEBMForMultimodalGeneration(tiny_config(modalities={"left": tiny_modalities()["left"],
+                                                                     "caption": spec})).eval()
+    decoder = model.decoder.decoders["caption"]
+    with torch.no_grad():
+        decoder.output.bias[3] = 10.0  # <unk> would be nearly every token
+    latents = torch.randn(8, model.config.latent_dim, generator=torch.Generator().manual_seed(0))
+    ids = decoder.decode(latents, torch.Generator().manual_seed(0))
+    assert ids.shape[1] > 2 and not (ids == 3).any()
+    assert (decoder.generate(latents, 6, suppress_unk=False) == 3).any()
+
+
 def test_generation_bad_input():
     model = tiny_model()
     labels, left, right, captions = toy_examples(2)
     cases = [(dict(conditioned_on={"depth": left}), "unknown modality 'depth'"),
              (dict(conditioned_on={"left": left}, targets=["sound"]), "unknown modality 'sound'"),
              (dict(conditioned_on={"left": right}), r"modality 'left' takes uint8 images of shape \(1, 28, 28\)"),
-             (dict(conditioned_on={"caption": ["the number one one one one one"]}), "more than its max_length 6"),
+             (dict(conditioned_on={"caption": ["the number one one one one one"]}),
+              r"more than its max_length 6: .* the config's modalities\['caption'\]\['decoder_kwargs'\]"
+              r"\['max_length'\], set when training with `hf-latent-ebm train --task multimodal --max-length N`"),
              (dict(conditioned_on={"left": left, "right": right[:1]}), "same, non-zero number"),
              (dict(conditioned_on={"left": [None, None]}), "no modality present"),
              (dict(conditioned_on={"left": left, "right": right, "caption": captions}), "name the targets"),
@@ -229,6 +247,17 @@ def test_sample_grids(tmp_path):
     for path, rows in ((joint, 4), (cross, 3)):
         image = Image.open(path)
         assert image.mode == "RGB" and image.height > rows * 28 and np.asarray(image).std() > 0
+    # A row per caption, its 4 draws of each image modality beside it (28-pixel images enlarged to 84).
+    from hf_latent_ebm.utils import cross_modal_grid, grid_font, text_extent
+
+    generated = model.generate(conditioned_on={"caption": [c for c in captions for _ in range(4)]},
+                               generator=torch.Generator().manual_seed(0))
+    expected = cross_modal_grid({"caption": captions}, generated, 4)
+    assert Image.open(cross).size == expected.size
+    assert expected.height == text_extent("Hg", grid_font())[1] + 2 + 4 + 3 * (84 + 2) + 2
+    assert np.array_equal(np.asarray(Image.open(cross)), np.asarray(expected))  # one generate call, same seed
+    with pytest.raises(ValueError, match="num_draws must be a positive int"):
+        model.write_cross_modal_grid(tmp_path / "bad.png", {"caption": captions}, num_draws=0)
 
 
 # ---- data ------------------------------------------------------------------------------------------------------
@@ -373,10 +402,19 @@ def test_cli_train_fine_tune_and_sample(tmp_path, capsys):
     overrides = json.dumps(TINY)
     common = ["train", "--task", "multimodal", "--data", str(tmp_path / "data"), "--batch-size", "4",
               "--max-steps", "2", "--sample-every", "0", "--checkpoint-every", "0", "--config-overrides", overrides]
-    main(common + ["--output-dir", str(tmp_path / "run")])
+    main(common + ["--output-dir", str(tmp_path / "run"), "--max-length", "40"])
     model = AutoModel.from_pretrained(tmp_path / "run")
     assert model.modality_names == ("left", "right", "caption")
     assert model.config.modalities["right"]["decoder_kwargs"]["num_channels"] == 3
+    assert model.config.modalities["caption"]["decoder_kwargs"]["max_length"] == 40
+    assert json.loads(model.tokenizer.backend_tokenizer.to_str())["model"]["type"] == "BPE"  # the default
+    with pytest.raises(SystemExit):  # fine-tuning keeps the checkpoint's limit
+        main(common + ["--output-dir", str(tmp_path / "bad"), "--init-from", str(tmp_path / "run"),
+                       "--max-length", "30"])
+    assert "has max_length [40], which fine-tuning and --resume keep" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(common + ["--output-dir", str(tmp_path / "bad"), "--max-length", "3"])
+    assert "--max-length 3 is shorter than the longest training caption" in capsys.readouterr().err
     # Fine-tuning the saved model on (the same kind of) data; a modality it lacks is refused.
     main(common + ["--output-dir", str(tmp_path / "tuned"), "--init-from", str(tmp_path / "run")])
     assert json.loads((tmp_path / "tuned" / "train_results.json").read_text())["num_train_examples"] == 16
@@ -392,3 +430,71 @@ def test_cli_train_fine_tune_and_sample(tmp_path, capsys):
           "--data", str(tmp_path / "data")])
     written = sorted(path.name for path in tmp_path.glob("s*.png"))
     assert written == ["s.png", "s_from_caption.png", "s_from_left.png", "s_from_right.png"]
+
+
+# ---- cross-modal sampling ----------------------------------------------------------------------------------------
+def test_cross_modal_posterior_chain_targets_the_prior_times_the_weighted_likelihood():
+    """A known answer: with the caption's likelihood weighted towards 0, p(z) p(caption | z)^w is the Gaussian
+    prior itself, so the chains started at q's draws must spread to N(0, I) (test_weighted_multimodal_likelihood
+    checks the weighted sum the chain's potential uses)."""
+    model = tiny_model(learner="vae", prior_type="gaussian", cross_modal_langevin_steps=600,
+                       cross_modal_langevin_step_size=0.2)
+    batch = model.prepare_inputs({"caption": ["a one"] * 400})
+    with torch.no_grad():
+        q_std = model.encoder.sample(batch, torch.Generator().manual_seed(0)).std(dim=0).mean().item()
+    model.config.cross_modal_likelihood_weights = {"caption": 1e-6}
+    latents = model.conditional_latents(batch, torch.Generator().manual_seed(0))
+    assert latents.mean(dim=0).abs().max() < 0.2 and (latents.std(dim=0) - 1).abs().max() < 0.15
+    # "encoder" is q's draw: the same generator gives the same z as the encoder's own sample.
+    model.config.cross_modal_sampling = "encoder"
+    drawn = model.conditional_latents(batch, torch.Generator().manual_seed(0))
+    assert torch.equal(drawn, model.encoder.sample(batch, torch.Generator().manual_seed(0)))
+    assert abs(drawn.std(dim=0).mean().item() - q_std) < 1e-6
+
+
+def test_cross_modal_generation_is_seeded_and_draws_differ():
+    model = tiny_model(cross_modal_langevin_steps=5)
+    captions = ["a two"] * 4
+    first = model.generate(conditioned_on={"caption": captions}, targets=["left"],
+                           generator=torch.Generator().manual_seed(3))["left"]
+    again = model.generate(conditioned_on={"caption": captions}, targets=["left"],
+                           generator=torch.Generator().manual_seed(3))["left"]
+    assert torch.equal(first, again)
+    assert not torch.equal(first[0], first[1])  # four draws of one caption, four images
+
+
+def test_weighted_multimodal_likelihood():
+    model = tiny_model()
+    batch = toy_batch(model, count=4, missing=False)
+    latents = torch.randn(4, 4, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        plain = model.decoder.negative_log_likelihood(batch, latents)
+        caption_only = model.decoder.negative_log_likelihood(batch, latents, modality_weights={"left": 0.0,
+                                                                                              "right": 0.0})
+        weighted = model.decoder.negative_log_likelihood(batch, latents, modality_weights={"caption": 3.0})
+    torch.testing.assert_close(weighted, plain + 2 * caption_only)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"cross_modal_sampling": "mean"}, "cross_modal_sampling must be one of"),
+    ({"cross_modal_langevin_steps": 0}, "cross_modal_langevin_steps"),
+    ({"cross_modal_langevin_step_size": 0.0}, "cross_modal_langevin_step_size"),
+    ({"cross_modal_likelihood_weights": {"depth": 2.0}}, "cross_modal_likelihood_weights must map"),
+    ({"cross_modal_likelihood_weights": {"caption": -1.0}}, "cross_modal_likelihood_weights must map")])
+def test_cross_modal_sampling_config_errors(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        tiny_config(**overrides)
+
+
+def test_unknown_caption_words_warn_for_a_word_level_tokenizer():
+    word_tokenizer = train_tokenizer([f"the number {w}" for w in WORDS], kind="word", min_frequency=1)
+    model = LatentEBMForMultimodalGeneration(tiny_config(modalities={
+        "left": image_modality(num_channels=1, base_channels=4),
+        "caption": text_modality(word_tokenizer, max_length=6, embedding_dim=8, hidden_dim=8)}))
+    model.set_tokenizer(word_tokenizer)
+    with pytest.warns(UserWarning, match="1 distinct words .* <unk>: 'zebra'"):
+        model.prepare_inputs({"caption": ["the number zebra"]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.prepare_inputs({"caption": ["the number two"]})
+        tiny_model().prepare_inputs({"caption": ["a one"]})  # byte-level BPE has no unknown token

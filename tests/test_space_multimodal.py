@@ -9,7 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from .test_spaces import SPACES, browser_page, launched, load_app  # noqa: F401  (launched is a fixture)
+from .test_spaces import launched  # noqa: F401  (a fixture)
+from .test_spaces import SPACES, api_parameters, browser_page, gallery_labels, load_app
 
 SPACE = SPACES / "multimodal-generation"
 TINY = dict(latent_dim=4, energy_hidden_dim=8, prior_langevin_steps=3, posterior_langevin_steps=2)
@@ -28,7 +29,7 @@ def models_dir(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("multimodal") / "models"
     captions = [caption_for(label, index) for label in range(len(CAPTION_LABEL_NAMES))
                 for index in range(len(CAPTION_TEMPLATES["digit" if label < 10 else "fashion"]))]
-    tokenizer = train_tokenizer(captions, min_frequency=1, max_length=MAX_LENGTH)
+    tokenizer = train_tokenizer(captions, kind="word", min_frequency=1, max_length=MAX_LENGTH)  # as the bundled one
     torch.manual_seed(0)
     captions_model = LatentEBMForMultimodalGeneration(LatentEBMMultimodalConfig(**TINY, modalities={
         "image": image_modality(num_channels=1, base_channels=4),
@@ -66,9 +67,21 @@ def test_space_front_matter_examples_and_api(client, models_dir):
     assert len(list((SPACE / "examples" / "polymnist").glob("m*_*.png"))) >= 5
     assert len(list((SPACE / "examples" / "mnist-captions").glob("image_*.png"))) >= 3
     assert len((SPACE / "examples" / "mnist-captions" / "caption.txt").read_text().split("\n")) >= 3
-    endpoints = set(client.view_api(print_info=False, return_format="dict")["named_endpoints"])
-    assert {"/generate_mnist_captions", "/joint_mnist_captions", "/generate_polymnist",
-            "/joint_polymnist"} <= endpoints
+    # Every endpoint's parameters are named (they were param_1.. where the function took *args).
+    assert api_parameters(client) == {
+        "/generate_mnist_captions": ["given", "image", "text", "seed", "draws"],
+        "/joint_mnist_captions": ["seed", "num_samples"],
+        "/generate_polymnist": ["given", "image", "seed", "draws"],
+        "/joint_polymnist": ["seed", "num_samples"]}
+    labels = gallery_labels(client)
+    assert labels["/generate_polymnist"] == ["Generated images: a row per generated image modality, a column per "
+                                             "draw (captioned modality · seed; shown 4x enlarged)",
+                                             "How the input was read"]
+    assert labels["/joint_polymnist"] == ["Joint samples: a row per sample, a column per image modality (m0, m1, "
+                                          "m2, m3, m4; shown 4x enlarged)"]
+    # One image modality: the joint gallery shows several samples a row, and says so.
+    assert labels["/joint_mnist_captions"][0] == ("Joint samples: 4 per row, numbered (each image, captioned with "
+                                                  "the caption drawn with it; shown 4x enlarged)")
 
 
 def test_image_to_caption_and_caption_to_image(client):
@@ -132,6 +145,11 @@ def test_joint_samples(client):
     assert [item["caption"] for item in gallery] == [f"#{i + 1} image: {line}"
                                                       for i, line in enumerate(captions.splitlines())]
     assert (gallery, captions) != client.predict(3, 4, api_name="/joint_mnist_captions")
+    # The parameters can be passed by name, as the README shows.
+    assert captions == client.predict(seed=2, num_samples=4, api_name="/joint_mnist_captions")[1]
+    named = client.predict(given="caption", image=None, text="a handwritten seven", seed=0, draws=2,
+                           api_name="/generate_mnist_captions")
+    assert len(named[0]) == 2 and "seeds 0..1" in named[2]
 
 
 def test_bad_inputs_are_errors(client):

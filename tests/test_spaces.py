@@ -40,6 +40,19 @@ def launched(tmp_path, monkeypatch):
         demo.close()
 
 
+def api_parameters(client) -> dict[str, list[str]]:
+    """Each named endpoint's parameter names as an API caller sees them (`param_1`.. when a function takes *args)."""
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    return {name: [parameter["parameter_name"] for parameter in info["parameters"]]
+            for name, info in endpoints.items()}
+
+
+def gallery_labels(client) -> dict[str, list[str]]:
+    """Each named endpoint's output labels, as the API (and the page) shows them."""
+    endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    return {name: [output["label"] for output in info["returns"]] for name, info in endpoints.items()}
+
+
 @contextlib.contextmanager
 def browser_page(url: str):
     """A page of Debian's chromium (Playwright's own browser download does not work offline) open at `url`."""
@@ -69,6 +82,10 @@ def test_image_space_samples_reconstructs_and_bounds_requests(launched, tmp_path
     from gradio_client import Client, handle_file
 
     client = Client(launched("image-generation"), verbose=False)
+    assert api_parameters(client) == {"/sample": ["seed", "num_samples", "steps", "step_size"],
+                                      "/reconstruct": ["image", "seed"]}
+    assert gallery_labels(client)["/sample"] == ["Samples from the prior, one per tile, 8 per row (28x28 shown at "
+                                                 "112x112)"]
     gallery = client.predict(3, 4, 10, 0.4, api_name="/sample")
     assert len(gallery) == 4 and all(Path(item["image"]).exists() for item in gallery)
     again = client.predict(3, 4, 10, 0.4, api_name="/sample")
@@ -89,6 +106,8 @@ def test_text_space_generates_and_interpolates(launched):
     from gradio_client import Client
 
     client = Client(launched("text-generation"), verbose=False)
+    assert api_parameters(client) == {"/generate": ["seed", "temperature", "num_sentences"],
+                                      "/interpolate": ["first", "second", "num_steps", "seed"]}
     sentences = client.predict(1, 0.8, 3, api_name="/generate")
     assert len([line for line in sentences.splitlines() if line.strip()]) == 3
     assert sentences == client.predict(1, 0.8, 3, api_name="/generate")
@@ -120,6 +139,8 @@ def test_digit_space_classifies_and_samples_each_class(launched):
     from gradio_client import Client, handle_file
 
     client = Client(launched("digit-classification"), verbose=False)
+    assert api_parameters(client) == {"/classify": ["image"], "/sample": ["label", "num_samples", "seed"]}
+    assert gallery_labels(client)["/sample"] == ["Samples of the chosen class, 8 per row (28x28 shown at 112x112)"]
     examples = SPACES / "digit-classification" / "examples"
     correct = 0
     for digit in range(10):

@@ -138,7 +138,34 @@ def test_word_tokenizer_round_trip_specials_and_unknown_words(tokenizer, tmp_pat
 def test_bpe_tokenizer_round_trips_unseen_characters():
     bpe = train_tokenizer(CORPUS, kind="bpe", vocab_size=300, min_frequency=1)
     text = "the zebra sat on ünïcode ☃"
-    assert bpe.decode(bpe(text)["input_ids"], skip_special_tokens=True).strip() == text
+    assert bpe.decode(bpe(text)["input_ids"], skip_special_tokens=True) == text
+
+
+def test_default_tokenizer_is_byte_level_bpe_and_round_trips_hyphens_and_punctuation(tmp_path):
+    tokenizer = train_tokenizer(CORPUS, min_frequency=1, max_length=64)
+    assert json.loads(tokenizer.backend_tokenizer.to_str())["model"]["type"] == "BPE"
+    texts = ["a t-shirt, isn't it?", "it 's ok . (well -- maybe) \"quoted\"; x-ray: 3.5%!", "The Cat-Dog SAT."]
+    ids = tokenizer(texts)["input_ids"]
+    assert not any(tokenizer.unk_token_id in row for row in ids)
+    assert tokenizer.batch_decode(ids, skip_special_tokens=True) == [text.lower() for text in texts]
+    tokenizer.save_pretrained(tmp_path)  # and after a save and load, as a model's folder gives it back
+    assert AutoTokenizer.from_pretrained(tmp_path).batch_decode(ids, skip_special_tokens=True) == \
+        [text.lower() for text in texts]
+    # The text model's decoding keeps them too: no spaces put around hyphens or before punctuation.
+    model = LatentEBMForTextGeneration(LatentEBMTextConfig(**{**TINY_TEXT, "vocab_size": len(tokenizer),
+                                                               "max_length": 64}))
+    model.set_tokenizer(tokenizer)
+    assert model.ids_to_text(model.tokenize(texts)) == [text.lower() for text in texts]
+
+
+def test_unknown_words_warn_and_long_texts_name_the_limit(model):
+    with pytest.warns(UserWarning, match=r"2 distinct words .* encoded as <unk>: 'zebra', 'okapi'"):
+        ids = model.tokenize(["the zebra sat", "a zebra saw the okapi"])
+    assert (ids == 3).sum() == 3  # still encoded (a word-level model scores <unk>), not refused
+    long_text = " ".join(["the cat sat on the mat"] * 5)
+    with pytest.warns(UserWarning, match=r"max_length=12 .*`max_length` \(`hf-latent-ebm train --task text "
+                                         r"--max-length N`\)"):
+        model.tokenize([long_text])
 
 
 def test_tokenizer_rejects_empty_corpus_and_unknown_kind():
@@ -181,16 +208,19 @@ def test_generated_sequences_stop_at_eos(model):
             assert (row[eos[0, 0] + 1:] == 0).all()
 
 
-def test_generated_unknown_tokens_stay_visible(model, tokenizer):
-    # Scored samples and shown samples must both keep <unk>: a reverse LM trained on text without it, or samples
-    # shown without it, would flatter the model.
+def test_generation_never_emits_unk_unless_asked(model, tokenizer):
     with torch.no_grad():
-        model.decoder.output.bias[tokenizer.unk_token_id] = 10.0
-    ids = model.generate_ids(5, seeded(), max_length=8)
+        model.decoder.output.bias[tokenizer.unk_token_id] = 10.0  # <unk> would be nearly every token
+    for greedy in (False, True):
+        ids = model.generate_ids(5, seeded(), max_length=8, greedy=greedy)
+        assert ids.shape[1] > 2 and not (ids == tokenizer.unk_token_id).any()
+    assert not any("<unk>" in text for text in model.generate_text(5, seeded(), max_length=8))
+    # Scored samples and shown samples of the unmasked distribution must both keep <unk>: a reverse LM trained on
+    # text without it, or samples shown without it, would flatter the model against a test set that holds it.
+    ids = model.generate_ids(5, seeded(), max_length=8, suppress_unk=False)
     assert ids.shape[0] == 5 and (ids[:, 0] == tokenizer.bos_token_id).all()
     assert (ids == tokenizer.unk_token_id).sum() > 5
-    texts = model.generate_text(5, seeded(), max_length=8)
-    assert texts == model.ids_to_text(ids)
+    texts = model.ids_to_text(ids)
     assert sum(text.split().count("<unk>") for text in texts) == (ids == tokenizer.unk_token_id).sum()
     assert not any(special in text for text in texts for special in ("<bos>", "<eos>", "<pad>"))
     retokenized = tokenizer(texts, padding=True, return_tensors="pt")["input_ids"]
@@ -216,6 +246,13 @@ def test_vocabulary_mismatch_is_rejected(model):
     other = train_tokenizer(CORPUS + ["entirely new words here"], kind="word", vocab_size=100, min_frequency=1)
     with pytest.raises(ValueError, match="does not match"):
         model.set_tokenizer(other)
+    tokenizer = model.tokenizer
+    with pytest.raises(ValueError, match="config.unk_token_id is 4"):
+        LatentEBMForTextGeneration(LatentEBMTextConfig(**{**model.config.to_dict(), "unk_token_id": 4})) \
+            .set_tokenizer(tokenizer)
+    unmasked = LatentEBMForTextGeneration(LatentEBMTextConfig(**{**model.config.to_dict(), "unk_token_id": None}))
+    unmasked.set_tokenizer(tokenizer)  # None: <unk> is generated like any token
+    assert unmasked.decoder.unk_token_id is None
 
 
 def test_learning_lowers_the_text_negative_log_likelihood(tokenizer):
@@ -303,6 +340,7 @@ def test_cli_trains_fine_tunes_and_restores_the_tokenizer(tmp_path, capsys):
     cli_main(["sample", "--model", str(base), "--num-samples", "3", "--seed", "1", "--output", str(tmp_path / "s.txt")])
     assert (tmp_path / "s.txt").read_text().splitlines() == printed
     tokenizer = AutoTokenizer.from_pretrained(base)
+    assert json.loads(tokenizer.backend_tokenizer.to_str())["model"]["type"] == "BPE"  # the default
     tuned = tmp_path / "tuned"
     cli_main(["train", "--task", "text", "--data", str(other), "--init-from", str(base), "--output-dir", str(tuned),
               "--max-steps", "2", "--batch-size", "4"])
@@ -310,6 +348,26 @@ def test_cli_trains_fine_tunes_and_restores_the_tokenizer(tmp_path, capsys):
     assert model.tokenizer.get_vocab() == tokenizer.get_vocab()
     before = AutoModel.from_pretrained(base)
     assert not torch.equal(model.decoder.output.weight, before.decoder.output.weight)
+
+
+def test_cli_max_length_sets_the_config_and_the_tokenizer_kind(tmp_path, capsys):
+    corpus = write_corpus(tmp_path / "a.txt", CORPUS)
+    overrides = {k: v for k, v in TINY_TEXT.items() if k not in ("vocab_size", "max_length")}
+    common = ["train", "--task", "text", "--data", str(corpus), "--max-steps", "1", "--batch-size", "4",
+              "--sample-every", "0", "--checkpoint-every", "0", "--config-overrides", json.dumps(overrides)]
+    cli_main(common + ["--output-dir", str(tmp_path / "run"), "--max-length", "20", "--tokenizer", "word"])
+    model = AutoModel.from_pretrained(tmp_path / "run")
+    assert model.config.max_length == 20 and model.tokenizer.model_max_length == 20
+    assert model.config.unk_token_id == model.tokenizer.unk_token_id == 3
+    assert json.loads(model.tokenizer.backend_tokenizer.to_str())["model"]["type"] == "WordLevel"
+    with pytest.raises(SystemExit):  # the flag and the override disagree
+        cli_main(common[:-1] + [json.dumps({**overrides, "max_length": 12}), "--output-dir", str(tmp_path / "bad"),
+                                "--max-length", "20"])
+    assert "--max-length 20 and --config-overrides' max_length 12 differ" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # fine-tuning keeps the checkpoint's limit
+        cli_main(common + ["--output-dir", str(tmp_path / "tuned"), "--init-from", str(tmp_path / "run"),
+                           "--max-length", "30"])
+    assert "has max_length [20], which fine-tuning and --resume keep" in capsys.readouterr().err
 
 
 def test_hf_trainer_trains_the_text_model(model, tmp_path):

@@ -58,13 +58,13 @@ class Decoder(nn.Module):
 
 
 def decoder_negative_log_likelihood(decoder: Decoder, observations, latents: torch.Tensor,
-                                    autocast_dtype: str | None = None) -> torch.Tensor:
-    """`decoder.negative_log_likelihood`, under autocast to `autocast_dtype` ("bfloat16") when given, returned in
-    float32 (the potential adds it to the prior's float32 terms)."""
+                                    autocast_dtype: str | None = None, **options) -> torch.Tensor:
+    """`decoder.negative_log_likelihood` (with the decoder's own `options`), under autocast to `autocast_dtype`
+    ("bfloat16") when given, returned in float32 (the potential adds it to the prior's float32 terms)."""
     if autocast_dtype is None:
-        return decoder.negative_log_likelihood(observations, latents)
+        return decoder.negative_log_likelihood(observations, latents, **options)
     with torch.autocast(latents.device.type, dtype=getattr(torch, autocast_dtype)):
-        return decoder.negative_log_likelihood(observations, latents).float()
+        return decoder.negative_log_likelihood(observations, latents, **options).float()
 
 
 def check_float_batch(name: str, values, trailing_shape: tuple[int, ...], check_values: bool) -> None:

@@ -118,14 +118,18 @@ class MultimodalDecoder(Decoder):
                 else self.decoders[name].compact(to_scored_values(self.kinds[name], values))
                 for name, values in observations.items()}
 
-    def negative_log_likelihood(self, observations: dict, latents: torch.Tensor) -> torch.Tensor:
+    def negative_log_likelihood(self, observations: dict, latents: torch.Tensor,
+                                modality_weights: dict[str, float] | None = None) -> torch.Tensor:
+        """The sum over the modalities each example has of -log p(x_m | z), each times its weight in
+        `modality_weights` (1 for a modality it does not name)."""
         mask = observations[MODALITY_MASK].to(latents.dtype)
+        weights = modality_weights or {}
         total = latents.new_zeros(latents.shape[0])
         for index, name in enumerate(self.names):
             if name in observations:
                 scores = self.decoders[name].negative_log_likelihood(
                     to_scored_values(self.kinds[name], observations[name]), latents)
-                total = total + scores * mask[:, index]
+                total = total + scores * mask[:, index] * weights.get(name, 1.0)
         return total
 
     def decode(self, latents: torch.Tensor, generator: torch.Generator | None = None) -> dict:

@@ -16,15 +16,17 @@ class TextDecoderBase(Decoder):
     modality = "text"
 
     def __init__(self, vocab_size: int, pad_token_id: int, bos_token_id: int, eos_token_id: int,
-                 max_length: int | None = None):
+                 max_length: int | None = None, unk_token_id: int | None = None):
         super().__init__()
         self.vocab_size, self.max_length = vocab_size, max_length
         self.pad_token_id, self.bos_token_id, self.eos_token_id = pad_token_id, bos_token_id, eos_token_id
+        self.unk_token_id = unk_token_id  # never generated (unless `generate(..., suppress_unk=False)`)
 
     @staticmethod
     def special_ids(config) -> dict:
         return dict(vocab_size=config.vocab_size, pad_token_id=config.pad_token_id,
-                    bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, max_length=config.max_length)
+                    bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, max_length=config.max_length,
+                    unk_token_id=config.unk_token_id)
 
     def check_observations(self, input_ids, check_values: bool = True) -> None:
         """A (batch, length) torch.long tensor of at least one sequence of >= 2 tokens, no longer than max_length,
@@ -76,8 +78,12 @@ class TextDecoderBase(Decoder):
 
     @torch.no_grad()
     def generate(self, latents: torch.Tensor, max_length: int, temperature: float = 1.0, greedy: bool = False,
-                 generator: torch.Generator | None = None) -> torch.Tensor:
-        """Token ids (N, <= max_length) starting with <bos>; after a sequence's <eos> come <pad>s."""
+                 generator: torch.Generator | None = None, suppress_unk: bool = True) -> torch.Tensor:
+        """Token ids (N, <= max_length) starting with <bos>; after a sequence's <eos> come <pad>s. With
+        `suppress_unk` (the default) and a known `unk_token_id`, <unk> is never sampled nor chosen greedily (its
+        logit is masked, so the others' probabilities are renormalised); `suppress_unk=False` samples the decoder's
+        whole distribution, as metrics that score samples against a test set holding <unk> need."""
+        masked = self.unk_token_id if suppress_unk else None
         ids = torch.full((latents.shape[0], 1), self.bos_token_id, dtype=torch.long, device=latents.device)
         finished = torch.zeros(latents.shape[0], dtype=torch.bool, device=latents.device)
         for _ in range(max_length - 1):
@@ -85,6 +91,8 @@ class TextDecoderBase(Decoder):
             # Only the last position goes through the vocabulary projection: all positions' logits, a larger
             # tensor at every step, filled GPU memory through the allocator's cache for 10k samples.
             logits = self.output(self.hidden_states(ids, latents)[:, -1])
+            if masked is not None:
+                logits[:, masked] = float("-inf")
             if greedy:
                 next_ids = logits.argmax(dim=-1)
             else:
@@ -105,13 +113,14 @@ class RecurrentTextDecoder(TextDecoderBase):
 
     Args:
         vocab_size (`int`), latent_dim (`int`), embedding_dim (`int`), hidden_dim (`int`), num_layers (`int`),
-        cell (`str`): "lstm" or "gru", dropout (`float`), pad/bos/eos token ids (`int`).
+        cell (`str`): "lstm" or "gru", dropout (`float`), pad/bos/eos token ids (`int`), max_length (`int`,
+        optional), unk_token_id (`int`, optional): never generated.
     """
 
     def __init__(self, vocab_size: int, latent_dim: int, embedding_dim: int, hidden_dim: int, num_layers: int,
                  cell: str, dropout: float, pad_token_id: int, bos_token_id: int, eos_token_id: int,
-                 max_length: int | None = None):
-        super().__init__(vocab_size, pad_token_id, bos_token_id, eos_token_id, max_length)
+                 max_length: int | None = None, unk_token_id: int | None = None):
+        super().__init__(vocab_size, pad_token_id, bos_token_id, eos_token_id, max_length, unk_token_id)
         self.cell, self.num_layers, self.hidden_dim = cell, num_layers, hidden_dim
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_token_id)
         num_states = 2 if cell == "lstm" else 1  # the LSTM's h and c
@@ -162,12 +171,14 @@ class TransformerTextDecoder(TextDecoderBase):
 
     Args:
         vocab_size (`int`), latent_dim (`int`), hidden_dim (`int`): model width, num_layers (`int`),
-        num_heads (`int`), max_length (`int`), dropout (`float`), pad/bos/eos token ids (`int`).
+        num_heads (`int`), max_length (`int`), dropout (`float`), pad/bos/eos token ids (`int`), unk_token_id
+        (`int`, optional): never generated.
     """
 
     def __init__(self, vocab_size: int, latent_dim: int, hidden_dim: int, num_layers: int, num_heads: int,
-                 max_length: int, dropout: float, pad_token_id: int, bos_token_id: int, eos_token_id: int):
-        super().__init__(vocab_size, pad_token_id, bos_token_id, eos_token_id, max_length)
+                 max_length: int, dropout: float, pad_token_id: int, bos_token_id: int, eos_token_id: int,
+                 unk_token_id: int | None = None):
+        super().__init__(vocab_size, pad_token_id, bos_token_id, eos_token_id, max_length, unk_token_id)
         self.token_embedding = nn.Embedding(vocab_size, hidden_dim, padding_idx=pad_token_id)
         self.position_embedding = nn.Embedding(max_length, hidden_dim)
         self.latent_projection = nn.Linear(latent_dim, hidden_dim)

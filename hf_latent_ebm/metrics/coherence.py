@@ -641,3 +641,89 @@ def cross_coherence(model, classifiers, conditioned_on: Mapping, labels, targets
         scores = [score for key, score in by_subset.items() if sizes[key] == size]
         mean_by_size[size] = sum(scores) / len(scores)
     return {"by_subset": by_subset, "mean": sum(by_subset.values()) / len(by_subset), "mean_by_size": mean_by_size}
+
+
+# ---- diversity ----------------------------------------------------------------------------------------------------
+def mean_pairwise_distance(images) -> float:
+    """How different a set of images are from each other: the mean, over pairs, of their root-mean-square pixel
+    difference with pixels scaled to [0, 1] (0 for identical images, about 0.3 for real MNIST digits of one class)."""
+    if not isinstance(images, torch.Tensor) or images.dim() != 4 or len(images) < 2:
+        raise ValueError("mean_pairwise_distance needs a uint8 image tensor (N, C, H, W) with N >= 2, got "
+                         f"{type(images).__name__} of shape {tuple(getattr(images, 'shape', ()))}")
+    flat = images.flatten(1).double() / 255
+    distances = torch.cdist(flat, flat) / flat.shape[1] ** 0.5
+    count = len(flat)
+    return float(distances.sum() / (count * (count - 1)))
+
+
+def _repeat_values(values, times: int):
+    if isinstance(values, torch.Tensor):
+        return values.repeat_interleave(times, dim=0)
+    return [value for value in values for _ in range(times)]
+
+
+@torch.no_grad()
+def cross_modal_diversity(model, conditioned_on: Mapping, labels, reference: Mapping, targets: Sequence[str] | None = None,
+                          num_draws: int = 10, generator: torch.Generator | None = None) -> dict:
+    """
+    Within-condition diversity of cross-modal generation: does one condition give different images, as different
+    as real images of its class are? For each conditioning example, `num_draws` images of every target are
+    generated from it; their `mean_pairwise_distance` is compared with that of `num_draws` real images of the
+    example's class, drawn from `reference`. A model that decodes one class average per condition scores near 0;
+    one whose draws vary like the data, near 1.
+
+    Args:
+        model: A multimodal model (see the module's generation contract).
+        conditioned_on (`dict[str, values]`): The conditioning examples, aligned across modalities.
+        labels (`torch.LongTensor` of shape `(N,)`): Their classes.
+        reference (`dict[str, tuple[images, labels]]`): Real uint8 images (M, C, H, W) and their labels for each
+            target; every class in `labels` needs `num_draws` of them.
+        targets (`Sequence[str]`, *optional*): Image modalities to generate; defaults to the reference's.
+        num_draws (`int`, defaults to 10): Draws per condition (>= 2).
+        generator (`torch.Generator`, *optional*): Passed to `generate` and used to pick the real images.
+
+    Returns:
+        `dict` with "by_target" ({target: {"generated", "real", "ratio"}}, distances averaged over conditions) and
+        "ratio" (the mean of the targets' ratios).
+    """
+    labels = _label_vector(labels, "labels")
+    if not isinstance(num_draws, int) or num_draws < 2:
+        raise ValueError(f"num_draws must be an int >= 2, got {num_draws!r}")
+    targets = list(reference) if targets is None else list(targets)
+    modalities = model.config.modalities
+    for target in targets:
+        if target not in modalities or modalities[target]["kind"] != "image":
+            raise ValueError(f"diversity is measured on image modalities of the model; {target!r} is not one")
+        if target not in reference or target in conditioned_on:
+            raise ValueError(f"target {target!r} needs real images in `reference` and must not be given")
+    counts = {name: _num_values(values, modalities[name]["kind"]) for name, values in conditioned_on.items()}
+    if not counts or any(count != len(labels) for count in counts.values()):
+        raise ValueError(f"every conditioning modality needs one value per label ({len(labels)}), got {counts}")
+    outputs = model.generate(conditioned_on={name: _repeat_values(values, num_draws)
+                                             for name, values in conditioned_on.items()},
+                             targets=targets, generator=generator)
+    by_target = {}
+    for target in targets:
+        images, real_labels = reference[target]
+        real_labels = _label_vector(real_labels, "reference labels")
+        draws = outputs[target].reshape(len(labels), num_draws, *outputs[target].shape[1:])
+        generated, real = [], []
+        for index, label in enumerate(labels.tolist()):
+            pool = torch.nonzero(real_labels == label).flatten()
+            if len(pool) < num_draws:
+                raise ValueError(f"reference for {target!r} has {len(pool)} images of class {label}, fewer than "
+                                 f"num_draws={num_draws}")
+            chosen = pool[torch.randperm(len(pool), generator=_cpu_generator(generator))[:num_draws]]
+            generated.append(mean_pairwise_distance(draws[index]))
+            real.append(mean_pairwise_distance(images[chosen]))
+        generated_mean, real_mean = sum(generated) / len(generated), sum(real) / len(real)
+        by_target[target] = {"generated": generated_mean, "real": real_mean, "ratio": generated_mean / real_mean}
+    return {"by_target": by_target, "ratio": sum(entry["ratio"] for entry in by_target.values()) / len(by_target)}
+
+
+def _cpu_generator(generator: torch.Generator | None) -> torch.Generator | None:
+    """`randperm` on CPU indices needs a CPU generator: a CUDA one seeds a CPU one from its next draw."""
+    if generator is None or generator.device.type == "cpu":
+        return generator
+    seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device).item())
+    return torch.Generator().manual_seed(seed)

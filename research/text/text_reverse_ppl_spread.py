@@ -107,7 +107,7 @@ def score_models(args) -> dict:
                 generator = torch.Generator().manual_seed(seed)
                 latents = LATENT_SOURCES[source](model, train_ids, args.num_generated, generator)
                 # Token ids, not text: re-tokenised text need not give the generated ids back.
-                generated = model.latents_to_ids(latents, generator=generator).cpu()
+                generated = model.latents_to_ids(latents, generator=generator, suppress_unk=False).cpu()
                 reverse_lm = train_language_model(generated, len(tokenizer), tokenizer.pad_token_id,
                                                   tokenizer.bos_token_id, tokenizer.eos_token_id,
                                                   num_steps=args.lm_steps, batch_size=args.batch_size, seed=seed)

@@ -62,7 +62,8 @@ def build_demo(model_path: str | os.PathLike | None = None) -> gr.Blocks:
                 label = gr.Dropdown(names, value=names[0], label="Class")
                 num_samples = gr.Slider(1, MAX_SAMPLES, value=8, step=1, label="Number of samples")
                 seed = gr.Number(value=0, precision=0, label="Seed")
-            gallery = gr.Gallery(label="Samples", columns=8, elem_id="gallery")
+            gallery = gr.Gallery(label=f"Samples of the chosen class, 8 per row ({size}x{size} shown at 112x112)",
+                                 columns=8, elem_id="gallery")
             gr.Button("Sample", elem_id="sample-button").click(sample, [label, num_samples, seed], gallery,
                                                                   api_name="sample")
     return demo

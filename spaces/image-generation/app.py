@@ -54,7 +54,8 @@ def build_demo(model_path: str | os.PathLike | None = None) -> gr.Blocks:
                 step_size = gr.Slider(0.01, MAX_STEP_SIZE, value=config.prior_langevin_step_size, step=0.01,
                                       label="Step size")
             sample_button = gr.Button("Sample", variant="primary", elem_id="sample-button")
-            gallery = gr.Gallery(label="Samples", columns=8, elem_id="gallery")
+            gallery = gr.Gallery(label=f"Samples from the prior, one per tile, 8 per row ({config.image_size}x"
+                                       f"{config.image_size} shown at 112x112)", columns=8, elem_id="gallery")
             sample_button.click(sample, [seed, num_samples, steps, step_size], gallery, api_name="sample")
         with gr.Tab("Reconstruct"):
             with gr.Row():

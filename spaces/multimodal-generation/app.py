@@ -146,10 +146,10 @@ def model_tab(name: str, model: LatentEBMForMultimodalGeneration) -> None:
             updates.append(gr.Textbox(visible=kinds[given] == "text", label=f"Given text ({given})"))
         return updates
 
-    def cross_modal(given: str, *values):
-        *inputs, seed, draws = values
-        image = inputs[0] if image_names else None
-        text = inputs[-1] if text_names else None
+    def draw_columns(draws: float):
+        return gr.Gallery(columns=int(draws))
+
+    def cross_modal(given: str, image: Image.Image | None, text: str | None, seed: float | None, draws: float):
         if given not in kinds:
             raise gr.Error(f"pick the given modality among {names}")
         if seed is None:
@@ -178,7 +178,18 @@ def model_tab(name: str, model: LatentEBMForMultimodalGeneration) -> None:
         outputs += [text_lines(texts)] if text_names else []
         return outputs + [f"**{given}**: {note}. Draws use seeds {seed}..{seed + draws - 1}."]
 
-    def joint(seed, num_samples):
+    # The API's parameters are named after the endpoint function's, so each input layout gets its own signature.
+    if image_names and text_names:
+        def generate(given: str, image: Image.Image | None, text: str | None, seed: float | None, draws: float):
+            return cross_modal(given, image, text, seed, draws)
+    elif image_names:
+        def generate(given: str, image: Image.Image | None, seed: float | None, draws: float):
+            return cross_modal(given, image, None, seed, draws)
+    else:
+        def generate(given: str, text: str | None, seed: float | None, draws: float):
+            return cross_modal(given, None, text, seed, draws)
+
+    def joint(seed: float | None, num_samples: float):
         if seed is None:
             raise gr.Error("enter a seed")
         num_samples = int(num_samples)
@@ -221,15 +232,18 @@ def model_tab(name: str, model: LatentEBMForMultimodalGeneration) -> None:
             with gr.Column():
                 outputs = []
                 if image_names:
-                    outputs.append(gr.Gallery(label=f"Generated images (modality · seed; shown {DISPLAY_SCALE}x "
-                                                    "enlarged)", columns=DEFAULT_DRAWS, format="png",
-                                              elem_id=f"{name}-gallery", interactive=False))
+                    outputs.append(gr.Gallery(label="Generated images: a row per generated image modality, a "
+                                                    f"column per draw (captioned modality · seed; shown "
+                                                    f"{DISPLAY_SCALE}x enlarged)", columns=DEFAULT_DRAWS,
+                                              format="png", elem_id=f"{name}-gallery", interactive=False))
                 if text_names:
                     outputs.append(gr.Textbox(label="Generated text (a line per draw)", lines=4,
                                               elem_id=f"{name}-captions", interactive=False))
-                note = gr.Markdown(elem_id=f"{name}-note")
+                note = gr.Markdown(label="How the input was read", show_label=False, elem_id=f"{name}-note")
         given.change(input_visibility, given, inputs, api_visibility="private")
-        generate_button.click(cross_modal, [given, *inputs, seed, draws], [*outputs, note],
+        if image_names:  # a row per generated image modality, a column per draw, as the gallery's label says
+            draws.change(draw_columns, draws, outputs[0], api_visibility="private")
+        generate_button.click(generate, [given, *inputs, seed, draws], [*outputs, note],
                               api_name=f"generate_{slug}")
         rows, labels = examples_for(name, model)
         if rows:
@@ -242,9 +256,16 @@ def model_tab(name: str, model: LatentEBMForMultimodalGeneration) -> None:
                                     label="Number of samples", elem_id=f"{name}-samples")
             joint_button = gr.Button("Joint sample", elem_id=f"{name}-joint")
         joint_outputs = []
-        if image_names:
-            joint_outputs.append(gr.Gallery(label="Joint samples (a row per sample)", format="png",
-                                            columns=len(image_names) if len(image_names) > 1 else DEFAULT_DRAWS,
+        if len(image_names) > 1:
+            joint_outputs.append(gr.Gallery(label=f"Joint samples: a row per sample, a column per image modality "
+                                                  f"({', '.join(image_names)}; shown {DISPLAY_SCALE}x enlarged)",
+                                            format="png", columns=len(image_names),
+                                            elem_id=f"{name}-joint-gallery", interactive=False))
+        elif image_names:
+            drawn_with = f", captioned with the {' / '.join(text_names)} drawn with it" if text_names else ""
+            joint_outputs.append(gr.Gallery(label=f"Joint samples: {DEFAULT_DRAWS} per row, numbered (each "
+                                                  f"{image_names[0]}{drawn_with}; shown {DISPLAY_SCALE}x enlarged)",
+                                            format="png", columns=DEFAULT_DRAWS,
                                             elem_id=f"{name}-joint-gallery", interactive=False))
         if text_names:
             joint_outputs.append(gr.Textbox(label="Joint samples' text (a line per sample)", lines=4,
