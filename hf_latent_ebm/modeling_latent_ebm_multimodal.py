@@ -228,7 +228,7 @@ class LatentEBMForMultimodalGeneration(TokenizerMixin, LatentEBMPreTrainedModel)
         z ~ p(z | x_S) for the modalities each example of `batch` has (a `prepare_inputs` batch), as
         `config.cross_modal_sampling` says: "posterior" runs short-run Langevin with full noise on
         U(z) = E(z) + |z|^2 / (2 prior_sigma^2) + sum over the given m of -w_m log p(x_m | z), started from q(z | x_S)'s
-        draws (w_m from `cross_modal_likelihood_weights`, 1 by default; `num_steps` / `step_size` replace the config's
+        draws (w_m is the modality's `conditioning_weight`: 1 for images, 30 for texts by default; `num_steps` / `step_size` replace the config's
         `cross_modal_langevin_*`); "encoder" returns q's draw.
 
         Why a chain: the ELBO fits q(z | caption) to the latents that reconstruct, on average, every image paired
@@ -243,7 +243,7 @@ class LatentEBMForMultimodalGeneration(TokenizerMixin, LatentEBMPreTrainedModel)
         sampler = self.posterior_sampler(config.cross_modal_langevin_steps if num_steps is None else num_steps,
                                          config.cross_modal_langevin_step_size if step_size is None else step_size,
                                          langevin_proper=True)
-        prior, decoder, weights = self.prior, self.decoder, config.cross_modal_likelihood_weights
+        prior, decoder, weights = self.prior, self.decoder, config.conditioning_weights
         return sampler(lambda latents: prior.potential(latents) + decoder_negative_log_likelihood(
             decoder, batch, latents, config.decoder_autocast, modality_weights=weights), start, generator)
 

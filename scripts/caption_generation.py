@@ -20,13 +20,15 @@ import torch
 
 from hf_latent_ebm import LatentEBMForMultimodalGeneration
 from hf_latent_ebm.data.multimodal import CAPTION_LABEL_NAMES, build_mnist_captions, caption_for
-from hf_latent_ebm.metrics.coherence import ModalityClassifiers, cross_coherence, cross_modal_diversity
+from hf_latent_ebm.metrics.coherence import (ModalityClassifiers, cross_coherence, cross_modal_diversity,
+                                             mean_pairwise_distance)
 from hf_latent_ebm.metrics.fid import FeatureStatistics, frechet_distance, inception_features
 from hf_latent_ebm.utils import update_results_section
 
 # (name, cross_modal_sampling, the caption's likelihood weight): q's draw is how the model generated before issue 31.
 SETTINGS = [("q's draw", "encoder", 1.0), ("posterior, w=1", "posterior", 1.0), ("posterior, w=3", "posterior", 3.0),
-            ("posterior, w=10", "posterior", 10.0), ("posterior, w=30", "posterior", 30.0)]
+            ("posterior, w=10", "posterior", 10.0), ("posterior, w=30", "posterior", 30.0),
+            ("posterior, w=100", "posterior", 100.0)]
 
 
 def arrays(dataset) -> tuple[torch.Tensor, list[str], torch.Tensor]:
@@ -48,7 +50,8 @@ def classifiers_for(args, train) -> ModalityClassifiers:
 @torch.no_grad()
 def diagnostics(model, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> dict:
     """q(z | caption)'s std against the within-class spread of the image expert's means; the caption decoder's
-    margin (nats) between the right class's caption and the best wrong one, at the image expert's draws."""
+    margin (nats) between the right class's caption and the best wrong one, at the image expert's draws; how varied
+    the decoded image expert's draws of real images of a class are, against those images."""
     captions = model.prepare_inputs({"caption": [caption_for(label, 0) for label in range(len(CAPTION_LABEL_NAMES))]})
     _, caption_log_variance = model.encoder(captions)
     batch = model.prepare_inputs({"image": images})
@@ -59,6 +62,12 @@ def diagnostics(model, images: torch.Tensor, labels: torch.Tensor, generator: to
     nll = torch.stack([decoder.negative_log_likelihood(
         model.prepare_inputs({"caption": [caption_for(label, 0)] * len(latents)})["caption"], latents)
         for label in range(len(CAPTION_LABEL_NAMES))], dim=1)
+    # Can the image decoder render a class's variety? Decode the image expert's draws of ten real images per class.
+    reconstructed = model.to_raw("image", model.decoder.decoders["image"].decode(latents))
+    chosen = [torch.nonzero(labels == label).flatten()[:10] for label in labels.unique()]
+    chosen = [indices for indices in chosen if len(indices) == 10]
+    reconstruction_ratio = (sum(mean_pairwise_distance(reconstructed[indices]) for indices in chosen)
+                            / sum(mean_pairwise_distance(images[indices]) for indices in chosen))
     rows = torch.arange(len(labels))
     wrong = nll.clone()
     wrong[rows, labels] = float("inf")
@@ -66,7 +75,8 @@ def diagnostics(model, images: torch.Tensor, labels: torch.Tensor, generator: to
     return {"q_caption_std": float((0.5 * caption_log_variance).exp().mean()),
             "image_mean_spread_within_class": float(torch.stack(spreads).mean()),
             "caption_margin_nats_quartiles": [round(float(q), 2) for q in torch.quantile(margin, torch.tensor([.25, .5, .75]))],
-            "caption_decoder_picks_right_class": float((nll.argmin(dim=1) == labels).double().mean())}
+            "caption_decoder_picks_right_class": float((nll.argmin(dim=1) == labels).double().mean()),
+            "image_expert_reconstruction_diversity": reconstruction_ratio}
 
 
 def fid_against(real_statistics, images: torch.Tensor) -> float:
@@ -104,7 +114,7 @@ def main(argv=None) -> None:
     rows = []
     for name, mode, weight in SETTINGS:
         model.config.cross_modal_sampling = mode
-        model.config.cross_modal_likelihood_weights = {"caption": weight}
+        model.config.modalities["caption"]["conditioning_weight"] = weight
         started = time.time()
         generator = torch.Generator().manual_seed(1)
         diversity = cross_modal_diversity(model, {"caption": [captions[i] for i in firsts]}, labels[firsts],
@@ -130,7 +140,7 @@ def main(argv=None) -> None:
               f"{r['image_to_caption']:.3f} | {r['fid_caption_to_image']:.1f} |" for r in rows]
     body = ("\n".join(lines) + f"\n\nModel `{args.model}`; posterior chains of {steps} steps of size "
             f"{model.config.cross_modal_langevin_step_size} from q's draws, w the weight of the caption's likelihood "
-            f"(`cross_modal_likelihood_weights`; the image's stays 1). Diversity: {args.num_draws} images drawn for the first test caption "
+            f"(the caption spec's `conditioning_weight`; the image's stays 1). Diversity: {args.num_draws} images drawn for the first test caption "
             f"of each of the 20 classes, their mean pairwise pixel distance over that of as many real test images of "
             f"the class. Coherence on the first {args.num_test} test examples (classifiers trained here: image "
             f"{accuracy['image']:.3f}, caption {accuracy['caption']:.3f} test accuracy); FID of the images drawn for "
@@ -140,7 +150,9 @@ def main(argv=None) -> None:
             f"the right class's caption by {diagnosed['caption_margin_nats_quartiles'][1]:.1f} nats (median; "
             f"quartiles {diagnosed['caption_margin_nats_quartiles'][0]:.1f} / "
             f"{diagnosed['caption_margin_nats_quartiles'][2]:.1f}) and picks it for "
-            f"{diagnosed['caption_decoder_picks_right_class']:.1%} of image latents.\n\n```bash\n{command}\n```\n")
+            f"{diagnosed['caption_decoder_picks_right_class']:.1%} of image latents; the image expert's draws of ten "
+            f"test images per class decode to images {diagnosed['image_expert_reconstruction_diversity']:.2f} as "
+            f"varied as those images.\n\n```bash\n{command}\n```\n")
     update_results_section("docs/results.md", f"caption_generation_{args.tag}",
                            "Multimodal generation: MNIST-captions, caption -> image", body)
     print(body)

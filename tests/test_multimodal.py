@@ -442,7 +442,7 @@ def test_cross_modal_posterior_chain_targets_the_prior_times_the_weighted_likeli
     batch = model.prepare_inputs({"caption": ["a one"] * 400})
     with torch.no_grad():
         q_std = model.encoder.sample(batch, torch.Generator().manual_seed(0)).std(dim=0).mean().item()
-    model.config.cross_modal_likelihood_weights = {"caption": 1e-6}
+    model.config.modalities["caption"]["conditioning_weight"] = 1e-6
     latents = model.conditional_latents(batch, torch.Generator().manual_seed(0))
     assert latents.mean(dim=0).abs().max() < 0.2 and (latents.std(dim=0) - 1).abs().max() < 0.15
     # "encoder" is q's draw: the same generator gives the same z as the encoder's own sample.
@@ -479,8 +479,8 @@ def test_weighted_multimodal_likelihood():
     ({"cross_modal_sampling": "mean"}, "cross_modal_sampling must be one of"),
     ({"cross_modal_langevin_steps": 0}, "cross_modal_langevin_steps"),
     ({"cross_modal_langevin_step_size": 0.0}, "cross_modal_langevin_step_size"),
-    ({"cross_modal_likelihood_weights": {"depth": 2.0}}, "cross_modal_likelihood_weights must map"),
-    ({"cross_modal_likelihood_weights": {"caption": -1.0}}, "cross_modal_likelihood_weights must map")])
+    ({"modalities": {"caption": {**tiny_modalities()["caption"], "conditioning_weight": 0}}}, "conditioning_weight"),
+    ({"modalities": {"caption": {**tiny_modalities()["caption"], "weight": 2.0}}}, "optionally")])
 def test_cross_modal_sampling_config_errors(overrides, message):
     with pytest.raises(ValueError, match=message):
         tiny_config(**overrides)

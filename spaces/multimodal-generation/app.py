@@ -144,7 +144,7 @@ def model_tab(name: str, model: LatentEBMForMultimodalGeneration) -> None:
         updates = [gr.Image(visible=kinds[given] == "image", label=image_label(given))] if image_names else []
         if text_names:
             updates.append(gr.Textbox(visible=kinds[given] == "text", label=f"Given text ({given})"))
-        return updates
+        return updates[0] if len(updates) == 1 else updates  # one output component takes a value, not a list
 
     def draw_columns(draws: float):
         return gr.Gallery(columns=int(draws))
@@ -208,8 +208,9 @@ def model_tab(name: str, model: LatentEBMForMultimodalGeneration) -> None:
         return outputs[0] if len(outputs) == 1 else outputs  # a single output takes the value itself
 
     with gr.Tab(name, elem_id=f"{name}-tab"):
-        gr.Markdown(f"Modalities: {described}. One latent z is shared by all of them: the given modality's "
-                    "encoder infers z (refined by posterior Langevin for the MLE learners) and the decoders "
+        how = ("each draw's z comes from the model's posterior given that modality (Langevin from its encoder's "
+               "draw)" if model.config.cross_modal_sampling == "posterior" else "the given modality's encoder draws z")
+        gr.Markdown(f"Modalities: {described}. One latent z is shared by all of them: {how}, and the decoders "
                     "generate the others from it.")
         with gr.Row():
             with gr.Column():
