@@ -154,7 +154,7 @@ def main(argv=None) -> None:
             f"test images per class decode to images {diagnosed['image_expert_reconstruction_diversity']:.2f} as "
             f"varied as those images.\n\n```bash\n{command}\n```\n")
     update_results_section("docs/results.md", f"caption_generation_{args.tag}",
-                           "Multimodal generation: MNIST-captions, caption -> image", body)
+                           f"Multimodal generation: MNIST-captions, caption -> image ({args.tag})", body)
     print(body)
 
 
