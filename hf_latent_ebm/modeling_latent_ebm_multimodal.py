@@ -119,7 +119,7 @@ class LatentEBMForMultimodalGeneration(TokenizerMixin, LatentEBMPreTrainedModel)
         if not all(isinstance(text, str) and text.strip() for text in texts):
             raise ValueError(f"modality {name!r} takes non-blank strings (or None for a missing one)")
         if texts:
-            warn_unknown_words(tokenizer, texts, stacklevel=4)
+            warn_unknown_words(tokenizer, texts, stacklevel=5)  # the caller of prepare_inputs
             rows = np.flatnonzero(present)
             for row, ids in zip(rows, tokenizer(texts)["input_ids"]):
                 if len(ids) > decoder.max_length:
