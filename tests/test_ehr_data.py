@@ -174,7 +174,5 @@ def test_mimic4_years_mapping_and_sampling(tmp_path):
     first, report = load_mimic4(folder, icd10_map=table, max_patients=1, seed=3)
     assert first.to_dict() == load_mimic4(folder, icd10_map=table, max_patients=1, seed=3)[0].to_dict()
     assert report.patients_not_sampled == 1 and report.patients_kept == 1
-    with pytest.raises(ValueError, match="MIMIC-IV only"):
-        load_ehr(mimic3=folder, icd10_map=table)
     with pytest.raises(FileNotFoundError, match="admissions.csv"):
         load_ehr(mimic4=tmp_path / "nowhere")

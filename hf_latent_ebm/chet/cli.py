@@ -23,13 +23,72 @@ def _add_data_arguments(parser: argparse.ArgumentParser, synthetic: bool) -> Non
                             help="generate the seeded MIMIC-III-shaped stand-in (--patients) and train on it")
         parser.add_argument("--patients", type=int, default=3000, help="--synthetic: patients to generate")
     parser.add_argument("--icd10-map", default=None,
-                        help="--mimic4: ICD-10 -> ICD-9 map (CMS GEMs 2018_I10gem.txt layout, or a CSV ICD10,ICD9)")
+                        help="ICD-10 -> ICD-9 map (CMS GEMs 2018_I10gem.txt layout, or a CSV ICD10,ICD9) for the "
+                             "--mimic4 rows with icd_version 10, or for --mimic3 files whose ICD9_CODE column holds "
+                             "ICD-10-CM codes (then every code is mapped)")
     parser.add_argument("--max-patients", type=int, default=None, help="a seeded sample of this many patients")
+
+
+def parse_config_overrides(text: str | None) -> dict | None:
+    """`--config-overrides`: a JSON object of config fields (None without one); an error names the flag and shows
+    the text."""
+    if text is None:
+        return None
+    try:
+        overrides = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--config-overrides must be a JSON object such as '{{\"dropout\": 0.2}}'; {error.msg} at "
+                         f"character {error.pos} of {text!r}") from None
+    if not isinstance(overrides, dict):
+        raise ValueError(f"--config-overrides must be a JSON object of config fields, got a "
+                         f"{type(overrides).__name__}: {text!r}")
+    return overrides
+
+
+def _check_cohort(prepared: dict, report, task: str) -> None:
+    """Refuse, before any training, a cohort that the task cannot be scored on, and say why when the codes were not
+    ICD-9."""
+    from ..data.ehr import ICD10_ADVICE
+    from ..metrics.ehr import RECALL_KS
+    from .cohort import is_heart_failure
+
+    vocabulary = prepared["vocabulary"]
+    if task == "diagnosis" and len(vocabulary) < max(RECALL_KS):
+        problem = (f"only {len(vocabulary)} distinct codes are left in the training patients "
+                   f"({', '.join(vocabulary[:5])}); diagnosis prediction is scored by recall@k for k in {RECALL_KS}, "
+                   f"which needs at least {max(RECALL_KS)}")
+    elif task == "heart_failure" and not any(map(is_heart_failure, vocabulary)):
+        problem = (f"no heart-failure code (ICD-9 428.x) is among the {len(vocabulary)} codes of the training "
+                   "patients, so there is nothing to learn")
+    else:
+        return
+    if report.codes_like_icd10:
+        problem += (f"; {report.codes_like_icd10} of the {report.diagnosis_rows_read} diagnosis rows were dropped as "
+                    f"not ICD-9 and {ICD10_ADVICE}")
+    raise ValueError(problem)
+
+
+def _check_model_folder(folder) -> None:
+    """`folder` holds a saved Chet model: its config.json names model_type "chet" (an image or text latent-EBM model
+    would otherwise load as random Chet weights)."""
+    from .configuration_chet import ChetConfig
+
+    config_path = Path(folder) / "config.json"
+    if not config_path.is_file():
+        raise OSError(f"{folder} is not a saved Chet model folder (no config.json)")
+    try:
+        model_type = json.loads(config_path.read_text()).get("model_type")
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as error:
+        raise OSError(f"{config_path} is not a readable JSON config: {error}") from None
+    if model_type != ChetConfig.model_type:
+        raise ValueError(f"{folder} holds a model of type {model_type!r} (config.json model_type), not a Chet model "
+                         f"(model_type {ChetConfig.model_type!r}); give --model a folder written by "
+                         "`hf-latent-ebm ehr train`")
 
 
 def _load(args: argparse.Namespace, min_visits: int = 2):
     """The patients dataset, its report and the data's name."""
-    from ..data.ehr import load_ehr
+    from ..data.ehr import ICD10_ADVICE, load_ehr
     from .synthetic import synthesize_mimic3
 
     if getattr(args, "synthetic", False):
@@ -39,6 +98,8 @@ def _load(args: argparse.Namespace, min_visits: int = 2):
         return records, report, SYNTHETIC_NAME
     records, report = load_ehr(mimic3=args.mimic3, mimic4=args.mimic4, icd10_map=args.icd10_map,
                                max_patients=args.max_patients, seed=args.seed, min_visits=min_visits)
+    if report.codes_like_icd10:
+        print(f"note: {report.codes_like_icd10} diagnosis rows were dropped as not ICD-9; {ICD10_ADVICE}")
     return records, report, "mimic3" if args.mimic3 else "mimic4"
 
 
@@ -58,12 +119,13 @@ def _train(args: argparse.Namespace) -> None:
     fractions = tuple(float(value) for value in args.split.split(","))
     training_args = EHRTrainingArguments(output_dir=args.output_dir, max_epochs=args.max_epochs,
                                          batch_size=args.batch_size, seed=args.seed)
-    overrides = json.loads(args.config_overrides) if args.config_overrides else None
+    overrides = parse_config_overrides(args.config_overrides)
     output = Path(args.output_dir)
     output.mkdir(parents=True, exist_ok=True)
     records, report, dataset = _load(args)
     print(report)
     prepared = prepare_cohort(records, fractions, seed=args.seed)
+    _check_cohort(prepared, report, args.task)
     sizes = {split: len(prepared[split]) for split in ("train", "validation", "test")}
     print(f"{len(prepared['vocabulary'])} codes, {prepared['graph'].num_edges} graph edges; patients {sizes} "
           f"({prepared['forced_train']} placed in train so that every code is seen in training)")
@@ -89,8 +151,7 @@ def _predict(args: argparse.Namespace) -> None:
 
     if args.top_k < 1:
         raise ValueError(f"--top-k must be >= 1, got {args.top_k}")
-    if not (Path(args.model) / "config.json").exists():
-        raise OSError(f"{args.model} is not a saved Chet model folder (no config.json)")
+    _check_model_folder(args.model)
     model = ChetForHealthEventPrediction.from_pretrained(args.model).eval()
     records, report, _ = _load(args, min_visits=1)
     print(report)

@@ -27,6 +27,9 @@ def _for_safetensors(state: dict) -> dict:
 
 
 PREDICTORS = ("chet", "last_visit", "logistic_regression", "gru", "retain")
+# The ChetConfig fields a run may override (the rest come from the cohort and the task).
+TUNABLE_FIELDS = ("code_embedding_dim", "graph_dim", "hidden_dim", "transition_attention_dim", "visit_attention_dim",
+                  "dropout", "learning_rate_schedule")
 # The validation metric that picks the best epoch, per task.
 SELECTION_METRICS = {"diagnosis": "weighted_f1", "heart_failure": "auc"}
 
@@ -215,6 +218,10 @@ def build_predictor(name: str, prepared: dict, task: str, config_overrides: dict
     from .modeling_chet import ChetForHealthEventPrediction
 
     if name == "chet":
+        unknown = sorted(set(config_overrides or {}) - set(TUNABLE_FIELDS))
+        if unknown:
+            raise ValueError(f"--config-overrides: {', '.join(map(repr, unknown))} is not a ChetConfig field that "
+                             f"can be set; the fields are {', '.join(TUNABLE_FIELDS)}")
         model = ChetForHealthEventPrediction.from_cohort(prepared["vocabulary"], prepared["graph"], task=task,
                                                          **(config_overrides or {}))
         return model, model.config.learning_rate_at

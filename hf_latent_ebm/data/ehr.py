@@ -7,6 +7,7 @@ and an input that cannot be interpreted without guessing (a missing column, two 
 
 import csv
 import gzip
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,8 +31,9 @@ class EHRDataReport:
     diagnosis_rows_read: int = 0
     malformed_rows: int = 0  # a required field empty or unparsable (bad time, non-integer id, unknown icd_version)
     invalid_codes: int = 0  # rows whose code is not an ICD-9 diagnosis code
+    codes_like_icd10: int = 0  # of those (and codes_outside_chapters), rows shaped as ICD-10-CM codes (I50.20)
     codes_outside_chapters: int = 0
-    unmapped_icd10: int = 0  # MIMIC-IV ICD-10 rows the map does not cover (or no map given)
+    unmapped_icd10: int = 0  # ICD-10 rows the map does not cover (MIMIC-IV: or no map given)
     diagnoses_without_admission: int = 0  # no admission with that HADM_ID for that SUBJECT_ID
     duplicate_diagnoses: int = 0  # the same code twice in one admission, collapsed to one
     admissions_out_of_order: int = 0  # patients whose admissions were not in chronological file order
@@ -132,6 +134,18 @@ def _normalise_code(raw: str) -> str:
     return dotted
 
 
+# ICD-10-CM's shape: a letter, a digit, a character, then up to 4 more after an optional dot ("I50.20").
+_ICD10_SHAPE = re.compile(r"[A-Z][0-9][0-9A-Z](\.?[0-9A-Z]{1,4})?")
+ICD10_ADVICE = ("the codes look like ICD-10-CM, and the loaders read ICD-9 codes: map them with --icd10-map FILE "
+                "(icd10_map= in Python), a CMS GEMs 2018_I10gem.txt file or a CSV with ICD10,ICD9 columns")
+
+
+def looks_like_icd10(code: str) -> bool:
+    """Whether a (dotted or undotted) code has the shape of an ICD-10-CM diagnosis code. Only meaningful for a code
+    that is not ICD-9: ICD-10's E and V codes can also read as ICD-9 E and V codes."""
+    return bool(_ICD10_SHAPE.fullmatch(str(code).strip().upper()))
+
+
 def _check_selection(max_patients, min_visits) -> None:
     """The loaders' selection arguments, checked before any file is read."""
     if min_visits not in (1, 2):
@@ -150,6 +164,8 @@ def _assemble(admissions, diagnoses, report: EHRDataReport, max_patients, seed, 
     # Codes: normalise each distinct string once, then count and drop what is not a usable ICD-9 code.
     distinct = diagnoses.code.unique()
     normal = dict(zip(distinct, map(_normalise_code, distinct)))
+    icd10_like = [code for code in distinct if normal[code] in ("", "?") and looks_like_icd10(code)]
+    report.codes_like_icd10 += int(diagnoses.code.isin(icd10_like).sum())
     diagnoses = diagnoses.assign(code=diagnoses.code.map(normal))
     report.invalid_codes += int((diagnoses.code == "").sum())
     report.codes_outside_chapters += int((diagnoses.code == "?").sum())
@@ -190,6 +206,8 @@ def _assemble(admissions, diagnoses, report: EHRDataReport, max_patients, seed, 
     report.codes_kept = int(admissions.codes.explode().nunique())
     if not len(kept):
         enough = ("one", "two")[min_visits - 1]
+        if report.codes_like_icd10 and not hint:
+            hint = f"; {report.codes_like_icd10} diagnosis rows were not ICD-9: {ICD10_ADVICE}"
         raise ValueError(f"no patient with {enough} or more coded visits is left{hint}\n{report}")
 
     patients = admissions.assign(time=admissions.time.dt.strftime(TIME_FORMAT)).groupby("subject", sort=True)
@@ -204,7 +222,7 @@ def _assemble(admissions, diagnoses, report: EHRDataReport, max_patients, seed, 
     return datasets.Dataset.from_dict(table, features=features), report
 
 
-def load_mimic3(folder, max_patients: int | None = None, seed: int = 0, min_visits: int = 2):
+def load_mimic3(folder, max_patients: int | None = None, seed: int = 0, min_visits: int = 2, icd10_map=None):
     """
     MIMIC-III diagnoses as a patient dataset and its `EHRDataReport`.
 
@@ -216,6 +234,10 @@ def load_mimic3(folder, max_patients: int | None = None, seed: int = 0, min_visi
         seed (`int`): Seeds that sample (`numpy.random.default_rng(seed)`).
         min_visits (`int`, defaults to 2): Patients with fewer coded visits are dropped (and counted): 2 to train
             (earlier visits, then the one to predict), 1 to predict the visit after the last.
+        icd10_map (path or `dict`, *optional*): For files whose ICD9_CODE column holds ICD-10-CM codes instead: every
+            code goes through this ICD-10 -> ICD-9 map (see `load_icd10_map`); rows it lacks count as unmapped.
+            Without one, codes that are not ICD-9 are invalid, and those shaped as ICD-10-CM are also counted in
+            `codes_like_icd10`.
 
     Returns: a `datasets.Dataset` in patient id order with columns patient_id (int64), admission_ids (list of int64),
     admit_times (list of "YYYY-MM-DD HH:MM:SS") and visits (list of lists of dotted ICD-9 codes, in time order), and
@@ -223,6 +245,7 @@ def load_mimic3(folder, max_patients: int | None = None, seed: int = 0, min_visi
     id, or when no patient with two or more coded visits is left.
     """
     _check_selection(max_patients, min_visits)
+    icd10_map = _as_icd10_map(icd10_map)
     admissions_path, diagnoses_path = _find(folder, MIMIC3_FILES)
     report = EHRDataReport()
     admissions = _read(admissions_path, ["SUBJECT_ID", "HADM_ID", "ADMITTIME"])
@@ -233,6 +256,8 @@ def load_mimic3(folder, max_patients: int | None = None, seed: int = 0, min_visi
                                           "SEQ_NUM": "seq"})
     report.diagnosis_rows_read += len(diagnoses)
     diagnoses = _coerce(diagnoses, report, ints=("subject", "hadm"), texts=("code",))
+    if icd10_map is not None:
+        diagnoses = _map_icd10(diagnoses, np.ones(len(diagnoses), dtype=bool), icd10_map, report)
     return _assemble(admissions, diagnoses, report, max_patients, seed, min_visits=min_visits)
 
 
@@ -286,6 +311,22 @@ def load_icd10_map(path) -> dict[str, str]:
     return mapping
 
 
+def _as_icd10_map(icd10_map) -> dict[str, str] | None:
+    """A loader's `icd10_map` argument (None, a path or a dict) as an undotted ICD-10 -> ICD-9 dict, or None."""
+    if isinstance(icd10_map, dict):
+        return {_clean_code(source): _clean_code(target) for source, target in icd10_map.items()}
+    return None if icd10_map is None else load_icd10_map(icd10_map)
+
+
+def _map_icd10(diagnoses, rows, icd10_map, report: EHRDataReport):
+    """`diagnoses` with the codes of `rows` (a boolean mask of ICD-10 rows) mapped to ICD-9; the rows the map lacks
+    are counted as unmapped and dropped."""
+    mapped = diagnoses.code.str.replace(".", "", regex=False).map(icd10_map or {})
+    unmapped = rows & mapped.isna().to_numpy()
+    report.unmapped_icd10 += int(unmapped.sum())
+    return diagnoses.assign(code=mapped.where(rows, diagnoses.code))[~unmapped]
+
+
 def load_mimic4(folder, icd10_map=None, min_year: int | None = 2013, max_patients: int | None = None, seed: int = 0,
                 min_visits: int = 2):
     """
@@ -308,10 +349,7 @@ def load_mimic4(folder, icd10_map=None, min_year: int | None = 2013, max_patient
     _check_selection(max_patients, min_visits)
     import pandas as pd
 
-    if isinstance(icd10_map, dict):
-        icd10_map = {_clean_code(source): _clean_code(target) for source, target in icd10_map.items()}
-    elif icd10_map is not None:
-        icd10_map = load_icd10_map(icd10_map)
+    icd10_map = _as_icd10_map(icd10_map)
     admissions_path, diagnoses_path, patients_path = _find(folder, MIMIC4_FILES)
     report = EHRDataReport()
     admissions = _read(admissions_path, ["subject_id", "hadm_id", "admittime"])
@@ -346,26 +384,21 @@ def load_mimic4(folder, icd10_map=None, min_year: int | None = 2013, max_patient
     diagnoses = diagnoses[~unknown]
     # Rows of admissions dropped by year or anchor were accounted for with their admission.
     diagnoses = diagnoses[~diagnoses.hadm.isin(read_ids[~read_ids.isin(admissions.hadm)])]
-    icd10 = diagnoses.version == 10
-    mapped = diagnoses.code.str.replace(".", "", regex=False).map(icd10_map or {})
-    unmapped = icd10 & mapped.isna()
-    report.unmapped_icd10 += int(unmapped.sum())
-    diagnoses = diagnoses.assign(code=mapped.where(icd10, diagnoses.code))[~unmapped]
+    diagnoses = _map_icd10(diagnoses, (diagnoses.version == 10).to_numpy(), icd10_map, report)
     hint = ("; the ICD-10 rows need a map: pass icd10_map (see load_icd10_map)"
             if report.unmapped_icd10 and icd10_map is None else "")
     return _assemble(admissions, diagnoses.drop(columns="version"), report, max_patients, seed, hint, min_visits)
 
 
 def load_ehr(mimic3=None, mimic4=None, icd10_map=None, **kwargs):
-    """`load_mimic3(mimic3, **kwargs)` or `load_mimic4(mimic4, icd10_map, **kwargs)`: give exactly one folder."""
+    """`load_mimic3(mimic3, icd10_map=icd10_map, **kwargs)` or `load_mimic4(mimic4, icd10_map, **kwargs)`: give
+    exactly one folder."""
     if (mimic3 is None) == (mimic4 is None):
         raise ValueError(f"give exactly one of mimic3= or mimic4= (a folder), got mimic3={mimic3!r}, "
                          f"mimic4={mimic4!r}")
     if mimic3 is not None:
-        if icd10_map is not None:
-            raise ValueError("icd10_map applies to MIMIC-IV only; MIMIC-III codes are already ICD-9")
-        return load_mimic3(mimic3, **kwargs)
+        return load_mimic3(mimic3, icd10_map=icd10_map, **kwargs)
     return load_mimic4(mimic4, icd10_map=icd10_map, **kwargs)
 
 
-__all__ = ["EHRDataReport", "load_mimic3", "load_mimic4", "load_icd10_map", "load_ehr"]
+__all__ = ["EHRDataReport", "load_mimic3", "load_mimic4", "load_icd10_map", "load_ehr", "looks_like_icd10"]

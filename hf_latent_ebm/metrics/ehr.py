@@ -100,7 +100,11 @@ def recall_at_k(scores, targets, k: int) -> float:
     return _recall(_ranks(scores), targets, k)
 
 
-def diagnosis_metrics(scores, targets, ks=(10, 20)) -> dict:
+# The k of recall@k reported for diagnosis prediction (the paper's); a cohort needs at least max(k) codes.
+RECALL_KS = (10, 20)
+
+
+def diagnosis_metrics(scores, targets, ks=RECALL_KS) -> dict:
     """{"weighted_f1": ..., "recall_at_<k>": ... for k in ks}, all fractions in [0, 1]."""
     scores, targets = _diagnosis_inputs(scores, targets)
     ks = (ks,) if isinstance(ks, int) else tuple(ks)
