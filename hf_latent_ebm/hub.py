@@ -28,7 +28,8 @@ KNOWN_METRICS = {"accuracy": "accuracy", "macro_f1": "macro-F1", "fid": "FID", "
                  "nll": "NLL", "forward_ppl": "forward perplexity", "reverse_ppl": "reverse perplexity",
                  "active_units": "active units", "bleu": "reconstruction BLEU",
                  "weighted_f1": "weighted F1 (top-|y|)", "recall_at_10": "recall@10", "recall_at_20": "recall@20",
-                 "auc": "ROC-AUC", "f1": "F1"}
+                 "auc": "ROC-AUC", "pr_auc": "PR-AUC", "f1": "F1 (at the stored threshold)",
+                 "f1_at_0.5": "F1 at 0.5"}
 UPLOAD_IGNORE = ["checkpoints/*", ".*", "**/.*"]
 
 

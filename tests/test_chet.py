@@ -14,9 +14,11 @@ from hf_latent_ebm.chet import (ChetConfig, ChetForHealthEventPrediction, Cooccu
 from hf_latent_ebm.chet.baselines import BASELINES, LastVisitBaseline
 from hf_latent_ebm.chet.cohort import EMERGING_NEIGHBOUR, EMERGING_UNRELATED, PERSISTENT
 from hf_latent_ebm.chet.reference import dense_patient, reference_logits
-from hf_latent_ebm.chet.training import EHRTrainer, EHRTrainingArguments, score_predictor
+from hf_latent_ebm.chet.training import (EHRTrainer, EHRTrainingArguments, predict_scores, run_experiment,
+                                         score_predictor)
 from hf_latent_ebm.cli import main as cli_main
-from hf_latent_ebm.data.ehr import load_mimic3
+from hf_latent_ebm.data.ehr import load_ehr, load_mimic3
+from hf_latent_ebm.metrics.ehr import binary_f1, f1_optimal_threshold
 
 from .test_hub import FakeHfApi
 
@@ -153,6 +155,81 @@ def test_save_load_card_push_and_predict(prepared, tmp_path):
     assert "model.safetensors" in api.calls[1][1]["files"]
 
 
+def test_heart_failure_threshold_is_chosen_on_validation_stored_and_used_by_predict(prepared, tmp_path):
+    records, data = prepared
+    num_codes = len(data["vocabulary"])
+    train, valid = (PackedCohort(data[name], num_codes) for name in ("train", "validation"))
+    torch.manual_seed(0)
+    model = ChetForHealthEventPrediction.from_cohort(data["vocabulary"], data["graph"], task="heart_failure", **SMALL)
+    assert model.decision_threshold == 0.5 and model.config.decision_threshold is None  # none chosen yet
+    args = EHRTrainingArguments(output_dir=str(tmp_path / "run"), max_epochs=2, batch_size=16)
+    summary = EHRTrainer(model, train, valid, "heart_failure", args, model.config.learning_rate_at).train(
+        progress=False)
+    # F1-optimal on the validation scores of the selected epoch's weights, which the model ends with.
+    scores = predict_scores(model, valid)
+    labels = valid.labels_for(torch.arange(len(valid)), "heart_failure")
+    threshold = f1_optimal_threshold(scores, labels)
+    assert summary["decision_threshold"] == threshold == model.config.decision_threshold == model.decision_threshold
+    assert summary["validation"]["f1"] == binary_f1(scores, labels, threshold) >= summary["validation"]["f1_at_0.5"]
+    assert summary["validation"]["auc"] == max(record["validation_auc"] for record in summary["history"])
+    # Stored in config.json and reloaded exactly.
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["decision_threshold"] == threshold
+    loaded = AutoModel.from_pretrained(tmp_path / "run").eval()
+    assert loaded.decision_threshold == threshold
+    # The reloaded model decides the same for the patients in another order, at the stored threshold.
+    order = torch.randperm(len(records), generator=torch.Generator().manual_seed(1)).tolist()
+    probabilities, unknown, decisions = loaded.predict(records.select(order), return_decisions=True)
+    reference, _, reference_decisions = model.predict(records, return_decisions=True)
+    assert torch.allclose(probabilities, reference[order], atol=1e-6)
+    assert torch.equal(decisions, reference_decisions[order])
+    assert torch.equal(decisions, probabilities.double() > threshold) and decisions.dtype == torch.bool
+    assert torch.equal(loaded.decide(probabilities), decisions)
+    # Test scoring uses the stored threshold too.
+    test = PackedCohort(data["test"], num_codes)
+    test_labels = test.labels_for(torch.arange(len(test)), "heart_failure")
+    assert score_predictor(loaded, test, "heart_failure")["f1"] == binary_f1(predict_scores(loaded, test),
+                                                                            test_labels, threshold)
+
+
+def test_baselines_choose_their_own_threshold_on_validation(prepared, tmp_path):
+    _, data = prepared
+    valid = PackedCohort(data["validation"], len(data["vocabulary"]))
+    labels = valid.labels_for(torch.arange(len(valid)), "heart_failure")
+    for name, epochs in (("last_visit", 1), ("logistic_regression", 2)):
+        torch.manual_seed(0)
+        summary = run_experiment(name, data, "heart_failure", EHRTrainingArguments(str(tmp_path / name),
+                                                                                    max_epochs=epochs), progress=False)
+        model = summary["model"]
+        threshold = f1_optimal_threshold(predict_scores(model, valid), labels)
+        assert summary["decision_threshold"] == threshold == model.decision_threshold
+        assert set(summary["test"]) == {"auc", "pr_auc", "f1", "f1_at_0.5"}
+
+
+def test_ehr_predict_flags_heart_failure_at_the_stored_threshold(prepared, tmp_path, capsys):
+    records, data = prepared
+    folder = synthesize_mimic3(tmp_path / "data", num_patients=60, seed=3)
+    cli_records, _ = load_ehr(mimic3=folder, seed=0, min_visits=1)  # as `ehr predict` loads them
+    torch.manual_seed(0)
+    model = ChetForHealthEventPrediction.from_cohort(data["vocabulary"], data["graph"], task="heart_failure",
+                                                     **SMALL).eval()
+    scores, _ = model.predict(cli_records)
+    ranked = scores.double().unique()
+    model.decision_threshold = float((ranked[len(ranked) // 2 - 1] + ranked[len(ranked) // 2]) / 2)  # flags half
+    model.save_pretrained(tmp_path / "model")
+    cli_main(["ehr", "predict", "--model", str(tmp_path / "model"), "--mimic3", str(folder), "--output",
+              str(tmp_path / "predictions.csv")])
+    assert repr(model.decision_threshold) in capsys.readouterr().out
+    rows = list(csv.DictReader(open(tmp_path / "predictions.csv")))
+    assert list(rows[0]) == ["patient_id", "heart_failure_probability", "heart_failure_predicted"]
+    assert [row["patient_id"] for row in rows] == [str(patient) for patient in cli_records["patient_id"]]
+    flagged = [int(row["heart_failure_predicted"]) for row in rows]
+    assert flagged == (scores.double() > model.decision_threshold).int().tolist() and 0 < sum(flagged) < len(rows)
+    # The diagnosis task has no threshold.
+    with pytest.raises(ValueError, match="heart_failure"):
+        ChetForHealthEventPrediction.from_cohort(data["vocabulary"], data["graph"], **SMALL).predict(
+            records.select(range(2)), return_decisions=True)
+
+
 def test_baselines_train_and_last_visit_repeats(prepared):
     _, data = prepared
     num_codes = len(data["vocabulary"])
@@ -183,6 +260,10 @@ def test_config_validation():
         ChetConfig(learning_rate_schedule=[[5, 0.01]])
     assert ChetConfig(task="heart_failure").dropout == 0.0 and ChetConfig().dropout == 0.45
     assert ChetConfig().learning_rate_at(25) == 0.001
+    with pytest.raises(ValueError, match="decision_threshold"):
+        ChetConfig(decision_threshold=0.3)  # diagnosis ranks codes
+    with pytest.raises(ValueError, match="decision_threshold"):
+        ChetConfig(task="heart_failure", decision_threshold=1.5)
 
 
 def test_ehr_cli_synthesize_train_predict(tmp_path, capsys):
@@ -201,7 +282,8 @@ def test_ehr_cli_synthesize_train_predict(tmp_path, capsys):
     assert [row["rank"] for row in rows[:5]] == ["1", "2", "3", "4", "5"]
     cli_main(["ehr", "train", "--synthetic", "--patients", "150", "--task", "heart_failure", "--model",
               "logistic_regression", "--max-epochs", "2", "--output-dir", str(tmp_path / "lr")])
-    assert "auc" in json.loads((tmp_path / "lr" / "eval_results.json").read_text())
+    assert {"auc", "pr_auc", "f1", "f1_at_0.5"} <= set(json.loads((tmp_path / "lr" / "eval_results.json").read_text()))
+    assert 0 <= json.loads((tmp_path / "lr" / "train_results.json").read_text())["decision_threshold"] <= 1
     for argv, message in ((["ehr", "predict", "--model", str(tmp_path / "nothing"), "--mimic3", str(tmp_path / "data")],
                            "not a saved Chet model"),
                           (["ehr", "train", "--mimic3", str(tmp_path / "empty"), "--output-dir", str(tmp_path / "x")],

@@ -29,6 +29,9 @@ class _Baseline(nn.Module):
         super().__init__()
         self.code_names, self.task, self.num_codes = list(code_names), task, len(code_names)
         self.num_outputs = self.num_codes if task == "diagnosis" else 1
+        # Heart failure: the probability above which a patient is flagged, chosen on validation by the trainer
+        # (`chet.training.choose_decision_threshold`) as for Chet; None until then (0.5 is used).
+        self.decision_threshold: float | None = None
 
 
 class LastVisitBaseline(_Baseline):

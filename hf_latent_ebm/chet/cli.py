@@ -138,10 +138,14 @@ def _train(args: argparse.Namespace) -> None:
     replace_file_atomically(output / "eval_results.json", json.dumps(results, indent=2))
     train_results = {"best_epoch": summary["best_epoch"], "validation": summary["validation"],
                      "train_seconds": summary["train_seconds"], "dataset": dataset, "command": args.command_line}
+    if "decision_threshold" in summary:  # heart failure: chosen on validation, stored in the model's config
+        train_results["decision_threshold"] = summary["decision_threshold"]
     replace_file_atomically(output / "train_results.json", json.dumps(train_results, indent=2))
     if hasattr(model, "save_pretrained"):
         write_model_card(output)  # again, now with the test results beside the weights
-    print(json.dumps({"test": summary["test"], "best_epoch": summary["best_epoch"]}))
+    print(json.dumps({"test": summary["test"], "best_epoch": summary["best_epoch"],
+                      **({"decision_threshold": summary["decision_threshold"]} if "decision_threshold" in summary
+                         else {})}))
     print(f"results written to {output}")
 
 
@@ -155,16 +159,24 @@ def _predict(args: argparse.Namespace) -> None:
     model = ChetForHealthEventPrediction.from_pretrained(args.model).eval()
     records, report, _ = _load(args, min_visits=1)
     print(report)
-    scores, unknown = model.predict(records)
+    heart_failure = model.config.task == "heart_failure"
+    if heart_failure:
+        scores, unknown, decisions = model.predict(records, return_decisions=True)
+    else:
+        scores, unknown = model.predict(records)
     if unknown:
         print(f"{unknown} codes outside the model's vocabulary of {model.config.num_codes} were left out")
     patient_ids = records["patient_id"]
     output = Path(args.output)
     handle = io.StringIO(newline="")  # written whole, then renamed into place: never half a file
     writer = csv.writer(handle)
-    if model.config.task == "heart_failure":
-        writer.writerow(["patient_id", "heart_failure_probability"])
-        writer.writerows(zip(patient_ids, (round(float(p), 6) for p in scores)))
+    if heart_failure:
+        # The decision is taken on the unrounded probability, at the threshold stored with the model.
+        source = ("stored with the model; `ehr train` chooses it on the validation split"
+                  if model.config.decision_threshold is not None else "the default: none is stored with this model")
+        print(f"heart_failure_predicted = 1 when the probability is above {model.decision_threshold!r} ({source})")
+        writer.writerow(["patient_id", "heart_failure_probability", "heart_failure_predicted"])
+        writer.writerows(zip(patient_ids, (round(float(p), 6) for p in scores), decisions.int().tolist()))
     else:
         k = min(args.top_k, model.config.num_codes)
         top = torch.topk(scores, k, dim=1)
@@ -203,7 +215,8 @@ def add_ehr_commands(commands) -> None:
                        help="continue from the latest epoch checkpoint in --output-dir (same data and seed)")
     train.set_defaults(handler=_train)
 
-    predict = subcommands.add_parser("predict", help="score the next visit of every patient with a trained model")
+    predict = subcommands.add_parser("predict", help="score the next visit of every patient with a trained model "
+                                                      "(heart failure: and decide at the model's stored threshold)")
     predict.add_argument("--model", required=True, help="a folder written by `ehr train` (save_pretrained)")
     _add_data_arguments(predict, synthetic=False)
     predict.add_argument("--seed", type=int, default=0)

@@ -42,6 +42,10 @@ class ChetConfig(PreTrainedConfig):
             Dropout before the classifier; None takes the paper's (0.45 for diagnosis, 0 for heart failure).
         learning_rate_schedule (`list`, *optional*):
             [[epoch, learning rate], ...] for Adam, from epoch 0; None takes the paper's for the task.
+        decision_threshold (`float`, *optional*):
+            Heart failure only: `predict` flags a patient when the probability is above it. `EHRTrainer` sets it to
+            the F1-optimal threshold on the validation split at the selected epoch
+            (`hf_latent_ebm.metrics.ehr.f1_optimal_threshold`); None (a model not trained by it) takes 0.5.
     """
 
     model_type = "chet"
@@ -56,6 +60,7 @@ class ChetConfig(PreTrainedConfig):
     visit_attention_dim: int = 32
     dropout: float | None = None
     learning_rate_schedule: list | None = None
+    decision_threshold: float | None = None
 
     def validate_chet(self):
         if self.task not in TASKS:
@@ -79,6 +84,12 @@ class ChetConfig(PreTrainedConfig):
                 or [step[0] for step in schedule] != sorted({step[0] for step in schedule})):
             raise ValueError("learning_rate_schedule must be [[0, lr], [epoch, lr], ...] with increasing epochs and "
                              f"positive rates, got {schedule}")
+        if self.decision_threshold is not None:
+            if self.task != "heart_failure":
+                raise ValueError("decision_threshold is for task 'heart_failure' (diagnosis ranks the codes), got "
+                                 f"{self.decision_threshold} for task {self.task!r}")
+            if isinstance(self.decision_threshold, bool) or not 0 <= self.decision_threshold <= 1:
+                raise ValueError(f"decision_threshold must be a probability in [0, 1], got {self.decision_threshold}")
 
     @property
     def num_codes(self) -> int:

@@ -18,6 +18,7 @@ from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
 
+from ..metrics.ehr import DEFAULT_THRESHOLD
 from ..modeling_utils import CardedModelMixin, init_pytorch_default
 from .cohort import EMERGING_NEIGHBOUR, PERSISTENT, CooccurrenceGraph
 from .configuration_chet import ChetConfig
@@ -210,18 +211,48 @@ class ChetForHealthEventPrediction(ChetPreTrainedModel):
             return tuple(value for value in (loss, logits, patients) if value is not None)
         return ChetOutput(loss=loss, logits=logits, patient_embeddings=patients)
 
-    def predict(self, records, batch_size: int = 256):
+    @property
+    def decision_threshold(self) -> float | None:
+        """Heart failure: the probability above which `decide` and `predict` flag a patient
+        (`config.decision_threshold`, chosen on validation by `EHRTrainer`; 0.5 without one); None for diagnosis."""
+        if self.config.task != "heart_failure":
+            return None
+        return DEFAULT_THRESHOLD if self.config.decision_threshold is None else self.config.decision_threshold
+
+    @decision_threshold.setter
+    def decision_threshold(self, value: float | None) -> None:
+        if self.config.task != "heart_failure" and value is not None:
+            raise ValueError(f"a decision threshold is for task 'heart_failure', this model's task is "
+                             f"{self.config.task!r}")
+        if value is not None and not 0 <= value <= 1:
+            raise ValueError(f"decision_threshold must be a probability in [0, 1], got {value}")
+        self.config.decision_threshold = None if value is None else float(value)
+
+    def decide(self, probabilities: torch.Tensor) -> torch.Tensor:
+        """Heart-failure decisions (bool) from probabilities: probability > `decision_threshold`, compared in
+        float64 so that a threshold between two float32 scores separates them as it did on validation."""
+        if self.config.task != "heart_failure":
+            raise ValueError("decisions are for task 'heart_failure'; a diagnosis model ranks the codes (take the "
+                             "top k of predict's scores)")
+        return torch.as_tensor(probabilities).double() > self.decision_threshold
+
+    def predict(self, records, batch_size: int = 256, return_decisions: bool = False):
         """
         Scores for the visit after the last one of each patient in `records` (a patients dataset as
         `hf_latent_ebm.data.ehr` loads: a `visits` column of dotted ICD-9 code lists): sigmoid scores over the
-        vocabulary (diagnosis) or the heart-failure probability, one row per patient, and the number of codes
-        outside the model's vocabulary that were left out.
+        vocabulary (diagnosis) or the heart-failure probability, one row per patient in the order of `records`, and
+        the number of codes outside the model's vocabulary that were left out. With `return_decisions=True` (heart
+        failure only) a third item: the bool decision per patient, probability > `decision_threshold` (the
+        F1-optimal threshold chosen on the validation split when the model was trained, 0.5 without one).
         """
         from .cohort import PackedCohort, encode_patients
         from .training import predict_scores
 
+        if return_decisions and self.config.task != "heart_failure":
+            raise ValueError("return_decisions is for task 'heart_failure'; a diagnosis model ranks the codes")
         encoded, unknown_codes = encode_patients(records, self.config.code_names, self.graph, with_targets=False)
-        return predict_scores(self, PackedCohort(encoded, self.config.num_codes), batch_size), unknown_codes
+        scores = predict_scores(self, PackedCohort(encoded, self.config.num_codes), batch_size)
+        return (scores, unknown_codes, self.decide(scores)) if return_decisions else (scores, unknown_codes)
 
 
 __all__ = ["ChetConfig", "ChetForHealthEventPrediction", "ChetOutput", "ChetPreTrainedModel"]

@@ -1,6 +1,8 @@
 """Training health event predictors (Chet and the baselines) by epochs, with the library's data order, atomic
 checkpoints and curves: each epoch is scored on the validation split, and the best epoch's weights are the ones
-kept and reported on test."""
+kept and reported on test. For heart failure, the decision threshold is then chosen on the validation split (F1-
+optimal, at the best epoch's weights) and stored with the model (`decision_threshold`), so test F1 and `predict`'s
+decisions use a threshold that no test patient helped choose."""
 
 import copy
 import itertools
@@ -13,7 +15,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..metrics.ehr import diagnosis_metrics, heart_failure_metrics
+from ..metrics.ehr import DEFAULT_THRESHOLD, diagnosis_metrics, f1_optimal_threshold, heart_failure_metrics
 from ..training import (CHECKPOINTS_DIR, TRAINING_STATE_FILE, commit_checkpoint, epoch_order, latest_checkpoint,
                         plot_curves, replace_file_atomically, save_pretrained_atomically)
 
@@ -77,11 +79,29 @@ def predict_scores(model, cohort, batch_size: int = 256) -> torch.Tensor:
     return torch.cat(scores)
 
 
-def score_predictor(model, cohort, task: str, batch_size: int = 256) -> dict:
-    """The task's metrics (fractions) of a predictor on a cohort encoded with targets."""
+def decision_threshold_of(model) -> float:
+    """The heart-failure decision threshold a predictor carries (`decision_threshold`), 0.5 when it has none."""
+    threshold = getattr(model, "decision_threshold", None)
+    return DEFAULT_THRESHOLD if threshold is None else threshold
+
+
+def score_predictor(model, cohort, task: str, batch_size: int = 256, threshold: float | None = None) -> dict:
+    """The task's metrics (fractions) of a predictor on a cohort encoded with targets; heart-failure "f1" is at
+    `threshold`, by default the predictor's own `decision_threshold` (0.5 without one), and "f1_at_0.5" at 0.5."""
     scores = predict_scores(model, cohort, batch_size)
     labels = cohort.labels_for(torch.arange(len(cohort)), task)
-    return diagnosis_metrics(scores, labels) if task == "diagnosis" else heart_failure_metrics(scores, labels)
+    if task == "diagnosis":
+        return diagnosis_metrics(scores, labels)
+    return heart_failure_metrics(scores, labels, decision_threshold_of(model) if threshold is None else threshold)
+
+
+def choose_decision_threshold(model, validation, batch_size: int = 256) -> float:
+    """Set a heart-failure predictor's `decision_threshold` to the F1-optimal one on the validation cohort (its
+    current weights; `f1_optimal_threshold` says how ties and degenerate splits are decided) and return it."""
+    scores = predict_scores(model, validation, batch_size)
+    labels = validation.labels_for(torch.arange(len(validation)), "heart_failure")
+    model.decision_threshold = f1_optimal_threshold(scores, labels)
+    return model.decision_threshold
 
 
 class EHRTrainer:
@@ -90,7 +110,8 @@ class EHRTrainer:
     `PackedCohort` batches, setting the learning rate per epoch from `learning_rate_at(epoch)` (Chet's config
     holds the paper's step schedule). After every epoch it scores the validation split, writes an atomic
     checkpoint (weights, optimizer, history) and keeps the best epoch's weights in memory; `train` ends with those
-    weights loaded, and a `PreTrainedModel` is saved into `output_dir`.
+    weights loaded, for heart failure sets the model's `decision_threshold` to the F1-optimal one on validation
+    (`choose_decision_threshold`), and saves a `PreTrainedModel` into `output_dir` (the threshold in its config).
 
     Args:
         model: The predictor; `model(**batch)` returns an output with `loss` and `logits`.
@@ -183,7 +204,8 @@ class EHRTrainer:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
 
     def train(self, resume: bool = False, progress: bool = True) -> dict:
-        """Run the remaining epochs; returns {"best_epoch", "validation": metrics of the best epoch, "history"}."""
+        """Run the remaining epochs; returns {"best_epoch", "validation": metrics of the best epoch, "history"}, and
+        for heart failure "decision_threshold"."""
         self.output_dir.mkdir(parents=True, exist_ok=True)
         if resume:
             self.load_checkpoint()
@@ -203,13 +225,23 @@ class EHRTrainer:
                              "best epoch": self.best["epoch"]})
         bar.close()
         self.model.load_state_dict(self.best_state)
+        if self.task == "heart_failure":
+            # The epoch was picked by the threshold-free AUC; the threshold is then picked for those weights, and
+            # the best epoch's validation figures are rescored at it.
+            self.best["decision_threshold"] = choose_decision_threshold(self.model, self.validation_cohort,
+                                                                        self.args.eval_batch_size)
+            self.best["validation"] = score_predictor(self.model, self.validation_cohort, self.task,
+                                                      self.args.eval_batch_size)
         replace_file_atomically(self.output_dir / "training_history.json", json.dumps(self.history, indent=1))
         names = [name for name in self.history[-1] if name != "epoch"]
         plot_curves(self.history, names, self.output_dir / "training_curves.png", x="epoch")
         if hasattr(self.model, "save_pretrained"):
             save_pretrained_atomically(self.model, self.output_dir)
             self.model.write_card(self.output_dir)
-        return {"best_epoch": self.best["epoch"], "validation": self.best["validation"], "history": self.history}
+        summary = {"best_epoch": self.best["epoch"], "validation": self.best["validation"], "history": self.history}
+        if self.task == "heart_failure":
+            summary["decision_threshold"] = self.best["decision_threshold"]
+        return summary
 
 
 def build_predictor(name: str, prepared: dict, task: str, config_overrides: dict | None = None):
@@ -232,8 +264,8 @@ def build_predictor(name: str, prepared: dict, task: str, config_overrides: dict
 
 def run_experiment(name: str, prepared: dict, task: str, training_args, config_overrides: dict | None = None,
                    progress: bool = True, resume: bool = False) -> dict:
-    """Train predictor `name` on a prepared cohort (best epoch on validation) and score it on test; the model is
-    returned under "model"."""
+    """Train predictor `name` on a prepared cohort (best epoch on validation; for heart failure, the decision threshold
+    too) and score it on test; the model is returned under "model"."""
     from .cohort import PackedCohort
 
     torch.manual_seed(training_args.seed)
@@ -246,13 +278,15 @@ def run_experiment(name: str, prepared: dict, task: str, training_args, config_o
         summary = trainer.train(resume=resume, progress=progress)
     else:
         model.fit_frequencies(cohorts["train"])
-        summary = {"best_epoch": None, "validation": score_predictor(model, cohorts["validation"], task),
-                   "history": []}
+        summary = {"best_epoch": None, "history": []}
+        if task == "heart_failure":
+            summary["decision_threshold"] = choose_decision_threshold(model, cohorts["validation"])
+        summary["validation"] = score_predictor(model, cohorts["validation"], task)
     summary["train_seconds"] = round(time.time() - started, 2)
     summary["test"] = score_predictor(model, cohorts["test"], task)
     summary["model"] = model
     return summary
 
 
-__all__ = ["EHRTrainer", "EHRTrainingArguments", "predict_scores", "score_predictor", "SELECTION_METRICS",
-           "PREDICTORS", "build_predictor", "run_experiment"]
+__all__ = ["EHRTrainer", "EHRTrainingArguments", "predict_scores", "score_predictor", "choose_decision_threshold",
+           "decision_threshold_of", "SELECTION_METRICS", "PREDICTORS", "build_predictor", "run_experiment"]

@@ -3,14 +3,14 @@
 from .anomaly import auprc
 from .coherence import (ModalityClassifiers, cross_coherence, cross_modal_diversity, joint_agreement, joint_coherence,
                         mean_pairwise_distance)
-from .ehr import (binary_f1, diagnosis_metrics, heart_failure_metrics, recall_at_k, roc_auc,
-                  top_k_weighted_f1)
+from .ehr import (average_precision, binary_f1, diagnosis_metrics, f1_optimal_threshold, heart_failure_metrics,
+                  recall_at_k, roc_auc, top_k_weighted_f1)
 from .fid import StreamingFID, fid, frechet_distance, inception_features
 
 __all__ = ["fid", "StreamingFID", "frechet_distance", "inception_features", "auprc", "joint_coherence", "cross_coherence",
            "cross_modal_diversity", "mean_pairwise_distance",
            "joint_agreement", "ModalityClassifiers", "top_k_weighted_f1", "recall_at_k", "diagnosis_metrics", "roc_auc",
-           "binary_f1", "heart_failure_metrics", "evaluate_module_path"]
+           "binary_f1", "heart_failure_metrics", "f1_optimal_threshold", "average_precision", "evaluate_module_path"]
 
 
 def evaluate_module_path(name: str) -> str:

@@ -8,13 +8,18 @@ Diagnosis prediction (multi-label over C codes; scores and targets are (patients
   * recall@k: mean over patients of |top-k codes ∩ y_i| / |y_i|; patients without true codes are skipped.
 Heart-failure prediction (binary):
   * ROC-AUC as the Mann-Whitney statistic with average ranks for tied scores (scikit-learn's roc_auc_score).
-  * F1 of the positive class with probability > threshold (0.5) predicted positive.
+  * PR-AUC as average precision, tied scores forming one threshold (scikit-learn's average_precision_score); with a
+    low prevalence it shows what ROC-AUC hides: how precise the top of the ranking is.
+  * F1 of the positive class with probability > threshold predicted positive, at 0.5 and at a decision threshold
+    chosen on validation (`f1_optimal_threshold`).
 
 Tied scores are ranked by a stable descending sort, so among equal scores the lower code index ranks first.
 Inputs may be torch tensors, numpy arrays or (nested) lists. Every function returns a Python float in [0, 1].
 """
 
 import torch
+
+from .anomaly import auprc
 
 
 def _as_tensor(value, name: str) -> torch.Tensor:
@@ -136,12 +141,17 @@ def roc_auc(probabilities_or_scores, labels) -> float:
     return float((positive_rank_sum - num_positive * (num_positive + 1) / 2) / (num_positive * num_negative))
 
 
-def binary_f1(probabilities, labels, threshold: float = 0.5) -> float:
-    """F1 of the positive class, probabilities > threshold predicted positive; 0 when nothing is positive."""
+def _probabilities(probabilities, labels) -> tuple[torch.Tensor, torch.Tensor]:
     probabilities, labels = _binary_inputs(probabilities, labels, "probabilities")
     if ((probabilities < 0) | (probabilities > 1)).any():
         raise ValueError("probabilities must lie in [0, 1], got values in "
                          f"[{float(probabilities.min())}, {float(probabilities.max())}]; apply a sigmoid to logits")
+    return probabilities, labels
+
+
+def binary_f1(probabilities, labels, threshold: float = 0.5) -> float:
+    """F1 of the positive class, probabilities > threshold predicted positive; 0 when nothing is positive."""
+    probabilities, labels = _probabilities(probabilities, labels)
     if not 0 <= threshold <= 1:
         raise ValueError(f"threshold must lie in [0, 1], got {threshold}")
     predicted = probabilities > threshold
@@ -150,6 +160,53 @@ def binary_f1(probabilities, labels, threshold: float = 0.5) -> float:
     return 2 * true_positive / (2 * true_positive + errors) if true_positive + errors else 0.0
 
 
-def heart_failure_metrics(probabilities, labels, threshold: float = 0.5) -> dict:
-    """{"auc": ROC-AUC of the probabilities, "f1": F1 at the threshold}."""
-    return {"auc": roc_auc(probabilities, labels), "f1": binary_f1(probabilities, labels, threshold)}
+def average_precision(probabilities_or_scores, labels) -> float:
+    """PR-AUC as average precision, sum over distinct scores of (R_n - R_{n-1}) P_n (scikit-learn's
+    average_precision_score); needs at least one positive label."""
+    scores, labels = _binary_inputs(probabilities_or_scores, labels, "scores")
+    if not labels.any():
+        raise ValueError(f"PR-AUC needs at least one positive label, got {labels.numel()} negatives")
+    return auprc(scores, labels)
+
+
+# The decision threshold when validation cannot choose one (see f1_optimal_threshold), and the one reported beside it.
+DEFAULT_THRESHOLD = 0.5
+
+
+def f1_optimal_threshold(probabilities, labels) -> float:
+    """
+    The decision threshold t that maximises F1 on these (validation) probabilities and labels, with the rule of
+    `binary_f1`: probability > t is predicted positive.
+
+    Every set of predictions that a threshold can make is "the patients scoring at least s", for s one of the
+    distinct scores; for each, t is the midpoint between s and the next lower distinct score (0 below the lowest),
+    so it separates the two with a margin on either side. Among sets with equal F1 the one with the higher threshold
+    wins: as good on validation, with fewer patients flagged. Fallback, `DEFAULT_THRESHOLD` (0.5): when no threshold
+    gives an F1 above 0 (no positive label) or all probabilities are equal (nothing is ranked, so a threshold could
+    only flag everybody or nobody). Returns a Python float in [0, 1].
+    """
+    probabilities, labels = _probabilities(probabilities, labels)
+    values, group, counts = torch.unique(probabilities, return_inverse=True, return_counts=True)  # ascending
+    if len(values) < 2 or not labels.any():
+        return DEFAULT_THRESHOLD
+    positives = torch.zeros(len(values), dtype=torch.float64).index_add_(0, group, labels.double())
+    # Candidate j predicts positive the patients scoring values[j] or more.
+    true_positive = positives.flip(0).cumsum(0).flip(0)
+    predicted = counts.double().flip(0).cumsum(0).flip(0)
+    f1 = 2 * true_positive / (predicted + labels.sum())
+    lower = torch.cat([values.new_zeros(1), values[:-1]])
+    thresholds = (lower + values) / 2
+    thresholds = torch.where(thresholds < values, thresholds, lower)  # adjacent floats: the midpoint rounds up
+    f1 = torch.where(thresholds < values, f1, torch.full_like(f1, -1.0))  # a lowest score of 0 cannot be flagged
+    best = f1.max()
+    if best <= 0:
+        return DEFAULT_THRESHOLD
+    return float(thresholds[torch.nonzero(f1 == best).max()])
+
+
+def heart_failure_metrics(probabilities, labels, threshold: float = DEFAULT_THRESHOLD) -> dict:
+    """{"auc": ROC-AUC, "pr_auc": average precision, "f1": F1 at `threshold` (the decision threshold, e.g. the one
+    `f1_optimal_threshold` chose on validation), "f1_at_0.5": F1 at 0.5}."""
+    return {"auc": roc_auc(probabilities, labels), "pr_auc": average_precision(probabilities, labels),
+            "f1": binary_f1(probabilities, labels, threshold),
+            "f1_at_0.5": binary_f1(probabilities, labels, DEFAULT_THRESHOLD)}
