@@ -232,6 +232,8 @@ def main(argv=None) -> None:
     parser.add_argument("--out-dir", default="runs/multimodal_table")
     parser.add_argument("--results", default="docs/results/multimodal/polymnist-table/multimodal_polymnist.json")
     parser.add_argument("--tag", default="polymnist", help="the docs/results.md section")
+    parser.add_argument("--finished-only", action="store_true",
+                        help="build the table from the runs that have finished (each row says its number of seeds)")
     args = parser.parse_args(argv)
     args.command = shlex.join(["python", "scripts/multimodal_table.py", *(sys.argv[1:] if argv is None else argv)])
     train = build_polymnist("train", num_examples=args.num_train)
@@ -242,7 +244,10 @@ def main(argv=None) -> None:
     results = {row: [] for row in args.rows}
     for seed in args.seeds:  # every row's first seed before any row's second: an interrupted table is still a table
         for row in args.rows:
+            if args.finished_only and not (Path(args.out_dir) / f"{row}-seed{seed}" / "results.json").exists():
+                continue
             results[row].append(run(row, seed, args, train, test, classifiers))
+    results = {row: runs for row, runs in results.items() if runs}
     path = Path(args.results)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"command": args.command, "classifier_accuracy": accuracy,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from .synthetic import PROFILES
 from .training import PREDICTORS
 
 SYNTHETIC_NAME = "synthetic-mimic3"
@@ -106,8 +107,18 @@ def _load(args: argparse.Namespace, min_visits: int = 2):
 def _synthesize(args: argparse.Namespace) -> None:
     from .synthetic import synthesize_mimic3
 
-    folder = synthesize_mimic3(args.out, num_patients=args.patients, seed=args.seed, max_visits=args.max_visits)
-    print(f"{args.patients} synthetic patients written to {folder}/ADMISSIONS.csv and DIAGNOSES_ICD.csv")
+    folder = synthesize_mimic3(args.out, num_patients=args.patients, seed=args.seed, max_visits=args.max_visits,
+                               profile=args.profile)
+    print(f"{args.patients} synthetic patients ({args.profile} profile) written to {folder}/ADMISSIONS.csv and "
+          "DIAGNOSES_ICD.csv")
+    if args.profile == "mimic3":
+        from ..data.ehr import load_mimic3
+        from .synthetic import MIMIC3_TARGETS, cohort_statistics
+
+        statistics = cohort_statistics(load_mimic3(folder)[0])
+        print(f"{statistics['patients']} patients with two or more visits, measured (MIMIC-III target):")
+        for name, target in MIMIC3_TARGETS.items():
+            print(f"  {name}: {statistics[name]:.3f} ({target})")
 
 
 def _train(args: argparse.Namespace) -> None:
@@ -198,7 +209,11 @@ def add_ehr_commands(commands) -> None:
     synthesize.add_argument("--patients", type=int, default=3000)
     synthesize.add_argument("--out", required=True)
     synthesize.add_argument("--seed", type=int, default=0)
-    synthesize.add_argument("--max-visits", type=int, default=6)
+    synthesize.add_argument("--max-visits", type=int, default=None,
+                            help="most admissions per patient (default 6 for clusters, 42 for mimic3)")
+    synthesize.add_argument("--profile", default="clusters", choices=PROFILES,
+                            help="clusters: the first generator (2-6 visits, 5-15 codes); mimic3: MIMIC-III's "
+                                 "published visits and codes per patient, recurrence and heart-failure share")
     synthesize.set_defaults(handler=_synthesize)
 
     train = subcommands.add_parser("train", help="train Chet (or a baseline) and score it on the test patients")

@@ -65,29 +65,80 @@ PROGRESSION_RATE = 0.7
 UNRELATED_RATE = 0.08  # of each new code: drawn from outside the patient's active clusters
 
 
-def synthesize_mimic3(out_dir, num_patients: int = 1000, seed: int = 0, max_visits: int = 6) -> Path:
+HEART_FAILURE_CODES = tuple(code for code in DISEASE_CLUSTERS["heart failure and cardiac"] if code.startswith("428"))
+
+# The `mimic3` profile's targets: the statistics of MIMIC-III's cohort of patients with two or more admissions, as
+# the Chet paper (Lu, Han & Ning, AAAI 2022, Table 1, "statistics of datasets") reports them, the same cohort as
+# GRAM (Choi et al., KDD 2017, Table 1: 7,499 patients, 2.66 visits, 13.06 codes per visit, at most 39) and
+# CGL / Sherbet (Lu et al. 2021): 7,493 patients, 2.66 admissions per patient on average (at most 42), 13.06 codes
+# per admission on average (at most 39), 4,880 distinct ICD-9 codes. Not published there, so assumed (docs/ehr.md,
+# "A cohort with MIMIC-III's statistics"): the recurrence, 0.31 of a visit's codes again in the next visit, is the
+# recall Chet reports at the length of a repeated visit (R@10 28.64, R@20 37.87, interpolated at 13 codes), that
+# is "repeat the last visit" no stronger on MIMIC-III than Chet; heart failure (a 428.x code in the last visit),
+# 0.30 of the patients, from 428.0 being in about a fifth of all MIMIC-III admissions (recalled, not verified) and
+# readmitted patients being sicker. The 4,880 codes are not matched: the generator keeps its 254 real codes.
+MIMIC3_TARGETS = {"visits_per_patient": 2.66, "codes_per_visit": 13.06, "recurrence": 0.31, "heart_failure": 0.30}
+MIMIC3_MAX_VISITS, MIMIC3_MAX_CODES = 42, 39
+# Assumed shapes around the published means: extra visits beyond two are geometric; a visit's code count is one
+# plus a negative binomial of dispersion 4 (standard deviation about 7). A heart-failure patient's admission carries
+# a 428.x code with probability 0.9; heart failure starts at a later admission with probability 0.1 each, and the
+# share with it at the first admission is solved from the target (`_first_visit_heart_failure`).
+MIMIC3_CODE_DISPERSION = 4.0
+MIMIC3_HF_CODED, MIMIC3_HF_ONSET = 0.9, 0.1
+# Tuned once (7,500 patients) so the measured recurrence meets the target; chronic codes recur 3.4 times as often as
+# acute ones, the older generator's ratio (0.85 / 0.25).
+MIMIC3_ACUTE_RECURRENCE = 0.165
+MIMIC3_CHRONIC_RECURRENCE = 3.4 * MIMIC3_ACUTE_RECURRENCE
+PROFILES = ("clusters", "mimic3")
+
+
+def _write_csvs(out: Path, admissions: list, diagnoses: list) -> Path:
+    with open(out / "ADMISSIONS.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["ROW_ID", "SUBJECT_ID", "HADM_ID", "ADMITTIME", "DISCHTIME"])
+        writer.writerows(admissions)
+    with open(out / "DIAGNOSES_ICD.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["ROW_ID", "SUBJECT_ID", "HADM_ID", "SEQ_NUM", "ICD9_CODE"])
+        writer.writerows(diagnoses)
+    return out
+
+
+def synthesize_mimic3(out_dir, num_patients: int = 1000, seed: int = 0, max_visits: int | None = None,
+                      profile: str = "clusters") -> Path:
     """
     Write `ADMISSIONS.csv` and `DIAGNOSES_ICD.csv` (MIMIC-III's columns, integer ids, `%Y-%m-%d %H:%M:%S` times,
-    undotted ICD-9 codes) for `num_patients` patients with 1 to `max_visits` admissions each (a few with one, which
-    the parsers drop and count).
+    undotted ICD-9 codes) for `num_patients` patients.
 
-    Each patient has active disease clusters; at every admission a code of the previous admission recurs with
-    probability 0.85 if it is chronic (`CHRONIC_CODES`) and 0.25 if acute (persistent codes), new codes come from
-    the active clusters (neighbour-emerging: they co-occur with the previous codes across the cohort) or, each with
-    probability 0.08, from anywhere (unrelated-emerging), and a new cluster activates with probability 0.25 per
-    admission, along a disease progression link (`PROGRESSION`) of an active cluster with probability 0.7. A fifth
-    of the patients start in the cardiac cluster, so heart-failure codes (428.x) are in about a quarter to a third
-    of last visits.
+    `profile="clusters"` (the default, the first generator): 1 to `max_visits` (default 6) admissions each (a few
+    with one, which the parsers drop and count). Each patient has active disease clusters; at every admission a code
+    of the previous admission recurs with probability 0.85 if it is chronic (`CHRONIC_CODES`) and 0.25 if acute
+    (persistent codes), new codes come from the active clusters (neighbour-emerging: they co-occur with the previous
+    codes across the cohort) or, each with probability 0.08, from anywhere (unrelated-emerging), and a new cluster
+    activates with probability 0.25 per admission, along a disease progression link (`PROGRESSION`) of an active
+    cluster with probability 0.7. A fifth of the patients start in the cardiac cluster, so heart-failure codes
+    (428.x) are in about a quarter to a third of last visits.
+
+    `profile="mimic3"`: the same clusters and progression, with MIMIC-III's published statistics as targets
+    (`MIMIC3_TARGETS`; `cohort_statistics` measures them): every patient has 2 to `max_visits` (default 42)
+    admissions, 2.66 on average; 13.06 codes per admission on average (1 to 39); 31% of an admission's codes again
+    in the next one; a 428.x code in the last admission of 30% of the patients.
     """
+    if profile not in PROFILES:
+        raise ValueError(f"profile must be one of {PROFILES}, got {profile!r}")
+    if max_visits is None:
+        max_visits = MIMIC3_MAX_VISITS if profile == "mimic3" else 6
     if num_patients < 1 or max_visits < 2:
         raise ValueError(f"need num_patients >= 1 and max_visits >= 2, got {num_patients}, {max_visits}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
+    if profile == "mimic3":
+        return _write_csvs(out, *_mimic3_rows(rng, num_patients, max_visits))
     names = list(DISEASE_CLUSTERS)
     clusters = list(DISEASE_CLUSTERS.values())
     links = {names.index(name): [names.index(to) for to in targets] for name, targets in PROGRESSION.items()}
     all_codes = sorted({code for cluster in clusters for code in cluster})
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     admissions, diagnoses = [], []
     hadm_id = 100000
     start = datetime(2101, 1, 1)
@@ -122,15 +173,123 @@ def synthesize_mimic3(out_dir, num_patients: int = 1000, seed: int = 0, max_visi
                 diagnoses.append([len(diagnoses) + 1, subject_id, hadm_id, seq, code])
             time = admit + timedelta(days=int(rng.integers(20, 400)))
             previous = codes
-    with open(out / "ADMISSIONS.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["ROW_ID", "SUBJECT_ID", "HADM_ID", "ADMITTIME", "DISCHTIME"])
-        writer.writerows(admissions)
-    with open(out / "DIAGNOSES_ICD.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["ROW_ID", "SUBJECT_ID", "HADM_ID", "SEQ_NUM", "ICD9_CODE"])
-        writer.writerows(diagnoses)
-    return out
+    return _write_csvs(out, admissions, diagnoses)
 
 
-__all__ = ["synthesize_mimic3", "DISEASE_CLUSTERS", "CHRONIC_CODES", "PROGRESSION"]
+def _extra_visit_rate() -> float:
+    """The geometric rate of visits beyond the second: its mean, 1 / rate - 1, is the target's 2.66 - 2."""
+    return 1.0 / (MIMIC3_TARGETS["visits_per_patient"] - 1.0)
+
+
+def _first_visit_heart_failure(max_visits: int) -> float:
+    """
+    The share of patients with heart failure at their first admission that puts a 428.x code in the last admission
+    of `MIMIC3_TARGETS["heart_failure"]` of them: P(coded) = 0.9 * (h + (1 - h) * E[1 - 0.9^(visits - 1)]).
+    """
+    rate = _extra_visit_rate()
+    extra = np.arange(max_visits - 1)
+    weights = rate * (1 - rate) ** extra
+    weights[-1] = (1 - rate) ** extra[-1]  # the cap collects the tail
+    onset = float(np.sum(weights * (1 - (1 - MIMIC3_HF_ONSET) ** (extra + 1))))
+    share = (MIMIC3_TARGETS["heart_failure"] / MIMIC3_HF_CODED - onset) / (1 - onset)
+    return float(np.clip(share, 0.0, 1.0))
+
+
+def _mimic3_rows(rng: np.random.Generator, num_patients: int, max_visits: int):
+    """The admission and diagnosis rows of the `mimic3` profile (see `synthesize_mimic3`)."""
+    names = list(DISEASE_CLUSTERS)
+    cardiac = names.index("heart failure and cardiac")
+    clusters = [[code for code in cluster if code not in HEART_FAILURE_CODES] for cluster in DISEASE_CLUSTERS.values()]
+    links = {names.index(name): [names.index(to) for to in targets] for name, targets in PROGRESSION.items()}
+    all_codes = sorted({code for cluster in clusters for code in cluster})
+    first_heart_failure = _first_visit_heart_failure(max_visits)
+    extra_rate = _extra_visit_rate()
+    mean_extra_codes = MIMIC3_TARGETS["codes_per_visit"] - 1
+    admissions, diagnoses = [], []
+    hadm_id = 100000
+    start = datetime(2101, 1, 1)
+    for subject_id in range(1, num_patients + 1):
+        num_visits = min(1 + int(rng.geometric(extra_rate)), max_visits)
+        heart_failure = bool(rng.random() < first_heart_failure)
+        active = {cardiac if heart_failure else int(rng.integers(0, len(clusters)))}
+        time = start + timedelta(days=int(rng.integers(0, 3650)))
+        previous: list[str] = []
+        for visit in range(num_visits):
+            if visit and not heart_failure and rng.random() < MIMIC3_HF_ONSET:
+                heart_failure = True
+                active.add(cardiac)
+            if rng.random() < 0.25:
+                if rng.random() < PROGRESSION_RATE:
+                    source = sorted(active)[int(rng.integers(len(active)))]
+                    active.add(links[source][int(rng.integers(len(links[source])))])
+                else:
+                    active.add(int(rng.integers(0, len(clusters))))
+            size = 1 + int(rng.negative_binomial(MIMIC3_CODE_DISPERSION, MIMIC3_CODE_DISPERSION
+                                                 / (MIMIC3_CODE_DISPERSION + mean_extra_codes)))
+            size = min(size, MIMIC3_MAX_CODES)
+            codes = []
+            if heart_failure and rng.random() < MIMIC3_HF_CODED:
+                kept = [code for code in previous if code in HEART_FAILURE_CODES]
+                codes.append(kept[0] if kept else HEART_FAILURE_CODES[int(rng.integers(len(HEART_FAILURE_CODES)))])
+            recurring = [code for code in previous if code not in HEART_FAILURE_CODES and rng.random() < (
+                MIMIC3_CHRONIC_RECURRENCE if code in CHRONIC_CODES else MIMIC3_ACUTE_RECURRENCE)]
+            if len(codes) + len(recurring) > size:
+                recurring = [recurring[index] for index in sorted(
+                    rng.choice(len(recurring), size=max(size - len(codes), 0), replace=False))]
+            codes += recurring
+            # New codes are new: not in the previous admission, so the recurrence is the rates' and nothing else's.
+            taken = set(codes) | set(previous)
+            pool = [code for index in sorted(active) for code in clusters[index] if code not in taken]
+            while len(codes) < size:
+                if pool and rng.random() >= UNRELATED_RATE:
+                    code = pool.pop(int(rng.integers(len(pool))))
+                else:
+                    fresh = [code for code in all_codes if code not in taken]
+                    code = fresh[int(rng.integers(len(fresh)))]
+                    if code in pool:
+                        pool.remove(code)
+                codes.append(code)
+                taken.add(code)
+            hadm_id += 1
+            admit = time
+            admissions.append([len(admissions) + 1, subject_id, hadm_id, admit.strftime("%Y-%m-%d %H:%M:%S"),
+                               (admit + timedelta(days=int(rng.integers(1, 15)))).strftime("%Y-%m-%d %H:%M:%S")])
+            for seq, code in enumerate(codes, start=1):
+                diagnoses.append([len(diagnoses) + 1, subject_id, hadm_id, seq, code])
+            time = admit + timedelta(days=int(rng.integers(20, 400)))
+            previous = codes
+    return admissions, diagnoses
+
+
+def cohort_statistics(records) -> dict:
+    """
+    The statistics `MIMIC3_TARGETS` names, measured on patients with two or more visits (Chet's cohort): `records`
+    is a patient dataset or list of dicts with `visits` (lists of codes, dotted or not, in time order), as
+    `load_mimic3` returns. `recurrence` is the share of a visit's codes that are again in the next visit, over all
+    consecutive pairs; `heart_failure` the share of patients with a 428.x code in their last visit. Also
+    `patients`, `distinct_codes`, `max_visits` and `max_codes_per_visit`.
+    """
+    visits_per_patient, sizes, codes = [], [], set()
+    repeated = paired = heart_failure = 0
+    for patient in records:
+        visits = [set(visit) for visit in patient["visits"]]
+        if len(visits) < 2:
+            continue
+        visits_per_patient.append(len(visits))
+        for visit in visits:
+            sizes.append(len(visit))
+            codes |= visit
+        for before, after in zip(visits[:-1], visits[1:]):
+            repeated += len(before & after)
+            paired += len(before)
+        heart_failure += any(code.split(".")[0][:3] == "428" for code in visits[-1])
+    if not visits_per_patient:
+        raise ValueError("no patient with two or more visits to measure")
+    return {"patients": len(visits_per_patient), "visits_per_patient": float(np.mean(visits_per_patient)),
+            "codes_per_visit": float(np.mean(sizes)), "recurrence": repeated / paired,
+            "heart_failure": heart_failure / len(visits_per_patient), "distinct_codes": len(codes),
+            "max_visits": max(visits_per_patient), "max_codes_per_visit": max(sizes)}
+
+
+__all__ = ["synthesize_mimic3", "cohort_statistics", "DISEASE_CLUSTERS", "CHRONIC_CODES", "PROGRESSION",
+           "MIMIC3_TARGETS", "PROFILES"]
