@@ -11,6 +11,8 @@ from pathlib import Path
 
 import torch
 
+from .utils import parse_config_overrides
+
 
 @dataclass(frozen=True)
 class Task:
@@ -303,14 +305,7 @@ def _train(args: argparse.Namespace) -> None:
         if checkpoint is None:
             raise ValueError(f"--resume: no checkpoint under {args.output_dir}/checkpoints")
         args.init_from = str(checkpoint)
-    try:
-        overrides = json.loads(args.config_overrides) if args.config_overrides else {}
-    except json.JSONDecodeError as error:
-        raise ValueError(f"--config-overrides must be a JSON object such as '{{\"dropout\": 0.2}}'; {error.msg} at "
-                         f"character {error.pos} of {args.config_overrides!r}") from None
-    if not isinstance(overrides, dict):
-        raise ValueError(f"--config-overrides must be a JSON object of config fields, got a "
-                         f"{type(overrides).__name__}: {args.config_overrides!r}")
+    overrides = parse_config_overrides(args.config_overrides or None) or {}
     torch.manual_seed(args.seed)
     task = TASKS[args.task]
     args.dataset = args.dataset or DEFAULT_DATASETS[args.task]

@@ -195,3 +195,21 @@ def update_results_section(path, key: str, title: str, body: str) -> None:
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section + "\n"
     file.parent.mkdir(parents=True, exist_ok=True)
     file.write_text(text)
+
+
+def parse_config_overrides(text: str | None) -> dict | None:
+    """`--config-overrides`: a JSON object of config fields (None without one); an error names the flag and shows
+    the text."""
+    if text is None:
+        return None
+    import json
+
+    try:
+        overrides = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--config-overrides must be a JSON object such as '{{\"dropout\": 0.2}}'; {error.msg} at "
+                         f"character {error.pos} of {text!r}") from None
+    if not isinstance(overrides, dict):
+        raise ValueError(f"--config-overrides must be a JSON object of config fields, got a "
+                         f"{type(overrides).__name__}: {text!r}")
+    return overrides

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from ..utils import parse_config_overrides
 from .synthetic import PROFILES
 from .training import PREDICTORS
 
@@ -28,22 +29,6 @@ def _add_data_arguments(parser: argparse.ArgumentParser, synthetic: bool) -> Non
                              "--mimic4 rows with icd_version 10, or for --mimic3 files whose ICD9_CODE column holds "
                              "ICD-10-CM codes (then every code is mapped)")
     parser.add_argument("--max-patients", type=int, default=None, help="a seeded sample of this many patients")
-
-
-def parse_config_overrides(text: str | None) -> dict | None:
-    """`--config-overrides`: a JSON object of config fields (None without one); an error names the flag and shows
-    the text."""
-    if text is None:
-        return None
-    try:
-        overrides = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"--config-overrides must be a JSON object such as '{{\"dropout\": 0.2}}'; {error.msg} at "
-                         f"character {error.pos} of {text!r}") from None
-    if not isinstance(overrides, dict):
-        raise ValueError(f"--config-overrides must be a JSON object of config fields, got a "
-                         f"{type(overrides).__name__}: {text!r}")
-    return overrides
 
 
 def _check_cohort(prepared: dict, report, task: str) -> None:

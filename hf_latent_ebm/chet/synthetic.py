@@ -166,14 +166,19 @@ def synthesize_mimic3(out_dir, num_patients: int = 1000, seed: int = 0, max_visi
                     codes.append(pool[int(rng.integers(len(pool)))])
             codes = list(dict.fromkeys(codes))
             hadm_id += 1
-            admit = time
-            admissions.append([len(admissions) + 1, subject_id, hadm_id, admit.strftime("%Y-%m-%d %H:%M:%S"),
-                               (admit + timedelta(days=int(rng.integers(1, 15)))).strftime("%Y-%m-%d %H:%M:%S")])
-            for seq, code in enumerate(codes, start=1):
-                diagnoses.append([len(diagnoses) + 1, subject_id, hadm_id, seq, code])
-            time = admit + timedelta(days=int(rng.integers(20, 400)))
+            time = _record_visit(admissions, diagnoses, subject_id, hadm_id, time, codes, rng)
             previous = codes
     return _write_csvs(out, admissions, diagnoses)
+
+
+def _record_visit(admissions: list, diagnoses: list, subject_id: int, hadm_id: int, admit, codes: list,
+                  rng: np.random.Generator):
+    """Append one admission (a stay of 1-14 days) and its diagnosis rows; returns when the next visit starts."""
+    admissions.append([len(admissions) + 1, subject_id, hadm_id, admit.strftime("%Y-%m-%d %H:%M:%S"),
+                       (admit + timedelta(days=int(rng.integers(1, 15)))).strftime("%Y-%m-%d %H:%M:%S")])
+    for seq, code in enumerate(codes, start=1):
+        diagnoses.append([len(diagnoses) + 1, subject_id, hadm_id, seq, code])
+    return admit + timedelta(days=int(rng.integers(20, 400)))
 
 
 def _extra_visit_rate() -> float:
@@ -251,12 +256,7 @@ def _mimic3_rows(rng: np.random.Generator, num_patients: int, max_visits: int):
                 codes.append(code)
                 taken.add(code)
             hadm_id += 1
-            admit = time
-            admissions.append([len(admissions) + 1, subject_id, hadm_id, admit.strftime("%Y-%m-%d %H:%M:%S"),
-                               (admit + timedelta(days=int(rng.integers(1, 15)))).strftime("%Y-%m-%d %H:%M:%S")])
-            for seq, code in enumerate(codes, start=1):
-                diagnoses.append([len(diagnoses) + 1, subject_id, hadm_id, seq, code])
-            time = admit + timedelta(days=int(rng.integers(20, 400)))
+            time = _record_visit(admissions, diagnoses, subject_id, hadm_id, time, codes, rng)
             previous = codes
     return admissions, diagnoses
 
