@@ -38,6 +38,12 @@ class ChetConfig(PreTrainedConfig):
             Query/key size of the emerging codes' self-attention.
         visit_attention_dim (`int`, *optional*, defaults to 32):
             Context size of the attention over visits.
+        code_readout (`bool`, *optional*, defaults to `True`):
+            Diagnosis only: each code of the last input visit adds a linear read-out of its own hidden state to its
+            own logit, beside the paper's classifier on the pooled patient. The paper's model pools every code into
+            one `hidden_dim` vector before a linear classifier, which cannot keep each code's identity when the
+            codes outnumber the hidden units, so it could not learn "this code recurs" (docs/ehr.md, "Why Chet
+            trailed"). False is the paper's model exactly. Ignored for heart failure.
         dropout (`float`, *optional*):
             Dropout before the classifier; None takes the paper's (0.45 for diagnosis, 0 for heart failure).
         learning_rate_schedule (`list`, *optional*):
@@ -58,6 +64,7 @@ class ChetConfig(PreTrainedConfig):
     hidden_dim: int = 150
     transition_attention_dim: int = 32
     visit_attention_dim: int = 32
+    code_readout: bool = True
     dropout: float | None = None
     learning_rate_schedule: list | None = None
     decision_threshold: float | None = None
@@ -91,6 +98,13 @@ class ChetConfig(PreTrainedConfig):
             if isinstance(self.decision_threshold, bool) or not 0 <= self.decision_threshold <= 1:
                 raise ValueError(f"decision_threshold must be a probability in [0, 1], got {self.decision_threshold}")
 
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs) -> "ChetConfig":
+        # A checkpoint saved before `code_readout` existed is the paper's model: load it as that, weights and all.
+        if config_dict.get("model_type") == cls.model_type and "code_readout" not in config_dict:
+            config_dict = {**config_dict, "code_readout": False}
+        return super().from_dict(config_dict, **kwargs)
+
     @property
     def num_codes(self) -> int:
         return len(self.code_names)
@@ -98,6 +112,10 @@ class ChetConfig(PreTrainedConfig):
     @property
     def num_outputs(self) -> int:
         return self.num_codes if self.task == "diagnosis" else 1
+
+    @property
+    def uses_code_readout(self) -> bool:
+        return self.code_readout and self.task == "diagnosis"
 
     def learning_rate_at(self, epoch: int) -> float:
         return [rate for start, rate in self.learning_rate_schedule if start <= epoch][-1]

@@ -107,6 +107,9 @@ class ChetForHealthEventPrediction(ChetPreTrainedModel):
         self.visit_attention = VisitAttention(hidden_dim, config.visit_attention_dim)
         self.dropout = nn.Dropout(config.dropout)
         self.classifier = nn.Linear(hidden_dim, config.num_outputs)
+        # Diagnosis: a code of the last input visit also scores itself from its own hidden state (docs/ehr.md, "Why
+        # Chet trailed"): the pooled patient vector cannot carry every code's identity when codes outnumber its units.
+        self.code_readout = nn.Linear(hidden_dim, 1) if config.uses_code_readout else None
         # The graph travels with the weights (sorted keys i * num_codes + j and weights A_ij).
         self.register_buffer("graph_keys", torch.zeros(config.num_graph_edges, dtype=torch.long))
         self.register_buffer("graph_weights", torch.zeros(config.num_graph_edges))
@@ -202,6 +205,9 @@ class ChetForHealthEventPrediction(ChetPreTrainedModel):
         present = torch.arange(padded.shape[1], device=padded.device) < lengths.unsqueeze(1)
         patients = self.visit_attention(padded, present)
         logits = self.classifier(self.dropout(patients))
+        if self.code_readout is not None:
+            logits = logits + self.last_visit_code_scores(code_hidden, visit_codes, visit_mask, visit_patient,
+                                                          visit_position, lengths, logits.shape[-1])
         if self.config.task == "heart_failure":
             logits = logits.squeeze(-1)
         loss = None
@@ -210,6 +216,17 @@ class ChetForHealthEventPrediction(ChetPreTrainedModel):
         if return_dict is False:
             return tuple(value for value in (loss, logits, patients) if value is not None)
         return ChetOutput(loss=loss, logits=logits, patient_embeddings=patients)
+
+    def last_visit_code_scores(self, code_hidden, visit_codes, visit_mask, visit_patient, visit_position, lengths,
+                               num_codes: int) -> torch.Tensor:
+        """[patients, num_codes]: each code of a patient's last input visit gets the read-out of its own hidden state
+        there (persistent: the GRU's; emerging: the attention's), the other codes 0."""
+        last = visit_position == lengths[visit_patient] - 1
+        scores = self.code_readout(self.dropout(code_hidden[last])).squeeze(-1) * visit_mask[last]
+        patients = visit_patient[last].unsqueeze(-1).expand_as(scores)
+        # Padding slots add 0 (masked above), so accumulating onto code 0 through them changes nothing.
+        return scores.new_zeros(len(lengths), num_codes).index_put((patients, visit_codes[last]), scores,
+                                                                   accumulate=True)
 
     @property
     def decision_threshold(self) -> float | None:

@@ -32,7 +32,7 @@ def reference_logits(model, dense_patients: list) -> torch.Tensor:
     n = model.neighbour_embeddings.weight
     u = model.unrelated_embeddings.weight
     hidden_dim = model.config.hidden_dim
-    patients = []
+    patients, all_code_scores = [], []
     for codes, neighbours, roles in dense_patients:
         codes, neighbours, roles = codes.to(c.device), neighbours.to(c.device), roles.to(c.device)
         hidden = None
@@ -65,9 +65,13 @@ def reference_logits(model, dense_patients: list) -> torch.Tensor:
                 pooled.append(attended.amax(0))
             visit_vectors.append(torch.stack(pooled).amax(0))
             hidden, previous_no = new_hidden, no
+        if model.code_readout is not None:  # the last visit's codes score themselves from their hidden states
+            all_code_scores.append(model.code_readout(model.dropout(hidden)).squeeze(-1) * codes[-1])
         visits = torch.stack(visit_vectors)
         patients.append(model.visit_attention(visits, torch.ones(len(visits), dtype=torch.bool, device=c.device)))
     logits = model.classifier(model.dropout(torch.stack(patients)))
+    if model.code_readout is not None:
+        logits = logits + torch.stack(all_code_scores)
     return logits.squeeze(-1) if model.config.task == "heart_failure" else logits
 
 

@@ -200,64 +200,84 @@ def _first_visit_heart_failure(max_visits: int) -> float:
     return float(np.clip(share, 0.0, 1.0))
 
 
-def _mimic3_rows(rng: np.random.Generator, num_patients: int, max_visits: int):
-    """The admission and diagnosis rows of the `mimic3` profile (see `synthesize_mimic3`)."""
-    names = list(DISEASE_CLUSTERS)
-    cardiac = names.index("heart failure and cardiac")
-    clusters = [[code for code in cluster if code not in HEART_FAILURE_CODES] for cluster in DISEASE_CLUSTERS.values()]
-    links = {names.index(name): [names.index(to) for to in targets] for name, targets in PROGRESSION.items()}
-    all_codes = sorted({code for cluster in clusters for code in cluster})
+class _Mimic3Process:
+    """The `mimic3` profile's admission process: the code tables and one step from a patient's hidden state (active
+    clusters, heart failure, the previous admission's codes) to the next admission's codes. A step of its own so
+    that a patient's true next-admission distribution can be sampled from the state (the oracle row of
+    `research/ehr/oracle_mimic3.py`)."""
+
+    def __init__(self):
+        names = list(DISEASE_CLUSTERS)
+        self.cardiac = names.index("heart failure and cardiac")
+        self.clusters = [[code for code in cluster if code not in HEART_FAILURE_CODES]
+                         for cluster in DISEASE_CLUSTERS.values()]
+        self.links = {names.index(name): [names.index(to) for to in targets] for name, targets in PROGRESSION.items()}
+        self.all_codes = sorted({code for cluster in self.clusters for code in cluster})
+        self.mean_extra_codes = MIMIC3_TARGETS["codes_per_visit"] - 1
+
+    def next_visit(self, rng: np.random.Generator, state: dict, first: bool) -> list[str]:
+        """The codes of the next admission; updates `state` ("active", "heart_failure", "previous") in place."""
+        active, previous = state["active"], state["previous"]
+        if not first and not state["heart_failure"] and rng.random() < MIMIC3_HF_ONSET:
+            state["heart_failure"] = True
+            active.add(self.cardiac)
+        if rng.random() < 0.25:
+            if rng.random() < PROGRESSION_RATE:
+                source = sorted(active)[int(rng.integers(len(active)))]
+                active.add(self.links[source][int(rng.integers(len(self.links[source])))])
+            else:
+                active.add(int(rng.integers(0, len(self.clusters))))
+        size = 1 + int(rng.negative_binomial(MIMIC3_CODE_DISPERSION, MIMIC3_CODE_DISPERSION
+                                             / (MIMIC3_CODE_DISPERSION + self.mean_extra_codes)))
+        size = min(size, MIMIC3_MAX_CODES)
+        codes = []
+        if state["heart_failure"] and rng.random() < MIMIC3_HF_CODED:
+            kept = [code for code in previous if code in HEART_FAILURE_CODES]
+            codes.append(kept[0] if kept else HEART_FAILURE_CODES[int(rng.integers(len(HEART_FAILURE_CODES)))])
+        recurring = [code for code in previous if code not in HEART_FAILURE_CODES and rng.random() < (
+            MIMIC3_CHRONIC_RECURRENCE if code in CHRONIC_CODES else MIMIC3_ACUTE_RECURRENCE)]
+        if len(codes) + len(recurring) > size:
+            recurring = [recurring[index] for index in sorted(
+                rng.choice(len(recurring), size=max(size - len(codes), 0), replace=False))]
+        codes += recurring
+        # New codes are new: not in the previous admission, so the recurrence is the rates' and nothing else's.
+        taken = set(codes) | set(previous)
+        pool = [code for index in sorted(active) for code in self.clusters[index] if code not in taken]
+        while len(codes) < size:
+            if pool and rng.random() >= UNRELATED_RATE:
+                code = pool.pop(int(rng.integers(len(pool))))
+            else:
+                fresh = [code for code in self.all_codes if code not in taken]
+                code = fresh[int(rng.integers(len(fresh)))]
+                if code in pool:
+                    pool.remove(code)
+            codes.append(code)
+            taken.add(code)
+        state["previous"] = codes
+        return codes
+
+
+def _mimic3_rows(rng: np.random.Generator, num_patients: int, max_visits: int, last_states: dict | None = None):
+    """The admission and diagnosis rows of the `mimic3` profile (see `synthesize_mimic3`); with `last_states`, also
+    each patient's hidden state before the last admission (a copy, keyed by subject id)."""
+    process = _Mimic3Process()
     first_heart_failure = _first_visit_heart_failure(max_visits)
     extra_rate = _extra_visit_rate()
-    mean_extra_codes = MIMIC3_TARGETS["codes_per_visit"] - 1
     admissions, diagnoses = [], []
     hadm_id = 100000
     start = datetime(2101, 1, 1)
     for subject_id in range(1, num_patients + 1):
         num_visits = min(1 + int(rng.geometric(extra_rate)), max_visits)
         heart_failure = bool(rng.random() < first_heart_failure)
-        active = {cardiac if heart_failure else int(rng.integers(0, len(clusters)))}
+        state = {"active": {process.cardiac if heart_failure else int(rng.integers(0, len(process.clusters)))},
+                 "heart_failure": heart_failure, "previous": []}
         time = start + timedelta(days=int(rng.integers(0, 3650)))
-        previous: list[str] = []
         for visit in range(num_visits):
-            if visit and not heart_failure and rng.random() < MIMIC3_HF_ONSET:
-                heart_failure = True
-                active.add(cardiac)
-            if rng.random() < 0.25:
-                if rng.random() < PROGRESSION_RATE:
-                    source = sorted(active)[int(rng.integers(len(active)))]
-                    active.add(links[source][int(rng.integers(len(links[source])))])
-                else:
-                    active.add(int(rng.integers(0, len(clusters))))
-            size = 1 + int(rng.negative_binomial(MIMIC3_CODE_DISPERSION, MIMIC3_CODE_DISPERSION
-                                                 / (MIMIC3_CODE_DISPERSION + mean_extra_codes)))
-            size = min(size, MIMIC3_MAX_CODES)
-            codes = []
-            if heart_failure and rng.random() < MIMIC3_HF_CODED:
-                kept = [code for code in previous if code in HEART_FAILURE_CODES]
-                codes.append(kept[0] if kept else HEART_FAILURE_CODES[int(rng.integers(len(HEART_FAILURE_CODES)))])
-            recurring = [code for code in previous if code not in HEART_FAILURE_CODES and rng.random() < (
-                MIMIC3_CHRONIC_RECURRENCE if code in CHRONIC_CODES else MIMIC3_ACUTE_RECURRENCE)]
-            if len(codes) + len(recurring) > size:
-                recurring = [recurring[index] for index in sorted(
-                    rng.choice(len(recurring), size=max(size - len(codes), 0), replace=False))]
-            codes += recurring
-            # New codes are new: not in the previous admission, so the recurrence is the rates' and nothing else's.
-            taken = set(codes) | set(previous)
-            pool = [code for index in sorted(active) for code in clusters[index] if code not in taken]
-            while len(codes) < size:
-                if pool and rng.random() >= UNRELATED_RATE:
-                    code = pool.pop(int(rng.integers(len(pool))))
-                else:
-                    fresh = [code for code in all_codes if code not in taken]
-                    code = fresh[int(rng.integers(len(fresh)))]
-                    if code in pool:
-                        pool.remove(code)
-                codes.append(code)
-                taken.add(code)
+            if last_states is not None and visit == num_visits - 1:
+                last_states[subject_id] = {**state, "active": set(state["active"]), "previous": list(state["previous"])}
+            codes = process.next_visit(rng, state, first=visit == 0)
             hadm_id += 1
             time = _record_visit(admissions, diagnoses, subject_id, hadm_id, time, codes, rng)
-            previous = codes
     return admissions, diagnoses
 
 

@@ -31,7 +31,7 @@ def _for_safetensors(state: dict) -> dict:
 PREDICTORS = ("chet", "last_visit", "logistic_regression", "gru", "retain")
 # The ChetConfig fields a run may override (the rest come from the cohort and the task).
 TUNABLE_FIELDS = ("code_embedding_dim", "graph_dim", "hidden_dim", "transition_attention_dim", "visit_attention_dim",
-                  "dropout", "learning_rate_schedule")
+                  "code_readout", "dropout", "learning_rate_schedule")
 # The validation metric that picks the best epoch, per task.
 SELECTION_METRICS = {"diagnosis": "weighted_f1", "heart_failure": "auc"}
 
