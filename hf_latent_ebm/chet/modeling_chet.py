@@ -221,9 +221,14 @@ class ChetForHealthEventPrediction(ChetPreTrainedModel):
                                num_codes: int) -> torch.Tensor:
         """[patients, num_codes]: each code of a patient's last input visit gets the read-out of its own hidden state
         there (persistent: the GRU's; emerging: the attention's), the other codes 0."""
-        last = visit_position == lengths[visit_patient] - 1
+        # Each patient's last visit row by a scatter (a boolean mask would cost a device sync): the row with the
+        # highest position, encoded with the row so the maximum names it.
+        num_visits = len(visit_position)
+        rows = torch.arange(num_visits, device=visit_position.device)
+        last = lengths.new_zeros(len(lengths)).scatter_reduce(0, visit_patient, visit_position * num_visits + rows,
+                                                              reduce="amax", include_self=False) % num_visits
         scores = self.code_readout(self.dropout(code_hidden[last])).squeeze(-1) * visit_mask[last]
-        patients = visit_patient[last].unsqueeze(-1).expand_as(scores)
+        patients = torch.arange(len(lengths), device=scores.device).unsqueeze(-1).expand_as(scores)
         # Padding slots add 0 (masked above), so accumulating onto code 0 through them changes nothing.
         return scores.new_zeros(len(lengths), num_codes).index_put((patients, visit_codes[last]), scores,
                                                                    accumulate=True)
