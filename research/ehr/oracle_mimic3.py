@@ -14,6 +14,8 @@ knows the hidden clusters). Scored with the library's metrics on the same test p
 
 import argparse
 import json
+import shlex
+import sys
 import tempfile
 
 import numpy as np
@@ -57,7 +59,8 @@ def main():
     _mimic3_rows(np.random.default_rng(0), args.patients, MIMIC3_MAX_VISITS, states)
     with tempfile.TemporaryDirectory() as folder:
         records, _ = load_mimic3(synthesize_mimic3(folder, num_patients=args.patients, seed=0, profile="mimic3"))
-    results = {"patients": args.patients, "draws": args.draws, "seeds": {}}
+    results = {"command": shlex.join(["python", "research/ehr/oracle_mimic3.py", *sys.argv[1:]]),
+               "patients": args.patients, "draws": args.draws, "seeds": {}}
     for seed in args.seeds:
         prepared = prepare_cohort(records, seed=seed)
         test = PackedCohort(prepared["test"], len(prepared["vocabulary"]))
