@@ -12,6 +12,7 @@ from .encoders import ENCODERS
 from .langevin import FAST_PATHS, NONFINITE_POLICIES
 from .learners import LEARNERS
 from .priors import ACTIVATIONS, PRIORS
+from .validation import require_at_least, require_greater_than
 
 PRIOR_GRADIENTS = ("analytic", "autograd")
 POSTERIOR_CHAIN_PRIORS = ("model", "reference")
@@ -193,19 +194,13 @@ class LatentEBMBaseConfig(PreTrainedConfig):
                              f"{type(self).__name__} takes {self.part_modality or 'generic'} {kind}s")
 
     def validate_prior(self):
-        for name in ("latent_dim", "energy_hidden_dim", "energy_num_hidden_layers"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        require_at_least(self, ("latent_dim", "energy_hidden_dim", "energy_num_hidden_layers"))
         if self.energy_activation not in ACTIVATIONS:
             raise ValueError(f"energy_activation must be one of {tuple(ACTIVATIONS)}, got {self.energy_activation!r}")
 
     def validate_sampling(self):
-        for name in ("prior_sigma", "prior_langevin_step_size", "posterior_langevin_step_size"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("prior_langevin_steps", "posterior_langevin_steps"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        require_greater_than(self, ("prior_sigma", "prior_langevin_step_size", "posterior_langevin_step_size"))
+        require_at_least(self, ("prior_langevin_steps", "posterior_langevin_steps"), 0)
         for name in ("prior_langevin_step_schedule", "posterior_langevin_step_schedule"):
             schedule = getattr(self, name)
             if schedule is not None and (not schedule or not all(size > 0 for size in schedule)):
@@ -232,12 +227,8 @@ class LatentEBMBaseConfig(PreTrainedConfig):
                              f"got {self.decoder_autocast!r}")
 
     def validate_optimization(self):
-        for name in ("prior_learning_rate", "decoder_learning_rate"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("prior_weight_decay", "energy_magnitude_weight"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        require_greater_than(self, ("prior_learning_rate", "decoder_learning_rate"))
+        require_at_least(self, ("prior_weight_decay", "energy_magnitude_weight"), 0)
         for name in ("prior_lr_decay", "decoder_lr_decay"):
             if not 0 < getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
@@ -289,9 +280,7 @@ class LatentEBMConfig(LatentEBMBaseConfig):
 
     def validate_image(self):
         decoder_upsampling_plan(self.image_size)
-        for name in ("num_channels", "decoder_base_channels"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        require_at_least(self, ("num_channels", "decoder_base_channels"))
         if not self.decoder_sigma > 0:
             raise ValueError(f"decoder_sigma must be > 0, got {self.decoder_sigma}")
 

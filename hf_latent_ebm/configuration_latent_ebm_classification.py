@@ -3,6 +3,7 @@
 from huggingface_hub.dataclasses import strict
 
 from .configuration_latent_ebm import LatentEBMModelConfig, raise_value_errors
+from .validation import require_at_least
 
 
 @raise_value_errors
@@ -50,9 +51,7 @@ class LatentEBMClassificationConfig(LatentEBMModelConfig):
     def validate_classification(self):
         from .class_priors import check_priors
 
-        for name in ("label_loss_weight", "mutual_information_weight"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        require_at_least(self, ("label_loss_weight", "mutual_information_weight"), 0)
         if (self.class_priors is None) != (self.training_class_priors is None):
             raise ValueError("class_priors and training_class_priors are set together (fit_class_priors sets both)")
         if self.class_priors is not None:

@@ -5,6 +5,7 @@ from dataclasses import field
 from huggingface_hub.dataclasses import strict
 
 from .configuration_latent_ebm import LatentEBMBaseConfig, raise_value_errors
+from .validation import require_at_least
 
 # The SRI text code's decaying posterior step sizes (its last size repeats for further steps): a constant small step
 # barely moves the text posterior away from p0 in a short chain, and the decoder then learns to ignore z.
@@ -85,9 +86,7 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
     decoder_learning_rate: float = 1e-3
 
     def validate_text(self):
-        for name in ("embedding_dim", "hidden_dim", "num_decoder_layers", "num_attention_heads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        require_at_least(self, ("embedding_dim", "hidden_dim", "num_decoder_layers", "num_attention_heads"))
         if self.vocab_size < 4:
             raise ValueError(f"vocab_size must be >= 4 (pad, bos, eos, unk), got {self.vocab_size}")
         special = {"pad_token_id": self.pad_token_id, "bos_token_id": self.bos_token_id,

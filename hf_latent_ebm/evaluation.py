@@ -52,7 +52,7 @@ def anomaly_auprc(model, pixel_values: torch.Tensor, labels: torch.Tensor, anoma
     return auprc(anomaly_scores(model, pixel_values, seed), labels == anomaly_label)
 
 
-# ---- the image tables (scripts/anomaly_mnist.py, scripts/fid_table.py, scripts/gpu_tables.py) -------------------
+# ---- the image tables (scripts/anomaly_mnist.py, scripts/fid_table.py, research/gpu/gpu_tables.py) ---------------
 
 ANOMALY_PROTOCOL = ("random 80/20 split of the 70k images; train on the 80% without the held-out digit; test on the "
                     "whole 20%, the held-out digit being the positives")

@@ -1,11 +1,8 @@
-"""The CLI's training loop: any model's learner on dict batches, atomic and exactly-resumable checkpoints, progress
-output, sample files and loss curves."""
+"""The CLI's training loop: any model's learner on dict batches, atomic and exactly-resumable checkpoints (written by
+`checkpointing`), progress output, sample files and loss curves."""
 
 import json
 import math
-import os
-import shutil
-import tempfile
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -13,10 +10,11 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from .checkpointing import (CHECKPOINTS_DIR, LATEST_FILE, TRAINING_STATE_FILE, commit_checkpoint, latest_checkpoint,
+                            nonfinite_parameters, replace_file_atomically, save_pretrained_atomically,
+                            write_atomically)
+from .validation import require_at_least
 
-CHECKPOINTS_DIR = "checkpoints"
-LATEST_FILE = "latest"
-TRAINING_STATE_FILE = "training_state.pt"
 BEST_WEIGHTS_FILE = "best_model.safetensors"
 SELECTION_SET = "validation"  # the evaluation set that picks the saved model
 
@@ -55,23 +53,14 @@ class TrainingArguments:
     eval_every: int = 500
 
     def __post_init__(self):
-        for name in ("max_steps", "batch_size", "log_every", "num_grid_samples", "keep_checkpoints"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("sample_every", "checkpoint_every", "labelled_batch_size", "eval_every"):
-            if getattr(self, name) < 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        require_at_least(self, ("max_steps", "batch_size", "log_every", "num_grid_samples", "keep_checkpoints"))
+        require_at_least(self, ("sample_every", "checkpoint_every", "labelled_batch_size", "eval_every"), 0)
 
 
 def epoch_order(num_examples: int, seed: int, epoch: int) -> torch.Tensor:
     """The data order of one epoch, a pure function of (seed, epoch), so a resumed run sees the same batches."""
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
     return torch.randperm(num_examples, generator=generator)
-
-
-def nonfinite_parameters(model: torch.nn.Module) -> list[str]:
-    """Names of parameters holding NaN or inf (checked before every checkpoint write)."""
-    return [name for name, param in model.named_parameters() if not torch.isfinite(param).all()]
 
 
 class BatchSource:
@@ -114,62 +103,6 @@ class BatchSource:
     def chunks(self, size: int = 4096):
         for start in range(0, self.num_examples, size):
             yield self.take(torch.arange(start, min(start + size, self.num_examples)))
-
-
-def write_atomically(directory: Path, write) -> None:
-    """Call write(tmp_dir), then rename tmp_dir to `directory`: a crash leaves the old state, never half a file."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.tmp-", dir=directory.parent))
-    try:
-        write(staging)
-        if directory.exists():
-            shutil.rmtree(directory)
-        os.replace(staging, directory)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def replace_file_atomically(path: Path, text: str) -> None:
-    staging = path.with_name(f".{path.name}.tmp")
-    staging.write_text(text)
-    os.replace(staging, path)
-
-
-def save_pretrained_atomically(model, output_dir: Path) -> None:
-    """save_pretrained into a staging folder, then move each file in with an atomic rename."""
-    staging = Path(tempfile.mkdtemp(prefix=".pretrained.tmp-", dir=output_dir))
-    try:
-        model.save_pretrained(staging, write_card=False)  # the card is rendered from output_dir afterwards
-        for file in staging.iterdir():
-            os.replace(file, output_dir / file.name)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-
-def commit_checkpoint(model, output_dir: Path, name: str, write, keep: int) -> Path:
-    """Write checkpoint `name` under output_dir/checkpoints atomically with `write(staging_folder)`, point `latest`
-    at it and keep the newest `keep` checkpoints of its kind (names sort by their zero-padded count). Refuses to
-    write non-finite parameters, so no checkpoint holds a diverged model."""
-    bad = nonfinite_parameters(model)
-    if bad:
-        raise RuntimeError(f"refusing to write checkpoint {name}: non-finite parameters {bad}")
-    checkpoints = output_dir / CHECKPOINTS_DIR
-    write_atomically(checkpoints / name, write)
-    replace_file_atomically(checkpoints / LATEST_FILE, name)
-    kind = name.rsplit("-", 1)[0]
-    for old in sorted(checkpoints.glob(f"{kind}-*"))[:-keep]:
-        shutil.rmtree(old)
-    return checkpoints / name
-
-
-def latest_checkpoint(output_dir: str | Path) -> Path | None:
-    pointer = Path(output_dir) / CHECKPOINTS_DIR / LATEST_FILE
-    if not pointer.exists():
-        return None
-    checkpoint = pointer.parent / pointer.read_text().strip()
-    if not (checkpoint / TRAINING_STATE_FILE).exists():
-        raise OSError(f"{pointer} names {checkpoint}, which has no {TRAINING_STATE_FILE}; the checkpoint is damaged")
-    return checkpoint
 
 
 def plot_curves(history: list[dict], names: list[str], path: Path, x: str = "step") -> None:
@@ -448,5 +381,8 @@ class LatentEBMTrainer:
         return final
 
 
-__all__ = ["TrainingArguments", "LatentEBMTrainer", "BatchSource", "latest_checkpoint", "commit_checkpoint", "epoch_order",
-           "write_atomically", "nonfinite_parameters", "plot_curves"]
+# The checkpoint helpers live in `checkpointing`; they stay importable from here, where the EHR trainer and the
+# research scripts import them.
+__all__ = ["TrainingArguments", "LatentEBMTrainer", "BatchSource", "latest_checkpoint", "commit_checkpoint",
+           "epoch_order", "write_atomically", "nonfinite_parameters", "plot_curves", "CHECKPOINTS_DIR", "LATEST_FILE",
+           "TRAINING_STATE_FILE", "replace_file_atomically", "save_pretrained_atomically"]

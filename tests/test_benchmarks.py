@@ -1,5 +1,5 @@
-"""The benchmark scripts' bookkeeping (not their timings): interleaved timing, and results.md sections rebuilt from
-the JSON a device run brings back."""
+"""The benchmark and table scripts' bookkeeping (not their timings): interleaved timing, results.md sections rebuilt
+from the JSON a device run brings back, and the table scripts' shared helpers."""
 
 import json
 import sys
@@ -38,3 +38,15 @@ def test_results_sections_are_rebuilt_from_the_recorded_json(tmp_path, monkeypat
         section = text[text.index(f"<!-- begin {key} -->"):text.index(f"<!-- end {key} -->")]
         assert section in (ROOT / "docs" / "results.md").read_text(), f"{script}: the section differs"
         assert json.loads((ROOT / recorded).read_text())["command"] in section
+
+
+def test_the_table_scripts_share_the_library_helpers():
+    from hf_latent_ebm import evaluation
+
+    for name in ("anomaly_mnist", "fid_table"):
+        module = load_benchmark(name)
+        if name == "anomaly_mnist":
+            assert module.split_for_digit is evaluation.split_for_digit
+            assert module.anomaly_markdown_table is evaluation.anomaly_markdown_table
+        else:
+            assert module.fid_markdown_table is evaluation.fid_markdown_table

@@ -7,8 +7,8 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "hf_latent_ebm"
 PARTS = {"priors", "decoders", "encoders", "learners", "langevin", "distributions", "layers", "registry",
-         "class_priors"}
-ABOVE_MODELS = {"training", "learning", "evaluation", "cli", "pipelines"}
+         "class_priors", "validation"}
+ABOVE_MODELS = {"training", "checkpointing", "evaluation", "cli", "pipelines"}
 
 
 def group(module: str) -> str:

@@ -3,7 +3,7 @@ import torch
 from transformers import AutoModel
 
 from hf_latent_ebm import LatentEBMConfig, LatentEBMForImageGeneration
-from hf_latent_ebm.learning import mle_losses
+from hf_latent_ebm.learners import mle_losses
 
 from .testing_utils import ModelTesterMixin
 

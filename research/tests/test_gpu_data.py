@@ -1,4 +1,4 @@
-"""scripts/gpu_data.py: the data files carried to a GPU machine reinstall where the library's loaders read them,
+"""research/gpu/gpu_data.py: the data files carried to a GPU machine reinstall where the library's loaders read them,
 with every pixel and label unchanged."""
 
 import importlib
@@ -10,9 +10,9 @@ import pytest
 
 import hf_latent_ebm.data.images as images
 
-from .testing_utils import load_script
+from tests.testing_utils import load_script
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu_data.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "gpu" / "gpu_data.py"
 
 
 @pytest.fixture

