@@ -6,6 +6,7 @@ from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
 from ..configuration_latent_ebm import raise_value_errors
+from ..validation import require_at_least
 
 TASKS = ("diagnosis", "heart_failure")
 # The paper's training schedules (epoch -> learning rate from that epoch on), per task.
@@ -74,12 +75,9 @@ class ChetConfig(PreTrainedConfig):
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
         if len(set(self.code_names)) != len(self.code_names):
             raise ValueError("code_names has duplicates")
-        for name in ("code_embedding_dim", "graph_dim", "hidden_dim", "transition_attention_dim",
-                     "visit_attention_dim"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.num_graph_edges < 0:
-            raise ValueError(f"num_graph_edges must be >= 0, got {self.num_graph_edges}")
+        require_at_least(self, ("code_embedding_dim", "graph_dim", "hidden_dim", "transition_attention_dim",
+                                "visit_attention_dim"))
+        require_at_least(self, ("num_graph_edges",), 0)
         if self.dropout is None:
             self.dropout = DROPOUTS[self.task]
         if not 0 <= self.dropout < 1:

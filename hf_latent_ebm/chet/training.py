@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 from ..metrics.ehr import DEFAULT_THRESHOLD, diagnosis_metrics, f1_optimal_threshold, heart_failure_metrics
 from ..training import (CHECKPOINTS_DIR, TRAINING_STATE_FILE, commit_checkpoint, epoch_order, latest_checkpoint,
                         plot_curves, replace_file_atomically, save_pretrained_atomically)
+from ..validation import require_at_least
 
 WEIGHTS_FILE = "model.safetensors"
 BEST_WEIGHTS_FILE = "best_model.safetensors"
@@ -58,11 +59,8 @@ class EHRTrainingArguments:
     eval_batch_size: int = 256
 
     def __post_init__(self):
-        for name in ("max_epochs", "batch_size", "keep_checkpoints", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if self.weight_decay < 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay}")
+        require_at_least(self, ("max_epochs", "batch_size", "keep_checkpoints", "eval_batch_size"))
+        require_at_least(self, ("weight_decay",), 0)
 
 
 @torch.no_grad()
