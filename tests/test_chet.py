@@ -291,3 +291,34 @@ def test_ehr_cli_synthesize_train_predict(tmp_path, capsys):
         with pytest.raises(SystemExit):
             cli_main(argv)
         assert message in capsys.readouterr().err
+
+
+def test_gru_along_runs_is_the_gru_run_by_run():
+    # Runs in no particular order, of 1 to 4 steps, some started from a state (an emerging code's), some from zero.
+    from hf_latent_ebm.chet.modeling_chet import gru_along_runs
+
+    torch.manual_seed(0)
+    gru = torch.nn.GRU(5, 7, batch_first=True)
+    lengths = torch.tensor([1, 3, 1, 4, 2, 1, 3])
+    started = torch.tensor([False, True, True, False, True, False, False])
+    slots = torch.randperm(40)[:int(lengths.sum())]
+    run_steps = torch.full((len(lengths), 4), -1)
+    run_steps[torch.arange(4) < lengths.unsqueeze(1)] = slots
+    run_start = torch.randperm(40)[:len(lengths)]
+    inputs = torch.randn(40, 5, requires_grad=True)
+    states = torch.randn(40, 7, requires_grad=True)
+    steps, hidden = gru_along_runs(gru, inputs, states, run_steps, lengths, run_start, started)
+    assert sorted(steps.tolist()) == sorted(slots.tolist())
+    weights = torch.randn(len(steps), 7)
+    batched = torch.autograd.grad((hidden * weights).sum(), [inputs, states, *gru.parameters()])
+    expected = torch.zeros(40, 7)
+    for run, length in enumerate(lengths.tolist()):
+        start = states[run_start[run]] if started[run] else torch.zeros(7)
+        output, _ = gru(inputs[run_steps[run, :length]].unsqueeze(0), start.view(1, 1, 7))
+        expected = expected.index_put((run_steps[run, :length],), output[0])
+    order = torch.argsort(steps)
+    assert torch.allclose(hidden[order], expected[steps[order]], atol=1e-6)
+    projected = torch.zeros(40, 7).index_put((steps,), weights)
+    looped = torch.autograd.grad((expected * projected).sum(), [inputs, states, *gru.parameters()])
+    for a, b in zip(batched, looped):
+        assert torch.allclose(a, b, atol=1e-5)

@@ -5,15 +5,15 @@ The reference code loops in Python over patients and visits and works on dense m
 `forward` handles a whole batch: the graph layer runs on every visit at once restricted to the codes it touches
 (its codes and their neighbours: every other code is masked out in the reference, so it contributes nothing), the
 emerging codes' attention runs on every visit at once with masks, and the persistent codes' GRU runs along every
-run of a code through consecutive visits in one packed `nn.GRU` call. `hf_latent_ebm.chet.reference` holds the
-per-patient loop, checked against this in the tests and timed against it in `scripts/bench_ehr.py`.
+run of a code through consecutive visits at once, one cell step per visit of the longest run (`gru_along_runs`).
+`hf_latent_ebm.chet.reference` holds the per-patient loop, checked against this in the tests and timed against it in
+`scripts/bench_ehr.py`.
 """
 
 from dataclasses import dataclass
 
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from transformers import PreTrainedModel
 from transformers import initialization as init
 from transformers.utils import ModelOutput
@@ -32,6 +32,48 @@ def patient_visits(values: torch.Tensor, visit_patient: torch.Tensor, visit_posi
     lengths = torch.zeros(num_patients, dtype=torch.long, device=values.device).index_add_(
         0, visit_patient, torch.ones_like(visit_patient))
     return padded, lengths
+
+
+def gru_along_runs(gru: nn.GRU, inputs: torch.Tensor, states: torch.Tensor, run_steps: torch.Tensor,
+                   run_lengths: torch.Tensor, run_start: torch.Tensor, run_starts_emerging: torch.Tensor):
+    """
+    `gru` (one layer) along every run at once: run r reads rows `inputs[run_steps[r, s]]` for s < run_lengths[r]
+    and starts from `states[run_start[r]]` where `run_starts_emerging[r]`, from zero elsewhere. Returns the rows
+    of every step (`slots`) and the hidden state after it, step after step.
+
+    Most runs are one or two visits long, so a packed `nn.GRU` spent its time packing, padding and, in its
+    backward, zero-filling the whole sequence for every step's slice. Here the runs are sorted longest first, so
+    the runs still going at step s are the first n_s: the input products of all steps are one matrix product, and
+    each step is one hidden product on a prefix and the cell's gates (PyTorch's GRU equations). A zero start
+    needs no hidden product: its gates are the bias, so step 0 multiplies only the runs started from a state.
+    """
+    hidden_dim = gru.hidden_size
+    # One copy to the host (as pack_padded_sequence made): the step sizes n_s and the started runs.
+    host = torch.stack([run_lengths, run_starts_emerging.long()]).cpu()
+    order = torch.argsort(host[0], descending=True, stable=True)
+    running = (host[0].unsqueeze(0) > torch.arange(run_steps.shape[1]).unsqueeze(1)).sum(1).tolist()
+    carried = torch.nonzero(host[1, order]).flatten().to(run_steps.device)
+    order = order.to(run_steps.device)
+    steps = run_steps[order]
+    slots = torch.cat([steps[:n, s] for s, n in enumerate(running)]) if running else run_steps.new_zeros(0)
+    input_gates = nn.functional.linear(inputs[slots], gru.weight_ih_l0, gru.bias_ih_l0)
+    weight, bias = gru.weight_hh_l0, gru.bias_hh_l0
+    started = states[run_start[order[carried]]]
+    hidden = states.new_zeros(len(order), hidden_dim).index_put((carried,), started)
+    hidden_gates = bias.expand(len(order), -1).index_put((carried,), nn.functional.linear(started, weight, bias))
+    outputs = []
+    for step, (size, gates) in enumerate(zip(running, input_gates.split(running))):
+        if step:
+            hidden = hidden[:size]
+            hidden_gates = nn.functional.linear(hidden, weight, bias)
+        input_reset, input_update, input_new = gates.chunk(3, 1)
+        hidden_reset, hidden_update, hidden_new = hidden_gates.chunk(3, 1)
+        reset = torch.sigmoid(input_reset + hidden_reset)
+        update = torch.sigmoid(input_update + hidden_update)
+        new = torch.tanh(input_new + reset * hidden_new)
+        hidden = (hidden - new) * update + new
+        outputs.append(hidden)
+    return slots, torch.cat(outputs) if outputs else states.new_zeros(0, hidden_dim)
 
 
 @dataclass
@@ -184,21 +226,13 @@ class ChetForHealthEventPrediction(ChetPreTrainedModel):
         scores = scores.masked_fill(~emerging.unsqueeze(1), torch.finfo(scores.dtype).min)
         emerging_hidden = torch.tanh(torch.softmax(scores, dim=-1) @ self.value(code_outputs))
         # Persistent codes: a GRU along each run of a code through consecutive visits, started from zero at a first
-        # visit or from the attention output of the visit where the code emerged.
-        flat_outputs = code_outputs.reshape(num_visits * width, -1)
+        # visit or from the attention output of the visit where the code emerged. The persistent occurrences are
+        # exactly the runs' steps: their hidden states replace the attention outputs there (padding slots keep
+        # theirs, masked out below).
         flat_emerging = emerging_hidden.reshape(num_visits * width, hidden_dim)
-        initial = flat_emerging[run_start] * run_starts_emerging.unsqueeze(-1)
-        inputs = flat_outputs[run_steps.clamp(min=0)]
-        packed = pack_padded_sequence(inputs, run_lengths.cpu(), batch_first=True, enforce_sorted=False)
-        run_hidden, _ = self.gru(packed, initial.unsqueeze(0).contiguous())
-        run_hidden, _ = pad_packed_sequence(run_hidden, batch_first=True, total_length=run_steps.shape[1])
-        # Steps past a run's end write into one spare row, dropped after: no mask, so no device sync.
-        spare = num_visits * width
-        targets = torch.where(run_steps >= 0, run_steps, spare)
-        persistent_hidden = flat_emerging.new_zeros(spare + 1, hidden_dim).index_put(
-            (targets.flatten(),), run_hidden.flatten(0, 1))[:spare]
-        code_hidden = torch.where((visit_roles == PERSISTENT).unsqueeze(-1),
-                                  persistent_hidden.view(num_visits, width, hidden_dim), emerging_hidden)
+        slots, run_hidden = gru_along_runs(self.gru, code_outputs.reshape(num_visits * width, -1), flat_emerging,
+                                           run_steps, run_lengths, run_start, run_starts_emerging)
+        code_hidden = flat_emerging.index_put((slots,), run_hidden).view(num_visits, width, hidden_dim)
         visit_vectors = code_hidden.masked_fill(~visit_mask.unsqueeze(-1), float("-inf")).amax(dim=1)
         padded, lengths = patient_visits(visit_vectors, visit_patient, visit_position)
         # A patient's visits sit at positions 0 .. length - 1.
@@ -268,7 +302,7 @@ class ChetForHealthEventPrediction(ChetPreTrainedModel):
         F1-optimal threshold chosen on the validation split when the model was trained, 0.5 without one).
         """
         from .cohort import PackedCohort, encode_patients
-        from .training import predict_scores
+        from .scoring import predict_scores
 
         if return_decisions and self.config.task != "heart_failure":
             raise ValueError("return_decisions is for task 'heart_failure'; a diagnosis model ranks the codes")
