@@ -17,6 +17,9 @@ FAST_PATHS = ("auto", "eager", "compile")
 # work, and unrolling it would multiply the compile time for little gain.
 ANALYTIC_STEPS_PER_CALL = 10
 AUTOGRAD_STEPS_PER_CALL = 1
+# What `return_diagnostics` may ask for: every step's U and |grad U| (True or "all"), or the last step's alone
+# ("last": what a training step logs, at the cost of one norm and two means per chain).
+DIAGNOSTICS = (False, True, "all", "last")
 
 
 class LangevinDivergenceError(RuntimeError):
@@ -29,10 +32,10 @@ class LangevinOutput:
     Args:
         latents (`torch.Tensor` of shape `(batch_size, latent_dim)`):
             The chains' final states.
-        energies (`torch.Tensor` of shape `(num_steps,)`):
-            Mean potential U(z) over the batch before each step.
-        grad_norms (`torch.Tensor` of shape `(num_steps,)`):
-            Mean per-example norm of grad U(z) before each step.
+        energies (`torch.Tensor` of shape `(num_steps,)`, or `(1,)` with `return_diagnostics="last"`):
+            Mean potential U(z) over the batch before each step (before the last step).
+        grad_norms (`torch.Tensor` of shape `(num_steps,)`, or `(1,)` with `return_diagnostics="last"`):
+            Mean per-example norm of grad U(z) before each step (before the last step).
     """
 
     latents: torch.Tensor
@@ -162,16 +165,21 @@ class LangevinSampler:
         potential: Callable[[torch.Tensor], torch.Tensor],
         latents: torch.Tensor,
         generator: torch.Generator | None = None,
-        return_diagnostics: bool = False,
+        return_diagnostics: bool | str = False,
         potential_and_grad: Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None,
     ) -> torch.Tensor | LangevinOutput:
         """Run the chains from `latents`. `potential_and_grad`, when given, returns (U(z), grad U(z)) directly and
-        replaces autograd on `potential` (which must then give the same values)."""
+        replaces autograd on `potential` (which must then give the same values). With `return_diagnostics` (one of
+        `DIAGNOSTICS`) a `LangevinOutput` comes back, with every step's mean U and |grad U| (True, "all") or the
+        last step's ("last"), as device tensors: nothing is read on the host, and no random number is drawn."""
         if torch.is_inference_mode_enabled():
             raise RuntimeError("Langevin sampling needs autograd for grad U(z); call it under torch.no_grad(), "
                                "not torch.inference_mode()")
         if latents.dim() != 2:
             raise ValueError(f"latents must have shape (batch, dim), got {tuple(latents.shape)}")
+        if not (isinstance(return_diagnostics, bool) or return_diagnostics in ("all", "last")):
+            raise ValueError(f"return_diagnostics must be one of {DIAGNOSTICS}, got {return_diagnostics!r}")
+        last_only = return_diagnostics == "last"
         start = latents.detach()
         # Accumulated on the device and read once at the end: a per-step check would synchronise every step.
         finite_energy = torch.ones(start.shape[0], dtype=torch.bool, device=start.device)
@@ -185,14 +193,19 @@ class LangevinSampler:
             steps_per_call = ANALYTIC_STEPS_PER_CALL if potential_and_grad is not None else AUTOGRAD_STEPS_PER_CALL
         else:
             advance, grad_mode = self._eager_step(potential, potential_and_grad, generator, noise_scale,
-                                                  return_diagnostics), torch.enable_grad()
+                                                  bool(return_diagnostics), last_only), torch.enable_grad()
             steps_per_call = 1
         z = start.clone()
         with grad_mode:
             for first in range(0, self.num_steps, steps_per_call):
-                z, step_energies, step_grad_norms = advance(z, first, min(first + steps_per_call, self.num_steps))
+                last = min(first + steps_per_call, self.num_steps)
+                z, step_energies, step_grad_norms = advance(z, first, last)
                 finite_energy &= torch.isfinite(step_energies).all(dim=0)
-                if return_diagnostics:
+                if last_only and last == self.num_steps:
+                    # Reduced now: on CUDA graphs a later replay overwrites this call's outputs.
+                    energies.append(step_energies[-1:].detach().mean(dim=1))
+                    grad_norms.append(step_grad_norms[-1:].mean(dim=1))
+                elif return_diagnostics and not last_only:
                     energies.append(step_energies.detach().mean(dim=1))
                     grad_norms.append(step_grad_norms.mean(dim=1))
         z = self._handle_nonfinite(z, start, finite_energy)
@@ -211,9 +224,9 @@ class LangevinSampler:
             return torch.zeros_like(like)
         return torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
 
-    def _eager_step(self, potential, potential_and_grad, generator, noise_scale, with_grad_norms):
-        """Step `first` in plain PyTorch (`last` is always first + 1): z after it, and U and (for the diagnostics)
-        |grad U| before it."""
+    def _eager_step(self, potential, potential_and_grad, generator, noise_scale, with_grad_norms, last_only=False):
+        """Step `first` in plain PyTorch (`last` is always first + 1): z after it, and U and (for the diagnostics:
+        every step's, or with `last_only` the last step's alone) |grad U| before it."""
 
         def advance(z: torch.Tensor, first: int, last: int):
             step_size = self.step_sizes[first]
@@ -227,7 +240,8 @@ class LangevinSampler:
             z = z.detach() - 0.5 * step_size**2 * grad
             if noise_scale > 0:
                 z = z + noise_scale * step_size * self._noise(z, generator, noise_scale)
-            return z, energy[None], grad.norm(dim=1)[None] if with_grad_norms else None
+            wanted = with_grad_norms and (not last_only or last == self.num_steps)
+            return z, energy[None], grad.norm(dim=1)[None] if wanted else None
 
         return advance
 
@@ -273,4 +287,5 @@ class LangevinSampler:
 
 
 __all__ = ["LangevinSampler", "LangevinOutput", "LangevinDivergenceError", "NONFINITE_POLICIES", "FAST_PATHS",
-           "langevin_steps", "functional_potential_and_grad", "compiled_langevin_steps", "resolve_fast_path"]
+           "DIAGNOSTICS", "langevin_steps", "functional_potential_and_grad", "compiled_langevin_steps",
+           "resolve_fast_path"]

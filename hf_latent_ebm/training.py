@@ -105,8 +105,10 @@ class BatchSource:
             yield self.take(torch.arange(start, min(start + size, self.num_examples)))
 
 
-def plot_curves(history: list[dict], names: list[str], path: Path, x: str = "step") -> None:
-    """One panel per recorded quantity against `x` (log scale where all values are positive), saved as a PNG."""
+def plot_curves(history: list[dict], names: list[str], path: Path, x: str = "step",
+                linear: tuple[str, ...] = ()) -> None:
+    """One panel per recorded quantity against `x` (log scale where all values are positive, except for the names
+    in `linear`: a difference whose sign matters), saved as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -117,7 +119,7 @@ def plot_curves(history: list[dict], names: list[str], path: Path, x: str = "ste
     for axis, name in zip(axes[0], names):
         values = [record.get(name, float("nan")) for record in history]
         axis.plot(steps, values)
-        positive = all(value > 0 for value in values)
+        positive = name not in linear and all(value > 0 for value in values)
         axis.set(title=name.replace("_", " "), xlabel=x, yscale="log" if positive else "linear")
         if not positive:
             axis.axhline(0, color="gray", lw=0.5)
@@ -153,6 +155,10 @@ class LatentEBMTrainer:
     """
 
     def __init__(self, model, train_data, args: TrainingArguments, eval_data=None):
+        # Imported here: the EHR trainer imports this module's helpers and none of the latent-EBM parts.
+        from .learners.base import CHAIN_DIAGNOSTICS
+
+        self.chain_diagnostics = CHAIN_DIAGNOSTICS
         self.data = BatchSource(train_data, model.input_names, required=len(model.decoder.input_names))
         if self.data.num_examples < args.batch_size:
             raise ValueError(f"the dataset has {self.data.num_examples} examples, fewer than batch_size "
@@ -266,16 +272,21 @@ class LatentEBMTrainer:
         self.model.train(was_training)
 
     def write_loss_curve(self) -> None:
-        """One panel per term the learner logged: loss_curve.png, and accuracy_curve.png for accuracies; and the
+        """One panel per term the learner logged: loss_curve.png, accuracy_curve.png for accuracies and
+        chain_diagnostics.png for an energy-based learner's chain diagnostics (`CHAIN_DIAGNOSTICS`); and the
         validation scores so far."""
         if self.eval_history:
             self.write_validation_curve()
         names = [name for name in (self.history[-1] if self.history else {}) if name != "step"]
         accuracies = [name for name in names if "accuracy" in name]
-        plot_curves(self.history, [name for name in names if name not in accuracies],
+        diagnostics = [name for name in names if name in self.chain_diagnostics]
+        plot_curves(self.history, [name for name in names if name not in accuracies and name not in diagnostics],
                     self.output_dir / "loss_curve.png")
         if accuracies:
             plot_curves(self.history, accuracies, self.output_dir / "accuracy_curve.png")
+        if diagnostics:
+            plot_curves(self.history, diagnostics, self.output_dir / "chain_diagnostics.png",
+                        linear=("energy_difference",))
         replace_file_atomically(self.output_dir / "loss_history.json", json.dumps(self.history))
 
     # ---- validation ------------------------------------------------------------------------------------------
@@ -351,8 +362,9 @@ class LatentEBMTrainer:
                     raise RuntimeError(f"non-finite loss at step {self.step}: {record}; lower the learning rates "
                                        "or the Langevin step sizes")
                 self.history.append(record)
+                # The chain diagnostics go to the history and their figure, not the bar.
                 progress.set_postfix({name.removesuffix("_loss"): f"{value:.4g}" for name, value in record.items()
-                                      if name != "step"})
+                                      if name != "step" and name not in self.chain_diagnostics})
             if self.eval_sets and (self.step == args.max_steps or (args.eval_every and
                                                                     self.step % args.eval_every == 0)):
                 self.evaluate()

@@ -46,6 +46,27 @@ def posterior_potential(prior, decoder, observations, chain_prior: str = "model"
                             + prior_term(latents))
 
 
+# The chain diagnostics of Nijkamp et al. 2020 ("On the anatomy of MCMC-based maximum likelihood learning of EBMs"),
+# which every learner with an energy-based prior adds to its terms (detached) and the trainer plots apart from the
+# losses: the energy difference mean E(z+) - mean E(z-) between posterior and prior samples, E at each where the
+# learner logs them, and |grad U| at the last step of the posterior and prior chains that ran.
+CHAIN_DIAGNOSTICS = ("energy_difference", "posterior_energy", "prior_energy", "posterior_chain_grad_norm",
+                     "prior_chain_grad_norm")
+
+
+def chain_diagnostics(posterior_energy: torch.Tensor, prior_energy: torch.Tensor, posterior_chain=None,
+                      prior_chain=None) -> dict[str, torch.Tensor]:
+    """The terms "energy_difference" (from the batch means E(z+) and E(z-)) and, for each chain given (a
+    `LangevinOutput` with `return_diagnostics="last"`) that ran any step, "<posterior|prior>_chain_grad_norm": the
+    mean over chains of |grad U(z)| before the last step. All detached device tensors (logging reads them, not the
+    step)."""
+    terms = {"energy_difference": (posterior_energy - prior_energy).detach()}
+    for name, chain in (("posterior_chain_grad_norm", posterior_chain), ("prior_chain_grad_norm", prior_chain)):
+        if chain is not None and len(chain.grad_norms):
+            terms[name] = chain.grad_norms[-1].detach()
+    return terms
+
+
 def add_energy_magnitude_penalty(output: "LearnerOutput", prior, weight: float) -> None:
     """Add weight * (mean E(z+)^2 + mean E(z-)^2) to the loss, as the term "energy_magnitude" (Du & Mordatch 2019):
     a bound on the energy's scale. The contrastive term is blind to it, and a term that rewards a larger scale (a
@@ -121,4 +142,5 @@ class Learner:
         return [group for group in groups if group["params"]]
 
 
-__all__ = ["Learner", "LearnerOutput", "posterior_potential", "add_energy_magnitude_penalty"]
+__all__ = ["Learner", "LearnerOutput", "posterior_potential", "add_energy_magnitude_penalty", "CHAIN_DIAGNOSTICS",
+           "chain_diagnostics"]

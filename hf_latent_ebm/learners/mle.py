@@ -5,7 +5,7 @@ import torch
 from ..decoders.multimodal import batch_size_of
 from ..langevin import LangevinSampler
 from ..decoders.base import decoder_negative_log_likelihood
-from .base import Learner, LearnerOutput, add_energy_magnitude_penalty, posterior_potential
+from .base import Learner, LearnerOutput, add_energy_magnitude_penalty, chain_diagnostics, posterior_potential
 
 
 def mle_losses(prior, decoder, observations, prior_sampler: LangevinSampler, posterior_sampler: LangevinSampler,
@@ -17,6 +17,9 @@ def mle_losses(prior, decoder, observations, prior_sampler: LangevinSampler, pos
     - the decoder gradient is E_{z+}[grad -log p(x | z+)], from the term "decoder_loss";
     - the prior gradient is E_{z+}[grad E(z+)] - E_{z-}[grad E(z-)], from the term "energy_loss".
 
+    With an energy-based prior the terms also carry the chain diagnostics (`chain_diagnostics`):
+    "energy_difference" (the value of "energy_loss") and both chains' |grad U| at their last step.
+
     The posterior chains start from p0 unless `posterior_start` is given. Both chains' outputs are detached, so the
     decoder term only reaches decoder parameters and the energy term only prior parameters: one optimizer with a
     parameter group per part (each with its own learning rate) trains both. `decoder_autocast` ("bfloat16") runs
@@ -27,13 +30,20 @@ def mle_losses(prior, decoder, observations, prior_sampler: LangevinSampler, pos
         posterior_start = prior.sample_reference(batch_size, generator)
     prior_start = prior.sample_reference(batch_size, generator)
     potential = posterior_potential(prior, decoder, observations, posterior_chain_prior, decoder_autocast)
-    posterior_latents = posterior_sampler(potential, posterior_start, generator)
-    prior_latents = prior.sample_from(prior_start, prior_sampler, generator)
+    # With an energy, both chains also report |grad U| at their last step (Nijkamp et al. 2020's diagnostics).
+    diagnose = "last" if prior.has_energy else False
+    posterior_chain = posterior_sampler(potential, posterior_start, generator, return_diagnostics=diagnose)
+    prior_chain = prior.sample_from(prior_start, prior_sampler, generator, return_diagnostics=diagnose)
+    posterior_latents, prior_latents = (posterior_chain.latents, prior_chain.latents) if diagnose else \
+        (posterior_chain, prior_chain)
     decoder_loss = decoder_negative_log_likelihood(decoder, observations, posterior_latents, decoder_autocast).mean()
-    energy_loss = prior.energy(posterior_latents).mean() - prior.energy(prior_latents).mean()
-    return LearnerOutput(loss=decoder_loss + energy_loss,
-                         terms={"decoder_loss": decoder_loss, "energy_loss": energy_loss},
-                         posterior_latents=posterior_latents, prior_latents=prior_latents)
+    posterior_energy, prior_energy = prior.energy(posterior_latents).mean(), prior.energy(prior_latents).mean()
+    energy_loss = posterior_energy - prior_energy
+    terms = {"decoder_loss": decoder_loss, "energy_loss": energy_loss}
+    if diagnose:  # "energy_difference" is energy_loss's value, under the name every energy-based learner logs
+        terms.update(chain_diagnostics(posterior_energy, prior_energy, posterior_chain, prior_chain))
+    return LearnerOutput(loss=decoder_loss + energy_loss, terms=terms, posterior_latents=posterior_latents,
+                         prior_latents=prior_latents)
 
 
 class MLELearner(Learner):

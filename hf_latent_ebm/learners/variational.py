@@ -3,7 +3,7 @@
 import torch
 
 from ..distributions import kl_to_isotropic_gaussian, pick_mixture_components, sample_diagonal_gaussian
-from .base import Learner, LearnerOutput, add_energy_magnitude_penalty
+from .base import Learner, LearnerOutput, add_energy_magnitude_penalty, chain_diagnostics
 
 
 class ELBOLearner(Learner):
@@ -60,19 +60,18 @@ class ELBOLearner(Learner):
         kl_per_dimension = (weights[..., None] * component_kls).sum(dim=1).mean(dim=0)
         kl = kl_per_dimension.sum()
         chain = prior.sample_from(prior.sample_reference(mean.shape[0], generator, mean.device),
-                                  model.prior_sampler(), generator, return_diagnostics=True)
+                                  model.prior_sampler(), generator, return_diagnostics="last")
         prior_latents = chain.latents
         posterior_energy, prior_energy = prior.energy(latents.detach()).mean(), prior.energy(prior_latents).mean()
         energy_gap = posterior_energy - prior_energy
         loss = reconstruction + (kl_per_dimension.clamp_min(free_bits).sum() if free_bits > 0 else kl) + energy_gap
         terms = {"decoder_loss": reconstruction, "kl_loss": kl}
         if prior.has_energy:
-            # The diagnostics of a runaway energy: E at q's and at the chain's samples, and |grad U| at the chain's
-            # last step (a chain that no longer follows the energy shows it first).
+            # The diagnostics of a runaway energy: E at q's and at the chain's samples, their difference, and
+            # |grad U| at the chain's last step (a chain that no longer follows the energy shows it first).
             terms.update(energy_loss=energy_gap, posterior_energy=posterior_energy.detach(),
-                         prior_energy=prior_energy.detach())
-            if len(chain.grad_norms):
-                terms["prior_chain_grad_norm"] = chain.grad_norms[-1]
+                         prior_energy=prior_energy.detach(),
+                         **chain_diagnostics(posterior_energy, prior_energy, prior_chain=chain))
         output = LearnerOutput(loss=loss, terms=terms, posterior_latents=latents.detach(), prior_latents=prior_latents)
         add_energy_magnitude_penalty(output, prior, model.config.energy_magnitude_weight)
         return output, mean, latents
