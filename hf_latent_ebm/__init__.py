@@ -1,11 +1,10 @@
 """hf-latent-ebm: latent-space energy-based prior models on the Hugging Face stack.
 
-Importing the package registers the configs and models with `AutoConfig` / `AutoModel`. A model is a few parts
-chosen by name from registries: `register_prior`, `register_decoder`, `register_encoder` and `register_learner`
-add one (see docs/extending.md).
+Importing the package registers every model kind (its config and head with `AutoConfig` / `AutoModel`, its card
+and Hub tags; `register_model_kind` adds one). A model is a few parts chosen by name from registries:
+`register_prior`, `register_decoder`, `register_encoder`, `register_sampler` and `register_learner` add one;
+`register_modality` adds a modality kind to the multimodal model (see docs/extending.md).
 """
-
-from transformers import AutoConfig, AutoModel
 
 from .chet import ChetConfig, ChetForHealthEventPrediction
 from .configuration_latent_ebm import LatentEBMConfig, LatentEBMModelConfig
@@ -14,8 +13,9 @@ from .configuration_latent_ebm_multimodal import LatentEBMMultimodalConfig, imag
 from .configuration_latent_ebm_text import LatentEBMTextConfig
 from .decoders import DECODERS, Decoder, register_decoder
 from .encoders import ENCODERS, Encoder, register_encoder
-from .langevin import LangevinDivergenceError, LangevinOutput, LangevinSampler
 from .learners import LEARNERS, Learner, LearnerOutput, mle_losses, register_learner
+from .modalities import MODALITIES, Modality, register_modality
+from .model_kinds import MODEL_KINDS, ModelKind, Task, register_model_kind, register_task
 from .modeling_latent_ebm import (LatentEBMForImageGeneration, LatentEBMModel, LatentEBMOutput,
                                   LatentEBMPreTrainedModel)
 from .modeling_latent_ebm_classification import LatentEBMForSemiSupervisedClassification
@@ -23,14 +23,8 @@ from .modeling_latent_ebm_multimodal import LatentEBMForMultimodalGeneration
 from .modeling_latent_ebm_text import LatentEBMForTextGeneration
 from .pipelines import LatentEBMPipeline, LatentEBMPipelineOutput
 from .priors import PRIORS, Prior, register_prior
-
-for _config, _model in ((LatentEBMConfig, LatentEBMForImageGeneration),
-                        (LatentEBMTextConfig, LatentEBMForTextGeneration), (LatentEBMModelConfig, LatentEBMModel),
-                        (LatentEBMClassificationConfig, LatentEBMForSemiSupervisedClassification),
-                        (LatentEBMMultimodalConfig, LatentEBMForMultimodalGeneration),
-                        (ChetConfig, ChetForHealthEventPrediction)):
-    AutoConfig.register(_config.model_type, _config, exist_ok=True)
-    AutoModel.register(_config, _model, exist_ok=True)
+from .samplers import (SAMPLERS, LangevinDivergenceError, LangevinOutput, LangevinSampler, Sampler, SamplerOutput,
+                       register_sampler)
 
 __version__ = "0.1.0"
 
@@ -56,6 +50,10 @@ __all__ = [
     "LangevinSampler",
     "LangevinOutput",
     "LangevinDivergenceError",
+    "Sampler",
+    "SamplerOutput",
+    "SAMPLERS",
+    "register_sampler",
     "mle_losses",
     "Prior",
     "Decoder",
@@ -70,4 +68,12 @@ __all__ = [
     "register_decoder",
     "register_encoder",
     "register_learner",
+    "MODEL_KINDS",
+    "ModelKind",
+    "Task",
+    "register_model_kind",
+    "register_task",
+    "MODALITIES",
+    "Modality",
+    "register_modality",
 ]

@@ -1,39 +1,22 @@
 """Configurations of the latent-space EBM prior models (Pang et al., NeurIPS 2020): shared base and image model."""
 
-import functools
 from dataclasses import field
 
 from huggingface_hub.dataclasses import strict
-from huggingface_hub.errors import StrictDataclassError
 from transformers import PreTrainedConfig
 
 from .decoders import DECODERS, decoder_upsampling_plan
 from .encoders import ENCODERS
-from .langevin import FAST_PATHS, NONFINITE_POLICIES
+from .samplers import SAMPLERS
+from .samplers.langevin import FAST_PATHS, NONFINITE_POLICIES
 from .learners import LEARNERS
 from .priors import ACTIVATIONS, PRIORS
-from .validation import require_at_least, require_greater_than
+from .validation import raise_value_errors, require_at_least, require_greater_than
 
 PRIOR_GRADIENTS = ("analytic", "autograd")
 POSTERIOR_CHAIN_PRIORS = ("model", "reference")
 POSTERIOR_INITS = ("prior", "encoder")
 DECODER_AUTOCAST_DTYPES = ("bfloat16",)
-
-
-def raise_value_errors(config_class):
-    """Make a strict config's construction raise ValueError (what users catch) instead of huggingface_hub's
-    StrictDataclassError, keeping the validator's message."""
-    strict_init = config_class.__init__
-
-    @functools.wraps(strict_init)
-    def __init__(self, *args, **kwargs):
-        try:
-            strict_init(self, *args, **kwargs)
-        except StrictDataclassError as error:
-            raise ValueError(f"invalid {config_class.__name__}: {error}") from error
-
-    config_class.__init__ = __init__
-    return config_class
 
 
 _SHARED_ARGS = r"""
@@ -47,6 +30,9 @@ _SHARED_ARGS = r"""
             with the decoder on the ELBO (needs prior_type="gaussian"); "vae_ebm", the variational latent EBM, the
             same inference network and ELBO with the energy-based prior learned on q's samples (Pang & Wu 2021's
             unsupervised part; no posterior chain runs, and generation samples the learned prior).
+        sampler_type (`str`, *optional*, defaults to `"langevin"`):
+            A registered sampler (`hf_latent_ebm.samplers.SAMPLERS`) that runs the prior and posterior chains:
+            "langevin", short-run Langevin configured by the `*_langevin_*` fields below.
         encoder_type (`str`, *optional*):
             A registered encoder (`hf_latent_ebm.encoders.ENCODERS`), the inference network q(z | x) of the
             variational learners and of posterior_init="encoder"; built only for them.
@@ -144,6 +130,7 @@ class LatentEBMBaseConfig(PreTrainedConfig):
     decoder_type: str = "conv"
     encoder_type: str = "conv"
     learner: str = "mle"
+    sampler_type: str = "langevin"
     vae_free_bits: float = 0.0
     posterior_init: str = "prior"
     latent_dim: int = 16
@@ -175,16 +162,17 @@ class LatentEBMBaseConfig(PreTrainedConfig):
     adam_beta2: float = 0.999
 
     def validate_parts(self):
-        PRIORS.get(self.prior_type)
-        self._check_modality("decoder", DECODERS.get(self.decoder_type))
-        learner = LEARNERS.get(self.learner)
+        PRIORS.get(self.prior_type, field="prior_type")
+        self._check_modality("decoder", DECODERS.get(self.decoder_type, field="decoder_type"))
+        learner = LEARNERS.get(self.learner, field="learner")
+        SAMPLERS.get(self.sampler_type, field="sampler_type").check_config(self)
         if self.posterior_init not in POSTERIOR_INITS:
             raise ValueError(f"posterior_init must be one of {POSTERIOR_INITS}, got {self.posterior_init!r}")
         if not self.vae_free_bits >= 0:
             raise ValueError(f"vae_free_bits must be >= 0 nats per dimension, got {self.vae_free_bits}")
         learner.check_config(self)
         if learner.needs_encoder(self):
-            self._check_modality("encoder", ENCODERS.get(self.encoder_type))
+            self._check_modality("encoder", ENCODERS.get(self.encoder_type, field="encoder_type"))
 
     def _check_modality(self, kind: str, part_class: type) -> None:
         # A generic config builds any part from keyword arguments; a modality's config reads its own fields.

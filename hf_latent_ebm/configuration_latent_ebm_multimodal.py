@@ -8,44 +8,14 @@ from .configuration_latent_ebm import LatentEBMBaseConfig, raise_value_errors
 from .decoders import DECODERS
 from .decoders.multimodal import MODALITY_MASK
 from .encoders import AGGREGATIONS, ENCODERS
+from .modalities import MODALITIES, image_modality, text_modality
+from .modalities.text import TEXT_CONDITIONING_WEIGHT
 
-MODALITY_KINDS = ("image", "text")
 RESERVED_NAMES = (MODALITY_MASK, "label", "labels")
 CROSS_MODAL_SAMPLING = ("posterior", "encoder")
 SPEC_KEYS = ("kind", "decoder_type", "decoder_kwargs", "encoder_type", "encoder_kwargs")
 # Optional (a spec saved before it existed means 1): w_m, see `LatentEBMForMultimodalGeneration.conditional_latents`.
 OPTIONAL_SPEC_KEYS = ("conditioning_weight",)
-TEXT_CONDITIONING_WEIGHT = 30.0
-
-
-def image_modality(image_size: int = 28, num_channels: int = 3, base_channels: int = 16,
-                   sigma: float = 0.3, conditioning_weight: float = 1.0) -> dict:
-    """The spec of an image modality: the DCGAN generator of the image model and its mirrored conv encoder.
-    `conditioning_weight` weighs its likelihood when it is given in cross-modal generation (1: the model's own
-    posterior)."""
-    shape = dict(image_size=image_size, num_channels=num_channels, base_channels=base_channels)
-    return {"kind": "image", "decoder_type": "conv", "decoder_kwargs": {**shape, "sigma": sigma},
-            "encoder_type": "conv", "encoder_kwargs": shape, "conditioning_weight": conditioning_weight}
-
-
-def text_modality(tokenizer, max_length: int = 16, embedding_dim: int = 64, hidden_dim: int = 128,
-                  cell: str = "gru", conditioning_weight: float = TEXT_CONDITIONING_WEIGHT) -> dict:
-    """The spec of a text modality over `tokenizer`'s vocabulary: the text model's recurrent decoder (one layer)
-    and its LSTM encoder. `max_length` counts <bos> and <eos>; longer texts are an error, not truncated (the CLI
-    sets it with `--max-length`). The tokenizer's unknown token, if it has one, is never generated.
-    `conditioning_weight` weighs the text's likelihood when it is given in cross-modal generation: a caption of a
-    few tokens separates the classes by a few nats only, so at weight 1 the images drawn for it stray into other
-    classes (docs/multimodal.md has the measurements behind the default)."""
-    ids = dict(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
-               eos_token_id=tokenizer.eos_token_id)
-    return {"kind": "text", "decoder_type": cell,
-            "decoder_kwargs": dict(vocab_size=len(tokenizer), embedding_dim=embedding_dim, hidden_dim=hidden_dim,
-                                   num_layers=1, cell=cell, dropout=0.0, max_length=max_length,
-                                   unk_token_id=tokenizer.unk_token_id, **ids),
-            "encoder_type": "lstm",
-            "encoder_kwargs": dict(vocab_size=len(tokenizer), embedding_dim=embedding_dim, hidden_dim=hidden_dim,
-                                   pad_token_id=ids["pad_token_id"]),
-            "conditioning_weight": conditioning_weight}
 
 
 def _polymnist_modalities() -> dict:
@@ -63,7 +33,7 @@ class LatentEBMMultimodalConfig(LatentEBMBaseConfig):
 
     Args:
         modalities (`dict`, *optional*, defaults to five 3x28x28 image modalities "m0".."m4", PolyMNIST's):
-            Modality name -> spec: `kind` ("image" or "text"), `decoder_type` / `decoder_kwargs` (a registered
+            Modality name -> spec: `kind` (a registered modality kind: "image", "text", ...), `decoder_type` / `decoder_kwargs` (a registered
             decoder and its constructor's arguments besides latent_dim), `encoder_type` / `encoder_kwargs`, and
             optionally `conditioning_weight` (w_m > 0, the weight of its likelihood when it is given in cross-modal
             generation; 1 when absent). Build
@@ -115,20 +85,19 @@ class LatentEBMMultimodalConfig(LatentEBMBaseConfig):
                 raise ValueError(f"modality {name!r} needs a spec with the keys {SPEC_KEYS} and optionally "
                                  f"{OPTIONAL_SPEC_KEYS} (see "
                                  f"image_modality / text_modality), got {spec!r}")
-            if spec["kind"] not in MODALITY_KINDS:
-                raise ValueError(f"modality {name!r}: kind must be one of {MODALITY_KINDS}, got {spec['kind']!r}")
-            DECODERS.get(spec["decoder_type"])
-            ENCODERS.get(spec["encoder_type"])
+            if spec["kind"] not in MODALITIES:
+                raise ValueError(f"modality {name!r}: kind must be one of the registered modality kinds "
+                                 f"{MODALITIES.names()}, got {spec['kind']!r}")
+            DECODERS.get(spec["decoder_type"], field=f"modalities.{name}.decoder_type")
+            ENCODERS.get(spec["encoder_type"], field=f"modalities.{name}.encoder_type")
             weight = spec.get("conditioning_weight", 1.0)
             if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
                 raise ValueError(f"modality {name!r}: conditioning_weight must be a number > 0, got {weight!r}")
-        # config.json is written with sorted keys, so the order (of modality_mask's columns, of the parts) is kept
-        # in a list of its own, filled from the dict's order when not given.
-        if self.modality_order is None:
-            self.modality_order = list(self.modalities)
-        elif sorted(self.modality_order) != sorted(self.modalities):
-            raise ValueError(f"modality_order {self.modality_order} must list the modalities {list(self.modalities)}")
-        self.modalities = {name: self.modalities[name] for name in self.modality_order}
+        # The dict's order is the modalities' order (of modality_mask's columns, of the parts); modality_order, which
+        # config.json needs because it sorts its keys, may only repeat it (`from_dict` restores it on loading).
+        if self.modality_order is not None and list(self.modality_order) != list(self.modalities):
+            raise ValueError(f"modality_order {self.modality_order} must list the modalities in the order of "
+                             f"`modalities`, {list(self.modalities)} (or be None)")
         if self.aggregation not in AGGREGATIONS:
             raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
 
@@ -141,9 +110,24 @@ class LatentEBMMultimodalConfig(LatentEBMBaseConfig):
         if not self.cross_modal_langevin_step_size > 0:
             raise ValueError(f"cross_modal_langevin_step_size must be > 0, got {self.cross_modal_langevin_step_size!r}")
 
+    @classmethod
+    def from_dict(cls, config_dict: dict, **kwargs) -> "LatentEBMMultimodalConfig":
+        # config.json holds the modalities with sorted keys and their order in modality_order: put them back in it.
+        order, modalities = config_dict.get("modality_order"), config_dict.get("modalities")
+        if isinstance(order, list) and isinstance(modalities, dict) and sorted(order) == sorted(modalities):
+            config_dict = {**config_dict, "modalities": {name: modalities[name] for name in order}}
+        return super().from_dict(config_dict, **kwargs)
+
+    def to_dict(self) -> dict:
+        # config.json sorts its keys, so the modalities' order is saved as a list of its own.
+        output = super().to_dict()
+        if output.get("modality_order") is None:
+            output["modality_order"] = list(self.modalities)
+        return output
+
     @property
     def modality_names(self) -> tuple[str, ...]:
-        return tuple(self.modality_order)
+        return tuple(self.modalities)
 
     @property
     def kinds(self) -> dict[str, str]:
@@ -154,4 +138,4 @@ class LatentEBMMultimodalConfig(LatentEBMBaseConfig):
         return {name: float(spec.get("conditioning_weight", 1.0)) for name, spec in self.modalities.items()}
 
 
-__all__ = ["LatentEBMMultimodalConfig", "image_modality", "text_modality", "MODALITY_KINDS"]
+__all__ = ["LatentEBMMultimodalConfig", "image_modality", "text_modality", "TEXT_CONDITIONING_WEIGHT"]

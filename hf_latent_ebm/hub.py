@@ -1,27 +1,15 @@
 """Model cards and Hub pushes.
 
-Each model type has a Jinja template in `hf_latent_ebm/model_cards/` (the top-level `model_cards/` links there);
-adding a model kind is one template file and one line in `CARD_TEMPLATES`.
+Each model kind (`hf_latent_ebm.model_kinds`) names its Jinja template (in `hf_latent_ebm/model_cards/`, which the
+top-level `model_cards/` links to, or a path of its own), its pipeline tag and its card tags when it registers.
 """
 
 import json
 import os
 from pathlib import Path
 
-CARD_TEMPLATES = {"latent_ebm": "image.md.jinja", "latent_ebm_text": "text.md.jinja",
-                  "latent_ebm_model": "model.md.jinja",
-                  "latent_ebm_classification": "classification.md.jinja",
-                  "latent_ebm_multimodal": "multimodal.md.jinja", "chet": "chet.md.jinja"}
-PIPELINE_TAGS = {"latent_ebm": "unconditional-image-generation", "latent_ebm_text": "text-generation",
-                 "latent_ebm_model": None, "latent_ebm_classification": None, "latent_ebm_multimodal": "any-to-any",
-                 "chet": None}
-# A classifier's task follows its decoder.
-CLASSIFICATION_TAGS = {"conv": "image-classification", "tabular": "tabular-classification",
-                       **dict.fromkeys(("lstm", "gru", "transformer"), "text-classification")}
-TEMPLATE_DIR = Path(__file__).parent / "model_cards"
-LATENT_EBM_TAGS = ["latent-ebm", "energy-based-model", "langevin", "hf-latent-ebm"]
-# Model families outside the latent-EBM one have tags of their own.
-CARD_TAGS = {"chet": ["chet", "health-event-prediction", "ehr", "disease-graph", "hf-latent-ebm"]}
+from .model_kinds import MODEL_KINDS, model_kind
+
 # Metrics the scripts and `hf-latent-ebm evaluate` write, with their model-index names.
 KNOWN_METRICS = {"accuracy": "accuracy", "macro_f1": "macro-F1", "fid": "FID", "mse": "reconstruction MSE", "auprc": "anomaly AUPRC", "ppl": "perplexity",
                  "joint_coherence": "joint coherence", "cross_coherence": "cross-modal coherence",
@@ -60,27 +48,27 @@ def render_model_card(folder: str | Path, repo_id: str | None = None, license: s
     folder = Path(folder)
     config = _read_json(folder / "config.json")
     model_type = config.get("model_type")
-    if model_type not in CARD_TEMPLATES:
+    if model_type not in MODEL_KINDS:
         raise ValueError(f"{folder} holds no hf-latent-ebm model (config.json model_type {model_type!r}; "
-                         f"known: {sorted(CARD_TEMPLATES)})")
+                         f"known: {sorted(MODEL_KINDS)})")
+    kind = model_kind(model_type)
     train_results = _read_json(folder / "train_results.json")
     results = collect_results(folder)
     datasets = sorted({r["dataset"] for r in results if r["dataset"] != "unknown"} |
                       ({train_results["dataset"]} if train_results.get("dataset") else set()))
     repo_id = repo_id or folder.resolve().name
-    pipeline_tag = (CLASSIFICATION_TAGS.get(config.get("decoder_type")) if model_type == "latent_ebm_classification"
-                    else PIPELINE_TAGS[model_type])
+    pipeline_tag = kind.pipeline_tag_for(config)
     eval_results = [EvalResult(task_type=pipeline_tag or "other", dataset_type=r["dataset"],
                                dataset_name=r["dataset"], dataset_split=r["split"], metric_type=r["key"],
                                metric_name=r["name"], metric_value=r["value"]) for r in results]
     card_data = ModelCardData(
         library_name="hf-latent-ebm", license=license, pipeline_tag=pipeline_tag,
-        tags=CARD_TAGS.get(model_type, LATENT_EBM_TAGS), datasets=datasets or None,
+        tags=list(kind.tags), datasets=datasets or None,
         metrics=sorted({r["key"] for r in results}) or None, model_name=repo_id,
         eval_results=eval_results or None)
     samples_txt = folder / "samples.txt"
     card = ModelCard.from_template(
-        card_data, template_path=str(TEMPLATE_DIR / CARD_TEMPLATES[model_type]), model_name=repo_id,
+        card_data, template_path=str(kind.template_path), model_name=repo_id,
         repo_id=repo_id, config=config, results=results, datasets=datasets,
         training_command=train_results.get("command"),
         train_results={k: v for k, v in train_results.items() if k not in ("command", "dataset")},
@@ -116,4 +104,4 @@ def push_folder(folder: str | Path, repo_id: str, private: bool = False, commit_
                              commit_message=commit_message or f"Upload {repo_id} with hf-latent-ebm")
 
 
-__all__ = ["render_model_card", "write_model_card", "push_folder", "collect_results", "CARD_TEMPLATES"]
+__all__ = ["render_model_card", "write_model_card", "push_folder", "collect_results"]

@@ -18,10 +18,11 @@ from transformers.utils import ModelOutput
 from .configuration_latent_ebm import LatentEBMBaseConfig, LatentEBMConfig, LatentEBMModelConfig
 from .decoders import DECODERS
 from .encoders import ENCODERS
-from .langevin import LangevinOutput, LangevinSampler
-from .learners import LEARNERS, posterior_potential
+from .learners import LEARNERS, LearnerContext, posterior_potential
+from .model_kinds import register_model_kind
 from .modeling_utils import CardedModelMixin, init_pytorch_default
 from .priors import PRIORS
+from .samplers import SAMPLERS, Sampler, SamplerOutput
 
 
 @dataclass
@@ -31,7 +32,9 @@ class LatentEBMOutput(ModelOutput):
         loss (`torch.Tensor`): The learner's loss; its gradient is the update of every part.
         loss_terms (`dict[str, torch.Tensor]`): The learner's named loss terms, detached (for the maximum-likelihood
             learner "decoder_loss" = mean -log p(x | z+) and "energy_loss" = mean E(z+) - mean E(z-); the
-            variational learners give "decoder_loss", "kl_loss" and, with an energy-based prior, "energy_loss").
+            variational learners give "decoder_loss", "kl_loss" and, with an energy-based prior, "energy_loss"); with
+            an energy-based prior also the chain diagnostics (`learners.base.CHAIN_DIAGNOSTICS`: "energy_difference"
+            and the chains' |grad U| at their last step).
         posterior_latents (`torch.Tensor` of shape `(batch_size, latent_dim)`): z+, the latents the decoder
             learned on (posterior Langevin, or q's samples).
         prior_latents (`torch.Tensor` of shape `(batch_size, latent_dim)`): z-, the prior samples of the update.
@@ -69,10 +72,13 @@ def _build_part(kind: str, registry, name: str, config):
 
 class LatentEBMPreTrainedModel(CardedModelMixin, PreTrainedModel):
     """
-    What every latent-EBM model is: the prior, decoder, encoder (when the learner asks for one) and learner that its
-    config names, the two Langevin samplers configured from it, the one `forward` (the learner's losses on a dict
-    batch), sampling, posterior inference, anomaly scores, the optimiser groups the learner declares, weight init,
-    checkpoint loading errors and model cards. Heads set the config class and add modality-specific calls.
+    What every latent-EBM model is: the prior, decoder, encoder (when the learner asks for one), samplers and
+    learner that its config names, the one `forward` (the learner's losses on a dict batch), sampling, posterior
+    inference, anomaly scores, the optimiser groups the learner declares, weight init, checkpoint loading errors and
+    model cards. Heads set the config class and add modality-specific calls.
+
+    The learner never sees the model: every call hands it `learner_context`, the parts, the samplers and the
+    learner's settings, built once (and again only when the config's sampler or learner settings are edited).
     """
 
     config: LatentEBMBaseConfig
@@ -95,6 +101,7 @@ class LatentEBMPreTrainedModel(CardedModelMixin, PreTrainedModel):
         self.encoder = _build_part("encoder", ENCODERS, config.encoder_type, config) \
             if learner_class.needs_encoder(config) else None
         self.learner = learner_class()
+        self._learner_context, self._learner_context_key = None, None
         self.post_init()
 
     @torch.no_grad()
@@ -117,53 +124,53 @@ class LatentEBMPreTrainedModel(CardedModelMixin, PreTrainedModel):
             init.zeros_(module.in_proj_bias)
 
     # ---- model cards (loading, saving and pushing come from `CardedModelMixin`) -------------------------------
-    def write_card(self, save_directory) -> None:
-        """The model card, with samples (seed 0) for it unless the folder already has some."""
-        from .hub import write_model_card
-
+    def write_card_samples(self, save_directory) -> Path | None:
+        """`card_num_samples` samples (seed 0) for the card, as `samples<suffix>` in the folder, unless it already has
+        some (a trainer's). Runs the prior chain and the decoder, so only when asked: `write_card(..,
+        with_samples=True)`, `push_to_hub(..., with_samples=True)`."""
         samples = Path(save_directory) / f"samples{self.sample_file_suffix}"
         if not samples.exists():
             was_training = self.training
             self.eval()
             self.write_samples(samples, self.card_num_samples, torch.Generator(device=self.device).manual_seed(0))
             self.train(was_training)
-        write_model_card(save_directory)
+        return samples
 
-    # ---- samplers, configured from the config --------------------------------------------------------------
-    def prior_sampler(self, num_steps: int | None = None, step_size: float | None = None) -> LangevinSampler:
+    # ---- samplers and the learner's context, built from the config ----------------------------------------------
+    @property
+    def learner_context(self) -> LearnerContext:
+        """What the learner gets instead of the model: the parts, the prior, posterior and proper-posterior samplers
+        (`sampler_type`, each built once by its `from_config`) and the learner's `settings_class` read from the
+        config. Cached; rebuilt when a field it was built from has changed since (`model.config.x = ...`)."""
+        sampler_class = SAMPLERS.get(self.config.sampler_type, field="sampler_type")
+        settings = self.learner.settings_class.from_config(self.config)
+        sampler_settings = tuple(tuple(value) if isinstance(value, list) else value
+                                 for value in (getattr(self.config, name) for name in sampler_class.config_fields))
+        key = (sampler_class, sampler_settings, settings, self.prior, self.decoder, self.encoder)
+        if self._learner_context is None or key != self._learner_context_key:
+            prior_compiles = self.prior.compilable
+            posterior_compiles = prior_compiles and self.decoder.compilable
+            self._learner_context = LearnerContext(
+                prior=self.prior, decoder=self.decoder, encoder=self.encoder,
+                prior_sampler=sampler_class.from_config(self.config, "prior", prior_compiles),
+                posterior_sampler=sampler_class.from_config(self.config, "posterior", posterior_compiles),
+                proper_posterior_sampler=sampler_class.from_config(self.config, "proper_posterior",
+                                                                   posterior_compiles),
+                settings=settings)
+            self._learner_context_key = key
+        return self._learner_context
+
+    def prior_sampler(self, num_steps: int | None = None, step_size: float | None = None) -> Sampler:
         """The configured prior chain (its step-size schedule, if any); an explicit `step_size` replaces both."""
-        if step_size is None:
-            step_size = self.config.prior_langevin_step_schedule or self.config.prior_langevin_step_size
-        return LangevinSampler(
-            num_steps=self.config.prior_langevin_steps if num_steps is None else num_steps,
-            step_size=step_size,
-            add_noise=self.config.langevin_noise,
-            on_nonfinite=self.config.langevin_on_nonfinite,
-            fast_path=self._chain_fast_path(self.prior),
-        )
+        sampler = self.learner_context.prior_sampler
+        return sampler if num_steps is None and step_size is None else sampler.with_chain(num_steps, step_size)
 
     def posterior_sampler(self, num_steps: int | None = None, step_size: float | None = None,
-                          langevin_proper: bool = False) -> LangevinSampler:
+                          langevin_proper: bool = False) -> Sampler:
         """The configured posterior chain (its step-size schedule, if any); an explicit `step_size` replaces both.
         `langevin_proper=True` keeps the steps but uses full noise, whatever `posterior_langevin_noise_scale` says."""
-        config = self.config
-        if step_size is None:
-            step_size = config.posterior_langevin_step_schedule or config.posterior_langevin_step_size
-        return LangevinSampler(
-            num_steps=config.posterior_langevin_steps if num_steps is None else num_steps,
-            step_size=step_size,
-            add_noise=config.langevin_noise,
-            on_nonfinite=config.langevin_on_nonfinite,
-            noise_scale=1.0 if langevin_proper else config.posterior_langevin_noise_scale,
-            fast_path=self._chain_fast_path(self.prior, self.decoder),
-        )
-
-    def _chain_fast_path(self, *parts: nn.Module) -> str:
-        """The configured fast path for a chain through these parts; "auto" keeps to eager where a part does not
-        declare itself `compilable` (the config refuses an explicit "compile" for such a decoder)."""
-        if self.config.langevin_fast_path == "auto" and not all(part.compilable for part in parts):
-            return "eager"
-        return self.config.langevin_fast_path
+        sampler = self.learner_context.posterior_chain(langevin_proper)
+        return sampler if num_steps is None and step_size is None else sampler.with_chain(num_steps, step_size)
 
     # ---- learning --------------------------------------------------------------------------------------------
     @property
@@ -189,7 +196,7 @@ class LatentEBMPreTrainedModel(CardedModelMixin, PreTrainedModel):
             self.decoder.check_observations(observations, check_values=False)
         else:
             self.check_batch(batch)
-        losses = self.learner.losses(self, self.decoder.compact(observations), batch, generator)
+        losses = self.learner.losses(self.learner_context, self.decoder.compact(observations), batch, generator)
         terms = {name: term.detach() for name, term in losses.terms.items()}
         output = LatentEBMOutput(loss=losses.loss, loss_terms=terms, posterior_latents=losses.posterior_latents,
                                  prior_latents=losses.prior_latents, logits=losses.logits)
@@ -199,7 +206,7 @@ class LatentEBMPreTrainedModel(CardedModelMixin, PreTrainedModel):
         """Adam over the learner's parameter groups (each with its learning rate) and the config's betas; pass it to
         `Trainer(optimizers=(optimizer, model.build_lr_scheduler(optimizer)))`. On CUDA the update is the fused
         kernel (one launch for every parameter instead of a few per tensor)."""
-        return torch.optim.Adam(self.learner.parameter_groups(self),
+        return torch.optim.Adam(self.learner.parameter_groups(self.learner_context),
                                 betas=(self.config.adam_beta1, self.config.adam_beta2), fused=self.device.type == "cuda")
 
     def build_lr_scheduler(self, optimizer: torch.optim.Optimizer) -> torch.optim.lr_scheduler.LambdaLR:
@@ -227,13 +234,13 @@ class LatentEBMPreTrainedModel(CardedModelMixin, PreTrainedModel):
     def check_batch(self, batch: dict) -> None:
         """`check_inputs` on a dict batch's observations, and the learner's checks of its other inputs (labels)."""
         self.check_inputs(self.decoder.select(batch))
-        self.learner.check_batch(self, batch)
+        self.learner.check_batch(self.learner_context, batch)
 
     # ---- latents ---------------------------------------------------------------------------------------------
     @torch.no_grad()
     def sample_latents(self, batch_size: int, generator: torch.Generator | None = None, num_steps: int | None = None,
                        step_size: float | None = None,
-                       return_diagnostics: bool = False) -> torch.Tensor | LangevinOutput:
+                       return_diagnostics: bool = False) -> torch.Tensor | SamplerOutput:
         """z ~ p(z): the prior samples itself (short-run prior Langevin from p0 with the config's steps and step
         size unless given; exact draws for the Gaussian prior)."""
         if not isinstance(batch_size, int) or batch_size < 1:
@@ -247,7 +254,7 @@ class LatentEBMPreTrainedModel(CardedModelMixin, PreTrainedModel):
         """z ~ p(z | x) as the learner infers it: short-run posterior Langevin (the configured chain, or with
         `langevin_proper=True` one on the model's own p(z | x), full noise and the learned energy, whatever the
         training chain was), or a draw of the variational learners' q(z | x)."""
-        return self.learner.infer_latents(self, observations, generator, langevin_proper)
+        return self.learner.infer_latents(self.learner_context, observations, generator, langevin_proper)
 
     @torch.no_grad()
     def posterior_gaussian(self, observations, num_chains: int = 8, generator: torch.Generator | None = None,
@@ -258,13 +265,13 @@ class LatentEBMPreTrainedModel(CardedModelMixin, PreTrainedModel):
         the model was trained with); the importance-sampling proposal uses `langevin_proper=True`, since tempered
         chains on p0 are narrower than p(z | x) and loosen the NLL bound.
         """
-        return self.learner.posterior_gaussian(self, observations, num_chains, generator, langevin_proper)
+        return self.learner.posterior_gaussian(self.learner_context, observations, num_chains, generator,
+                                               langevin_proper)
 
     def posterior_chain_potential(self, observations, langevin_proper: bool = False):
         """The posterior chain's potential U(z) for these observations, with the configured prior term (the model's
         own with `langevin_proper=True`)."""
-        chain_prior = "model" if langevin_proper else self.config.posterior_chain_prior
-        return posterior_potential(self.prior, self.decoder, observations, chain_prior, self.config.decoder_autocast)
+        return self.learner_context.posterior_potential(observations, langevin_proper)
 
     @torch.no_grad()
     def joint_potential(self, observations, latents: torch.Tensor) -> torch.Tensor:
@@ -372,5 +379,8 @@ class LatentEBMModel(LatentEBMPreTrainedModel):
     config_class = LatentEBMModelConfig
     main_input_name = "observations"
 
+
+register_model_kind(LatentEBMForImageGeneration, "image.md.jinja", pipeline_tag="unconditional-image-generation")
+register_model_kind(LatentEBMModel, "model.md.jinja")
 
 __all__ = ["LatentEBMOutput", "LatentEBMPreTrainedModel", "LatentEBMForImageGeneration", "LatentEBMModel"]

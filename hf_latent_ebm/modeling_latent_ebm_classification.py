@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 
 from .configuration_latent_ebm_classification import LatentEBMClassificationConfig
+from .model_kinds import register_model_kind
 from .modeling_latent_ebm import LatentEBMOutput, LatentEBMPreTrainedModel
 
 
@@ -69,7 +70,7 @@ class LatentEBMForSemiSupervisedClassification(LatentEBMPreTrainedModel):
         (`fit_class_priors`) and `use_class_priors` is True."""
         observations = self.prepare_inputs(rows)
         self.check_inputs(observations)
-        probabilities = F.softmax(self.learner.class_logits(self, observations, generator), dim=1)
+        probabilities = F.softmax(self.learner.class_logits(self.learner_context, observations, generator), dim=1)
         if use_class_priors and self.config.class_priors is not None:
             from .class_priors import shift_to_priors
 
@@ -130,7 +131,7 @@ class LatentEBMForSemiSupervisedClassification(LatentEBMPreTrainedModel):
         for batch in batches:
             batch = {name: values.to(self.device) for name, values in batch.items()}
             observations, labels = self.decoder.compact(self.decoder.select(batch)), batch["labels"]
-            logits = self.learner.class_logits(self, observations, generator)
+            logits = self.learner.class_logits(self.learner_context, observations, generator)
             correct += float((logits.argmax(dim=1) == labels).sum())
             log_loss += float(F.cross_entropy(logits, labels, reduction="sum"))
             count += len(labels)
@@ -181,5 +182,11 @@ class LatentEBMForSemiSupervisedClassification(LatentEBMPreTrainedModel):
             np.save(path, samples.cpu().numpy(), allow_pickle=False)
         return path
 
+
+# A classifier's Hub task follows its decoder.
+CLASSIFICATION_TAGS = {"conv": "image-classification", "tabular": "tabular-classification",
+                       **dict.fromkeys(("lstm", "gru", "transformer"), "text-classification")}
+register_model_kind(LatentEBMForSemiSupervisedClassification, "classification.md.jinja",
+                    pipeline_tag=lambda config: CLASSIFICATION_TAGS.get(config.get("decoder_type")))
 
 __all__ = ["LatentEBMForSemiSupervisedClassification"]

@@ -1,6 +1,7 @@
 """The multimodal latent-EBM model (Yuan, Cui, Li & Han, ECCV 2024; Yuan, Lipizzi & Han 2024): one latent shared by
 several modalities, an energy-based prior over it, one decoder and one encoder per modality."""
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -9,9 +10,10 @@ import torch
 from .configuration_latent_ebm_multimodal import LatentEBMMultimodalConfig
 from .decoders.base import decoder_negative_log_likelihood
 from .decoders.multimodal import MODALITY_MASK
+from .model_kinds import register_model_kind
 from .modeling_latent_ebm import LatentEBMOutput, LatentEBMPreTrainedModel
-from .tokenization import TokenizerMixin, warn_unknown_words
-from .utils import to_uint8_tensor
+from .modalities import Modality, modality
+from .tokenization import TokenizerMixin
 
 
 class LatentEBMForMultimodalGeneration(TokenizerMixin, LatentEBMPreTrainedModel):
@@ -53,20 +55,28 @@ class LatentEBMForMultimodalGeneration(TokenizerMixin, LatentEBMPreTrainedModel)
     def modality_names(self) -> tuple[str, ...]:
         return self.config.modality_names
 
+    def modality_of(self, name: str) -> Modality:
+        """The handler of modality `name`'s kind (`hf_latent_ebm.modalities`)."""
+        return modality(self.config.kinds[name])
+
+    @property
+    def tokenized_names(self) -> list[str]:
+        """The modalities whose values the tokenizer encodes (text)."""
+        return [name for name in self.modality_names if self.modality_of(name).uses_tokenizer]
+
+    def _tokenizer_for(self, name: str):
+        return self._require_tokenizer() if self.modality_of(name).uses_tokenizer else None
+
     def expected_tokenizer_ids(self) -> dict:
-        texts = [spec["decoder_kwargs"] for spec in self.config.modalities.values() if spec["kind"] == "text"]
-        if not texts:
+        names = self.tokenized_names
+        if not names:
             raise ValueError("this model has no text modality, so it takes no tokenizer")
-        keys = ("vocab_size", "pad_token_id", "bos_token_id", "eos_token_id")
-        return {key: texts[0][key] for key in keys}
+        return self.modality_of(names[0]).tokenizer_ids(self.config.modalities[names[0]])
 
-    def write_card(self, save_directory) -> None:
-        if self.tokenizer is not None or "text" not in self.config.kinds.values():
-            super().write_card(save_directory)
-        else:  # without the tokenizer there are no captions to show
-            from .hub import write_model_card
-
-            write_model_card(save_directory)
+    def write_card_samples(self, save_directory) -> Path | None:
+        if self.tokenizer is None and self.tokenized_names:  # without the tokenizer there are no captions to show
+            return None
+        return super().write_card_samples(save_directory)
 
     def forward(self, generator: torch.Generator | None = None, return_dict: bool | None = None,
                 **batch) -> LatentEBMOutput | tuple:
@@ -86,57 +96,14 @@ class LatentEBMForMultimodalGeneration(TokenizerMixin, LatentEBMPreTrainedModel)
             raise ValueError(f"{what} names unknown modality {', '.join(map(repr, unknown))}: this model has "
                              f"{', '.join(self.modality_names)}")
 
-    def _encode_images(self, name: str, values) -> tuple[np.ndarray, np.ndarray]:
-        shape = self.decoder.decoders[name].image_shape
-        if isinstance(values, (np.ndarray, torch.Tensor)) and values.ndim == 4:
-            values = list(values)
-        arrays, present = np.zeros((len(values), *shape), np.uint8), np.zeros(len(values), bool)
-        for index, value in enumerate(values):
-            if value is None:
-                continue
-            array = value.cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
-            if array.ndim == 2:
-                array = array[None]
-            elif array.ndim == 3 and array.shape != shape and array.shape[2] == shape[0]:
-                array = array.transpose(2, 0, 1)  # (H, W, C), as PIL and most files give it
-            if array.shape != shape or not np.issubdtype(array.dtype, np.integer):
-                raise ValueError(f"modality {name!r} takes uint8 images of shape {shape} (or (H, W, C) / PIL images of "
-                                 f"{shape[1]}x{shape[2]} with {shape[0]} channel(s)); example {index} is "
-                                 f"{array.dtype} of shape {array.shape}")
-            if array.min() < 0 or array.max() > 255:
-                raise ValueError(f"modality {name!r}: example {index} has pixel values outside 0..255")
-            arrays[index], present[index] = array, True
-        return arrays, present
-
-    def _encode_texts(self, name: str, values) -> tuple[np.ndarray, np.ndarray]:
-        decoder = self.decoder.decoders[name]
-        tokenizer = self._require_tokenizer()
-        arrays = np.full((len(values), decoder.max_length), decoder.pad_token_id, np.int64)
-        # A missing caption's placeholder is <bos> <eos>: a valid sequence no score reads (the mask drops it).
-        arrays[:, :2] = decoder.bos_token_id, decoder.eos_token_id
-        present = np.array([value is not None for value in values], bool)
-        texts = [value for value in values if value is not None]
-        if not all(isinstance(text, str) and text.strip() for text in texts):
-            raise ValueError(f"modality {name!r} takes non-blank strings (or None for a missing one)")
-        if texts:
-            warn_unknown_words(tokenizer, texts, stacklevel=5)  # the caller of prepare_inputs
-            rows = np.flatnonzero(present)
-            for row, ids in zip(rows, tokenizer(texts)["input_ids"]):
-                if len(ids) > decoder.max_length:
-                    raise ValueError(f"modality {name!r}: example {row} has {len(ids)} tokens with <bos>/<eos>, more "
-                                     f"than its max_length {decoder.max_length}: {values[row]!r}. The limit is the "
-                                     f"config's modalities[{name!r}]['decoder_kwargs']['max_length'], set when "
-                                     "training with `hf-latent-ebm train --task multimodal --max-length N`")
-                arrays[row, :len(ids)] = ids
-        return arrays, present
-
     def encode_modality(self, name: str, values) -> tuple[np.ndarray, np.ndarray]:
         """One modality's raw values (None where missing) as the array the model stores (uint8 images, padded
         token ids) and which examples have it."""
         self._check_names([name], "encode_modality")
-        if self.config.kinds[name] == "image":
-            return self._encode_images(name, values)
-        return self._encode_texts(name, values)
+        return self.modality_of(name).encode(name, values, self.decoder.decoders[name], self._tokenizer_for(name))
+
+    def _stored(self, name: str, values) -> np.ndarray:
+        return self.encode_modality(name, values)[0]
 
     def prepare_inputs(self, examples: dict) -> dict:
         """
@@ -183,13 +150,7 @@ class LatentEBMForMultimodalGeneration(TokenizerMixin, LatentEBMPreTrainedModel)
         for index, name in enumerate(names):
             if name in kinds:
                 mask[:, index] = ~np.asarray(dataset.data.column(name).is_null())
-        features = {}
-        for name in names:
-            if self.config.kinds[name] == "image":
-                features[name] = datasets.Array3D(shape=self.decoder.decoders[name].image_shape, dtype="uint8")
-            else:
-                features[name] = datasets.List(datasets.Value("int64"),
-                                               length=self.decoder.decoders[name].max_length)
+        features = {name: self.modality_of(name).stored_feature(self.decoder.decoders[name]) for name in names}
         # Columns already stored as the model stores them (the bundled uint8 arrays, none missing) are kept as
         # they are; the others are encoded batch by batch.
         keep = [name for name in names if name in kinds and dataset.features[name] == features[name]
@@ -216,11 +177,7 @@ class LatentEBMForMultimodalGeneration(TokenizerMixin, LatentEBMPreTrainedModel)
     # ---- generation ------------------------------------------------------------------------------------------
     def to_raw(self, name: str, values: torch.Tensor):
         """A decoded modality as raw values: uint8 images (N, C, H, W), or a list of strings."""
-        if self.config.kinds[name] == "image":
-            return to_uint8_tensor(values)
-        tokenizer = self._require_tokenizer()
-        hidden = set(tokenizer.all_special_ids)
-        return [tokenizer.decode([i for i in row.tolist() if i not in hidden]) for row in values]
+        return self.modality_of(name).to_raw(values, self._tokenizer_for(name))
 
     def conditional_latents(self, batch: dict, generator: torch.Generator | None = None,
                             num_steps: int | None = None, step_size: float | None = None) -> torch.Tensor:
@@ -287,11 +244,12 @@ class LatentEBMForMultimodalGeneration(TokenizerMixin, LatentEBMPreTrainedModel)
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        if "text" in self.config.kinds.values() and self.tokenizer is None:
-            targets = [name for name, kind in self.config.kinds.items() if kind == "image"]
+        if self.tokenizer is None and self.tokenized_names:
+            targets = [name for name in self.modality_names if name not in self.tokenized_names]
         else:
             targets = None
-        modality_grid(self.generate(num_samples, targets=targets, generator=generator)).save(path)
+        generated = self.generate(num_samples, targets=targets, generator=generator)
+        modality_grid({name: self.modality_of(name).display(values) for name, values in generated.items()}).save(path)
         return path
 
     def write_cross_modal_grid(self, path, conditioned_on: dict, targets: list[str] | None = None,
@@ -318,10 +276,13 @@ class LatentEBMForMultimodalGeneration(TokenizerMixin, LatentEBMPreTrainedModel)
         generated = self.generate(conditioned_on={name: [values[index] for index in repeated]
                                                   for name, values in conditioned_on.items()},
                                   targets=targets, generator=generator)
-        given = {name: torch.from_numpy(self.encode_modality(name, values)[0])
-                 if self.config.kinds[name] == "image" else list(values) for name, values in conditioned_on.items()}
+        given = {name: self.modality_of(name).display_given(values, partial(self._stored, name, values))
+                 for name, values in conditioned_on.items()}
+        generated = {name: self.modality_of(name).display(values) for name, values in generated.items()}
         cross_modal_grid(given, generated, num_draws).save(path)
         return path
 
+
+register_model_kind(LatentEBMForMultimodalGeneration, "multimodal.md.jinja", pipeline_tag="any-to-any")
 
 __all__ = ["LatentEBMForMultimodalGeneration"]

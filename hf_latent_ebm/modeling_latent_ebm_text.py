@@ -6,6 +6,7 @@ from pathlib import Path
 import torch
 
 from .configuration_latent_ebm_text import LatentEBMTextConfig
+from .model_kinds import register_model_kind
 from .modeling_latent_ebm import LatentEBMOutput, LatentEBMPreTrainedModel
 from .tokenization import TokenizerMixin, warn_unknown_words
 
@@ -47,13 +48,10 @@ class LatentEBMForTextGeneration(TokenizerMixin, LatentEBMPreTrainedModel):
             raise ValueError(f"tokenizer does not match the model: config.unk_token_id is {self.config.unk_token_id} "
                              f"(never generated), the tokenizer's unknown token is {tokenizer.unk_token_id}")
 
-    def write_card(self, save_directory) -> None:
-        if self.tokenizer is not None:  # without one there are no sentences to show
-            super().write_card(save_directory)
-        else:
-            from .hub import write_model_card
-
-            write_model_card(save_directory)
+    def write_card_samples(self, save_directory) -> Path | None:
+        if self.tokenizer is None:  # without one there are no sentences to show
+            return None
+        return super().write_card_samples(save_directory)
 
     def write_samples(self, path, num_samples: int, generator: torch.Generator | None = None) -> Path | None:
         """`num_samples` generated sentences, one per line, to the file `path` or, for path "-", to stdout. A line
@@ -167,5 +165,7 @@ class LatentEBMForTextGeneration(TokenizerMixin, LatentEBMPreTrainedModel):
         weights = torch.linspace(0, 1, num_steps, device=self.device)[:, None]
         return self.decode_latents((1 - weights) * start + weights * end, greedy=True)
 
+
+register_model_kind(LatentEBMForTextGeneration, "text.md.jinja", pipeline_tag="text-generation")
 
 __all__ = ["LatentEBMForTextGeneration"]

@@ -32,9 +32,12 @@ class Registry:
         self._classes[name] = part_class
         return part_class
 
-    def get(self, name: str) -> type:
+    def get(self, name: str, field: str | None = None) -> type:
+        """The class registered under `name`; a ValueError naming the known ones (and the config `field` that gave
+        the name, when given) otherwise."""
         if name not in self._classes:
-            raise ValueError(f"unknown {self.kind} {name!r}; registered: {', '.join(self.names())}")
+            where = f"{field}: " if field else ""
+            raise ValueError(f"{where}unknown {self.kind} {name!r}; registered: {', '.join(self.names())}")
         return self._classes[name]
 
     def names(self) -> list[str]:

@@ -79,6 +79,24 @@ def warn_unknown_words(tokenizer, texts: list[str], stacklevel: int = 3) -> None
                       f"{tokenizer.unk_token}: {shown}", UserWarning, stacklevel=stacklevel)
 
 
+# What `PreTrainedTokenizerFast.save_pretrained` writes: a folder with either holds a tokenizer.
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json")
+
+
+def _unreadable(files: list[str]) -> str:
+    """The tokenizer files that are not valid JSON (the damaged ones), else all of them."""
+    import json
+    from pathlib import Path
+
+    damaged = []
+    for file in files:
+        try:
+            json.loads(Path(file).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            damaged.append(file)
+    return " and ".join(damaged or files)
+
+
 class TokenizerMixin:
     """
     For models whose text travels with a tokenizer: `set_tokenizer` attaches one after checking its vocabulary and
@@ -110,15 +128,29 @@ class TokenizerMixin:
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """The model, and the tokenizer saved with it when the folder (or Hub repo) has one. A tokenizer file that
+        cannot be read, or a tokenizer that does not fit the model, is a ValueError naming the file."""
         model = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
         from transformers import AutoTokenizer
+        from transformers.utils import cached_file
 
-        hub_kwargs = {k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only") if k in kwargs}
-        try:  # a local folder or a Hub repo (cached or online) saved with its tokenizer
-            tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
-        except (OSError, ValueError):
+        hub_kwargs = {k: kwargs[k] for k in ("cache_dir", "revision", "token", "local_files_only", "subfolder")
+                      if k in kwargs}
+        files = [cached_file(pretrained_model_name_or_path, name, _raise_exceptions_for_missing_entries=False,
+                             _raise_exceptions_for_connection_errors=False, **hub_kwargs)
+                 for name in TOKENIZER_FILES]
+        files = [file for file in files if file is not None]
+        if not files:
             return model  # saved without a tokenizer: text methods will ask for one
-        model.set_tokenizer(tokenizer)
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(pretrained_model_name_or_path, **hub_kwargs)
+        except Exception as error:
+            raise ValueError(f"cannot load the tokenizer saved with the model from {_unreadable(files)}: "
+                             f"{type(error).__name__}: {error}") from error
+        try:
+            model.set_tokenizer(tokenizer)
+        except ValueError as error:
+            raise ValueError(f"{' and '.join(files)}: {error}") from error
         return model
 
     def _require_tokenizer(self):

@@ -1,6 +1,10 @@
-"""Range checks of named settings, shared by the configs and the training arguments (imports nothing)."""
+"""Range checks of named settings, shared by the configs and the training arguments, and the decorator that makes a
+strict config raise ValueError (imports nothing of the package)."""
 
+import functools
 from collections.abc import Iterable
+
+CONFIG_FILE = "config.json"  # transformers' CONFIG_NAME, without importing transformers
 
 
 def require_at_least(owner, names: Iterable[str], minimum: int = 1) -> None:
@@ -26,3 +30,36 @@ def require_greater_than(owner, names: Iterable[str], bound: int = 0) -> None:
         value = getattr(owner, name)
         if not value > bound:
             raise ValueError(f"{name} must be > {bound}, got {value}")
+
+
+def raise_value_errors(config_class):
+    """Make a strict config's construction raise ValueError (what users catch) instead of huggingface_hub's
+    StrictDataclassError, keeping the validator's message; a config built by `from_dict` (how `from_pretrained` and
+    `AutoConfig` read a saved config.json) says the values came from config.json."""
+    from huggingface_hub.errors import StrictDataclassError
+
+    strict_init = config_class.__init__
+
+    @functools.wraps(strict_init)
+    def __init__(self, *args, **kwargs):
+        try:
+            strict_init(self, *args, **kwargs)
+        except StrictDataclassError as error:
+            raise ValueError(f"invalid {config_class.__name__}: {error}") from error
+
+    config_class.__init__ = __init__
+    if not getattr(config_class.from_dict, "names_the_config_file", False):  # a subclass inherits the wrapper
+        from_dict = config_class.from_dict.__func__
+
+        @functools.wraps(from_dict)
+        def from_dict_naming_the_file(cls, config_dict, **kwargs):
+            try:
+                return from_dict(cls, config_dict, **kwargs)
+            except ValueError as error:
+                if str(error).startswith(CONFIG_FILE):  # a subclass's from_dict calling this one
+                    raise
+                raise ValueError(f"{CONFIG_FILE}: {error}") from error
+
+        from_dict_naming_the_file.names_the_config_file = True
+        config_class.from_dict = classmethod(from_dict_naming_the_file)
+    return config_class

@@ -57,7 +57,8 @@ def main():
             {"world_size": trainer.args.world_size, "checksums": checksums,
              "first_batch_sum": float(first_batch.double().sum())}))
     if trainer.is_world_process_zero():
-        model.save_pretrained(args.output_dir)
+        model.save_pretrained(args.output_dir, write_card=False)
+        model.write_card(args.output_dir, with_samples=True)  # a grid of samples on the card
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ def test_the_last_step_diagnostics_leave_the_chain_and_the_generator_as_they_wer
 def test_the_mle_learner_reports_them_with_an_energy_and_they_match_a_manual_computation():
     model = model_with()
     pixel_values = images()
-    output = model.learner.losses(model, pixel_values, {}, torch.Generator().manual_seed(7))
+    output = model.learner.losses(model.learner_context, pixel_values, {}, torch.Generator().manual_seed(7))
     assert DIAGNOSED <= set(output.terms)
     assert all(math.isfinite(output.terms[name].item()) and not output.terms[name].requires_grad
                for name in DIAGNOSED)

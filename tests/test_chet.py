@@ -258,7 +258,8 @@ def test_config_validation():
         ChetConfig(dropout=1.5)
     with pytest.raises(ValueError, match="learning_rate_schedule"):
         ChetConfig(learning_rate_schedule=[[5, 0.01]])
-    assert ChetConfig(task="heart_failure").dropout == 0.0 and ChetConfig().dropout == 0.45
+    assert ChetConfig(task="heart_failure").effective_dropout == 0.0 and ChetConfig().effective_dropout == 0.45
+    assert ChetConfig().dropout is None  # resolved at use, not written into the config
     assert ChetConfig().learning_rate_at(25) == 0.001
     with pytest.raises(ValueError, match="decision_threshold"):
         ChetConfig(decision_threshold=0.3)  # diagnosis ranks codes

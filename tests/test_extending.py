@@ -75,9 +75,11 @@ def test_a_registered_decoder_trains_saves_and_reloads(tmp_path, learner, prior_
     assert after < 0.5 * before, (before, after)
     # Every term the learner returns is logged.
     history = json.loads((tmp_path / "loss_history.json").read_text())
-    expected_terms = {"mle": {"decoder_loss", "energy_loss"}, "vae": {"decoder_loss", "kl_loss"},
+    expected_terms = {"mle": {"decoder_loss", "energy_loss", "energy_difference", "posterior_chain_grad_norm",
+                              "prior_chain_grad_norm"},
+                      "vae": {"decoder_loss", "kl_loss"},
                       "vae_ebm": {"decoder_loss", "kl_loss", "energy_loss", "posterior_energy", "prior_energy",
-                                  "prior_chain_grad_norm"}}[learner]
+                                  "energy_difference", "prior_chain_grad_norm"}}[learner]
     assert set(history[-1]) == {"step"} | expected_terms
     assert (tmp_path / "samples.npy").exists() and (tmp_path / "loss_curve.png").exists()
 

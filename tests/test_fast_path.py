@@ -9,7 +9,7 @@ import torch
 
 from hf_latent_ebm import (LangevinDivergenceError, LangevinSampler, LatentEBMConfig, LatentEBMForImageGeneration, LatentEBMForTextGeneration,
                            LatentEBMTextConfig)
-from hf_latent_ebm.langevin import functional_potential_and_grad, langevin_steps, resolve_fast_path
+from hf_latent_ebm.samplers.langevin import functional_potential_and_grad, langevin_steps, resolve_fast_path
 
 needs_compiler = pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
                                     reason="torch.compile on the CPU needs a C++ compiler")

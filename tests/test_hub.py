@@ -38,14 +38,31 @@ def tiny_image_model():
     return LatentEBMForImageGeneration(LatentEBMConfig(**TINY))
 
 
-def test_save_pretrained_writes_a_card_that_huggingface_hub_parses(tmp_path):
-    tiny_image_model().save_pretrained(tmp_path)
+def refuse_to_run(model, monkeypatch):
+    """Make every way of running the model's parts (sampling, the prior, the decoder) fail."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("saving ran the model")
+
+    monkeypatch.setattr(model, "sample", refuse)
+    monkeypatch.setattr(model, "write_samples", refuse)
+    monkeypatch.setattr(model.prior, "forward", refuse)
+    monkeypatch.setattr(model.decoder, "forward", refuse)
+
+
+def test_save_pretrained_writes_a_card_that_huggingface_hub_parses(tmp_path, monkeypatch):
+    model = tiny_image_model()
+    refuse_to_run(model, monkeypatch)  # saving is pure: config, weights and a card from what the model knows
+    model.save_pretrained(tmp_path)
     card = ModelCard.load(tmp_path / "README.md")
     assert card.data.library_name == "hf-latent-ebm"
     assert card.data.pipeline_tag == "unconditional-image-generation"
     assert "latent-ebm" in card.data.tags and card.data.license == "apache-2.0"
     assert "Intended use and limitations" in card.text and "28x28x1" in card.text
-    assert "![samples](samples.png)" in card.text  # a grid of 16 samples written beside the weights
+    assert "![samples]" not in card.text and not (tmp_path / "samples.png").exists()
+    monkeypatch.undo()
+    # Samples for the card only when asked: a grid of 16 beside the weights.
+    model.write_card(tmp_path, with_samples=True)
+    assert "![samples](samples.png)" in ModelCard.load(tmp_path / "README.md").text
     from PIL import Image
 
     assert Image.open(tmp_path / "samples.png").size == (4 * 30 + 2, 4 * 30 + 2)
@@ -54,6 +71,7 @@ def test_save_pretrained_writes_a_card_that_huggingface_hub_parses(tmp_path):
 def test_card_carries_results_command_and_samples(tmp_path):
     model = tiny_image_model()
     model.save_pretrained(tmp_path)
+    model.write_card_samples(tmp_path)
     (tmp_path / "train_results.json").write_text(json.dumps(
         {"step": 5, "command": "hf-latent-ebm train --dataset mnist --output-dir x", "dataset": "mnist"}))
     (tmp_path / "eval_results.json").write_text(json.dumps({"metric": "fid", "fid": 12.345678, "dataset": "mnist",
@@ -68,11 +86,22 @@ def test_card_carries_results_command_and_samples(tmp_path):
     assert 'AutoModel.from_pretrained("org/lebm-mnist")' in card.text
 
 
+def test_cli_card_writes_samples_only_with_the_flag(tmp_path):
+    tiny_image_model().save_pretrained(tmp_path)
+    cli_main(["card", str(tmp_path)])
+    assert not (tmp_path / "samples.png").exists()
+    cli_main(["card", str(tmp_path), "--with-samples"])
+    assert (tmp_path / "samples.png").exists()
+    assert "![samples](samples.png)" in ModelCard.load(tmp_path / "README.md").text
+
+
 def test_text_card_and_unknown_folder(tmp_path):
     tokenizer = train_tokenizer(CORPUS, min_frequency=1, max_length=12)
     model = LatentEBMForTextGeneration(LatentEBMTextConfig(**{**TINY_TEXT, "vocab_size": len(tokenizer)}))
     model.set_tokenizer(tokenizer)
     model.save_pretrained(tmp_path / "text")
+    assert not (tmp_path / "text" / "samples.txt").exists()
+    model.write_card(tmp_path / "text", with_samples=True)
     text_card = ModelCard.load(tmp_path / "text" / "README.md")
     assert text_card.data.pipeline_tag == "text-generation"
     assert len((tmp_path / "text" / "samples.txt").read_text().splitlines()) == 8
@@ -109,11 +138,17 @@ def test_push_sends_weights_config_and_card_but_not_checkpoints(tmp_path):
         push_folder(tmp_path / "checkpoints", "org/x", api=api)
 
 
-def test_model_push_to_hub_uses_the_injected_api(tmp_path):
+def test_model_push_to_hub_uses_the_injected_api(tmp_path, monkeypatch):
     api = FakeHfApi()
-    tiny_image_model().push_to_hub("org/lebm-direct", api=api)
+    model = tiny_image_model()
+    refuse_to_run(model, monkeypatch)
+    model.push_to_hub("org/lebm-direct", api=api)
     assert [name for name, _ in api.calls] == ["create_repo", "upload_folder"]
-    assert "model.safetensors" in api.calls[1][1]["files"]
+    assert {"README.md", "config.json", "model.safetensors"} <= set(api.calls[1][1]["files"])
+    assert "samples.png" not in api.calls[1][1]["files"]
+    monkeypatch.undo()
+    model.push_to_hub("org/lebm-direct", api=api, with_samples=True)  # asked for: a grid for the card
+    assert "samples.png" in api.calls[3][1]["files"]
 
 
 def test_cli_push_reports_errors_cleanly(tmp_path, capsys):

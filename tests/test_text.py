@@ -481,7 +481,7 @@ def test_vae_free_bits_floor_each_dimensions_kl_in_the_loss_only(tokenizer):
     free_output.loss.backward()
     free_variance_grad = [p.grad.clone() for p in free.encoder.parameters()]
     free.zero_grad()
-    free.learner.losses(free, ids, {}, seeded()).terms["decoder_loss"].backward()
+    free.learner.losses(free.learner_context, ids, {}, seeded()).terms["decoder_loss"].backward()
     for with_floor, reconstruction_only in zip(free_variance_grad, (p.grad for p in free.encoder.parameters())):
         torch.testing.assert_close(with_floor, reconstruction_only)
     for bad in ({"vae_free_bits": -0.1}, {"vae_free_bits": float("nan")}):
@@ -537,11 +537,10 @@ def test_variational_ebm_learner_lowers_the_elbo_and_fits_the_prior_to_q(tokeniz
 
     def negative_elbo_to_p0():
         """Reconstruction + KL(q || p0) over 5 draws of z+: the loss without the prior's log-ratio to p0."""
-        from types import SimpleNamespace
+        from dataclasses import replace
 
-        # The model with p0 in place of its learned prior, as the variational learner sees it.
-        with_p0 = SimpleNamespace(prior=GaussianPrior(config.latent_dim, config.prior_sigma), decoder=model.decoder,
-                                  encoder=model.encoder, config=model.config, prior_sampler=model.prior_sampler)
+        # The model's context with p0 in place of its learned prior, as the variational learner sees it.
+        with_p0 = replace(model.learner_context, prior=GaussianPrior(config.latent_dim, config.prior_sigma))
         model.eval()
         with torch.no_grad():
             losses = [model.learner.losses(with_p0, ids, {}, seeded(seed)).loss.item() for seed in range(5)]

@@ -1,6 +1,7 @@
 """A diffusers-style tester mixin: every model variant gets the same suite by supplying a tiny config and inputs."""
 
 import json
+import re
 
 import pytest
 import torch
@@ -90,6 +91,43 @@ class ModelTesterMixin:
         self.make_model().save_pretrained(tmp_path)
         (tmp_path / "config.json").write_text("{not json")
         with pytest.raises(OSError):
+            self.model_class.from_pretrained(tmp_path)
+
+    def test_save_pretrained_runs_no_part_of_the_model(self, tmp_path, monkeypatch):
+        model = self.make_model()
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("save_pretrained ran the model")
+
+        for owner, name in ((model, "sample"), (model, "write_samples"), (model.prior, "forward"),
+                            (model.decoder, "forward")):
+            monkeypatch.setattr(owner, name, refuse)
+        model.save_pretrained(tmp_path)
+        assert {"config.json", "model.safetensors", "README.md"} <= {path.name for path in tmp_path.iterdir()}
+        assert not list(tmp_path.glob("samples*"))
+
+    def test_weights_that_do_not_fit_the_config_raise_value_error(self, tmp_path):
+        self.make_model().save_pretrained(tmp_path, write_card=False)
+        config = json.loads((tmp_path / "config.json").read_text())
+        config["latent_dim"] += 1
+        (tmp_path / "config.json").write_text(json.dumps(config))
+        # The message names the weight file and the config field whose value does not fit the weights.
+        expected = rf"(?s){re.escape(str(tmp_path / 'model.safetensors'))}.*latent_dim={config['latent_dim']}"
+        with pytest.raises(ValueError, match=expected):
+            AutoModel.from_pretrained(tmp_path)
+        with pytest.raises(ValueError, match=expected):
+            self.model_class.from_pretrained(tmp_path)
+        loaded = AutoModel.from_pretrained(tmp_path, ignore_mismatched_sizes=True)  # asked for: re-initialised
+        assert loaded.config.latent_dim == config["latent_dim"]
+
+    def test_a_config_naming_an_unknown_part_raises_value_error(self, tmp_path):
+        self.make_model().save_pretrained(tmp_path, write_card=False)
+        config = json.loads((tmp_path / "config.json").read_text())
+        config["prior_type"] = "no_such_prior"
+        (tmp_path / "config.json").write_text(json.dumps(config))
+        with pytest.raises(ValueError, match=r"(?s)config\.json.*prior_type: unknown prior 'no_such_prior'"):
+            AutoModel.from_pretrained(tmp_path)
+        with pytest.raises(ValueError, match=rf"(?s){re.escape(str(tmp_path))}.*config\.json.*prior_type"):
             self.model_class.from_pretrained(tmp_path)
 
     # ---- forward ---------------------------------------------------------------------------------------------

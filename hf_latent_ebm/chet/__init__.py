@@ -7,10 +7,14 @@ The path: `hf_latent_ebm.data.ehr.load_mimic3` / `load_mimic4` (or `synthesize_m
 """
 
 from ..data.icd9 import ICD9_CHAPTERS, dot_icd9, icd9_chapter
+from ..model_kinds import register_model_kind
 from .cohort import CooccurrenceGraph, PackedCohort, encode_patients, prepare_cohort, split_patients
 from .configuration_chet import ChetConfig
 from .modeling_chet import ChetForHealthEventPrediction, ChetOutput
 from .synthetic import synthesize_mimic3
+
+register_model_kind(ChetForHealthEventPrediction, "chet.md.jinja",
+                    tags=("chet", "health-event-prediction", "ehr", "disease-graph", "hf-latent-ebm"))
 
 __all__ = ["ICD9_CHAPTERS", "dot_icd9", "icd9_chapter", "synthesize_mimic3", "CooccurrenceGraph", "PackedCohort",
            "encode_patients", "prepare_cohort", "split_patients", "ChetConfig", "ChetForHealthEventPrediction",

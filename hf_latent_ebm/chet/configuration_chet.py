@@ -5,8 +5,7 @@ from dataclasses import field
 from huggingface_hub.dataclasses import strict
 from transformers import PreTrainedConfig
 
-from ..configuration_latent_ebm import raise_value_errors
-from ..validation import require_at_least
+from ..validation import raise_value_errors, require_at_least
 
 TASKS = ("diagnosis", "heart_failure")
 # The paper's training schedules (epoch -> learning rate from that epoch on), per task.
@@ -78,14 +77,11 @@ class ChetConfig(PreTrainedConfig):
         require_at_least(self, ("code_embedding_dim", "graph_dim", "hidden_dim", "transition_attention_dim",
                                 "visit_attention_dim"))
         require_at_least(self, ("num_graph_edges",), 0)
-        if self.dropout is None:
-            self.dropout = DROPOUTS[self.task]
-        if not 0 <= self.dropout < 1:
+        if self.dropout is not None and not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.learning_rate_schedule is None:
-            self.learning_rate_schedule = LEARNING_RATE_SCHEDULES[self.task]
         schedule = self.learning_rate_schedule
-        if (not schedule or schedule[0][0] != 0 or any(len(step) != 2 or not step[1] > 0 for step in schedule)
+        if schedule is not None and (
+                not schedule or schedule[0][0] != 0 or any(len(step) != 2 or not step[1] > 0 for step in schedule)
                 or [step[0] for step in schedule] != sorted({step[0] for step in schedule})):
             raise ValueError("learning_rate_schedule must be [[0, lr], [epoch, lr], ...] with increasing epochs and "
                              f"positive rates, got {schedule}")
@@ -115,8 +111,19 @@ class ChetConfig(PreTrainedConfig):
     def uses_code_readout(self) -> bool:
         return self.code_readout and self.task == "diagnosis"
 
+    @property
+    def effective_dropout(self) -> float:
+        """`dropout`, or the paper's for the task when it is None."""
+        return DROPOUTS[self.task] if self.dropout is None else self.dropout
+
+    @property
+    def effective_learning_rate_schedule(self) -> list:
+        """`learning_rate_schedule`, or the paper's for the task when it is None."""
+        schedule = self.learning_rate_schedule
+        return LEARNING_RATE_SCHEDULES[self.task] if schedule is None else schedule
+
     def learning_rate_at(self, epoch: int) -> float:
-        return [rate for start, rate in self.learning_rate_schedule if start <= epoch][-1]
+        return [rate for start, rate in self.effective_learning_rate_schedule if start <= epoch][-1]
 
 
 __all__ = ["ChetConfig", "TASKS"]

@@ -147,7 +147,7 @@ class ChetForHealthEventPrediction(ChetPreTrainedModel):
         self.key = nn.Linear(graph_dim, config.transition_attention_dim)
         self.value = nn.Linear(graph_dim, hidden_dim)
         self.visit_attention = VisitAttention(hidden_dim, config.visit_attention_dim)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = nn.Dropout(config.effective_dropout)
         self.classifier = nn.Linear(hidden_dim, config.num_outputs)
         # Diagnosis: a code of the last input visit also scores itself from its own hidden state (docs/ehr.md, "Why
         # Chet trailed"): the pooled patient vector cannot carry every code's identity when codes outnumber its units.

@@ -5,7 +5,6 @@ optimal, at the best epoch's weights) and stored with the model (`decision_thres
 decisions use a threshold that no test patient helped choose."""
 
 import copy
-import itertools
 import json
 import math
 import time
@@ -19,6 +18,7 @@ from ..metrics.ehr import DEFAULT_THRESHOLD, diagnosis_metrics, f1_optimal_thres
 from ..training import (CHECKPOINTS_DIR, TRAINING_STATE_FILE, commit_checkpoint, epoch_order, latest_checkpoint,
                         plot_curves, replace_file_atomically, save_pretrained_atomically)
 from ..validation import require_at_least
+from .scoring import predict_scores
 
 WEIGHTS_FILE = "model.safetensors"
 BEST_WEIGHTS_FILE = "best_model.safetensors"
@@ -61,20 +61,6 @@ class EHRTrainingArguments:
     def __post_init__(self):
         require_at_least(self, ("max_epochs", "batch_size", "keep_checkpoints", "eval_batch_size"))
         require_at_least(self, ("weight_decay",), 0)
-
-
-@torch.no_grad()
-def predict_scores(model, cohort, batch_size: int = 256) -> torch.Tensor:
-    """Sigmoid scores of a predictor for every patient of a `PackedCohort`: (patients, codes) or (patients,)."""
-    was_training = model.training
-    model.eval()
-    device = next(itertools.chain(model.parameters(), model.buffers())).device
-    scores = []
-    for start in range(0, len(cohort), batch_size):  # batches of patients, each one vectorised call
-        batch = cohort.batch(torch.arange(start, min(start + batch_size, len(cohort))))
-        scores.append(torch.sigmoid(model(**{k: v.to(device) for k, v in batch.items()}).logits).cpu())
-    model.train(was_training)
-    return torch.cat(scores)
 
 
 def decision_threshold_of(model) -> float:

@@ -55,6 +55,8 @@ def add_model_commands(commands) -> None:
     card = commands.add_parser("card", help="(re)write the model card README.md of a saved model folder")
     card.add_argument("model_dir")
     card.add_argument("--repo-id", default=None, help="the Hub id the card's snippets should use")
+    card.add_argument("--with-samples", action="store_true",
+                      help="first write samples for the card into the folder (runs the model, seed 0) unless it has some")
     card.set_defaults(handler=_card)
 
     push = commands.add_parser("push", help="upload a saved model folder (with its card) to the Hugging Face Hub")
@@ -62,6 +64,8 @@ def add_model_commands(commands) -> None:
     push.add_argument("--repo-id", required=True, help="ORG/NAME")
     push.add_argument("--private", action="store_true")
     push.add_argument("--token", default=None, help="defaults to the HF_TOKEN / huggingface-cli login token")
+    push.add_argument("--with-samples", action="store_true",
+                      help="first write samples for the card into the folder (runs the model, seed 0) unless it has some")
     push.set_defaults(handler=_push)
 
 
@@ -99,9 +103,7 @@ def _write_cross_modal_grids(model, args: argparse.Namespace, joint: Path, gener
         if name not in dataset.column_names:
             continue
         rows = np.flatnonzero(~np.asarray(dataset.data.column(name).is_null()))[: args.num_samples]
-        values = dataset.select(rows.tolist())[name]
-        if model.config.kinds[name] == "image":
-            values = [np.asarray(value, dtype=np.uint8) for value in values]
+        values = dataset.select(rows.tolist())[name]  # raw values of any kind: the model encodes them
         path = model.write_cross_modal_grid(joint.with_name(f"{joint.stem}_from_{name}{joint.suffix}"), {name: values},
                                             num_draws=args.num_draws, generator=generator)
         print(f"cross-modal samples from {name} ({len(rows)} examples x {args.num_draws} draws) written to {path}")
@@ -170,14 +172,24 @@ def _evaluate(args: argparse.Namespace) -> None:
     print(json.dumps(result))
 
 
+def _write_card_samples(args: argparse.Namespace) -> None:
+    # Saving never runs a model; samples for the card are written only when asked.
+    if args.with_samples:
+        from transformers import AutoModel
+
+        AutoModel.from_pretrained(args.model_dir).eval().write_card_samples(args.model_dir)
+
+
 def _card(args: argparse.Namespace) -> None:
     from ..hub import write_model_card
 
+    _write_card_samples(args)
     print(f"model card written to {write_model_card(args.model_dir, args.repo_id)}")
 
 
 def _push(args: argparse.Namespace) -> None:
     from ..hub import push_folder
 
+    _write_card_samples(args)
     commit = push_folder(args.model_dir, args.repo_id, private=args.private, token=args.token)
     print(f"uploaded {args.model_dir} to {args.repo_id}: {getattr(commit, 'commit_url', commit)}")

@@ -1,37 +1,14 @@
 """The tasks `hf-latent-ebm train --task NAME` trains: per task, how the data loads, which model (preset) it makes and
-the dataset the trainer takes."""
+the dataset the trainer takes. Each is a `Task` registered with `register_task` (a model kind outside the package
+brings its own with `register_model_kind(..., tasks=...)`); `TASKS` is that registry."""
 
 import argparse
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import torch
 
-
-@dataclass(frozen=True)
-class Task:
-    """What `hf-latent-ebm train --task NAME` trains: a data loader, the model (the preset: a head's config defaults
-    with the settings the data decides and the user's overrides) and its dataset. Every model writes its own
-    samples (`write_samples`), so a task needs no sample writer. Adding a task is one entry in `TASKS`.
-
-    Args:
-        load_data: `load_data(args)`, the training data the arguments name.
-        make_model: `make_model(args, config_kwargs, data)`, a fresh model of the preset with the user's
-            `--config-overrides` (or the checkpoint of `args.init_from`).
-        make_dataset: `make_dataset(args, model, data)`, a `datasets.Dataset` with the model's input columns, or
-            a (training, validation) pair whose validation part (labelled rows with the same columns, or None) the
-            trainer scores every `--eval-every` steps to keep the best checkpoint as the model.
-        dataset_name: `dataset_name(args)`, the data's name for train_results.json and the model card.
-        after_training: `after_training(args, model, train_data)`, optional: fits what needs the trained model
-            (the ssl task's class priors) and returns entries for train_results.json; the model is saved again.
-    """
-
-    load_data: Callable
-    make_model: Callable
-    make_dataset: Callable
-    dataset_name: Callable
-    after_training: Callable | None = None
+from ..model_kinds import TASKS, Task, register_task
+from ..modalities.text import MIN_MAX_LENGTH as MULTIMODAL_MIN_LENGTH
 
 
 def _load_images(args: argparse.Namespace):
@@ -215,69 +192,55 @@ def _load_multimodal(args: argparse.Namespace):
 
 
 def _make_multimodal_model(args: argparse.Namespace, config_kwargs: dict, dataset):
-    """The multimodal preset for the dataset's modalities: an image modality per image column (its shape read
-    off the data), a text modality per text column over one tokenizer (--tokenizer, byte-level BPE by default)
-    trained on all of them, with room for --max-length tokens (by default twice the longest training caption's,
-    at least MULTIMODAL_MIN_LENGTH)."""
-    import datasets
-    import numpy as np
-
-    from .. import LatentEBMForMultimodalGeneration, LatentEBMMultimodalConfig, image_modality, text_modality
+    """The multimodal preset for the dataset's modalities: each modality kind makes the specs of its columns from
+    the data and the arguments (`Modality.specs_from_data`): an image modality per image column (its shape read off
+    the data), a text modality per text column over one tokenizer (--tokenizer, byte-level BPE by default) trained
+    on all of them, with room for --max-length tokens (by default twice the longest training caption's, at least
+    MULTIMODAL_MIN_LENGTH)."""
+    from .. import LatentEBMForMultimodalGeneration, LatentEBMMultimodalConfig
     from ..data import modality_kinds
-    from ..tokenization import train_tokenizer
+    from ..modalities import modality
 
     if args.init_from:  # fine-tuning: the checkpoint's modalities and tokenizer; the data must fit them
         model = LatentEBMForMultimodalGeneration.from_pretrained(args.init_from)
-        _check_kept_max_length(args, [spec["decoder_kwargs"]["max_length"] for spec in model.config.modalities.values()
-                                      if spec["kind"] == "text"])
+        kept = [modality(spec["kind"]).max_length(spec) for spec in model.config.modalities.values()]
+        _check_kept_max_length(args, [length for length in kept if length is not None])
         return model
     kinds = modality_kinds(dataset)
-    texts = [text for name, kind in kinds.items() if kind == "text" for text in dataset[name] if text is not None]
-    tokenizer = train_tokenizer(texts, kind=args.tokenizer, vocab_size=args.vocab_size, min_frequency=1) \
-        if texts else None
-    longest = max((len(ids) for ids in tokenizer(texts)["input_ids"]), default=0) if texts else 0
-    if args.max_length is not None and args.max_length < longest:
-        raise ValueError(f"--max-length {args.max_length} is shorter than the longest training caption, "
-                         f"{longest} tokens with <bos>/<eos>")
-    # Headroom for captions longer than the training ones (conditioning on a user's caption): it costs stored
-    # padding only, since batches are cut to their longest caption and generation stops at <eos>.
-    max_length = args.max_length if args.max_length is not None else max(2 * longest, MULTIMODAL_MIN_LENGTH)
-    modalities = {}
-    for name, kind in kinds.items():
-        if kind == "text":
-            modalities[name] = text_modality(tokenizer, max_length=max_length)
-            continue
-        feature = dataset.features[name]
-        if isinstance(feature, datasets.Array3D):  # stored channel-first, as the bundled builders do
-            shape = feature.shape
-        else:  # PIL images: the first one present gives the shape
-            first = int(np.flatnonzero(~np.asarray(dataset.data.column(name).is_null()))[0])
-            array = np.asarray(dataset[first][name])
-            shape = (1, *array.shape) if array.ndim == 2 else (array.shape[2], array.shape[0], array.shape[1])
-        if shape[1] != shape[2]:
-            raise ValueError(f"modality {name!r}: images must be square, got {shape[1]}x{shape[2]}")
-        modalities[name] = image_modality(image_size=shape[1], num_channels=shape[0])
-    model = LatentEBMForMultimodalGeneration(LatentEBMMultimodalConfig(modalities=modalities, **config_kwargs))
-    if tokenizer is not None:
-        model.set_tokenizer(tokenizer)
+    specs, tokenizers = {}, {}
+    for kind in dict.fromkeys(kinds.values()):
+        made, tokenizer = modality(kind).specs_from_data(dataset, [name for name in kinds if kinds[name] == kind],
+                                                         args)
+        specs.update(made)
+        if tokenizer is not None:
+            tokenizers[kind] = tokenizer
+    if len(tokenizers) > 1:
+        raise ValueError(f"the modality kinds {sorted(tokenizers)} each need a tokenizer; a model holds one")
+    model = LatentEBMForMultimodalGeneration(LatentEBMMultimodalConfig(modalities={name: specs[name] for name in kinds},
+                                                                       **config_kwargs))
+    if tokenizers:
+        model.set_tokenizer(next(iter(tokenizers.values())))
     return model
 
 
-TASKS = {
-    "image": Task(load_data=_load_images,
-                  make_model=_make_image_model, make_dataset=lambda args, model, dataset: dataset,
-                  dataset_name=lambda args: args.dataset),
-    "text": Task(load_data=_load_texts, make_model=_make_text_model,
-                 make_dataset=_text_dataset, dataset_name=lambda args: args.data or "kjv"),
-    "ssl": Task(load_data=_load_ssl_data, make_model=_make_ssl_model, make_dataset=_ssl_dataset,
-                dataset_name=lambda args: args.data or args.dataset, after_training=_fit_class_priors),
-    "multimodal": Task(load_data=_load_multimodal, make_model=_make_multimodal_model,
-                       make_dataset=lambda args, model, dataset: model.prepare_dataset(dataset),
-                       dataset_name=lambda args: args.data or args.dataset),
-}
+def _same_dataset(args: argparse.Namespace, model, dataset):
+    return dataset
 
-# The multimodal task's default caption length limit is at least this many tokens.
-MULTIMODAL_MIN_LENGTH = 32
 
-# --dataset's default depends on the task.
-DEFAULT_DATASETS = {"image": "mnist", "text": None, "ssl": "mnist", "multimodal": "polymnist"}
+def _prepared_dataset(args: argparse.Namespace, model, dataset):
+    return model.prepare_dataset(dataset)
+
+
+register_task("image", Task(load_data=_load_images, make_model=_make_image_model, make_dataset=_same_dataset,
+                            dataset_name=lambda args: args.dataset, model_type="latent_ebm",
+                            default_dataset="mnist"))
+register_task("text", Task(load_data=_load_texts, make_model=_make_text_model, make_dataset=_text_dataset,
+                           dataset_name=lambda args: args.data or "kjv", model_type="latent_ebm_text"))
+register_task("ssl", Task(load_data=_load_ssl_data, make_model=_make_ssl_model, make_dataset=_ssl_dataset,
+                          dataset_name=lambda args: args.data or args.dataset, after_training=_fit_class_priors,
+                          model_type="latent_ebm_classification", default_dataset="mnist", labelled_batches=True))
+register_task("multimodal", Task(load_data=_load_multimodal, make_model=_make_multimodal_model,
+                                 make_dataset=_prepared_dataset, dataset_name=lambda args: args.data or args.dataset,
+                                 model_type="latent_ebm_multimodal", default_dataset="polymnist"))
+
+__all__ = ["TASKS", "Task", "register_task", "MULTIMODAL_MIN_LENGTH"]

@@ -8,12 +8,14 @@ from pathlib import Path
 import torch
 
 from ..utils import parse_config_overrides
-from .tasks import DEFAULT_DATASETS, MULTIMODAL_MIN_LENGTH, TASKS
+from .tasks import MULTIMODAL_MIN_LENGTH, TASKS
 
 
 def add_train_command(commands) -> None:
     train = commands.add_parser("train", help="train a latent-EBM prior model")
-    train.add_argument("--task", default="image", choices=sorted(TASKS))
+    train.add_argument("--task", default="image", choices=sorted(TASKS),
+                       help="what to train, each task a preset of a registered model kind: " + ", ".join(
+                           f"{name} ({task.model_type})" for name, task in sorted(TASKS.items())))
     train.add_argument("--dataset", default=None,
                        help="image and ssl tasks: mnist (the default), fashion_mnist, or a folder of images; "
                             "multimodal task: polymnist (the default) or mnist-captions")
@@ -76,7 +78,8 @@ def _train(args: argparse.Namespace) -> None:
     from ..hub import write_model_card
     from ..training import LatentEBMTrainer, TrainingArguments, latest_checkpoint, save_pretrained_atomically
 
-    labelled_batch_size = args.labelled_batch_size if args.task == "ssl" else 0
+    task = TASKS[args.task]
+    labelled_batch_size = args.labelled_batch_size if task.labelled_batches else 0
     training_args = TrainingArguments(
         output_dir=args.output_dir, max_steps=args.max_steps, batch_size=args.batch_size, seed=args.seed,
         sample_every=args.sample_every, checkpoint_every=args.checkpoint_every, labelled_batch_size=labelled_batch_size,
@@ -91,8 +94,7 @@ def _train(args: argparse.Namespace) -> None:
         args.init_from = str(checkpoint)
     overrides = parse_config_overrides(args.config_overrides or None) or {}
     torch.manual_seed(args.seed)
-    task = TASKS[args.task]
-    args.dataset = args.dataset or DEFAULT_DATASETS[args.task]
+    args.dataset = args.dataset or task.default_dataset
     data = task.load_data(args)
     model = task.make_model(args, overrides, data)
     made = task.make_dataset(args, model, data)

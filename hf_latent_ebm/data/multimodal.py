@@ -9,6 +9,8 @@ modality, and its feature declares its kind:
 - image: a `datasets.Image()` column (PIL images), or a `datasets.Array3D(dtype="uint8", shape=(C, H, W))` column
   (channel-first uint8 arrays; the bundled builders use these because they read much faster than encoded images).
 - text: a `datasets.Value("string")` column.
+- any other kind registered with `hf_latent_ebm.modalities.register_modality`: the columns its `matches_feature`
+  claims.
 
 A modality missing from an example is `None` in that example's cell; every example must have at least one
 modality. `modality_kinds` reads the kinds from the features and `check_multimodal_dataset` also checks the rows.
@@ -29,9 +31,10 @@ from pathlib import Path
 from .multimodal_builders import (CAPTION_LABEL_NAMES, CAPTION_TEMPLATES, DIGIT_WORDS, FASHION_NOUNS,
                                   POLYMNIST_BACKGROUNDS, POLYMNIST_MODALITIES, build_mnist_captions, build_polymnist,
                                   caption_for, polymnist_cache_path)
-from .multimodal_format import LABEL_COLUMN, MODALITY_KINDS, SPLITS, check_multimodal_dataset, modality_kinds
+from ..modalities import MODALITIES, modality
+from .multimodal_format import LABEL_COLUMN, SPLITS, check_multimodal_dataset, modality_kinds
 
-__all__ = ["LABEL_COLUMN", "MODALITY_KINDS", "SPLITS", "modality_kinds", "check_multimodal_dataset",
+__all__ = ["LABEL_COLUMN", "SPLITS", "modality_kinds", "check_multimodal_dataset",
            "build_polymnist", "polymnist_cache_path", "POLYMNIST_MODALITIES", "POLYMNIST_BACKGROUNDS",
            "build_mnist_captions", "caption_for", "CAPTION_LABEL_NAMES", "CAPTION_TEMPLATES", "DIGIT_WORDS",
            "FASHION_NOUNS", "load_multimodal_folder", "BUNDLED_MULTIMODAL", "load_multimodal_dataset"]
@@ -49,9 +52,11 @@ def _read_modalities_json(path: Path) -> dict[str, str]:
         raise ValueError(f"{spec_path} is not valid JSON: {error}") from error
     if not isinstance(spec, dict) or not spec:
         raise ValueError(f"{spec_path} must be a non-empty JSON object {{name: 'image' | 'text'}}, got {spec!r}")
-    bad = {name: kind for name, kind in spec.items() if kind not in MODALITY_KINDS}
+    readable = [kind for kind in MODALITIES.names() if modality(kind).folder_value_description is not None]
+    bad = {name: kind for name, kind in spec.items() if kind not in readable}
     if bad:
-        raise ValueError(f"{spec_path}: modality kinds must be one of {MODALITY_KINDS}, got {bad}")
+        raise ValueError(f"{spec_path}: modality kinds must be one of {readable} (the kinds a folder holds), "
+                         f"got {bad}")
     if LABEL_COLUMN in spec:
         raise ValueError(f"{spec_path}: {LABEL_COLUMN!r} is the label column, not a modality name")
     return spec
@@ -80,12 +85,12 @@ def load_multimodal_folder(path: str | os.PathLike, split: str = "train"):
         split (`str`, defaults to "train"): Reads `<split>.jsonl`, or `index.jsonl` when that file does not exist.
     """
     import datasets
-    from PIL import Image, UnidentifiedImageError
 
     path = Path(path).expanduser().resolve()  # image cells hold absolute paths, valid from any working folder
     if not path.is_dir():
         raise ValueError(f"multimodal folder {path} does not exist or is not a folder")
     kinds = _read_modalities_json(path)
+    handlers = {name: modality(kind) for name, kind in kinds.items()}
     index = path / f"{split}.jsonl"
     if not index.is_file():
         index = path / "index.jsonl"
@@ -113,33 +118,34 @@ def load_multimodal_folder(path: str | os.PathLike, split: str = "train"):
         label = example.get(LABEL_COLUMN)
         if label is not None and (isinstance(label, bool) or not isinstance(label, int) or label < 0):
             raise ValueError(f"{index} line {number}: label must be a non-negative int, got {label!r}")
-        for name, kind in kinds.items():
+        for name, handler in handlers.items():
             value = example.get(name)
             if value is not None and not isinstance(value, str):
-                expected = "an image file path" if kind == "image" else "a text string"
-                raise ValueError(f"{index} line {number}: {name!r} must be {expected} or null, got {value!r}")
-            if kind == "image" and value is not None:
-                value = str(path / value)
-                if not Path(value).is_file():
-                    missing_files.append(f"{value} (line {number})")
+                raise ValueError(f"{index} line {number}: {name!r} must be {handler.folder_value_description} or "
+                                 f"null, got {value!r}")
+            if value is not None:
+                value = handler.folder_cell(path, value)
+                if handler.missing(value):
+                    missing_files.append((kinds[name], f"{value} (line {number})"))
             columns[name].append(value)
         labels.append(label)
         line_numbers.append(number)
     if not line_numbers:
         raise ValueError(f"{index} has no examples")
     if missing_files:
-        raise ValueError(f"{len(missing_files)} image file(s) named in {index} do not exist: "
-                         f"{', '.join(missing_files[:10])}")
-    # Opening reads only the header, so unreadable files are caught here rather than mid-training.
-    for name, kind in kinds.items():
-        for file, number in zip(columns[name], line_numbers):
-            if kind == "image" and file is not None:
+        missing_kinds = "/".join(sorted({kind for kind, _ in missing_files}))
+        raise ValueError(f"{len(missing_files)} {missing_kinds} file(s) named in {index} do not exist: "
+                         f"{', '.join(file for _, file in missing_files[:10])}")
+    # Every cell is checked (image headers read) before the dataset is made, rather than mid-training.
+    for name, handler in handlers.items():
+        for cell, number in zip(columns[name], line_numbers):
+            if cell is not None:
                 try:
-                    Image.open(file).close()
-                except (UnidentifiedImageError, OSError) as error:
-                    raise ValueError(f"{index} line {number}: cannot read image {file}: {error}") from error
+                    handler.check_cell(cell)
+                except ValueError as error:
+                    raise ValueError(f"{index} line {number}: {error}") from error
 
-    features = {name: datasets.Image() if kind == "image" else datasets.Value("string") for name, kind in kinds.items()}
+    features = {name: handler.folder_feature() for name, handler in handlers.items()}
     if any(label is not None for label in labels):
         features[LABEL_COLUMN] = datasets.Value("int64")
         columns[LABEL_COLUMN] = [-100 if label is None else label for label in labels]

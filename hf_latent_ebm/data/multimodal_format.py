@@ -2,24 +2,21 @@
 
 import numpy as np
 
+from ..modalities import MODALITIES, modality
+
 LABEL_COLUMN = "label"
-MODALITY_KINDS = ("image", "text")
 SPLITS = ("train", "test")
 
 
 def _kind_of(name: str, feature) -> str:
-    import datasets
-
-    if isinstance(feature, datasets.Image):
-        return "image"
-    if isinstance(feature, datasets.Array3D):
-        if feature.dtype != "uint8":
-            raise ValueError(f"image column {name!r} must be Array3D(dtype='uint8', shape=(C, H, W)), got {feature}")
-        return "image"
-    if isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string"):
-        return "text"
-    raise ValueError(f"column {name!r} has feature {feature}, which is not a modality: use datasets.Image() or "
-                     "Array3D(dtype='uint8', shape=(C, H, W)) for images and Value('string') for text")
+    """The registered modality kind whose columns have this feature (`Modality.matches_feature`)."""
+    kinds = [kind for kind in MODALITIES.names() if modality(kind).matches_feature(name, feature)]
+    if len(kinds) > 1:
+        raise ValueError(f"column {name!r} has feature {feature}, which the modality kinds {kinds} all claim")
+    if not kinds:
+        uses = "; ".join(modality(kind).feature_description for kind in MODALITIES.names())
+        raise ValueError(f"column {name!r} has feature {feature}, which is not a modality: use {uses}")
+    return kinds[0]
 
 
 def _check_is_dataset(dataset) -> None:
@@ -34,7 +31,8 @@ def _check_is_dataset(dataset) -> None:
 
 def modality_kinds(dataset, modalities=None) -> dict[str, str]:
     """
-    The kind ("image" or "text") of each modality column of a multimodal dataset (see `hf_latent_ebm.data.multimodal`).
+    The kind (a registered modality kind: "image", "text", ...) of each modality column of a multimodal dataset
+    (see `hf_latent_ebm.data.multimodal`).
 
     Args:
         dataset (`datasets.Dataset`): The dataset.

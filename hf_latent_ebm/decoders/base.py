@@ -3,6 +3,8 @@
 import torch
 from torch import nn
 
+from ..registry import Registry
+
 
 class Decoder(nn.Module):
     r"""
@@ -83,4 +85,8 @@ def check_float_batch(name: str, values, trailing_shape: tuple[int, ...], check_
         raise ValueError(f"{name} contains NaN or inf")
 
 
-__all__ = ["Decoder", "check_float_batch", "decoder_negative_log_likelihood"]
+# Decoders by name. It lives beside the base class so that a composite decoder (the multimodal one) can build
+# registered parts without importing the package that registers it.
+DECODERS = Registry("decoder", Decoder)
+
+__all__ = ["DECODERS", "Decoder", "check_float_batch", "decoder_negative_log_likelihood"]

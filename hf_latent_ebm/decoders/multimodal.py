@@ -4,7 +4,8 @@ log-likelihoods of the modalities present summed."""
 import torch
 from torch import nn
 
-from .base import Decoder
+from ..modalities import modality
+from .base import DECODERS, Decoder
 
 MODALITY_MASK = "modality_mask"
 
@@ -17,11 +18,9 @@ def batch_size_of(observations) -> int:
 
 
 def to_scored_values(kind: str, values: torch.Tensor) -> torch.Tensor:
-    """Integer images (how multimodal data stores them: uint8, a quarter of the memory of floats, which `datasets`
-    hands out as int64) as floats in [-1, 1], what the image parts score; anything else unchanged."""
-    if kind == "image" and not values.is_floating_point():
-        return values.float() / 127.5 - 1.0
-    return values
+    """A modality's batch as stored (uint8 images, token ids, ...) as what its parts score (images as floats in
+    [-1, 1]): the kind's `Modality.to_scored_values`."""
+    return modality(kind).to_scored_values(values)
 
 
 def build_modality_parts(registry, kind: str, latent_dim: int, modalities: dict) -> nn.ModuleDict:
@@ -51,8 +50,6 @@ class MultimodalDecoder(Decoder):
 
     def __init__(self, latent_dim: int, modalities: dict):
         super().__init__()
-        from . import DECODERS
-
         self.names = tuple(modalities)
         self.kinds = {name: spec["kind"] for name, spec in modalities.items()}
         self.decoders = build_modality_parts(DECODERS, "decoder", latent_dim, modalities)

@@ -1,14 +1,12 @@
 """Encoders q(z | x), by name: `ENCODERS.get(config.encoder_type)`; `register_encoder` adds one."""
 
-from ..registry import Registry
-from .base import Encoder
+from .base import ENCODERS, Encoder
 from .experts import AGGREGATIONS, ExpertsEncoder
 from .image import ConvImageEncoder
 from .tabular import TabularEncoder
 from .text import TextEncoder
 from .vector import MLPEncoder
 
-ENCODERS = Registry("encoder", Encoder)
 ENCODERS.register("conv", ConvImageEncoder)
 ENCODERS.register("lstm", TextEncoder)
 ENCODERS.register("mlp", MLPEncoder)

@@ -4,6 +4,7 @@ import torch
 from torch import nn
 
 from ..distributions import diagonal_gaussian_log_density, pick_mixture_components, sample_diagonal_gaussian
+from ..registry import Registry
 
 
 class Encoder(nn.Module):
@@ -43,4 +44,8 @@ class Encoder(nn.Module):
         return sample_diagonal_gaussian(*pick_mixture_components(*self.mixture(observations), generator), generator)
 
 
-__all__ = ["Encoder"]
+# Encoders by name, beside the base class so that the experts encoder builds registered parts without importing
+# the package that registers it.
+ENCODERS = Registry("encoder", Encoder)
+
+__all__ = ["ENCODERS", "Encoder"]

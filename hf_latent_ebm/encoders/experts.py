@@ -7,7 +7,7 @@ from torch import nn
 
 from ..decoders.multimodal import MODALITY_MASK, batch_size_of, build_modality_parts, to_scored_values
 from ..distributions import mixture_log_density
-from .base import Encoder
+from .base import ENCODERS, Encoder
 
 AGGREGATIONS = ("moe", "poe", "mopoe")
 
@@ -45,8 +45,6 @@ class ExpertsEncoder(Encoder):
 
     def __init__(self, latent_dim: int, modalities: dict, aggregation: str):
         super().__init__()
-        from . import ENCODERS
-
         self.names, self.aggregation = tuple(modalities), aggregation
         self.kinds = {name: spec["kind"] for name, spec in modalities.items()}
         self.encoders = build_modality_parts(ENCODERS, "encoder", latent_dim, modalities)

@@ -1,8 +1,8 @@
 """Learners, by name: `LEARNERS.get(config.learner)`; `register_learner` adds one."""
 
 from ..registry import Registry
-from .base import Learner, LearnerOutput, posterior_potential
-from .coupling import CouplingMLELearner, CouplingVariationalLearner
+from .base import Learner, LearnerContext, LearnerOutput, LearnerSettings, posterior_potential
+from .coupling import CouplingMLELearner, CouplingSettings, CouplingVariationalLearner
 from .mle import EncoderRefinedMLELearner, MLELearner, mle_losses
 from .variational import ELBOLearner, VariationalEBMLearner
 
@@ -15,5 +15,6 @@ LEARNERS.register("coupling_vae", CouplingVariationalLearner)
 LEARNERS.register("coupling_mle", CouplingMLELearner)
 register_learner = LEARNERS.register
 
-__all__ = ["LEARNERS", "Learner", "LearnerOutput", "MLELearner", "EncoderRefinedMLELearner", "ELBOLearner", "VariationalEBMLearner",
+__all__ = ["LEARNERS", "Learner", "LearnerOutput", "LearnerContext", "LearnerSettings", "CouplingSettings",
+           "MLELearner", "EncoderRefinedMLELearner", "ELBOLearner", "VariationalEBMLearner",
            "CouplingVariationalLearner", "CouplingMLELearner", "mle_losses", "posterior_potential", "register_learner"]

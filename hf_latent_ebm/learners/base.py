@@ -1,10 +1,80 @@
 """The learner interface: one update's losses on a batch, the parameter groups it trains, and inference of z."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import torch
+from torch import nn
 
 from ..decoders.base import decoder_negative_log_likelihood
+from ..samplers.base import Sampler
+
+
+@dataclass(frozen=True)
+class LearnerSettings:
+    """
+    What a learner reads of the model's config, copied once when the model builds its `LearnerContext`: each field
+    takes the config's value of the same name (`from_config`). A learner that needs more declares a subclass with
+    its fields as its `settings_class`.
+
+    Args:
+        posterior_chain_prior (`str`): The prior term of the posterior chain's potential ("model" or "reference").
+        decoder_autocast (`str`, *optional*): Autocast dtype of the decoder ("bfloat16"), or None.
+        energy_magnitude_weight (`float`): Weight of the energy-magnitude penalty.
+        vae_free_bits (`float`): The variational learners' free-bits floor, in nats per latent dimension.
+        prior_learning_rate, prior_lr_decay, prior_weight_decay (`float`): The prior's optimizer group.
+        decoder_learning_rate, decoder_lr_decay (`float`): The decoder's (and the encoder's) optimizer group.
+    """
+
+    posterior_chain_prior: str = "model"
+    decoder_autocast: str | None = None
+    energy_magnitude_weight: float = 0.0
+    vae_free_bits: float = 0.0
+    prior_learning_rate: float = 2e-4
+    prior_lr_decay: float = 0.998
+    prior_weight_decay: float = 0.0
+    decoder_learning_rate: float = 5e-4
+    decoder_lr_decay: float = 0.998
+
+    @classmethod
+    def from_config(cls, config) -> "LearnerSettings":
+        return cls(**{setting.name: getattr(config, setting.name) for setting in fields(cls)})
+
+
+@dataclass(frozen=True)
+class LearnerContext:
+    """
+    Everything a learner works with, built by the model from its parts and config and handed to every learner call:
+    data flows one way, and a learner never sees the model or its config.
+
+    Args:
+        prior (`Prior`): The prior p(z).
+        decoder (`Decoder`): The decoder p(x | z).
+        encoder (`Encoder`, *optional*): The inference network q(z | x), where the learner asked for one.
+        prior_sampler (`Sampler`): The prior chain.
+        posterior_sampler (`Sampler`): The configured posterior chain (training and inference).
+        proper_posterior_sampler (`Sampler`): The posterior chain that targets the model's own p(z | x) (full
+            noise), for `langevin_proper=True`.
+        settings (`LearnerSettings`): The learner's settings (its `settings_class`).
+    """
+
+    prior: nn.Module
+    decoder: nn.Module
+    encoder: nn.Module | None
+    prior_sampler: Sampler
+    posterior_sampler: Sampler
+    proper_posterior_sampler: Sampler
+    settings: LearnerSettings
+
+    def posterior_potential(self, observations, langevin_proper: bool = False):
+        """The posterior chain's potential U(z) for these observations, with the configured prior term (the model's
+        own with `langevin_proper=True`)."""
+        chain_prior = "model" if langevin_proper else self.settings.posterior_chain_prior
+        return posterior_potential(self.prior, self.decoder, observations, chain_prior,
+                                   self.settings.decoder_autocast)
+
+    def posterior_chain(self, langevin_proper: bool = False) -> Sampler:
+        """The configured posterior sampler, or with `langevin_proper=True` the one on p(z | x) proper."""
+        return self.proper_posterior_sampler if langevin_proper else self.posterior_sampler
 
 
 @dataclass
@@ -82,14 +152,16 @@ def add_energy_magnitude_penalty(output: "LearnerOutput", prior, weight: float) 
 
 class Learner:
     r"""
-    How a model learns and infers z. A learner holds no weights and no settings of its own: it reads them from
-    `model.config` when called, so a model is its config plus its weights. Subclasses implement `losses` and
-    `infer_latents`; they may declare the batch keys they read beside the decoder's (`input_names`, e.g. labels),
-    check the config (`check_config`, run by the config's validation), ask for an inference network
-    (`needs_encoder`) and change the parameter groups.
+    How a model learns and infers z. A learner holds no weights and no state: every call gets the `LearnerContext`
+    the model built (its parts, its samplers, and the learner's settings, a `settings_class` read from the config
+    once), never the model, so data flows one way and a model is its config plus its weights. Subclasses implement
+    `losses` and `infer_latents`; they may declare the batch keys they read beside the decoder's (`input_names`,
+    e.g. labels), check the config (`check_config`, run by the config's validation), ask for an inference network
+    (`needs_encoder`), read more settings (`settings_class`) and change the parameter groups.
     """
 
     input_names: tuple[str, ...] = ()
+    settings_class: type[LearnerSettings] = LearnerSettings
     # Whether z is inferred by an inference network, so `posterior_gaussian` is q(z | x) itself rather than a Monte
     # Carlo estimate from chains (whose noise metrics such as active units must subtract).
     infers_with_encoder: bool = False
@@ -102,45 +174,47 @@ class Learner:
     def needs_encoder(cls, config) -> bool:
         return False
 
-    def check_batch(self, model, batch: dict) -> None:
+    def check_batch(self, context: LearnerContext, batch: dict) -> None:
         """Raise a ValueError for bad values of the inputs the learner reads beside the decoder's (labels, say)."""
 
-    def losses(self, model, observations, batch: dict, generator: torch.Generator | None = None) -> LearnerOutput:
+    def losses(self, context: LearnerContext, observations, batch: dict,
+               generator: torch.Generator | None = None) -> LearnerOutput:
         """The update's losses on the decoder's `observations` (and, for learners that read more, the whole
         `batch`)."""
         raise NotImplementedError
 
-    def infer_latents(self, model, observations, generator: torch.Generator | None = None,
+    def infer_latents(self, context: LearnerContext, observations, generator: torch.Generator | None = None,
                       langevin_proper: bool = False) -> torch.Tensor:
         """z ~ p(z | x) as this learner infers it (a posterior chain, or the inference network)."""
         raise NotImplementedError
 
-    def posterior_gaussian(self, model, observations, num_chains: int = 8, generator: torch.Generator | None = None,
+    def posterior_gaussian(self, context: LearnerContext, observations, num_chains: int = 8,
+                           generator: torch.Generator | None = None,
                            langevin_proper: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, std) of a diagonal Gaussian approximating p(z | x) per example: here, of `num_chains` independent
         inferences, std floored at 0.05 so the Gaussian covers the chains' spread when they agree."""
         if num_chains < 2:
             raise ValueError(f"num_chains must be >= 2 to fit a Gaussian, got {num_chains}")
-        chains = torch.stack([self.infer_latents(model, observations, generator, langevin_proper)
+        chains = torch.stack([self.infer_latents(context, observations, generator, langevin_proper)
                               for _ in range(num_chains)])
         return chains.mean(dim=0), chains.std(dim=0).clamp_min(0.05)
 
-    def parameter_groups(self, model) -> list[dict]:
+    def parameter_groups(self, context: LearnerContext) -> list[dict]:
         """Optimizer groups (name, params, lr, lr_decay, and for the prior weight_decay): the prior at the prior's
         learning rate, decay and weight decay, the decoder and any inference network at the decoder's; groups
         without parameters are left out."""
-        config = model.config
+        settings = context.settings
         groups = [
-            {"name": "prior", "params": list(model.prior.parameters()), "lr": config.prior_learning_rate,
-             "lr_decay": config.prior_lr_decay, "weight_decay": config.prior_weight_decay},
-            {"name": "decoder", "params": list(model.decoder.parameters()), "lr": config.decoder_learning_rate,
-             "lr_decay": config.decoder_lr_decay},
+            {"name": "prior", "params": list(context.prior.parameters()), "lr": settings.prior_learning_rate,
+             "lr_decay": settings.prior_lr_decay, "weight_decay": settings.prior_weight_decay},
+            {"name": "decoder", "params": list(context.decoder.parameters()), "lr": settings.decoder_learning_rate,
+             "lr_decay": settings.decoder_lr_decay},
         ]
-        if model.encoder is not None:
-            groups.append({"name": "encoder", "params": list(model.encoder.parameters()),
-                           "lr": config.decoder_learning_rate, "lr_decay": config.decoder_lr_decay})
+        if context.encoder is not None:
+            groups.append({"name": "encoder", "params": list(context.encoder.parameters()),
+                           "lr": settings.decoder_learning_rate, "lr_decay": settings.decoder_lr_decay})
         return [group for group in groups if group["params"]]
 
 
-__all__ = ["Learner", "LearnerOutput", "posterior_potential", "add_energy_magnitude_penalty", "CHAIN_DIAGNOSTICS",
-           "chain_diagnostics"]
+__all__ = ["Learner", "LearnerOutput", "LearnerContext", "LearnerSettings", "posterior_potential",
+           "add_energy_magnitude_penalty", "CHAIN_DIAGNOSTICS", "chain_diagnostics"]

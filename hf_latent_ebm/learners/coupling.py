@@ -1,13 +1,18 @@
 """Semi-supervised learners for the symbol-vector coupling prior (Pang, Nijkamp, Cui, Han & Wu 2020; Pang & Wu 2021):
 labelled and unlabelled examples in one batch, labels -100 where missing."""
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
-from ..data.tabular import UNLABELLED
-from .base import LearnerOutput
+from .base import LearnerContext, LearnerOutput, LearnerSettings
 from .mle import MLELearner
 from .variational import VariationalEBMLearner
+
+# The label id of rows without a label (the loss ignores them, as `ignore_index` does); the data loaders mark
+# unlabelled rows with it.
+UNLABELLED = -100
 
 
 def _check_coupling_config(config) -> None:
@@ -42,19 +47,29 @@ def _label_terms(logits: torch.Tensor, labels: torch.Tensor | None) -> tuple[tor
     return cross_entropy, accuracy.detach(), labelled.float().mean()
 
 
+@dataclass(frozen=True)
+class CouplingSettings(LearnerSettings):
+    """The learner settings plus the coupling learners' own: the number of classes and the label terms' weights."""
+
+    num_labels: int = 2
+    label_loss_weight: float = 100.0
+    mutual_information_weight: float = 10.0
+
+
 class _LabelsMixin:
     """What both coupling learners add to the learner they build on: labels as an input, the coupling prior."""
 
     input_names = ("labels",)
+    settings_class = CouplingSettings
 
     @classmethod
     def check_config(cls, config) -> None:
         _check_coupling_config(config)
         super().check_config(config)
 
-    def check_batch(self, model, batch: dict) -> None:
+    def check_batch(self, context: LearnerContext, batch: dict) -> None:
         if batch.get("labels") is not None:
-            check_labels(batch["labels"], model.config.num_labels)
+            check_labels(batch["labels"], context.settings.num_labels)
 
 
 class CouplingVariationalLearner(_LabelsMixin, VariationalEBMLearner):
@@ -68,12 +83,13 @@ class CouplingVariationalLearner(_LabelsMixin, VariationalEBMLearner):
     rows). Classification uses softmax f(mu(x)).
     """
 
-    def losses(self, model, observations, batch: dict, generator: torch.Generator | None = None) -> LearnerOutput:
-        output, mean, latents = self.elbo_losses(model, observations, generator)
-        config = model.config
-        output.logits = model.prior.logits(mean)
+    def losses(self, context: LearnerContext, observations, batch: dict,
+               generator: torch.Generator | None = None) -> LearnerOutput:
+        output, mean, latents = self.elbo_losses(context, observations, generator)
+        config = context.settings
+        output.logits = context.prior.logits(mean)
         label_loss, accuracy, _ = _label_terms(output.logits, batch.get("labels"))
-        probabilities = F.softmax(model.prior.logits(latents), dim=1)
+        probabilities = F.softmax(context.prior.logits(latents), dim=1)
         marginal = probabilities.mean(dim=0)
         mutual_information = (-(marginal * marginal.clamp_min(1e-12).log()).sum()
                               + (probabilities * probabilities.clamp_min(1e-12).log()).sum(dim=1).mean())
@@ -85,8 +101,9 @@ class CouplingVariationalLearner(_LabelsMixin, VariationalEBMLearner):
                             logit_spread=logit_spread)
         return output
 
-    def class_logits(self, model, observations, generator: torch.Generator | None = None) -> torch.Tensor:
-        return model.prior.logits(model.encoder(observations)[0])
+    def class_logits(self, context: LearnerContext, observations,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+        return context.prior.logits(context.encoder(observations)[0])
 
 
 class CouplingMLELearner(_LabelsMixin, MLELearner):
@@ -97,17 +114,19 @@ class CouplingMLELearner(_LabelsMixin, MLELearner):
     as a discriminative term. Classification uses softmax f(z+) at a posterior chain's end.
     """
 
-    def losses(self, model, observations, batch: dict, generator: torch.Generator | None = None) -> LearnerOutput:
-        output = super().losses(model, observations, batch, generator)
-        output.logits = model.prior.logits(output.posterior_latents)
+    def losses(self, context: LearnerContext, observations, batch: dict,
+               generator: torch.Generator | None = None) -> LearnerOutput:
+        output = super().losses(context, observations, batch, generator)
+        output.logits = context.prior.logits(output.posterior_latents)
         label_loss, accuracy, labelled_fraction = _label_terms(output.logits, batch.get("labels"))
         # The joint term's batch mean is CE summed over labelled rows / batch size = labelled fraction * mean CE.
-        output.loss = output.loss + (labelled_fraction + model.config.label_loss_weight) * label_loss
+        output.loss = output.loss + (labelled_fraction + context.settings.label_loss_weight) * label_loss
         output.terms.update(label_loss=label_loss, label_accuracy=accuracy)
         return output
 
-    def class_logits(self, model, observations, generator: torch.Generator | None = None) -> torch.Tensor:
-        return model.prior.logits(self.infer_latents(model, observations, generator))
+    def class_logits(self, context: LearnerContext, observations,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+        return context.prior.logits(self.infer_latents(context, observations, generator))
 
 
-__all__ = ["CouplingVariationalLearner", "CouplingMLELearner", "check_labels"]
+__all__ = ["CouplingSettings", "CouplingVariationalLearner", "CouplingMLELearner", "check_labels", "UNLABELLED"]

@@ -3,12 +3,13 @@
 import torch
 
 from ..decoders.multimodal import batch_size_of
-from ..langevin import LangevinSampler
 from ..decoders.base import decoder_negative_log_likelihood
-from .base import Learner, LearnerOutput, add_energy_magnitude_penalty, chain_diagnostics, posterior_potential
+from ..samplers.base import Sampler
+from .base import (Learner, LearnerContext, LearnerOutput, add_energy_magnitude_penalty, chain_diagnostics,
+                   posterior_potential)
 
 
-def mle_losses(prior, decoder, observations, prior_sampler: LangevinSampler, posterior_sampler: LangevinSampler,
+def mle_losses(prior, decoder, observations, prior_sampler: Sampler, posterior_sampler: Sampler,
                generator: torch.Generator | None = None, posterior_chain_prior: str = "model",
                posterior_start: torch.Tensor | None = None, decoder_autocast: str | None = None) -> LearnerOutput:
     r"""
@@ -63,32 +64,34 @@ class MLELearner(Learner):
     def needs_encoder(cls, config) -> bool:
         return config.posterior_init == "encoder"
 
-    def posterior_start(self, model, observations, generator: torch.Generator | None = None):
+    def posterior_start(self, context: LearnerContext, observations, generator: torch.Generator | None = None):
         """Where the update's posterior chains start: None for p0, as in the papers."""
         return None
 
-    def losses(self, model, observations, batch: dict, generator: torch.Generator | None = None) -> LearnerOutput:
-        output = mle_losses(model.prior, model.decoder, observations, model.prior_sampler(),
-                            model.posterior_sampler(), generator, model.config.posterior_chain_prior,
-                            self.posterior_start(model, observations, generator), model.config.decoder_autocast)
-        add_energy_magnitude_penalty(output, model.prior, model.config.energy_magnitude_weight)
-        if model.encoder is not None:
-            encoder_loss = -model.encoder.log_density(observations, output.posterior_latents).mean()
+    def losses(self, context: LearnerContext, observations, batch: dict,
+               generator: torch.Generator | None = None) -> LearnerOutput:
+        settings = context.settings
+        output = mle_losses(context.prior, context.decoder, observations, context.prior_sampler,
+                            context.posterior_sampler, generator, settings.posterior_chain_prior,
+                            self.posterior_start(context, observations, generator), settings.decoder_autocast)
+        add_energy_magnitude_penalty(output, context.prior, settings.energy_magnitude_weight)
+        if context.encoder is not None:
+            encoder_loss = -context.encoder.log_density(observations, output.posterior_latents).mean()
             output.loss = output.loss + encoder_loss
             output.terms["encoder_loss"] = encoder_loss
         return output
 
-    def infer_latents(self, model, observations, generator: torch.Generator | None = None,
+    def infer_latents(self, context: LearnerContext, observations, generator: torch.Generator | None = None,
                       langevin_proper: bool = False) -> torch.Tensor:
         """Short-run posterior Langevin from p0 (or from a draw of q(z | x) with posterior_init="encoder"): the
         configured chain, or with `langevin_proper=True` one that targets the model's own p(z | x) (full noise, the
         learned energy in the prior term) whatever the training chain was."""
-        if model.encoder is not None:
-            start = model.encoder.sample(observations, generator)
+        if context.encoder is not None:
+            start = context.encoder.sample(observations, generator)
         else:
-            start = model.prior.sample_reference(batch_size_of(observations), generator, model.device)
-        return model.posterior_sampler(langevin_proper=langevin_proper)(
-            model.posterior_chain_potential(observations, langevin_proper), start, generator)
+            start = context.prior.sample_reference(batch_size_of(observations), generator)
+        return context.posterior_chain(langevin_proper)(context.posterior_potential(observations, langevin_proper),
+                                                        start, generator)
 
 
 class EncoderRefinedMLELearner(MLELearner):
@@ -104,8 +107,8 @@ class EncoderRefinedMLELearner(MLELearner):
     def needs_encoder(cls, config) -> bool:
         return True
 
-    def posterior_start(self, model, observations, generator: torch.Generator | None = None):
-        return model.encoder.sample(observations, generator).detach()
+    def posterior_start(self, context: LearnerContext, observations, generator: torch.Generator | None = None):
+        return context.encoder.sample(observations, generator).detach()
 
 
 __all__ = ["MLELearner", "EncoderRefinedMLELearner", "mle_losses"]

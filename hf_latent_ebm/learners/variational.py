@@ -3,7 +3,7 @@
 import torch
 
 from ..distributions import kl_to_isotropic_gaussian, pick_mixture_components, sample_diagonal_gaussian
-from .base import Learner, LearnerOutput, add_energy_magnitude_penalty, chain_diagnostics
+from .base import Learner, LearnerContext, LearnerOutput, add_energy_magnitude_penalty, chain_diagnostics
 
 
 class ELBOLearner(Learner):
@@ -43,24 +43,25 @@ class ELBOLearner(Learner):
     def needs_encoder(cls, config) -> bool:
         return True
 
-    def losses(self, model, observations, batch: dict, generator: torch.Generator | None = None) -> LearnerOutput:
-        return self.elbo_losses(model, observations, generator)[0]
+    def losses(self, context: LearnerContext, observations, batch: dict,
+               generator: torch.Generator | None = None) -> LearnerOutput:
+        return self.elbo_losses(context, observations, generator)[0]
 
-    def elbo_losses(self, model, observations, generator: torch.Generator | None = None):
+    def elbo_losses(self, context: LearnerContext, observations, generator: torch.Generator | None = None):
         """(the losses, the mean of q's component z+ came from, the undetached sample z+): what learners built on
         the ELBO add terms to."""
-        prior, free_bits = model.prior, model.config.vae_free_bits
+        prior, free_bits = context.prior, context.settings.vae_free_bits
         # q may be a mixture (experts over modalities): z+ comes from one component drawn per example, and the KL
         # term is the components' weighted KL, an upper bound on the mixture's (KL is convex), as MoPoE-VAE.
-        means, log_variances, weights = model.encoder.mixture(observations)
+        means, log_variances, weights = context.encoder.mixture(observations)
         mean, log_variance = pick_mixture_components(means, log_variances, weights, generator)
         latents = sample_diagonal_gaussian(mean, log_variance, generator)
-        reconstruction = model.decoder.negative_log_likelihood(observations, latents).mean()
+        reconstruction = context.decoder.negative_log_likelihood(observations, latents).mean()
         component_kls = kl_to_isotropic_gaussian(means, log_variances, prior.reference_sigma)
         kl_per_dimension = (weights[..., None] * component_kls).sum(dim=1).mean(dim=0)
         kl = kl_per_dimension.sum()
         chain = prior.sample_from(prior.sample_reference(mean.shape[0], generator, mean.device),
-                                  model.prior_sampler(), generator, return_diagnostics="last")
+                                  context.prior_sampler, generator, return_diagnostics="last")
         prior_latents = chain.latents
         posterior_energy, prior_energy = prior.energy(latents.detach()).mean(), prior.energy(prior_latents).mean()
         energy_gap = posterior_energy - prior_energy
@@ -73,18 +74,19 @@ class ELBOLearner(Learner):
                          prior_energy=prior_energy.detach(),
                          **chain_diagnostics(posterior_energy, prior_energy, prior_chain=chain))
         output = LearnerOutput(loss=loss, terms=terms, posterior_latents=latents.detach(), prior_latents=prior_latents)
-        add_energy_magnitude_penalty(output, prior, model.config.energy_magnitude_weight)
+        add_energy_magnitude_penalty(output, prior, context.settings.energy_magnitude_weight)
         return output, mean, latents
 
-    def infer_latents(self, model, observations, generator: torch.Generator | None = None,
+    def infer_latents(self, context: LearnerContext, observations, generator: torch.Generator | None = None,
                       langevin_proper: bool = False) -> torch.Tensor:
         """A draw from q(z | x) (no chain runs, so `langevin_proper` changes nothing)."""
-        return model.encoder.sample(observations, generator)
+        return context.encoder.sample(observations, generator)
 
-    def posterior_gaussian(self, model, observations, num_chains: int = 8, generator: torch.Generator | None = None,
+    def posterior_gaussian(self, context: LearnerContext, observations, num_chains: int = 8,
+                           generator: torch.Generator | None = None,
                            langevin_proper: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z | x) itself (a mixture's moment-matched Gaussian)."""
-        mean, log_variance = model.encoder(observations)
+        mean, log_variance = context.encoder(observations)
         return mean, (0.5 * log_variance).exp()
 
 

@@ -8,10 +8,11 @@ say), and
   accuracy of the classifier on t's generations against the true labels of the conditioning examples.
 
 The model-level functions code against this generation contract:
-    model.config.modalities                      ordered {name: spec}, spec["kind"] in {"image", "text"}
+    model.config.modalities                      ordered {name: spec}, spec["kind"] a registered modality kind
     model.generate(num_samples=N, generator=g)   -> {name: values} for every modality
     model.generate(conditioned_on={name: values}, targets=[names], generator=g) -> {target: values}
-with values a uint8 (N, C, H, W) tensor for an image modality and a list of N strings for a text modality.
+with values a uint8 (N, C, H, W) tensor for an image modality and a list of N strings for a text modality (what the
+kind's `hf_latent_ebm.modalities.Modality.count` takes).
 
 The classifiers, their training, saving and loading are in `coherence_classifiers`; their names are re-exported here.
 """
@@ -21,13 +22,13 @@ from collections.abc import Mapping, Sequence
 
 import torch
 
-from .coherence_classifiers import (CLASSIFIER_KINDS, ImageClassifier, ModalityClassifier, ModalityClassifiers,
-                                    TextClassifier, _label_vector, _num_values, accuracy, text_words,
-                                    train_modality_classifier)
+from ..modalities import modality
+from .coherence_classifiers import (ImageClassifier, ModalityClassifier, ModalityClassifiers, TextClassifier,
+                                    _label_vector, _num_values, accuracy, text_words, train_modality_classifier)
 
 __all__ = ["joint_agreement", "accuracy", "joint_coherence", "cross_coherence", "subset_key", "SUBSET_MODES",
            "mean_pairwise_distance", "cross_modal_diversity", "ModalityClassifier", "ImageClassifier",
-           "TextClassifier", "CLASSIFIER_KINDS", "ModalityClassifiers", "train_modality_classifier", "text_words"]
+           "TextClassifier", "ModalityClassifiers", "train_modality_classifier", "text_words"]
 
 SUBSET_MODES = ("leave_one_out", "single", "all")
 
@@ -288,7 +289,7 @@ def cross_modal_diversity(model, conditioned_on: Mapping, labels, reference: Map
     targets = list(reference) if targets is None else list(targets)
     modalities = model.config.modalities
     for target in targets:
-        if target not in modalities or modalities[target]["kind"] != "image":
+        if target not in modalities or not modality(modalities[target]["kind"]).measures_diversity:
             raise ValueError(f"diversity is measured on image modalities of the model; {target!r} is not one")
         if target not in reference or target in conditioned_on:
             raise ValueError(f"target {target!r} needs real images in `reference` and must not be given")

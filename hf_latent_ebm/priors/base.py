@@ -5,7 +5,7 @@ import math
 import torch
 from torch import nn
 
-from ..langevin import LangevinOutput, LangevinSampler
+from ..samplers.base import Sampler, SamplerOutput
 
 
 class Prior(nn.Module):
@@ -73,15 +73,15 @@ class Prior(nn.Module):
         device = device if device is not None else self._device_anchor.device
         return self.reference_sigma * torch.randn((batch_size, self.latent_dim), generator=generator, device=device)
 
-    def sample_from(self, start: torch.Tensor, sampler: LangevinSampler, generator: torch.Generator | None = None,
-                    return_diagnostics: bool = False) -> torch.Tensor | LangevinOutput:
+    def sample_from(self, start: torch.Tensor, sampler: Sampler, generator: torch.Generator | None = None,
+                    return_diagnostics: bool = False) -> torch.Tensor | SamplerOutput:
         """Prior samples from draws `start` of p0: the short-run chain on U = -log p(z)."""
         analytic = self.potential_and_grad if self.analytic_gradient else None
         return sampler(self.potential, start, generator, return_diagnostics=return_diagnostics,
                        potential_and_grad=analytic)
 
-    def sample(self, batch_size: int, sampler: LangevinSampler, generator: torch.Generator | None = None,
-               device: torch.device | None = None, return_diagnostics: bool = False) -> torch.Tensor | LangevinOutput:
+    def sample(self, batch_size: int, sampler: Sampler, generator: torch.Generator | None = None,
+               device: torch.device | None = None, return_diagnostics: bool = False) -> torch.Tensor | SamplerOutput:
         """z ~ p(z): draws from p0 moved by `sample_from`."""
         return self.sample_from(self.sample_reference(batch_size, generator, device), sampler, generator,
                                 return_diagnostics)

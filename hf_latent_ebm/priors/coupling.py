@@ -2,7 +2,7 @@
 
 import torch
 
-from ..langevin import LangevinSampler
+from ..samplers.base import Sampler
 from .energy import EnergyPrior
 
 
@@ -41,7 +41,7 @@ class CouplingPrior(EnergyPrior):
         return lambda latents: (-self.logits(latents).gather(1, labels[:, None]).squeeze(1)
                                 + self.reference_potential(latents))
 
-    def sample_from(self, start: torch.Tensor, sampler: LangevinSampler, generator: torch.Generator | None = None,
+    def sample_from(self, start: torch.Tensor, sampler: Sampler, generator: torch.Generator | None = None,
                     return_diagnostics: bool = False, labels: torch.Tensor | None = None):
         """Marginal samples of p(z), or with `labels` (one per chain) of p(z | y)."""
         if labels is None:

@@ -2,7 +2,7 @@
 
 import torch
 
-from ..langevin import LangevinOutput, LangevinSampler
+from ..samplers.base import Sampler, SamplerOutput
 from .base import Prior
 
 
@@ -28,10 +28,10 @@ class GaussianPrior(Prior):
     def potential(self, latents: torch.Tensor) -> torch.Tensor:
         return self.reference_potential(latents)
 
-    def sample_from(self, start: torch.Tensor, sampler: LangevinSampler, generator: torch.Generator | None = None,
-                    return_diagnostics: bool = False) -> torch.Tensor | LangevinOutput:
+    def sample_from(self, start: torch.Tensor, sampler: Sampler, generator: torch.Generator | None = None,
+                    return_diagnostics: bool = False) -> torch.Tensor | SamplerOutput:
         if return_diagnostics:
-            return LangevinOutput(start, start.new_zeros(0), start.new_zeros(0))
+            return SamplerOutput(start, start.new_zeros(0), start.new_zeros(0))
         return start
 
     def log_partition(self, num_samples: int = 100_000, generator: torch.Generator | None = None) -> float:

@@ -24,7 +24,7 @@ from hf_latent_ebm.utils import update_results_section as update_section
 
 from hf_latent_ebm import LatentEBMForTextGeneration
 from hf_latent_ebm.data import load_text_dataset
-from hf_latent_ebm.langevin import LangevinSampler
+from hf_latent_ebm.samplers.langevin import LangevinSampler
 from hf_latent_ebm.priors import EnergyPrior
 
 

@@ -1,11 +1,12 @@
-"""Short-run Langevin dynamics, the one sampler used for both the prior and the posterior chains."""
+"""Short-run Langevin dynamics, the built-in sampler (`sampler_type="langevin"`) of the prior and posterior chains."""
 
 import functools
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import torch
+
+from .base import Sampler, SamplerOutput
 
 # What a chain that reaches a non-finite state does: raise, or reset those chains to their start.
 NONFINITE_POLICIES = ("raise", "reset")
@@ -26,21 +27,8 @@ class LangevinDivergenceError(RuntimeError):
     """A Langevin chain reached a non-finite state (usually a step size too large for the energy)."""
 
 
-@dataclass
-class LangevinOutput:
-    """
-    Args:
-        latents (`torch.Tensor` of shape `(batch_size, latent_dim)`):
-            The chains' final states.
-        energies (`torch.Tensor` of shape `(num_steps,)`, or `(1,)` with `return_diagnostics="last"`):
-            Mean potential U(z) over the batch before each step (before the last step).
-        grad_norms (`torch.Tensor` of shape `(num_steps,)`, or `(1,)` with `return_diagnostics="last"`):
-            Mean per-example norm of grad U(z) before each step (before the last step).
-    """
-
-    latents: torch.Tensor
-    energies: torch.Tensor
-    grad_norms: torch.Tensor
+# The chains' output (shared by every sampler), under the name it had when Langevin was the one sampler.
+LangevinOutput = SamplerOutput
 
 
 def langevin_steps(potential_and_grad, latents: torch.Tensor, noises: torch.Tensor, drifts: torch.Tensor,
@@ -103,7 +91,7 @@ def _check_energy_shape(energy: torch.Tensor, latents: torch.Tensor) -> None:
                          f"got {tuple(energy.shape)}")
 
 
-class LangevinSampler:
+class LangevinSampler(Sampler):
     r"""
     Short-run Langevin on a potential U: z <- z - (s_k^2 / 2) grad U(z) + T * s_k * noise, K steps from the given
     start. T = 1 is Langevin proper; T < 1 is the tempered chain of the SRI text code, which also decays s_k per step.
@@ -152,6 +140,35 @@ class LangevinSampler:
         self.add_noise = add_noise
         self.on_nonfinite = on_nonfinite
         self.noise_scale = noise_scale
+
+    # What `from_config` reads: the model rebuilds its samplers when one of these changes.
+    config_fields = ("prior_langevin_steps", "prior_langevin_step_size", "prior_langevin_step_schedule",
+                     "posterior_langevin_steps", "posterior_langevin_step_size", "posterior_langevin_step_schedule",
+                     "posterior_langevin_noise_scale", "langevin_noise", "langevin_on_nonfinite", "langevin_fast_path")
+
+    @classmethod
+    def from_config(cls, config, chain: str, compilable: bool = True) -> "LangevinSampler":
+        """The chain as the config sets it (its step-size schedule, if any). The posterior chain has the configured
+        noise temperature, the "proper_posterior" one full noise; `langevin_fast_path="auto"` keeps to eager where
+        a part of the chain is not `compilable` (the config refuses an explicit "compile" for such a decoder)."""
+        prefix = "prior" if chain == "prior" else "posterior"
+        step_size = (getattr(config, f"{prefix}_langevin_step_schedule")
+                     or getattr(config, f"{prefix}_langevin_step_size"))
+        noise_scale = config.posterior_langevin_noise_scale if chain == "posterior" else 1.0
+        fast_path = config.langevin_fast_path
+        if fast_path == "auto" and not compilable:
+            fast_path = "eager"
+        return cls(num_steps=getattr(config, f"{prefix}_langevin_steps"), step_size=step_size,
+                   add_noise=config.langevin_noise, on_nonfinite=config.langevin_on_nonfinite,
+                   noise_scale=noise_scale, fast_path=fast_path)
+
+    def with_chain(self, num_steps: int | None = None, step_size: float | Sequence[float] | None = None
+                   ) -> "LangevinSampler":
+        """This chain with another number of steps or step size (which replaces a schedule); None keeps the
+        current one."""
+        return LangevinSampler(self.num_steps if num_steps is None else num_steps,
+                               self.step_size if step_size is None else step_size, self.add_noise, self.on_nonfinite,
+                               self.noise_scale, self.fast_path)
 
     def __repr__(self) -> str:
         return (
