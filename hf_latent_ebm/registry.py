@@ -1,8 +1,54 @@
-"""Name -> class registries for the parts a latent-EBM model is made of (priors, decoders, encoders, learners).
+"""Name -> class registries for the parts a latent-EBM model is made of (priors, decoders, encoders, learners), and
+`PartConfig`, the small strict config class each part declares next to its code.
 
 A config names its parts by string (`prior_type`, `decoder_type`, `encoder_type`, `learner`); adding a part is a
-subclass of the part's base class plus one `register` call, and the configs accept its name from then on.
+subclass of the part's base class plus one `register` call, and the configs accept its name from then on. A part
+whose class sets `config_class` (a `PartConfig`) is configured by the model config's sub-config of that kind
+(`prior_config`, ...), a dict in config.json validated against that class, as transformers' CLIP config holds
+`text_config` and `vision_config`.
 """
+
+import dataclasses
+
+from huggingface_hub.dataclasses import strict
+from huggingface_hub.errors import StrictDataclassError
+
+
+@strict
+@dataclasses.dataclass
+class PartConfig:
+    """
+    The settings of one part, declared next to its code as a strict dataclass (`@strict @dataclass class
+    MyPriorConfig(PartConfig)`, with `validate_*` methods for range checks) and set on the part class as its
+    `config_class`. The model config stores it as a plain dict (`to_dict`), which may leave out fields at their
+    defaults; `from_dict` checks names, types and ranges and raises a ValueError naming the sub-config and field.
+    """
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict | None, where: str | None = None) -> "PartConfig":
+        """The typed config from a (possibly partial) dict; `where` (e.g. "prior_config") prefixes errors."""
+        where = where or cls.__name__
+        if isinstance(values, cls):
+            return values
+        if values is None:
+            values = {}
+        if not isinstance(values, dict):
+            raise ValueError(f"{where} must be a dict, got {type(values).__name__}")
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"{where}: unknown field(s) {unknown} for {cls.__name__}; known: {sorted(known)}")
+        try:
+            return cls(**values)
+        except StrictDataclassError as error:
+            raise ValueError(f"{where}: {error}") from error
+
+    @classmethod
+    def field_names(cls) -> tuple[str, ...]:
+        return tuple(field.name for field in dataclasses.fields(cls))
 
 
 class Registry:
@@ -29,6 +75,9 @@ class Registry:
         known = self._classes.get(name)
         if known is not None and known is not part_class:
             raise ValueError(f"{self.kind} {name!r} is already registered to {known.__qualname__}")
+        config_class = getattr(part_class, "config_class", None)
+        if config_class is not None and not (isinstance(config_class, type) and issubclass(config_class, PartConfig)):
+            raise TypeError(f"{part_class.__qualname__}.config_class must subclass PartConfig, got {config_class!r}")
         self._classes[name] = part_class
         return part_class
 
@@ -40,6 +89,10 @@ class Registry:
             raise ValueError(f"{where}unknown {self.kind} {name!r}; registered: {', '.join(self.names())}")
         return self._classes[name]
 
+    def config_class(self, name: str, field: str | None = None) -> type[PartConfig] | None:
+        """The `PartConfig` class the part registered under `name` declares (None for a part without one)."""
+        return getattr(self.get(name, field), "config_class", None)
+
     def names(self) -> list[str]:
         return sorted(self._classes)
 
@@ -50,4 +103,4 @@ class Registry:
         return f"Registry({self.kind!r}: {self.names()})"
 
 
-__all__ = ["Registry"]
+__all__ = ["Registry", "PartConfig"]

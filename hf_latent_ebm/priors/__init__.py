@@ -1,9 +1,9 @@
 """Priors over the latent z, by name: `PRIORS.get(config.prior_type)`; `register_prior` adds one."""
 
 from ..registry import Registry
-from .base import Prior
+from .base import Prior, PriorConfig
 from .coupling import CouplingPrior
-from .energy import ACTIVATIONS, EnergyPrior
+from .energy import ACTIVATIONS, EnergyPrior, EnergyPriorConfig
 from .gaussian import GaussianPrior
 
 PRIORS = Registry("prior", Prior)
@@ -12,4 +12,4 @@ PRIORS.register("gaussian", GaussianPrior)
 PRIORS.register("coupling", CouplingPrior)
 register_prior = PRIORS.register
 
-__all__ = ["PRIORS", "Prior", "EnergyPrior", "CouplingPrior", "GaussianPrior", "ACTIVATIONS", "register_prior"]
+__all__ = ["PRIORS", "Prior", "PriorConfig", "EnergyPriorConfig", "EnergyPrior", "CouplingPrior", "GaussianPrior", "ACTIVATIONS", "register_prior"]

@@ -1,11 +1,32 @@
 """The prior interface: an energy E(z) tilting a Gaussian reference density p0(z) = N(0, sigma^2 I)."""
 
+import dataclasses
 import math
 
 import torch
+from huggingface_hub.dataclasses import strict
 from torch import nn
 
+from ..registry import PartConfig
 from ..samplers.base import Sampler, SamplerOutput
+
+
+@strict
+@dataclasses.dataclass
+class PriorConfig(PartConfig):
+    """
+    Settings every prior has (the model config's `prior_config`).
+
+    Args:
+        sigma (`float`, *optional*, defaults to 1.0): Std of the Gaussian reference density p0(z), also the std of
+            the chains' initial state (the former `prior_sigma`).
+    """
+
+    sigma: float = 1.0
+
+    def validate_sigma(self):
+        if not self.sigma > 0:
+            raise ValueError(f"sigma must be > 0, got {self.sigma}")
 
 
 class Prior(nn.Module):
@@ -16,7 +37,8 @@ class Prior(nn.Module):
     A prior samples itself: `sample_from(start, sampler)` runs the prior chain from draws of p0, or, for a prior
     without an energy (`has_energy = False`, p = p0), returns the draws, which are already exact samples. A prior
     may declare `analytic_gradient = True` and implement `potential_and_grad`, which the chain then uses instead
-    of autograd. Subclasses implement `energy` and `from_config`; an energy with several outputs (one per class,
+    of autograd. Subclasses implement `energy` and `from_config` and declare their settings as `config_class` (a
+    `PriorConfig` subclass, the model config's `prior_config`); an energy with several outputs (one per class,
     say) reduces them to one value per row in `energy`.
 
     Args:
@@ -24,6 +46,7 @@ class Prior(nn.Module):
         reference_sigma (`float`): Std of p0, which is also where every chain starts.
     """
 
+    config_class: type[PriorConfig] = PriorConfig
     has_energy: bool = True
     analytic_gradient: bool = False
     # Whether the energy traces into one torch.compile graph (see `Decoder.compilable`); MLP energies do.
@@ -37,8 +60,9 @@ class Prior(nn.Module):
         self.register_buffer("_device_anchor", torch.zeros(()), persistent=False)
 
     @classmethod
-    def from_config(cls, config) -> "Prior":
-        """Build the prior from a model config's fields."""
+    def from_config(cls, config: PriorConfig, latent_dim: int, num_labels: int | None = None) -> "Prior":
+        """Build the prior from its typed `config` and the model's latent dimension (and number of classes, which
+        priors over a label read)."""
         raise NotImplementedError(f"{cls.__name__} must implement from_config")
 
     def energy(self, latents: torch.Tensor) -> torch.Tensor:
@@ -93,4 +117,4 @@ class Prior(nn.Module):
         return float(torch.logsumexp(-self.energy(latents).double(), dim=0) - math.log(num_samples))
 
 
-__all__ = ["Prior"]
+__all__ = ["Prior", "PriorConfig"]

@@ -3,7 +3,7 @@
 import torch
 
 from ..samplers.base import Sampler
-from .energy import EnergyPrior
+from .energy import EnergyPrior, EnergyPriorConfig
 
 
 class CouplingPrior(EnergyPrior):
@@ -25,11 +25,11 @@ class CouplingPrior(EnergyPrior):
             raise ValueError(f"a coupling prior needs at least 2 classes, got {self.num_outputs}")
 
     @classmethod
-    def from_config(cls, config) -> "CouplingPrior":
-        return cls(latent_dim=config.latent_dim, hidden_dim=config.energy_hidden_dim,
-                   num_hidden_layers=config.energy_num_hidden_layers, activation=config.energy_activation,
-                   reference_sigma=config.prior_sigma, analytic_gradient=config.prior_gradient == "analytic",
-                   num_outputs=config.num_labels)
+    def from_config(cls, config: EnergyPriorConfig, latent_dim: int, num_labels: int | None = None
+                    ) -> "CouplingPrior":
+        return cls(latent_dim=latent_dim, hidden_dim=config.hidden_dim, num_hidden_layers=config.num_hidden_layers,
+                   activation=config.activation, reference_sigma=config.sigma,
+                   analytic_gradient=config.gradient == "analytic", num_outputs=num_labels)
 
     def logits(self, latents: torch.Tensor) -> torch.Tensor:
         """f(z), shape (batch, K): log p(y | z) up to the softmax's normaliser."""

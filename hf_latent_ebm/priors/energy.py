@@ -1,11 +1,45 @@
 """The MLP energy of Pang et al. 2020, with one output or several."""
 
+import dataclasses
+
 import torch
+from huggingface_hub.dataclasses import strict
 from torch import nn
 
-from .base import Prior
+from .base import Prior, PriorConfig
 
 ACTIVATIONS = {"gelu": nn.GELU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "silu": nn.SiLU}
+GRADIENTS = ("analytic", "autograd")
+
+
+@strict
+@dataclasses.dataclass
+class EnergyPriorConfig(PriorConfig):
+    """
+    Settings of the MLP energy prior (the model config's `prior_config` for prior_type "ebm" and "coupling").
+
+    Args:
+        sigma (`float`, *optional*, defaults to 1.0): Std of the reference density p0 (see `PriorConfig`).
+        hidden_dim (`int`, *optional*, defaults to 200): Width of the energy MLP (`ndf`).
+        num_hidden_layers (`int`, *optional*, defaults to 2): Hidden layers of the energy MLP.
+        activation (`str`, *optional*, defaults to `"gelu"`): One of "gelu", "leaky_relu", "silu".
+        gradient (`str`, *optional*, defaults to `"analytic"`): How the prior chain gets grad E(z): "analytic" (the
+            MLP's backward pass written out; the same values, faster for a small MLP) or "autograd".
+    """
+
+    hidden_dim: int = 200
+    num_hidden_layers: int = 2
+    activation: str = "gelu"
+    gradient: str = "analytic"
+
+    def validate_energy(self):
+        for name in ("hidden_dim", "num_hidden_layers"):
+            if not getattr(self, name) >= 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {self.activation!r}")
+        if self.gradient not in GRADIENTS:
+            raise ValueError(f"gradient must be one of {GRADIENTS}, got {self.gradient!r}")
 
 
 def _activation_backward(activation: nn.Module, grad: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
@@ -38,6 +72,8 @@ class EnergyPrior(Prior):
         num_outputs (`int`, *optional*, defaults to 1): Component energies K.
     """
 
+    config_class = EnergyPriorConfig
+
     def __init__(self, latent_dim: int, hidden_dim: int, num_hidden_layers: int, activation: str,
                  reference_sigma: float, analytic_gradient: bool = True, num_outputs: int = 1):
         super().__init__(latent_dim, reference_sigma)
@@ -51,10 +87,10 @@ class EnergyPrior(Prior):
         self.energy_net = nn.Sequential(*layers)
 
     @classmethod
-    def from_config(cls, config) -> "EnergyPrior":
-        return cls(latent_dim=config.latent_dim, hidden_dim=config.energy_hidden_dim,
-                   num_hidden_layers=config.energy_num_hidden_layers, activation=config.energy_activation,
-                   reference_sigma=config.prior_sigma, analytic_gradient=config.prior_gradient == "analytic")
+    def from_config(cls, config: EnergyPriorConfig, latent_dim: int, num_labels: int | None = None) -> "EnergyPrior":
+        return cls(latent_dim=latent_dim, hidden_dim=config.hidden_dim, num_hidden_layers=config.num_hidden_layers,
+                   activation=config.activation, reference_sigma=config.sigma,
+                   analytic_gradient=config.gradient == "analytic")
 
     def component_energies(self, latents: torch.Tensor) -> torch.Tensor:
         """E_k(z), shape (batch, num_outputs)."""
@@ -94,4 +130,4 @@ class EnergyPrior(Prior):
         return energy + latents.pow(2).sum(dim=-1) / (2 * sigma_sq), grad + latents / sigma_sq
 
 
-__all__ = ["EnergyPrior", "ACTIVATIONS"]
+__all__ = ["EnergyPrior", "EnergyPriorConfig", "ACTIVATIONS", "GRADIENTS"]

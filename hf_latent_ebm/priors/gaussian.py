@@ -3,7 +3,7 @@
 import torch
 
 from ..samplers.base import Sampler, SamplerOutput
-from .base import Prior
+from .base import Prior, PriorConfig
 
 
 class GaussianPrior(Prior):
@@ -19,8 +19,8 @@ class GaussianPrior(Prior):
     has_energy = False
 
     @classmethod
-    def from_config(cls, config) -> "GaussianPrior":
-        return cls(latent_dim=config.latent_dim, reference_sigma=config.prior_sigma)
+    def from_config(cls, config: PriorConfig, latent_dim: int, num_labels: int | None = None) -> "GaussianPrior":
+        return cls(latent_dim=latent_dim, reference_sigma=config.sigma)
 
     def energy(self, latents: torch.Tensor) -> torch.Tensor:
         return latents.new_zeros(latents.shape[0])
