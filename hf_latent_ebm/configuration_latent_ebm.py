@@ -10,10 +10,41 @@ from .encoders import ENCODERS
 from .samplers import SAMPLERS
 from .samplers.langevin import FAST_PATHS, NONFINITE_POLICIES
 from .learners import LEARNERS
-from .priors import ACTIVATIONS, PRIORS
+from .priors import PRIORS
+from .utils import merge_config_kwargs
 from .validation import raise_value_errors, require_at_least, require_greater_than
 
-PRIOR_GRADIENTS = ("analytic", "autograd")
+# Flat fields of configs written before the parts had sub-configs, by the sub-config and field that replace them.
+LEGACY_PRIOR_FIELDS = {"prior_sigma": "sigma", "energy_hidden_dim": "hidden_dim",
+                       "energy_num_hidden_layers": "num_hidden_layers", "energy_activation": "activation",
+                       "prior_gradient": "gradient"}
+
+
+def convert_legacy_config(config_dict: dict) -> dict:
+    """
+    A config dict written before the parts had typed sub-configs (the flat `prior_sigma`, `energy_*`,
+    `prior_gradient` fields of hf_latent_ebm <= issue 33) as today's: each flat field moves into its part's
+    sub-config (`LEGACY_PRIOR_FIELDS`), under the name the part's `config_class` gives it. A field the named part's
+    class does not have (the energy settings of a "gaussian" prior, which the old configs carried but never read)
+    is dropped. A flat value wins over the same field already in the sub-config (a keyword argument given over a
+    preset's sub-config). Applied by every latent-EBM config's
+    construction, hence by `from_dict`, `from_pretrained` and `AutoConfig`; a dict without flat fields comes back
+    equal. The input is not modified.
+
+    Example: `{"prior_type": "ebm", "prior_sigma": 1.0, "energy_hidden_dim": 200}` ->
+    `{"prior_type": "ebm", "prior_config": {"sigma": 1.0, "hidden_dim": 200}}`.
+    """
+    converted = dict(config_dict)
+    legacy = {key: converted.pop(key) for key in list(converted) if key in LEGACY_PRIOR_FIELDS}
+    if not legacy:
+        return converted
+    prior_class = PRIORS.get(converted.get("prior_type", "ebm"), field="prior_type")
+    accepted = prior_class.config_class.field_names()
+    prior_config = {LEGACY_PRIOR_FIELDS[key]: value for key, value in legacy.items()
+                    if LEGACY_PRIOR_FIELDS[key] in accepted}
+    converted["prior_config"] = {**(converted.get("prior_config") or {}), **prior_config}
+    return converted
+
 POSTERIOR_CHAIN_PRIORS = ("model", "reference")
 POSTERIOR_INITS = ("prior", "encoder")
 DECODER_AUTOCAST_DTYPES = ("bfloat16",)
@@ -45,14 +76,12 @@ _SHARED_ARGS = r"""
             the end points of the learner's p0-started chains).
         latent_dim (`int`, *optional*, defaults to 16):
             Dimension of z.
-        prior_sigma (`float`, *optional*, defaults to 1.0):
-            Std of the Gaussian reference density p0(z), also the std of the chains' initial state.
-        energy_hidden_dim (`int`, *optional*, defaults to 200):
-            Width of the energy MLP (`ndf`).
-        energy_num_hidden_layers (`int`, *optional*, defaults to 2):
-            Hidden layers of the energy MLP.
-        energy_activation (`str`, *optional*, defaults to `"gelu"`):
-            One of "gelu", "leaky_relu", "silu".
+        prior_config (`dict`, *optional*, defaults to `{}`):
+            The prior's settings, validated against its registered class's `config_class` (`PriorConfig`: `sigma`;
+            `EnergyPriorConfig` for "ebm" and "coupling": `sigma`, `hidden_dim`, `num_hidden_layers`,
+            `activation`, `gradient`); fields left out take the class's defaults. Replaces the former flat
+            `prior_sigma`, `energy_*` and `prior_gradient` fields, which `convert_legacy_config` moves here when an
+            older config.json (or a keyword argument) still gives them.
         prior_langevin_steps (`int`, *optional*, defaults to 60):
             Short-run prior chain length K0.
         prior_langevin_step_size (`float`, *optional*, defaults to 0.4):
@@ -80,9 +109,6 @@ _SHARED_ARGS = r"""
             and the two sharpen each other until the energy loss runs off to -inf; "reference" cuts that loop.
         langevin_noise (`bool`, *optional*, defaults to `True`):
             Add the Langevin noise term (False gives gradient descent on the potential).
-        prior_gradient (`str`, *optional*, defaults to `"analytic"`):
-            How the prior chain gets grad E(z): "analytic" (the MLP's backward pass written out; the same values,
-            faster for a small MLP) or "autograd".
         langevin_on_nonfinite (`str`, *optional*, defaults to `"raise"`):
             What a chain that reaches a non-finite z or energy does: "raise" a `LangevinDivergenceError`, or
             "reset" the diverged chains to their initial state (with a warning).
@@ -134,10 +160,7 @@ class LatentEBMBaseConfig(PreTrainedConfig):
     vae_free_bits: float = 0.0
     posterior_init: str = "prior"
     latent_dim: int = 16
-    prior_sigma: float = 1.0
-    energy_hidden_dim: int = 200
-    energy_num_hidden_layers: int = 2
-    energy_activation: str = "gelu"
+    prior_config: dict = field(default_factory=dict)
     prior_langevin_steps: int = 60
     prior_langevin_step_size: float = 0.4
     prior_langevin_step_schedule: list[float] | None = None
@@ -148,7 +171,6 @@ class LatentEBMBaseConfig(PreTrainedConfig):
     posterior_chain_prior: str = "model"
     langevin_noise: bool = True
     langevin_on_nonfinite: str = "raise"
-    prior_gradient: str = "analytic"
     langevin_fast_path: str = "auto"
     decoder_autocast: str | None = None
     prior_learning_rate: float = 2e-4
@@ -161,8 +183,23 @@ class LatentEBMBaseConfig(PreTrainedConfig):
     adam_beta1: float = 0.5
     adam_beta2: float = 0.999
 
+    def __post_init__(self, **kwargs):
+        legacy = {key: kwargs.pop(key) for key in list(kwargs) if key in LEGACY_PRIOR_FIELDS}
+        if legacy:
+            converted = convert_legacy_config({**legacy, "prior_type": self.prior_type,
+                                               "prior_config": self.prior_config})
+            self.prior_config = converted["prior_config"]
+        super().__post_init__(**kwargs)
+
+    def part_config(self, kind: str):
+        """The typed config of the part of `kind` ("prior"), its sub-config dict read by the part's `config_class`
+        (defaults filled in)."""
+        registry, name = {"prior": (PRIORS, self.prior_type)}[kind]
+        return registry.config_class(name, f"{kind}_type").from_dict(getattr(self, f"{kind}_config"),
+                                                                        f"{kind}_config")
+
     def validate_parts(self):
-        PRIORS.get(self.prior_type, field="prior_type")
+        self.part_config("prior")
         self._check_modality("decoder", DECODERS.get(self.decoder_type, field="decoder_type"))
         learner = LEARNERS.get(self.learner, field="learner")
         SAMPLERS.get(self.sampler_type, field="sampler_type").check_config(self)
@@ -182,12 +219,10 @@ class LatentEBMBaseConfig(PreTrainedConfig):
                              f"{type(self).__name__} takes {self.part_modality or 'generic'} {kind}s")
 
     def validate_prior(self):
-        require_at_least(self, ("latent_dim", "energy_hidden_dim", "energy_num_hidden_layers"))
-        if self.energy_activation not in ACTIVATIONS:
-            raise ValueError(f"energy_activation must be one of {tuple(ACTIVATIONS)}, got {self.energy_activation!r}")
+        require_at_least(self, ("latent_dim",))
 
     def validate_sampling(self):
-        require_greater_than(self, ("prior_sigma", "prior_langevin_step_size", "posterior_langevin_step_size"))
+        require_greater_than(self, ("prior_langevin_step_size", "posterior_langevin_step_size"))
         require_at_least(self, ("prior_langevin_steps", "posterior_langevin_steps"), 0)
         for name in ("prior_langevin_step_schedule", "posterior_langevin_step_schedule"):
             schedule = getattr(self, name)
@@ -198,8 +233,6 @@ class LatentEBMBaseConfig(PreTrainedConfig):
                              f"got {self.posterior_chain_prior!r}")
         if not self.posterior_langevin_noise_scale >= 0:
             raise ValueError(f"posterior_langevin_noise_scale must be >= 0, got {self.posterior_langevin_noise_scale}")
-        if self.prior_gradient not in PRIOR_GRADIENTS:
-            raise ValueError(f"prior_gradient must be one of {PRIOR_GRADIENTS}, got {self.prior_gradient!r}")
         if self.langevin_on_nonfinite not in NONFINITE_POLICIES:
             raise ValueError(
                 f"langevin_on_nonfinite must be one of {NONFINITE_POLICIES}, got {self.langevin_on_nonfinite!r}"
@@ -277,7 +310,7 @@ class LatentEBMConfig(LatentEBMBaseConfig):
         """The SVHN setting of Pang et al. 2020 (32x32x3, nz 100, ngf 64, ndf 200; 733 steps per epoch)."""
         settings = dict(image_size=32, num_channels=3, latent_dim=100, decoder_base_channels=64, lr_decay_steps=733,
                         prior_learning_rate=2e-5, decoder_learning_rate=1e-4)
-        return cls(**{**settings, **overrides})
+        return cls(**merge_config_kwargs(settings, overrides))
 
 
 @raise_value_errors
@@ -314,5 +347,5 @@ class LatentEBMModelConfig(LatentEBMBaseConfig):
     encoder_kwargs: dict = field(default_factory=dict)
 
 
-__all__ = ["LatentEBMBaseConfig", "LatentEBMConfig", "LatentEBMModelConfig", "decoder_upsampling_plan",
+__all__ = ["convert_legacy_config", "LEGACY_PRIOR_FIELDS", "LatentEBMBaseConfig", "LatentEBMConfig", "LatentEBMModelConfig", "decoder_upsampling_plan",
            "raise_value_errors"]

@@ -3,6 +3,7 @@
 from huggingface_hub.dataclasses import strict
 
 from .configuration_latent_ebm import LatentEBMModelConfig, raise_value_errors
+from .utils import merge_config_kwargs
 from .validation import require_at_least
 
 
@@ -65,7 +66,7 @@ class LatentEBMClassificationConfig(LatentEBMModelConfig):
         image = dict(image_size=image_size, num_channels=num_channels, base_channels=base_channels)
         settings = dict(decoder_type="conv", decoder_kwargs={**image, "sigma": sigma}, encoder_type="conv",
                         encoder_kwargs=image, num_labels=num_labels)
-        return cls(**{**settings, **overrides})
+        return cls(**merge_config_kwargs(settings, overrides))
 
     @classmethod
     def for_table(cls, preprocessor, hidden_dim: int = 128, sigma: float = 0.5,
@@ -76,8 +77,8 @@ class LatentEBMClassificationConfig(LatentEBMModelConfig):
                        hidden_dim=hidden_dim)
         settings = dict(decoder_type="tabular", decoder_kwargs={**columns, "sigma": sigma}, encoder_type="tabular",
                         encoder_kwargs=columns, id2label=dict(enumerate(preprocessor.label_names)),
-                        preprocessing=preprocessor.to_dict(), latent_dim=8, energy_hidden_dim=64)
-        return cls(**{**settings, **overrides})
+                        preprocessing=preprocessor.to_dict(), latent_dim=8, prior_config={"hidden_dim": 64})
+        return cls(**merge_config_kwargs(settings, overrides))
 
     @classmethod
     def for_text(cls, vocab_size: int, num_labels: int = 2, pad_token_id: int = 0, bos_token_id: int = 1,
@@ -91,7 +92,7 @@ class LatentEBMClassificationConfig(LatentEBMModelConfig):
                        pad_token_id=pad_token_id)
         settings = dict(decoder_type="lstm", decoder_kwargs=decoder, encoder_type="lstm", encoder_kwargs=encoder,
                         num_labels=num_labels, latent_dim=32)
-        return cls(**{**settings, **overrides})
+        return cls(**merge_config_kwargs(settings, overrides))
 
 
 __all__ = ["LatentEBMClassificationConfig"]

@@ -95,7 +95,8 @@ class LatentEBMPreTrainedModel(CardedModelMixin, PreTrainedModel):
 
     def __init__(self, config: LatentEBMBaseConfig):
         super().__init__(config)
-        self.prior = _build_part("prior", PRIORS, config.prior_type, config)
+        self.prior = PRIORS.get(config.prior_type).from_config(config.part_config("prior"), latent_dim=config.latent_dim,
+                                                                 num_labels=config.num_labels)
         self.decoder = _build_part("decoder", DECODERS, config.decoder_type, config)
         learner_class = LEARNERS.get(config.learner)
         self.encoder = _build_part("encoder", ENCODERS, config.encoder_type, config) \

@@ -212,4 +212,35 @@ def parse_config_overrides(text: str | None) -> dict | None:
     if not isinstance(overrides, dict):
         raise ValueError(f"--config-overrides must be a JSON object of config fields, got a "
                          f"{type(overrides).__name__}: {text!r}")
-    return overrides
+    return nest_dotted_keys(overrides)
+
+
+def nest_dotted_keys(overrides: dict) -> dict:
+    """Config keyword arguments with dotted keys reaching into sub-configs nested:
+    {"prior_config.hidden_dim": 8, "latent_dim": 4} -> {"prior_config": {"hidden_dim": 8}, "latent_dim": 4}."""
+    nested: dict = {}
+    for key, value in overrides.items():
+        *path, last = key.split(".")
+        target = nested
+        for part in path:
+            target = target.setdefault(part, {})
+            if not isinstance(target, dict):
+                raise ValueError(f"--config-overrides: {key!r} reaches into {part!r}, which is not a sub-config")
+        if isinstance(value, dict) and isinstance(target.get(last), dict):
+            target[last] = merge_config_kwargs(target[last], value)
+        else:
+            target[last] = value
+    return nested
+
+
+def merge_config_kwargs(settings: dict, overrides: dict) -> dict:
+    """A preset's config keyword arguments with the caller's `overrides` on top; a sub-config (a dict under a key
+    ending in "_config") is merged field by field rather than replaced, so overriding one field of a preset's
+    `prior_config` keeps its others."""
+    merged = dict(settings)
+    for key, value in overrides.items():
+        if key.endswith("_config") and isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged

@@ -7,7 +7,7 @@ from hf_latent_ebm.learners import mle_losses
 
 from .testing_utils import ModelTesterMixin
 
-TINY = dict(latent_dim=4, decoder_base_channels=4, energy_hidden_dim=8, prior_langevin_steps=4,
+TINY = dict(latent_dim=4, decoder_base_channels=4, prior_config={"hidden_dim": 8}, prior_langevin_steps=4,
             posterior_langevin_steps=4)
 
 
@@ -20,7 +20,8 @@ class ImageModelTester(ModelTesterMixin):
         {"image_size": 7},
         {"latent_dim": 0},
         {"decoder_sigma": 0.0},
-        {"prior_sigma": -1.0},
+        {"prior_config": {"sigma": -1.0}},
+        {"prior_sigma": -1.0},  # a flat field of the old configs, converted
         {"prior_langevin_step_size": 0.0},
         {"posterior_langevin_steps": -1},
         {"posterior_langevin_step_schedule": []},
@@ -29,7 +30,8 @@ class ImageModelTester(ModelTesterMixin):
         {"posterior_chain_prior": "none"},
         {"prior_langevin_step_schedule": [0.4, 0.0]},
         {"posterior_langevin_noise_scale": -1.0},
-        {"energy_activation": "tanh"},
+        {"prior_config": {"activation": "tanh"}},
+        {"prior_config": {"width": 8}},
         {"langevin_on_nonfinite": "ignore"},
         {"prior_learning_rate": 0.0},
         {"decoder_lr_decay": 1.5},

@@ -13,7 +13,7 @@ from hf_latent_ebm.tokenization import train_tokenizer
 
 from .testing_utils import ModelTesterMixin
 
-TINY_TEXT = dict(vocab_size=30, latent_dim=4, embedding_dim=8, hidden_dim=16, energy_hidden_dim=8,
+TINY_TEXT = dict(vocab_size=30, latent_dim=4, embedding_dim=8, hidden_dim=16, prior_config={"hidden_dim": 8},
                  prior_langevin_steps=3, posterior_langevin_steps=3, max_length=12, decoder_dropout=0.0)
 CORPUS = [
     "the cat sat on the mat .",
@@ -540,7 +540,7 @@ def test_variational_ebm_learner_lowers_the_elbo_and_fits_the_prior_to_q(tokeniz
         from dataclasses import replace
 
         # The model's context with p0 in place of its learned prior, as the variational learner sees it.
-        with_p0 = replace(model.learner_context, prior=GaussianPrior(config.latent_dim, config.prior_sigma))
+        with_p0 = replace(model.learner_context, prior=GaussianPrior(config.latent_dim, config.part_config("prior").sigma))
         model.eval()
         with torch.no_grad():
             losses = [model.learner.losses(with_p0, ids, {}, seeded(seed)).loss.item() for seed in range(5)]
