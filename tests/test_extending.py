@@ -35,7 +35,7 @@ class LinearGaussianDecoder(Decoder):
 
 register_decoder("linear_gaussian", LinearGaussianDecoder)
 
-SETTINGS = dict(latent_dim=2, prior_config={"hidden_dim": 16}, prior_langevin_steps=10, posterior_langevin_steps=10,
+SETTINGS = dict(latent_dim=2, energy_hidden_dim=16, prior_langevin_steps=10, posterior_langevin_steps=10,
                 decoder_type="linear_gaussian", decoder_kwargs={"observation_dim": 6},
                 encoder_kwargs={"observation_dim": 6, "hidden_dim": 16}, decoder_learning_rate=1e-2,
                 prior_learning_rate=1e-3)

@@ -12,7 +12,7 @@ from hf_latent_ebm import (LatentEBMModel, LatentEBMModelConfig, LangevinSampler
                            SamplerOutput, register_learner, register_sampler)
 from hf_latent_ebm.learners import LEARNERS, LearnerContext, LearnerSettings
 
-TINY = dict(latent_dim=2, prior_config={"hidden_dim": 8}, prior_langevin_steps=4, posterior_langevin_steps=3,
+TINY = dict(latent_dim=2, energy_hidden_dim=8, prior_langevin_steps=4, posterior_langevin_steps=3,
             decoder_kwargs={"observation_dim": 5})
 
 

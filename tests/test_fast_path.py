@@ -28,7 +28,7 @@ def quadratic(latents):
 
 
 def tiny_config(**overrides):
-    return LatentEBMConfig(latent_dim=8, decoder_base_channels=4, prior_config={"hidden_dim": 16}, prior_langevin_steps=6,
+    return LatentEBMConfig(latent_dim=8, decoder_base_channels=4, energy_hidden_dim=16, prior_langevin_steps=6,
                            posterior_langevin_steps=4, **overrides)
 
 
@@ -52,7 +52,7 @@ def test_auto_keeps_decoders_that_do_not_compile_eager():
     model = LatentEBMForImageGeneration(tiny_config())
     assert model.prior_sampler().fast_path == model.posterior_sampler().fast_path == "auto"
     text = LatentEBMForTextGeneration(LatentEBMTextConfig(vocab_size=20, latent_dim=4, embedding_dim=8,
-                                                          decoder_hidden_dim=8, prior_config={"hidden_dim": 8}))
+                                                          decoder_hidden_dim=8, energy_hidden_dim=8))
     assert text.prior_sampler().fast_path == "auto"  # the prior's energy compiles
     assert text.posterior_sampler().fast_path == "eager"  # packed recurrences do not
 

@@ -16,7 +16,7 @@ from hf_latent_ebm.training import LatentEBMTrainer, TrainingArguments
 
 from .testing_utils import ModelTesterMixin
 
-TINY = dict(latent_dim=4, prior_config={"hidden_dim": 8}, prior_langevin_steps=4, posterior_langevin_steps=4)
+TINY = dict(latent_dim=4, energy_hidden_dim=8, prior_langevin_steps=4, posterior_langevin_steps=4)
 
 
 def seeded(seed=0):
