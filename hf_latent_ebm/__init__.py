@@ -23,8 +23,8 @@ from .modeling_latent_ebm_multimodal import LatentEBMForMultimodalGeneration
 from .modeling_latent_ebm_text import LatentEBMForTextGeneration
 from .pipelines import LatentEBMPipeline, LatentEBMPipelineOutput
 from .priors import PRIORS, Prior, register_prior
-from .samplers import (SAMPLERS, LangevinDivergenceError, LangevinOutput, LangevinSampler, Sampler, SamplerOutput,
-                       register_sampler)
+from .samplers import (SAMPLERS, LangevinConfig, LangevinDivergenceError, LangevinOutput, LangevinSampler, Sampler,
+                       SamplerOutput, register_sampler)
 
 __version__ = "0.1.0"
 
@@ -48,6 +48,7 @@ __all__ = [
     "LatentEBMPipeline",
     "LatentEBMPipelineOutput",
     "LangevinSampler",
+    "LangevinConfig",
     "LangevinOutput",
     "LangevinDivergenceError",
     "Sampler",

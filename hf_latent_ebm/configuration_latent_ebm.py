@@ -8,7 +8,6 @@ from transformers import PreTrainedConfig
 from .decoders import DECODERS, decoder_upsampling_plan
 from .encoders import ENCODERS
 from .samplers import SAMPLERS
-from .samplers.langevin import FAST_PATHS, NONFINITE_POLICIES
 from .learners import LEARNERS
 from .priors import PRIORS
 from .utils import merge_config_kwargs
@@ -18,31 +17,43 @@ from .validation import raise_value_errors, require_at_least, require_greater_th
 LEGACY_PRIOR_FIELDS = {"prior_sigma": "sigma", "energy_hidden_dim": "hidden_dim",
                        "energy_num_hidden_layers": "num_hidden_layers", "energy_activation": "activation",
                        "prior_gradient": "gradient"}
+LEGACY_SAMPLER_FIELDS = {"prior_langevin_steps": "prior_steps", "prior_langevin_step_size": "prior_step_size",
+                         "prior_langevin_step_schedule": "prior_step_schedule",
+                         "posterior_langevin_steps": "posterior_steps",
+                         "posterior_langevin_step_size": "posterior_step_size",
+                         "posterior_langevin_step_schedule": "posterior_step_schedule",
+                         "posterior_langevin_noise_scale": "posterior_noise_scale", "langevin_noise": "noise",
+                         "langevin_on_nonfinite": "on_nonfinite", "langevin_fast_path": "fast_path"}
+# Per part kind: its registry, the name a config without `<kind>_type` meant, and its flat fields.
+_LEGACY_PARTS = {"prior": (PRIORS, "ebm", LEGACY_PRIOR_FIELDS), "sampler": (SAMPLERS, "langevin", LEGACY_SAMPLER_FIELDS)}
+LEGACY_FIELDS = {**LEGACY_PRIOR_FIELDS, **LEGACY_SAMPLER_FIELDS}
 
 
 def convert_legacy_config(config_dict: dict) -> dict:
     """
-    A config dict written before the parts had typed sub-configs (the flat `prior_sigma`, `energy_*`,
-    `prior_gradient` fields of hf_latent_ebm <= issue 33) as today's: each flat field moves into its part's
-    sub-config (`LEGACY_PRIOR_FIELDS`), under the name the part's `config_class` gives it. A field the named part's
-    class does not have (the energy settings of a "gaussian" prior, which the old configs carried but never read)
-    is dropped. A flat value wins over the same field already in the sub-config (a keyword argument given over a
-    preset's sub-config). Applied by every latent-EBM config's
-    construction, hence by `from_dict`, `from_pretrained` and `AutoConfig`; a dict without flat fields comes back
-    equal. The input is not modified.
+    A config dict written before the parts had typed sub-configs (hf_latent_ebm <= issue 33) as today's: each flat
+    field moves into its part's sub-config under the name the part's `config_class` gives it, the prior's
+    `prior_sigma`, `energy_*`, `prior_gradient` into `prior_config` (`LEGACY_PRIOR_FIELDS`), the chains'
+    `prior_langevin_*`, `posterior_langevin_*`, `langevin_noise`, `langevin_on_nonfinite`, `langevin_fast_path` into
+    `sampler_config` (`LEGACY_SAMPLER_FIELDS`). A field the named part's class does not have (the energy settings of
+    a "gaussian" prior, which the old configs carried but never read) is dropped. A flat value wins over the same
+    field already in the sub-config (a keyword argument given over a preset's sub-config). Fields a file left out
+    stay out: the config class's defaults (e.g. the text config's default `sampler_config`) fill them in. Applied by
+    every latent-EBM config's construction, hence by `from_dict`, `from_pretrained` and `AutoConfig`; a dict without
+    flat fields comes back equal. The input is not modified.
 
-    Example: `{"prior_type": "ebm", "prior_sigma": 1.0, "energy_hidden_dim": 200}` ->
-    `{"prior_type": "ebm", "prior_config": {"sigma": 1.0, "hidden_dim": 200}}`.
+    Example: `{"prior_type": "ebm", "prior_sigma": 1.0, "energy_hidden_dim": 200, "prior_langevin_steps": 60}` ->
+    `{"prior_type": "ebm", "prior_config": {"sigma": 1.0, "hidden_dim": 200}, "sampler_config": {"prior_steps": 60}}`.
     """
     converted = dict(config_dict)
-    legacy = {key: converted.pop(key) for key in list(converted) if key in LEGACY_PRIOR_FIELDS}
-    if not legacy:
-        return converted
-    prior_class = PRIORS.get(converted.get("prior_type", "ebm"), field="prior_type")
-    accepted = prior_class.config_class.field_names()
-    prior_config = {LEGACY_PRIOR_FIELDS[key]: value for key, value in legacy.items()
-                    if LEGACY_PRIOR_FIELDS[key] in accepted}
-    converted["prior_config"] = {**(converted.get("prior_config") or {}), **prior_config}
+    for kind, (registry, default_name, fields) in _LEGACY_PARTS.items():
+        legacy = {key: converted.pop(key) for key in list(converted) if key in fields}
+        if not legacy:
+            continue
+        part_class = registry.get(converted.get(f"{kind}_type", default_name), field=f"{kind}_type")
+        accepted = part_class.config_class.field_names()
+        sub_config = {fields[key]: value for key, value in legacy.items() if fields[key] in accepted}
+        converted[f"{kind}_config"] = {**(converted.get(f"{kind}_config") or {}), **sub_config}
     return converted
 
 POSTERIOR_CHAIN_PRIORS = ("model", "reference")
@@ -63,7 +74,7 @@ _SHARED_ARGS = r"""
             unsupervised part; no posterior chain runs, and generation samples the learned prior).
         sampler_type (`str`, *optional*, defaults to `"langevin"`):
             A registered sampler (`hf_latent_ebm.samplers.SAMPLERS`) that runs the prior and posterior chains:
-            "langevin", short-run Langevin configured by the `*_langevin_*` fields below.
+            "langevin", short-run Langevin (`LangevinConfig`), configured by `sampler_config`.
         encoder_type (`str`, *optional*):
             A registered encoder (`hf_latent_ebm.encoders.ENCODERS`), the inference network q(z | x) of the
             variational learners and of posterior_init="encoder"; built only for them.
@@ -82,41 +93,20 @@ _SHARED_ARGS = r"""
             `activation`, `gradient`); fields left out take the class's defaults. Replaces the former flat
             `prior_sigma`, `energy_*` and `prior_gradient` fields, which `convert_legacy_config` moves here when an
             older config.json (or a keyword argument) still gives them.
-        prior_langevin_steps (`int`, *optional*, defaults to 60):
-            Short-run prior chain length K0.
-        prior_langevin_step_size (`float`, *optional*, defaults to 0.4):
-            Prior Langevin step size s0.
-        prior_langevin_step_schedule (`list[float]`, *optional*):
-            Prior step sizes replacing `prior_langevin_step_size`, read like `posterior_langevin_step_schedule`; e.g.
-            large steps to travel from p0, then small ones, which a narrow low-energy region needs (a step s is
-            unstable across a direction of standard deviation below s / 2).
-        posterior_langevin_steps (`int`, *optional*, defaults to 20):
-            Short-run posterior chain length K1.
-        posterior_langevin_step_size (`float`, *optional*, defaults to 0.1):
-            Posterior Langevin step size s1.
-        posterior_langevin_step_schedule (`list[float]`, *optional*):
-            Decaying posterior step sizes replacing `posterior_langevin_step_size`: the first steps' sizes, the last
-            repeated for any further steps (cut when longer than `posterior_langevin_steps`); e.g. the SRI text
-            code's [.8, .7, .6, .5, .2, .2, .1, .1, .05].
-        posterior_langevin_noise_scale (`float`, *optional*, defaults to 1.0):
-            Temperature T of the posterior chain's noise, T * s * N(0, I): 1 is Langevin proper, smaller values
-            approach gradient descent on -log p(x, z) (the SRI text code uses 0.05 to 0.2).
+        sampler_config (`dict`, *optional*, defaults to `{}`):
+            The chains' settings, validated against the sampler's `config_class` (`LangevinConfig` for "langevin":
+            `prior_steps` 60, `prior_step_size` 0.4, `prior_step_schedule`, `posterior_steps` 20,
+            `posterior_step_size` 0.1, `posterior_step_schedule`, `posterior_noise_scale` 1.0, `noise`,
+            `on_nonfinite` "raise", `fast_path` "auto"); fields left out take the config class's defaults (the text
+            config's differ) and then the sampler class's. Replaces the former flat `prior_langevin_*`,
+            `posterior_langevin_*`, `langevin_noise`, `langevin_on_nonfinite` and `langevin_fast_path` fields, which
+            `convert_legacy_config` moves here when an older config.json (or a keyword argument) still gives them.
         posterior_chain_prior (`str`, *optional*, defaults to `"model"`):
             The prior term of the posterior chain's potential: "model" (-log p(x | z) - log p(z) with the learned
             energy, maximum likelihood proper) or "reference" (-log p(x | z) - log p0(z): the chain ignores the
             energy, which then learns the aggregate posterior of a p0-prior model). With a tempered posterior
-            (noise scale < 1) the chains concentrate where the energy is low, the energy learns to be lower there,
+            (`sampler_config` posterior_noise_scale < 1) the chains concentrate where the energy is low, the energy learns to be lower there,
             and the two sharpen each other until the energy loss runs off to -inf; "reference" cuts that loop.
-        langevin_noise (`bool`, *optional*, defaults to `True`):
-            Add the Langevin noise term (False gives gradient descent on the potential).
-        langevin_on_nonfinite (`str`, *optional*, defaults to `"raise"`):
-            What a chain that reaches a non-finite z or energy does: "raise" a `LangevinDivergenceError`, or
-            "reset" the diverged chains to their initial state (with a warning).
-        langevin_fast_path (`str`, *optional*, defaults to `"auto"`):
-            How the chains' steps run: "eager" (plain PyTorch), "compile" (through one `torch.compile`d function,
-            grad U and the update fused, a few steps per call, replayed as a CUDA graph on CUDA; the decoder must
-            declare `compilable`) or "auto" ("compile" on CUDA where the parts allow it, "eager" elsewhere). Same
-            noise, same chain (docs/performance.md).
         decoder_autocast (`str`, *optional*):
             "bfloat16" runs the decoder (in the chains and in its loss) under autocast on the inputs' device; the
             prior stays in float32. None (the default) is float32 throughout.
@@ -161,17 +151,8 @@ class LatentEBMBaseConfig(PreTrainedConfig):
     posterior_init: str = "prior"
     latent_dim: int = 16
     prior_config: dict = field(default_factory=dict)
-    prior_langevin_steps: int = 60
-    prior_langevin_step_size: float = 0.4
-    prior_langevin_step_schedule: list[float] | None = None
-    posterior_langevin_steps: int = 20
-    posterior_langevin_step_size: float = 0.1
-    posterior_langevin_step_schedule: list[float] | None = None
-    posterior_langevin_noise_scale: float = 1.0
+    sampler_config: dict = field(default_factory=dict)
     posterior_chain_prior: str = "model"
-    langevin_noise: bool = True
-    langevin_on_nonfinite: str = "raise"
-    langevin_fast_path: str = "auto"
     decoder_autocast: str | None = None
     prior_learning_rate: float = 2e-4
     decoder_learning_rate: float = 5e-4
@@ -184,25 +165,40 @@ class LatentEBMBaseConfig(PreTrainedConfig):
     adam_beta2: float = 0.999
 
     def __post_init__(self, **kwargs):
-        legacy = {key: kwargs.pop(key) for key in list(kwargs) if key in LEGACY_PRIOR_FIELDS}
+        legacy = {key: kwargs.pop(key) for key in list(kwargs) if key in LEGACY_FIELDS}
         if legacy:
             converted = convert_legacy_config({**legacy, "prior_type": self.prior_type,
-                                               "prior_config": self.prior_config})
-            self.prior_config = converted["prior_config"]
+                                               "prior_config": self.prior_config, "sampler_type": self.sampler_type,
+                                               "sampler_config": self.sampler_config})
+            self.prior_config, self.sampler_config = converted["prior_config"], converted["sampler_config"]
+        # A partial sub-config keeps this class's defaults for the fields it leaves out (the text config's chains).
+        for kind in _LEGACY_PARTS:
+            setattr(self, f"{kind}_config", self._with_class_defaults(kind))
         super().__post_init__(**kwargs)
 
+    def _with_class_defaults(self, kind: str) -> dict:
+        """The `<kind>_config` dict over this config class's default one (the fields the named part accepts)."""
+        name = f"{kind}_config"
+        given = getattr(self, name)
+        if not isinstance(given, dict):
+            return given  # part_config reports it
+        registry = _LEGACY_PARTS[kind][0]
+        accepted = registry.config_class(getattr(self, f"{kind}_type"), f"{kind}_type").field_names()
+        defaults = type(self).__dataclass_fields__[name].default_factory()
+        return {**{key: value for key, value in defaults.items() if key in accepted}, **given}
+
     def part_config(self, kind: str):
-        """The typed config of the part of `kind` ("prior"), its sub-config dict read by the part's `config_class`
-        (defaults filled in)."""
-        registry, name = {"prior": (PRIORS, self.prior_type)}[kind]
-        return registry.config_class(name, f"{kind}_type").from_dict(getattr(self, f"{kind}_config"),
-                                                                        f"{kind}_config")
+        """The typed config of the part of `kind` ("prior" or "sampler"): its sub-config dict, over this config
+        class's default sub-config, read by the part's `config_class` (the part's defaults fill in the rest)."""
+        return _LEGACY_PARTS[kind][0].config_class(getattr(self, f"{kind}_type"), f"{kind}_type").from_dict(
+            self._with_class_defaults(kind), f"{kind}_config")
 
     def validate_parts(self):
         self.part_config("prior")
-        self._check_modality("decoder", DECODERS.get(self.decoder_type, field="decoder_type"))
+        decoder_class = DECODERS.get(self.decoder_type, field="decoder_type")
+        self._check_modality("decoder", decoder_class)
         learner = LEARNERS.get(self.learner, field="learner")
-        SAMPLERS.get(self.sampler_type, field="sampler_type").check_config(self)
+        SAMPLERS.get(self.sampler_type, field="sampler_type").check_config(self.part_config("sampler"), decoder_class)
         if self.posterior_init not in POSTERIOR_INITS:
             raise ValueError(f"posterior_init must be one of {POSTERIOR_INITS}, got {self.posterior_init!r}")
         if not self.vae_free_bits >= 0:
@@ -222,27 +218,10 @@ class LatentEBMBaseConfig(PreTrainedConfig):
         require_at_least(self, ("latent_dim",))
 
     def validate_sampling(self):
-        require_greater_than(self, ("prior_langevin_step_size", "posterior_langevin_step_size"))
-        require_at_least(self, ("prior_langevin_steps", "posterior_langevin_steps"), 0)
-        for name in ("prior_langevin_step_schedule", "posterior_langevin_step_schedule"):
-            schedule = getattr(self, name)
-            if schedule is not None and (not schedule or not all(size > 0 for size in schedule)):
-                raise ValueError(f"{name} must be a non-empty list of step sizes > 0, got {schedule}")
+        # The chains' own settings are checked by the sampler's config class (validate_parts).
         if self.posterior_chain_prior not in POSTERIOR_CHAIN_PRIORS:
             raise ValueError(f"posterior_chain_prior must be one of {POSTERIOR_CHAIN_PRIORS}, "
                              f"got {self.posterior_chain_prior!r}")
-        if not self.posterior_langevin_noise_scale >= 0:
-            raise ValueError(f"posterior_langevin_noise_scale must be >= 0, got {self.posterior_langevin_noise_scale}")
-        if self.langevin_on_nonfinite not in NONFINITE_POLICIES:
-            raise ValueError(
-                f"langevin_on_nonfinite must be one of {NONFINITE_POLICIES}, got {self.langevin_on_nonfinite!r}"
-            )
-        if self.langevin_fast_path not in FAST_PATHS:
-            raise ValueError(f"langevin_fast_path must be one of {FAST_PATHS}, got {self.langevin_fast_path!r}")
-        decoder_class = DECODERS.get(self.decoder_type)
-        if self.langevin_fast_path == "compile" and not decoder_class.compilable:
-            raise ValueError(f"langevin_fast_path='compile' needs a decoder that declares compilable=True; "
-                             f"{decoder_class.__name__} does not (use 'auto' or 'eager')")
         if self.decoder_autocast is not None and self.decoder_autocast not in DECODER_AUTOCAST_DTYPES:
             raise ValueError(f"decoder_autocast must be None or one of {DECODER_AUTOCAST_DTYPES}, "
                              f"got {self.decoder_autocast!r}")
@@ -347,5 +326,6 @@ class LatentEBMModelConfig(LatentEBMBaseConfig):
     encoder_kwargs: dict = field(default_factory=dict)
 
 
-__all__ = ["convert_legacy_config", "LEGACY_PRIOR_FIELDS", "LatentEBMBaseConfig", "LatentEBMConfig", "LatentEBMModelConfig", "decoder_upsampling_plan",
+__all__ = ["convert_legacy_config", "LEGACY_PRIOR_FIELDS", "LEGACY_SAMPLER_FIELDS", "LEGACY_FIELDS",
+           "LatentEBMBaseConfig", "LatentEBMConfig", "LatentEBMModelConfig", "decoder_upsampling_plan",
            "raise_value_errors"]

@@ -1,5 +1,6 @@
 """Configuration of the latent-space EBM prior text model (Pang et al. 2020 text results; Pang et al. 2021 SRI)."""
 
+import copy
 from dataclasses import field
 
 from huggingface_hub.dataclasses import strict
@@ -10,6 +11,10 @@ from .validation import require_at_least
 # The SRI text code's decaying posterior step sizes (its last size repeats for further steps): a constant small step
 # barely moves the text posterior away from p0 in a short chain, and the decoder then learns to ignore z.
 SRI_POSTERIOR_STEP_SIZES = [0.8, 0.7, 0.6, 0.5, 0.2, 0.2, 0.1, 0.1, 0.05]
+# The text model's chains where they differ from `LangevinConfig`'s defaults; a given `sampler_config` is merged over
+# them field by field.
+TEXT_SAMPLER_CONFIG = {"posterior_steps": 10, "posterior_step_schedule": SRI_POSTERIOR_STEP_SIZES,
+                       "posterior_noise_scale": 0.05, "prior_step_size": 0.2}
 
 
 @raise_value_errors
@@ -44,13 +49,13 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
     The parts, prior, Langevin, learner and optimisation arguments are those of [`LatentEBMConfig`], with text
     defaults:
     `latent_dim` 32 (as SRI), `decoder_learning_rate` 1e-3 (as SRI), and a 10-step posterior chain on SRI's
-    decaying step sizes (`posterior_langevin_step_schedule` [.8, .7, .6, .5, .2, .2, .1, .1, .05]; set it to None
-    for the constant `posterior_langevin_step_size`) with SRI's tempered noise (`posterior_langevin_noise_scale`
-    0.05), a posterior chain on the reference density (`posterior_chain_prior="reference"`), a prior step of 0.2
-    and `prior_learning_rate` 3e-4. Why: with Langevin-proper posterior noise the decoder learns to ignore z;
+    decaying step sizes (`sampler_config` `posterior_step_schedule` [.8, .7, .6, .5, .2, .2, .1, .1, .05]; set it
+    to None for the constant `posterior_step_size`) with SRI's tempered noise (`posterior_noise_scale` 0.05), a
+    posterior chain on the reference density (`posterior_chain_prior="reference"`), a prior step of 0.2 and
+    `prior_learning_rate` 3e-4 (`TEXT_SAMPLER_CONFIG`: a given `sampler_config` is merged over it). Why: with Langevin-proper posterior noise the decoder learns to ignore z;
     tempered, it uses z, but a chain steered by the learned energy then feeds back into the energy until its loss
     runs off; and the aggregate posterior it learns is narrow, which a larger prior step cannot follow (the
-    measurements are in docs/text.md). Set `posterior_langevin_noise_scale=1` and `posterior_chain_prior="model"`
+    measurements are in docs/text.md). Set `sampler_config={"posterior_noise_scale": 1.0}` and `posterior_chain_prior="model"`
     for maximum likelihood proper.
 
     Example:
@@ -77,11 +82,8 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
     decoder_dropout: float = 0.5
     encoder_type: str = "lstm"
     latent_dim: int = 32
-    posterior_langevin_steps: int = 10
-    posterior_langevin_step_schedule: list[float] | None = field(default_factory=lambda: list(SRI_POSTERIOR_STEP_SIZES))
-    posterior_langevin_noise_scale: float = 0.05
+    sampler_config: dict = field(default_factory=lambda: copy.deepcopy(TEXT_SAMPLER_CONFIG))
     posterior_chain_prior: str = "reference"
-    prior_langevin_step_size: float = 0.2
     prior_learning_rate: float = 3e-4
     decoder_learning_rate: float = 1e-3
 
@@ -105,4 +107,4 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
             raise ValueError(f"decoder_dropout must be in [0, 1), got {self.decoder_dropout}")
 
 
-__all__ = ["LatentEBMTextConfig", "SRI_POSTERIOR_STEP_SIZES"]
+__all__ = ["LatentEBMTextConfig", "SRI_POSTERIOR_STEP_SIZES", "TEXT_SAMPLER_CONFIG"]

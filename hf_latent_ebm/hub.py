@@ -52,6 +52,9 @@ def render_model_card(folder: str | Path, repo_id: str | None = None, license: s
         raise ValueError(f"{folder} holds no hf-latent-ebm model (config.json model_type {model_type!r}; "
                          f"known: {sorted(MODEL_KINDS)})")
     kind = model_kind(model_type)
+    # The typed settings of the parts, as loading reads them (old flat files converted).
+    typed = kind.config_class.from_dict(config)
+    parts = {name: typed.part_config(name) for name in ("prior", "sampler")} if hasattr(typed, "part_config") else {}
     train_results = _read_json(folder / "train_results.json")
     results = collect_results(folder)
     datasets = sorted({r["dataset"] for r in results if r["dataset"] != "unknown"} |
@@ -69,7 +72,7 @@ def render_model_card(folder: str | Path, repo_id: str | None = None, license: s
     samples_txt = folder / "samples.txt"
     card = ModelCard.from_template(
         card_data, template_path=str(kind.template_path), model_name=repo_id,
-        repo_id=repo_id, config=config, results=results, datasets=datasets,
+        repo_id=repo_id, config=config, **parts, results=results, datasets=datasets,
         training_command=train_results.get("command"),
         train_results={k: v for k, v in train_results.items() if k not in ("command", "dataset")},
         sample_image="samples.png" if (folder / "samples.png").exists() else None,

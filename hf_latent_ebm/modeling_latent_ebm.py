@@ -5,6 +5,7 @@ One base model composes the parts its config names (prior, decoder, optional enc
 model, the modality-agnostic `LatentEBMModel`, and the text model in `modeling_latent_ebm_text.py`.
 """
 
+import copy
 import contextlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -141,23 +142,25 @@ class LatentEBMPreTrainedModel(CardedModelMixin, PreTrainedModel):
     @property
     def learner_context(self) -> LearnerContext:
         """What the learner gets instead of the model: the parts, the prior, posterior and proper-posterior samplers
-        (`sampler_type`, each built once by its `from_config`) and the learner's `settings_class` read from the
-        config. Cached; rebuilt when a field it was built from has changed since (`model.config.x = ...`)."""
+        (`sampler_type`, each built once by its `from_config` from the typed `sampler_config`) and the learner's
+        `settings_class` read from the config. Cached; rebuilt when a field it was built from has changed since
+        (`model.config.x = ...`, `model.config.sampler_config["prior_steps"] = ...`)."""
         sampler_class = SAMPLERS.get(self.config.sampler_type, field="sampler_type")
         settings = self.learner.settings_class.from_config(self.config)
-        sampler_settings = tuple(tuple(value) if isinstance(value, list) else value
-                                 for value in (getattr(self.config, name) for name in sampler_class.config_fields))
-        key = (sampler_class, sampler_settings, settings, self.prior, self.decoder, self.encoder)
+        key = (sampler_class, self.config.sampler_config, settings, self.prior, self.decoder, self.encoder)
         if self._learner_context is None or key != self._learner_context_key:
+            sampler_config = self.config.part_config("sampler")
             prior_compiles = self.prior.compilable
             posterior_compiles = prior_compiles and self.decoder.compilable
             self._learner_context = LearnerContext(
                 prior=self.prior, decoder=self.decoder, encoder=self.encoder,
-                prior_sampler=sampler_class.from_config(self.config, "prior", prior_compiles),
-                posterior_sampler=sampler_class.from_config(self.config, "posterior", posterior_compiles),
-                proper_posterior_sampler=sampler_class.from_config(self.config, "proper_posterior",
+                prior_sampler=sampler_class.from_config(sampler_config, "prior", prior_compiles),
+                posterior_sampler=sampler_class.from_config(sampler_config, "posterior", posterior_compiles),
+                proper_posterior_sampler=sampler_class.from_config(sampler_config, "proper_posterior",
                                                                    posterior_compiles),
                 settings=settings)
+            # A copy: a sampler_config changed in place must not change the key it is compared with.
+            key = (sampler_class, copy.deepcopy(self.config.sampler_config), *key[2:])
             self._learner_context_key = key
         return self._learner_context
 
@@ -169,7 +172,7 @@ class LatentEBMPreTrainedModel(CardedModelMixin, PreTrainedModel):
     def posterior_sampler(self, num_steps: int | None = None, step_size: float | None = None,
                           langevin_proper: bool = False) -> Sampler:
         """The configured posterior chain (its step-size schedule, if any); an explicit `step_size` replaces both.
-        `langevin_proper=True` keeps the steps but uses full noise, whatever `posterior_langevin_noise_scale` says."""
+        `langevin_proper=True` keeps the steps but uses full noise, whatever `sampler_config`'s `posterior_noise_scale` says."""
         sampler = self.learner_context.posterior_chain(langevin_proper)
         return sampler if num_steps is None and step_size is None else sampler.with_chain(num_steps, step_size)
 

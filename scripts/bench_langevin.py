@@ -152,8 +152,8 @@ def seeded(device, seed):
 def equivalence(config, device, x):
     """The fast path against the eager path on the same weights and noise."""
     torch.manual_seed(0)
-    eager = library_model(config, device, langevin_fast_path="eager")
-    fast = library_model(config, device, eager.state_dict(), langevin_fast_path="compile")
+    eager = library_model(config, device, sampler_config={"fast_path": "eager"})
+    fast = library_model(config, device, eager.state_dict(), sampler_config={"fast_path": "compile"})
     batch = x.shape[0]
     prior = [model.sample_latents(batch, seeded(device, 1)) for model in (eager, fast)]
     posterior = [model.posterior_latents(x, seeded(device, 2)) for model in (eager, fast)]
@@ -172,7 +172,7 @@ def loss_curves(device, num_steps, batch_size):
     curves = {}
     for fast_path in ("eager", "compile"):
         torch.manual_seed(0)
-        model = LatentEBMForImageGeneration(LatentEBMConfig(langevin_fast_path=fast_path)).to(device)
+        model = LatentEBMForImageGeneration(LatentEBMConfig(sampler_config={"fast_path": fast_path})).to(device)
         optimizer, generator, curve = model.build_optimizer(), seeded(device, 0), []
         synchronize(device)
         started = time.perf_counter()
@@ -209,9 +209,9 @@ def text_rows(device, batch_size, repeats):
     ids[:, 0] = 1  # <bos>
     ids[torch.arange(batch_size), lengths + 1] = 2  # <eos>
     ids = ids[:, : int(lengths.max()) + 2].to(device)
-    fastest = {"langevin_fast_path": "auto", "decoder_autocast": "bfloat16" if device.type == "cuda" else None}
-    variants = {"plain padded scoring, eager": {"langevin_fast_path": "eager"},
-                "library, eager": {"langevin_fast_path": "eager"},
+    fastest = {"sampler_config": {"fast_path": "auto"}, "decoder_autocast": "bfloat16" if device.type == "cuda" else None}
+    variants = {"plain padded scoring, eager": {"sampler_config": {"fast_path": "eager"}},
+                "library, eager": {"sampler_config": {"fast_path": "eager"}},
                 f"library, fastest ({json.dumps(fastest)})": fastest}
     steps = {}
     for name, settings in variants.items():
@@ -295,9 +295,9 @@ def main():
             "posterior_inference_20_steps": lambda: paper_posterior_langevin(
                 torch.randn(batch, nz, 1, 1, device=device), x, paper_g, paper_e, 20, 0.1)}
         functions = {name: {"paper": function} for name, function in paper.items()}
-        variants = {"eager": {}, "fast": {"langevin_fast_path": "compile"}}
+        variants = {"eager": {}, "fast": {"sampler_config": {"fast_path": "compile"}}}
         if device.type == "cuda":
-            variants["fast_bf16_decoder"] = {"langevin_fast_path": "compile", "decoder_autocast": "bfloat16"}
+            variants["fast_bf16_decoder"] = {"sampler_config": {"fast_path": "compile"}, "decoder_autocast": "bfloat16"}
         for variant, settings in variants.items():
             torch.manual_seed(0)
             # Kept in training mode throughout: neither part behaves differently in eval mode, and one mode means

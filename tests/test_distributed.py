@@ -26,7 +26,7 @@ def test_two_process_ddp_replicas_stay_in_sync(tmp_path):
         Image.fromarray(generator.integers(0, 256, (28, 28), dtype=np.uint8)).save(images / f"{index}.png")
     output = tmp_path / "run"
     overrides = json.dumps({"latent_dim": 4, "decoder_base_channels": 4, "energy_hidden_dim": 8,
-                            "prior_langevin_steps": 3, "posterior_langevin_steps": 3})
+                            "sampler_config": {"prior_steps": 3, "posterior_steps": 3}})
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={free_port()}",
                str(SCRIPT), "--dataset", str(images), "--output-dir", str(output), "--max-steps", "3",
                "--per-device-batch-size", "4", "--cpu", "--report-parameters", "--config-overrides", overrides]

@@ -35,7 +35,7 @@ class LinearGaussianDecoder(Decoder):
 
 register_decoder("linear_gaussian", LinearGaussianDecoder)
 
-SETTINGS = dict(latent_dim=2, energy_hidden_dim=16, prior_langevin_steps=10, posterior_langevin_steps=10,
+SETTINGS = dict(latent_dim=2, energy_hidden_dim=16, sampler_config={"prior_steps": 10, "posterior_steps": 10},
                 decoder_type="linear_gaussian", decoder_kwargs={"observation_dim": 6},
                 encoder_kwargs={"observation_dim": 6, "hidden_dim": 16}, decoder_learning_rate=1e-2,
                 prior_learning_rate=1e-3)
@@ -96,7 +96,7 @@ def test_a_registered_decoder_trains_saves_and_reloads(tmp_path, learner, prior_
 
 def test_the_default_generic_model_runs_on_vectors():
     model = LatentEBMModel(LatentEBMModelConfig(latent_dim=3, decoder_kwargs={"observation_dim": 5},
-                                                prior_langevin_steps=3, posterior_langevin_steps=3)).eval()
+                                                sampler_config={"prior_steps": 3, "posterior_steps": 3})).eval()
     observations = torch.randn(4, 5)
     output = model(observations=observations, generator=torch.Generator().manual_seed(0))
     assert output.posterior_latents.shape == (4, 3) and output.loss.requires_grad
@@ -122,7 +122,7 @@ def test_parts_are_checked_by_name_and_by_modality():
         LatentEBMConfig(decoder_type="linear_gaussian")
     # A generic config builds any decoder from keyword arguments, the image generator included.
     generic_images = LatentEBMModel(LatentEBMModelConfig(latent_dim=4, decoder_type="conv", decoder_kwargs=dict(
-        image_size=28, num_channels=1, base_channels=4, sigma=0.3), prior_langevin_steps=2))
+        image_size=28, num_channels=1, base_channels=4, sigma=0.3), sampler_config={"prior_steps": 2}))
     assert generic_images.sample(2).shape == (2, 1, 28, 28)
     # A generic decoder whose constructor does not take the given arguments fails with the part named.
     with pytest.raises(ValueError, match="cannot build decoder 'linear_gaussian'"):

@@ -67,8 +67,7 @@ def test_a_registered_model_kind_gets_auto_classes_a_card_and_a_cli_task(tmp_pat
     assert kind.config_class is ToyVectorConfig and kind.tasks == ["toy-vectors"] and "toy-vectors" in TASKS
     assert kind.sample_file_suffix == ".csv"
     assert isinstance(AutoConfig.for_model("toy_vectors"), ToyVectorConfig)
-    overrides = json.dumps({key: TINY[key] for key in ("latent_dim", "prior_langevin_steps",
-                                                       "posterior_langevin_steps")})
+    overrides = json.dumps({key: TINY[key] for key in ("latent_dim", "sampler_config")})
     run = tmp_path / "run"
     main(["train", "--task", "toy-vectors", "--output-dir", str(run), "--max-steps", "2", "--batch-size", "16",
           "--sample-every", "0", "--checkpoint-every", "0", "--config-overrides", overrides])

@@ -6,13 +6,15 @@ import dataclasses
 
 import pytest
 import torch
+from huggingface_hub.dataclasses import strict
 from torch import nn
 
 from hf_latent_ebm import (LatentEBMModel, LatentEBMModelConfig, LangevinSampler, Learner, LearnerOutput, Sampler,
                            SamplerOutput, register_learner, register_sampler)
 from hf_latent_ebm.learners import LEARNERS, LearnerContext, LearnerSettings
+from hf_latent_ebm.registry import PartConfig
 
-TINY = dict(latent_dim=2, energy_hidden_dim=8, prior_langevin_steps=4, posterior_langevin_steps=3,
+TINY = dict(latent_dim=2, energy_hidden_dim=8, sampler_config={"prior_steps": 4, "posterior_steps": 3},
             decoder_kwargs={"observation_dim": 5})
 
 
@@ -20,19 +22,29 @@ def seeded(seed=0):
     return torch.Generator().manual_seed(seed)
 
 
+@strict
+@dataclasses.dataclass
+class GradientDescentConfig(PartConfig):
+    """The toy sampler's settings (the model config's `sampler_config`), declared next to it."""
+
+    prior_steps: int = 60
+    prior_step_size: float = 0.4
+    posterior_steps: int = 20
+    posterior_step_size: float = 0.1
+
+
 class GradientDescentSampler(Sampler):
     """Plain gradient descent on U, z <- z - step_size * grad U(z): the chain without noise, a toy sampler."""
 
-    config_fields = ("prior_langevin_steps", "prior_langevin_step_size", "posterior_langevin_steps",
-                     "posterior_langevin_step_size")
+    config_class = GradientDescentConfig
 
     def __init__(self, num_steps: int, step_size: float):
         self.num_steps, self.step_size = num_steps, step_size
 
     @classmethod
-    def from_config(cls, config, chain, compilable=True):
+    def from_config(cls, sampler_config, chain, compilable=True):
         prefix = "prior" if chain == "prior" else "posterior"
-        return cls(getattr(config, f"{prefix}_langevin_steps"), getattr(config, f"{prefix}_langevin_step_size"))
+        return cls(getattr(sampler_config, f"{prefix}_steps"), getattr(sampler_config, f"{prefix}_step_size"))
 
     def with_chain(self, num_steps=None, step_size=None):
         return GradientDescentSampler(self.num_steps if num_steps is None else num_steps,
@@ -100,8 +112,9 @@ def test_samplers_are_built_once_and_again_only_when_their_settings_change():
     context = model.learner_context
     assert model.learner_context is context and model.prior_sampler() is context.prior_sampler
     assert isinstance(context.prior_sampler, LangevinSampler)
-    model.config.prior_langevin_steps = 9
+    model.config.sampler_config["prior_steps"] = 9  # changed in place: the cache notices
     assert model.learner_context is not context and model.prior_sampler().num_steps == 9
+    assert model.config.part_config("sampler").prior_steps == 9
     model.config.sampler_type = "gradient_descent"
     assert isinstance(model.prior_sampler(), GradientDescentSampler)
 

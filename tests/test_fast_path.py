@@ -27,9 +27,10 @@ def quadratic(latents):
     return ((latents - 1.5) ** 2 / 1.2).sum(dim=1)
 
 
-def tiny_config(**overrides):
-    return LatentEBMConfig(latent_dim=8, decoder_base_channels=4, energy_hidden_dim=16, prior_langevin_steps=6,
-                           posterior_langevin_steps=4, **overrides)
+def tiny_config(sampler_config=None, **overrides):
+    return LatentEBMConfig(latent_dim=8, decoder_base_channels=4, energy_hidden_dim=16,
+                           sampler_config={"prior_steps": 6, "posterior_steps": 4, **(sampler_config or {})},
+                           **overrides)
 
 
 def image_batch(batch_size=6, seed=0):
@@ -58,8 +59,9 @@ def test_auto_keeps_decoders_that_do_not_compile_eager():
 
 
 @pytest.mark.parametrize("make_config, message", [
-    (lambda: tiny_config(langevin_fast_path="fast"), "langevin_fast_path must be one of"),
-    (lambda: LatentEBMTextConfig(vocab_size=20, langevin_fast_path="compile"), "declares compilable=True"),
+    (lambda: tiny_config({"fast_path": "fast"}), "(?s)sampler_config.*fast_path must be one of"),
+    (lambda: LatentEBMTextConfig(vocab_size=20, sampler_config={"fast_path": "compile"}),
+     "declares compilable=True"),
     (lambda: tiny_config(decoder_autocast="float16"), "decoder_autocast must be None or one of"),
 ])
 def test_bad_fast_path_settings_are_rejected(make_config, message):
@@ -113,7 +115,7 @@ def test_compiled_training_step_matches_eager_and_reuses_its_graphs():
     outputs, gradients = {}, {}
     for fast_path in ("eager", "compile"):
         torch.manual_seed(0)
-        model = LatentEBMForImageGeneration(tiny_config(langevin_fast_path=fast_path))
+        model = LatentEBMForImageGeneration(tiny_config({"fast_path": fast_path}))
         output = model(batch, generator=seeded(3))
         output.loss.backward()
         outputs[fast_path] = output
@@ -130,7 +132,7 @@ def test_compiled_training_step_matches_eager_and_reuses_its_graphs():
     graphs = compiled_graph_count()
     model(image_batch(seed=1), generator=seeded(4)).loss.backward()
     assert compiled_graph_count() == graphs
-    eager_model = LatentEBMForImageGeneration(tiny_config(langevin_fast_path="eager"))
+    eager_model = LatentEBMForImageGeneration(tiny_config({"fast_path": "eager"}))
     eager_model.load_state_dict(model.state_dict())
     assert torch.allclose(model.sample_latents(9, seeded(5)), eager_model.sample_latents(9, seeded(5)),
                           **CHAIN_TOLERANCE)
@@ -141,7 +143,7 @@ def test_short_training_runs_give_the_same_loss_curve():
     curves = {}
     for fast_path in ("eager", "compile"):
         torch.manual_seed(0)
-        model = LatentEBMForImageGeneration(tiny_config(langevin_fast_path=fast_path))
+        model = LatentEBMForImageGeneration(tiny_config({"fast_path": fast_path}))
         optimizer, generator, curve = model.build_optimizer(), seeded(7), []
         for step in range(6):
             loss = model(image_batch(seed=step), generator=generator).loss
@@ -158,7 +160,7 @@ def test_decoder_autocast_keeps_the_prior_in_float32_and_the_loss_close():
     batch, losses = image_batch(), {}
     for autocast in (None, "bfloat16"):
         torch.manual_seed(0)
-        model = LatentEBMForImageGeneration(tiny_config(langevin_noise=False, decoder_autocast=autocast))
+        model = LatentEBMForImageGeneration(tiny_config({"noise": False}, decoder_autocast=autocast))
         start = torch.zeros(6, 8)
         potential = model.posterior_chain_potential(batch)
         assert potential(start).dtype == torch.float32

@@ -7,8 +7,8 @@ from hf_latent_ebm.learners import mle_losses
 
 from .testing_utils import ModelTesterMixin
 
-TINY = dict(latent_dim=4, decoder_base_channels=4, energy_hidden_dim=8, prior_langevin_steps=4,
-            posterior_langevin_steps=4)
+TINY = dict(latent_dim=4, decoder_base_channels=4, energy_hidden_dim=8,
+            sampler_config={"prior_steps": 4, "posterior_steps": 4})
 
 
 class ImageModelTester(ModelTesterMixin):
@@ -22,17 +22,19 @@ class ImageModelTester(ModelTesterMixin):
         {"decoder_sigma": 0.0},
         {"prior_config": {"sigma": -1.0}},
         {"prior_sigma": -1.0},  # a flat field of the old configs, converted
-        {"prior_langevin_step_size": 0.0},
-        {"posterior_langevin_steps": -1},
-        {"posterior_langevin_step_schedule": []},
-        {"posterior_langevin_step_schedule": [0.5, -0.1]},
-        {"prior_langevin_step_schedule": []},
+        {"prior_langevin_step_size": 0.0},  # a flat field of the old configs, converted
+        {"sampler_config": {"prior_step_size": 0.0}},
+        {"sampler_config": {"posterior_steps": -1}},
+        {"sampler_config": {"posterior_step_schedule": []}},
+        {"sampler_config": {"posterior_step_schedule": [0.5, -0.1]}},
+        {"sampler_config": {"prior_step_schedule": []}},
         {"posterior_chain_prior": "none"},
-        {"prior_langevin_step_schedule": [0.4, 0.0]},
-        {"posterior_langevin_noise_scale": -1.0},
+        {"sampler_config": {"prior_step_schedule": [0.4, 0.0]}},
+        {"sampler_config": {"posterior_noise_scale": -1.0}},
+        {"sampler_config": {"steps": 4}},
         {"prior_config": {"activation": "tanh"}},
         {"prior_config": {"width": 8}},
-        {"langevin_on_nonfinite": "ignore"},
+        {"sampler_config": {"on_nonfinite": "ignore"}},
         {"prior_learning_rate": 0.0},
         {"decoder_lr_decay": 1.5},
         {"adam_beta1": 1.0},
@@ -196,8 +198,8 @@ def test_learning_lowers_reconstruction_error():
 
 
 def test_posterior_chain_follows_the_configured_schedule_and_temperature():
-    config = LatentEBMConfig(**{**TINY, "posterior_langevin_steps": 3, "posterior_langevin_step_schedule": [0.5, 0.2],
-                                "posterior_langevin_noise_scale": 0.1})
+    config = LatentEBMConfig(**{**TINY, "sampler_config": {"posterior_steps": 3, "posterior_step_schedule": [0.5, 0.2],
+                                                           "posterior_noise_scale": 0.1}})
     sampler = LatentEBMForImageGeneration(config).posterior_sampler()
     assert sampler.step_sizes == [0.5, 0.2, 0.2] and sampler.noise_scale == 0.1
     # An explicit step size gives a constant-step chain.
@@ -205,12 +207,12 @@ def test_posterior_chain_follows_the_configured_schedule_and_temperature():
 
 
 def test_prior_chain_follows_the_configured_schedule():
-    config = LatentEBMConfig(**{**TINY, "prior_langevin_steps": 4, "prior_langevin_step_schedule": [0.4, 0.4, 0.1]})
+    config = LatentEBMConfig(**{**TINY, "sampler_config": {"prior_steps": 4, "prior_step_schedule": [0.4, 0.4, 0.1]}})
     model = LatentEBMForImageGeneration(config)
     assert model.prior_sampler().step_sizes == [0.4, 0.4, 0.1, 0.1]
     assert model.prior_sampler(step_size=0.2).step_sizes == [0.2] * 4
     # The schedule reaches the sampling path: it changes the samples of a fixed generator.
-    plain = LatentEBMForImageGeneration(LatentEBMConfig(**{**TINY, "prior_langevin_steps": 4}))
+    plain = LatentEBMForImageGeneration(LatentEBMConfig(**{**TINY, "sampler_config": {"prior_steps": 4}}))
     plain.load_state_dict(model.state_dict())
     with torch.no_grad():
         scheduled_z = model.sample_latents(8, torch.Generator().manual_seed(0))
@@ -227,7 +229,7 @@ def test_nonfinite_chain_raises_or_resets():
         model.prior.energy_net[-1].bias.fill_(float("inf"))
     with pytest.raises(LangevinDivergenceError, match="non-finite"):
         model.sample(2, seeded())
-    model.config.langevin_on_nonfinite = "reset"
+    model.config.sampler_config["on_nonfinite"] = "reset"
     with pytest.warns(RuntimeWarning, match="reset"):
         latents = model.sample_latents(2, seeded())
     assert torch.isfinite(latents).all()

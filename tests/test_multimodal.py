@@ -21,7 +21,7 @@ from hf_latent_ebm.training import LatentEBMTrainer, TrainingArguments
 from .testing_utils import ModelTesterMixin
 
 WORDS = ["zero", "one", "two", "three"]
-TINY = dict(latent_dim=4, energy_hidden_dim=8, prior_langevin_steps=3, posterior_langevin_steps=2)
+TINY = dict(latent_dim=4, energy_hidden_dim=8, sampler_config={"prior_steps": 3, "posterior_steps": 2})
 
 
 def toy_examples(count: int, seed: int = 0):

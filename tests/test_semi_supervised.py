@@ -16,7 +16,7 @@ from hf_latent_ebm.training import LatentEBMTrainer, TrainingArguments
 
 from .testing_utils import ModelTesterMixin
 
-TINY = dict(latent_dim=4, energy_hidden_dim=8, prior_langevin_steps=4, posterior_langevin_steps=4)
+TINY = dict(latent_dim=4, energy_hidden_dim=8, sampler_config={"prior_steps": 4, "posterior_steps": 4})
 
 
 def seeded(seed=0):
@@ -149,7 +149,8 @@ def test_semi_supervised_learning_classifies_a_table_from_ten_labels(tmp_path):
     assert int((few != UNLABELLED).sum()) == 10
     torch.manual_seed(0)
     model = LatentEBMForSemiSupervisedClassification(
-        LatentEBMClassificationConfig.for_table(preprocessor, hidden_dim=32, latent_dim=4, prior_langevin_steps=10))
+        LatentEBMClassificationConfig.for_table(preprocessor, hidden_dim=32, latent_dim=4,
+                                                sampler_config={"prior_steps": 10}))
     test_features, test_labels = preprocessor.transform(test)
     before = (model.predict(test_features) == test_labels).float().mean()
     import datasets

@@ -13,7 +13,7 @@ from .test_spaces import launched  # noqa: F401  (a fixture)
 from .test_spaces import SPACES, api_parameters, browser_page, gallery_labels, load_app
 
 SPACE = SPACES / "multimodal-generation"
-TINY = dict(latent_dim=4, energy_hidden_dim=8, prior_langevin_steps=3, posterior_langevin_steps=2)
+TINY = dict(latent_dim=4, energy_hidden_dim=8, sampler_config={"prior_steps": 3, "posterior_steps": 2})
 MAX_LENGTH = 12  # tokens with <bos>/<eos>; the templated captions have at most 8 words
 
 

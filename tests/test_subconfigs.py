@@ -7,10 +7,12 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModel
 
-from hf_latent_ebm import LatentEBMClassificationConfig, LatentEBMConfig
-from hf_latent_ebm.configuration_latent_ebm import LEGACY_PRIOR_FIELDS, convert_legacy_config
+from hf_latent_ebm import LatentEBMClassificationConfig, LatentEBMConfig, LatentEBMTextConfig
+from hf_latent_ebm.configuration_latent_ebm import LEGACY_PRIOR_FIELDS, LEGACY_SAMPLER_FIELDS, convert_legacy_config
+from hf_latent_ebm.configuration_latent_ebm_text import SRI_POSTERIOR_STEP_SIZES
 from hf_latent_ebm.priors import PRIORS, EnergyPriorConfig, PriorConfig
 from hf_latent_ebm.registry import PartConfig
+from hf_latent_ebm.samplers import SAMPLERS, LangevinConfig
 from hf_latent_ebm.utils import parse_config_overrides
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,3 +103,44 @@ def test_config_overrides_reach_nested_fields():
         "prior_config": {"hidden_dim": 8}, "latent_dim": 4}
     assert parse_config_overrides('{"prior_config": {"sigma": 0.5}, "prior_config.hidden_dim": 8}') == {
         "prior_config": {"sigma": 0.5, "hidden_dim": 8}}
+
+
+def test_the_sampler_declares_its_config_and_the_text_defaults_merge_under_a_given_one(tmp_path):
+    assert SAMPLERS.config_class("langevin") is LangevinConfig
+    assert LatentEBMConfig().part_config("sampler") == LangevinConfig()
+    text = LatentEBMTextConfig(vocab_size=20, sampler_config={"posterior_steps": 5})
+    chain = text.part_config("sampler")
+    assert (chain.posterior_steps, chain.posterior_step_schedule, chain.posterior_noise_scale,
+            chain.prior_step_size) == (5, SRI_POSTERIOR_STEP_SIZES, 0.05, 0.2)
+    text.sampler_config = {"noise": False}  # assigned later: still over the class's defaults
+    assert text.part_config("sampler").posterior_noise_scale == 0.05 and not text.part_config("sampler").noise
+    constant = LatentEBMTextConfig(vocab_size=20, sampler_config={"posterior_step_schedule": None})
+    assert constant.part_config("sampler").posterior_step_schedule is None
+    config = LatentEBMConfig(latent_dim=4, sampler_config={"prior_steps": 7, "fast_path": "eager"})
+    config.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["sampler_config"] == {"prior_steps": 7, "fast_path": "eager"}
+    assert not set(LEGACY_SAMPLER_FIELDS) & set(saved)
+    assert AutoConfig.from_pretrained(tmp_path).part_config("sampler") == LangevinConfig(prior_steps=7,
+                                                                                          fast_path="eager")
+
+
+def test_convert_legacy_config_moves_the_chain_fields():
+    old = {"prior_langevin_steps": 30, "posterior_langevin_step_schedule": [0.5], "langevin_noise": False,
+           "langevin_fast_path": "eager", "latent_dim": 4}
+    assert convert_legacy_config(old) == {"latent_dim": 4, "sampler_config": {
+        "prior_steps": 30, "posterior_step_schedule": [0.5], "noise": False, "fast_path": "eager"}}
+    # A flat keyword wins over a preset's sub-config, field by field.
+    config = LatentEBMConfig(sampler_config={"prior_steps": 5, "noise": False}, prior_langevin_steps=9)
+    assert config.sampler_config == {"prior_steps": 9, "noise": False}
+    assert parse_config_overrides('{"sampler_config.prior_steps": 8}') == {"sampler_config": {"prior_steps": 8}}
+
+
+@pytest.mark.parametrize("path", LEGACY_MODELS)
+def test_bundled_legacy_configs_keep_their_chains(path):
+    old = json.loads((ROOT / path / "config.json").read_text())
+    assert set(LEGACY_SAMPLER_FIELDS) & set(old), "the bundled file should still be in the old flat form"
+    chain = AutoConfig.from_pretrained(ROOT / path).part_config("sampler")
+    for flat, name in LEGACY_SAMPLER_FIELDS.items():
+        if flat in old:
+            assert getattr(chain, name) == old[flat], flat

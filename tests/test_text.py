@@ -14,7 +14,7 @@ from hf_latent_ebm.tokenization import train_tokenizer
 from .testing_utils import ModelTesterMixin
 
 TINY_TEXT = dict(vocab_size=30, latent_dim=4, embedding_dim=8, hidden_dim=16, energy_hidden_dim=8,
-                 prior_langevin_steps=3, posterior_langevin_steps=3, max_length=12, decoder_dropout=0.0)
+                 sampler_config={"prior_steps": 3, "posterior_steps": 3}, max_length=12, decoder_dropout=0.0)
 CORPUS = [
     "the cat sat on the mat .",
     "the dog sat on the log .",

@@ -7,6 +7,7 @@ from hf_latent_ebm import LatentEBMForTextGeneration, LatentEBMTextConfig
 from hf_latent_ebm.metrics.text import (active_units, corpus_bleu, importance_sampled_nll, language_model_perplexity,
                                         log_partition, perplexity, train_language_model)
 from hf_latent_ebm.tokenization import train_tokenizer
+from hf_latent_ebm.utils import merge_config_kwargs
 
 from .test_text import TINY_TEXT
 
@@ -70,10 +71,10 @@ def test_importance_sampled_nll_is_consistent():
     # with: the same model configured with the text defaults' tempered chains on p0 (above) or with Langevin-proper
     # chains on its posterior gets the same estimate. (A proposal fitted to the tempered chains sat 0.6 and 1.9
     # nats above the reference below.)
-    proper = LatentEBMForTextGeneration(LatentEBMTextConfig(**TINY_TEXT, posterior_langevin_noise_scale=1.0,
+    proper = LatentEBMForTextGeneration(LatentEBMTextConfig(**merge_config_kwargs(TINY_TEXT, {"sampler_config": {"posterior_noise_scale": 1.0}}),
                                                             posterior_chain_prior="model")).eval()
     proper.load_state_dict(model.state_dict())
-    assert model.config.posterior_langevin_noise_scale != 1.0 and model.config.posterior_chain_prior != "model"
+    assert model.config.part_config("sampler").posterior_noise_scale != 1.0 and model.config.posterior_chain_prior != "model"
     torch.testing.assert_close(importance_sampled_nll(proper, ids, num_samples=300, log_z=log_z, generator=seeded(1)),
                                estimate)
     assert estimate.shape == (2,) and torch.isfinite(estimate).all()

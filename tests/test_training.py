@@ -147,7 +147,7 @@ def test_cli_train_resume_and_sample(tmp_path, capsys):
     data, out = tmp_path / "images", tmp_path / "run"
     write_image_folder(data)
     overrides = '{"latent_dim": 4, "decoder_base_channels": 4, "prior_config.hidden_dim": 8, ' \
-                '"prior_langevin_steps": 3, "posterior_langevin_steps": 3}'
+                '"sampler_config.prior_steps": 3, "sampler_config.posterior_steps": 3}'
     common = ["train", "--dataset", str(data), "--output-dir", str(out), "--batch-size", "4",
               "--checkpoint-every", "2", "--sample-every", "2", "--config-overrides", overrides]
     cli_main(common + ["--max-steps", "2"])

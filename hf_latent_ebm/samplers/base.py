@@ -5,6 +5,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..registry import PartConfig
+
 # The chains a model builds a sampler for: the prior's, the posterior's (the configured training and inference
 # chain), and the posterior's proper (the chain that targets the model's own p(z | x), whatever the training chain).
 SAMPLER_CHAINS = ("prior", "posterior", "proper_posterior")
@@ -33,21 +35,23 @@ class Sampler:
     no weights: the model builds one per chain (`SAMPLER_CHAINS`) with `from_config` and hands them to the learner;
     the prior runs its chain through `prior.sample_from(start, sampler)`.
 
-    Subclasses implement `from_config`, `__call__` and, for the public calls that take another chain length or step
-    size (`model.sample_latents(num_steps=...)`, cross-modal generation), `with_chain`. `config_fields` names the
-    config fields `from_config` reads: the model rebuilds its samplers when one of them changes.
+    Subclasses declare their settings as `config_class` (a `PartConfig`: the model config's `sampler_config` is
+    validated against it) and implement `from_config`, `__call__` and, for the public calls that take another chain
+    length or step size (`model.sample_latents(num_steps=...)`, cross-modal generation), `with_chain`. The model
+    rebuilds its samplers when `sampler_type` or `sampler_config` changes.
     """
 
-    config_fields: tuple[str, ...] = ()
+    config_class: type[PartConfig] = PartConfig
 
     @classmethod
-    def check_config(cls, config) -> None:
-        """Raise a ValueError when the config's settings do not fit this sampler (run by the config's validation)."""
+    def check_config(cls, sampler_config: PartConfig, decoder_class: type) -> None:
+        """Raise a ValueError when the sampler's settings do not fit the model's decoder (`decoder_class`, e.g. its
+        `compilable`); run by the model config's validation."""
 
     @classmethod
-    def from_config(cls, config, chain: str, compilable: bool = True) -> "Sampler":
-        """The sampler of `chain` (one of `SAMPLER_CHAINS`) as the model `config` sets it; `compilable` says whether
-        every part the chain runs through may be compiled."""
+    def from_config(cls, sampler_config: PartConfig, chain: str, compilable: bool = True) -> "Sampler":
+        """The sampler of `chain` (one of `SAMPLER_CHAINS`) as the typed `sampler_config` sets it; `compilable` says
+        whether every part the chain runs through may be compiled."""
         raise NotImplementedError
 
     def with_chain(self, num_steps: int | None = None, step_size=None) -> "Sampler":

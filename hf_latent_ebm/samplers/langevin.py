@@ -1,11 +1,14 @@
 """Short-run Langevin dynamics, the built-in sampler (`sampler_type="langevin"`) of the prior and posterior chains."""
 
+import dataclasses
 import functools
 import warnings
 from collections.abc import Callable, Sequence
 
 import torch
+from huggingface_hub.dataclasses import strict
 
+from ..registry import PartConfig
 from .base import Sampler, SamplerOutput
 
 # What a chain that reaches a non-finite state does: raise, or reset those chains to their start.
@@ -21,6 +24,70 @@ AUTOGRAD_STEPS_PER_CALL = 1
 # What `return_diagnostics` may ask for: every step's U and |grad U| (True or "all"), or the last step's alone
 # ("last": what a training step logs, at the cost of one norm and two means per chain).
 DIAGNOSTICS = (False, True, "all", "last")
+
+
+@strict
+@dataclasses.dataclass
+class LangevinConfig(PartConfig):
+    """
+    Settings of the short-run Langevin chains (the model config's `sampler_config` for sampler_type "langevin").
+
+    Args:
+        prior_steps (`int`, *optional*, defaults to 60): Short-run prior chain length K0 (>= 0).
+        prior_step_size (`float`, *optional*, defaults to 0.4): Prior Langevin step size s0 (> 0).
+        prior_step_schedule (`list[float]`, *optional*):
+            Prior step sizes replacing `prior_step_size`, read like `posterior_step_schedule`; e.g. large steps to
+            travel from p0, then small ones, which a narrow low-energy region needs (a step s is unstable across a
+            direction of standard deviation below s / 2).
+        posterior_steps (`int`, *optional*, defaults to 20): Short-run posterior chain length K1 (>= 0).
+        posterior_step_size (`float`, *optional*, defaults to 0.1): Posterior Langevin step size s1 (> 0).
+        posterior_step_schedule (`list[float]`, *optional*):
+            Decaying posterior step sizes replacing `posterior_step_size`: the first steps' sizes, the last repeated
+            for any further steps (cut when longer than `posterior_steps`); e.g. the SRI text code's
+            [.8, .7, .6, .5, .2, .2, .1, .1, .05].
+        posterior_noise_scale (`float`, *optional*, defaults to 1.0):
+            Temperature T of the posterior chain's noise, T * s * N(0, I): 1 is Langevin proper, smaller values
+            approach gradient descent on -log p(x, z) (the SRI text code uses 0.05 to 0.2).
+        noise (`bool`, *optional*, defaults to `True`):
+            Add the Langevin noise term (False gives gradient descent on the potential).
+        on_nonfinite (`str`, *optional*, defaults to `"raise"`):
+            What a chain that reaches a non-finite z or energy does: "raise" a `LangevinDivergenceError`, or
+            "reset" the diverged chains to their initial state (with a warning).
+        fast_path (`str`, *optional*, defaults to `"auto"`):
+            How the chains' steps run: "eager" (plain PyTorch), "compile" (through one `torch.compile`d function,
+            grad U and the update fused, a few steps per call, replayed as a CUDA graph on CUDA; the decoder must
+            declare `compilable`) or "auto" ("compile" on CUDA where the parts allow it, "eager" elsewhere). Same
+            noise, same chain (docs/performance.md).
+    """
+
+    prior_steps: int = 60
+    prior_step_size: float = 0.4
+    prior_step_schedule: list[float] | None = None
+    posterior_steps: int = 20
+    posterior_step_size: float = 0.1
+    posterior_step_schedule: list[float] | None = None
+    posterior_noise_scale: float = 1.0
+    noise: bool = True
+    on_nonfinite: str = "raise"
+    fast_path: str = "auto"
+
+    def validate_chains(self):
+        for name in ("prior_step_size", "posterior_step_size"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("prior_steps", "posterior_steps"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("prior_step_schedule", "posterior_step_schedule"):
+            schedule = getattr(self, name)
+            if schedule is not None and (not schedule or not all(size > 0 for size in schedule)):
+                raise ValueError(f"{name} must be a non-empty list of step sizes > 0, got {schedule}")
+        if not self.posterior_noise_scale >= 0:
+            raise ValueError(f"posterior_noise_scale must be >= 0, got {self.posterior_noise_scale}")
+        if self.on_nonfinite not in NONFINITE_POLICIES:
+            raise ValueError(f"on_nonfinite must be one of {NONFINITE_POLICIES}, got {self.on_nonfinite!r}")
+        if self.fast_path not in FAST_PATHS:
+            raise ValueError(f"fast_path must be one of {FAST_PATHS}, got {self.fast_path!r}")
 
 
 class LangevinDivergenceError(RuntimeError):
@@ -141,25 +208,28 @@ class LangevinSampler(Sampler):
         self.on_nonfinite = on_nonfinite
         self.noise_scale = noise_scale
 
-    # What `from_config` reads: the model rebuilds its samplers when one of these changes.
-    config_fields = ("prior_langevin_steps", "prior_langevin_step_size", "prior_langevin_step_schedule",
-                     "posterior_langevin_steps", "posterior_langevin_step_size", "posterior_langevin_step_schedule",
-                     "posterior_langevin_noise_scale", "langevin_noise", "langevin_on_nonfinite", "langevin_fast_path")
+    config_class = LangevinConfig
 
     @classmethod
-    def from_config(cls, config, chain: str, compilable: bool = True) -> "LangevinSampler":
-        """The chain as the config sets it (its step-size schedule, if any). The posterior chain has the configured
-        noise temperature, the "proper_posterior" one full noise; `langevin_fast_path="auto"` keeps to eager where
+    def check_config(cls, sampler_config: LangevinConfig, decoder_class: type) -> None:
+        if sampler_config.fast_path == "compile" and not decoder_class.compilable:
+            raise ValueError(f"sampler_config: fast_path='compile' needs a decoder that declares compilable=True; "
+                             f"{decoder_class.__name__} does not (use 'auto' or 'eager')")
+
+    @classmethod
+    def from_config(cls, sampler_config: LangevinConfig, chain: str, compilable: bool = True) -> "LangevinSampler":
+        """The chain as `sampler_config` sets it (its step-size schedule, if any). The posterior chain has the
+        configured noise temperature, the "proper_posterior" one full noise; `fast_path="auto"` keeps to eager where
         a part of the chain is not `compilable` (the config refuses an explicit "compile" for such a decoder)."""
         prefix = "prior" if chain == "prior" else "posterior"
-        step_size = (getattr(config, f"{prefix}_langevin_step_schedule")
-                     or getattr(config, f"{prefix}_langevin_step_size"))
-        noise_scale = config.posterior_langevin_noise_scale if chain == "posterior" else 1.0
-        fast_path = config.langevin_fast_path
+        step_size = (getattr(sampler_config, f"{prefix}_step_schedule")
+                     or getattr(sampler_config, f"{prefix}_step_size"))
+        noise_scale = sampler_config.posterior_noise_scale if chain == "posterior" else 1.0
+        fast_path = sampler_config.fast_path
         if fast_path == "auto" and not compilable:
             fast_path = "eager"
-        return cls(num_steps=getattr(config, f"{prefix}_langevin_steps"), step_size=step_size,
-                   add_noise=config.langevin_noise, on_nonfinite=config.langevin_on_nonfinite,
+        return cls(num_steps=getattr(sampler_config, f"{prefix}_steps"), step_size=step_size,
+                   add_noise=sampler_config.noise, on_nonfinite=sampler_config.on_nonfinite,
                    noise_scale=noise_scale, fast_path=fast_path)
 
     def with_chain(self, num_steps: int | None = None, step_size: float | Sequence[float] | None = None
@@ -303,6 +373,6 @@ class LangevinSampler(Sampler):
         return torch.where(finite_rows[:, None], z, start)
 
 
-__all__ = ["LangevinSampler", "LangevinOutput", "LangevinDivergenceError", "NONFINITE_POLICIES", "FAST_PATHS",
+__all__ = ["LangevinConfig", "LangevinSampler", "LangevinOutput", "LangevinDivergenceError", "NONFINITE_POLICIES", "FAST_PATHS",
            "DIAGNOSTICS", "langevin_steps", "functional_potential_and_grad", "compiled_langevin_steps",
            "resolve_fast_path"]

@@ -12,7 +12,7 @@ from hf_latent_ebm import LatentEBMForTextGeneration, LatentEBMTextConfig
 from hf_latent_ebm.tokenization import train_tokenizer
 
 TINY_TEXT = dict(vocab_size=30, latent_dim=4, embedding_dim=8, hidden_dim=16, energy_hidden_dim=8,
-                 prior_langevin_steps=3, posterior_langevin_steps=3, max_length=12, decoder_dropout=0.0)
+                 sampler_config={"prior_steps": 3, "posterior_steps": 3}, max_length=12, decoder_dropout=0.0)
 SCRIPTS = Path(__file__).resolve().parents[1] / "text"
 
 

@@ -48,12 +48,13 @@ def posterior_of_training_sentences(model_dir: str, data: str, num_sentences: in
 def fit(latents: torch.Tensor, held_out: torch.Tensor, config, setting: dict, steps: int, report_every: int,
         seed: int) -> list[dict]:
     torch.manual_seed(seed)
-    prior = EnergyPrior(latents.shape[1], config.energy_hidden_dim, config.energy_num_hidden_layers,
-                        config.energy_activation, config.prior_sigma)
+    prior_config, sampler_config = config.part_config("prior"), config.part_config("sampler")
+    prior = EnergyPrior(latents.shape[1], prior_config.hidden_dim, prior_config.num_hidden_layers,
+                        prior_config.activation, prior_config.sigma)
     optimizer = torch.optim.Adam(prior.parameters(), lr=setting.get("learning_rate", config.prior_learning_rate),
                                  betas=(config.adam_beta1, config.adam_beta2))
-    sampler = LangevinSampler(setting.get("num_steps", config.prior_langevin_steps),
-                              setting.get("step_size", config.prior_langevin_step_size))
+    sampler = LangevinSampler(setting.get("num_steps", sampler_config.prior_steps),
+                              setting.get("step_size", sampler_config.prior_step_size))
     generator = torch.Generator().manual_seed(seed)
     batch_size, history = setting.get("batch_size", 64), []
     for step in range(1, steps + 1):

@@ -18,8 +18,8 @@ METRIC_ARGS=${METRIC_ARGS:-"--num-test 1555 --num-generated 10000 --lm-steps 300
 EXTRA=${EXTRA:-}
 PYTHON=${PYTHON:-python}
 CONFIGS=${CONFIGS:-'vae-d05|lm vae|{"decoder_dropout": 0.5}
-ebm-T005-s01|ebm|{"decoder_dropout": 0.5, "posterior_langevin_noise_scale": 0.05, "prior_langevin_step_size": 0.1}
-ebm-T02-s01|ebm|{"decoder_dropout": 0.5, "posterior_langevin_noise_scale": 0.2, "prior_langevin_step_size": 0.1}'}
+ebm-T005-s01|ebm|{"decoder_dropout": 0.5, "sampler_config.posterior_noise_scale": 0.05, "sampler_config.prior_step_size": 0.1}
+ebm-T02-s01|ebm|{"decoder_dropout": 0.5, "sampler_config.posterior_noise_scale": 0.2, "sampler_config.prior_step_size": 0.1}'}
 mkdir -p "$OUTDIR"
 pids=()
 while IFS='|' read -r name models overrides; do

@@ -50,9 +50,9 @@ def build_demo(model_path: str | os.PathLike | None = None) -> gr.Blocks:
             with gr.Row():
                 seed = gr.Number(value=0, precision=0, label="Seed", elem_id="seed")
                 num_samples = gr.Slider(1, MAX_SAMPLES, value=16, step=1, label="Number of samples")
-                steps = gr.Slider(0, MAX_STEPS, value=config.prior_langevin_steps, step=1, label="Langevin steps")
-                step_size = gr.Slider(0.01, MAX_STEP_SIZE, value=config.prior_langevin_step_size, step=0.01,
-                                      label="Step size")
+                chain = config.part_config("sampler")
+                steps = gr.Slider(0, MAX_STEPS, value=chain.prior_steps, step=1, label="Langevin steps")
+                step_size = gr.Slider(0.01, MAX_STEP_SIZE, value=chain.prior_step_size, step=0.01, label="Step size")
             sample_button = gr.Button("Sample", variant="primary", elem_id="sample-button")
             gallery = gr.Gallery(label=f"Samples from the prior, one per tile, 8 per row ({config.image_size}x"
                                        f"{config.image_size} shown at 112x112)", columns=8, elem_id="gallery")
