@@ -11,7 +11,7 @@ from .samplers import SAMPLERS
 from .learners import LEARNERS
 from .priors import PRIORS
 from .utils import merge_config_kwargs
-from .validation import raise_value_errors, require_at_least, require_greater_than
+from .validation import raise_value_errors, require_at_least
 
 # Flat fields of configs written before the parts had sub-configs, by the sub-config and field that replace them.
 LEGACY_PRIOR_FIELDS = {"prior_sigma": "sigma", "energy_hidden_dim": "hidden_dim",
@@ -24,9 +24,22 @@ LEGACY_SAMPLER_FIELDS = {"prior_langevin_steps": "prior_steps", "prior_langevin_
                          "posterior_langevin_step_schedule": "posterior_step_schedule",
                          "posterior_langevin_noise_scale": "posterior_noise_scale", "langevin_noise": "noise",
                          "langevin_on_nonfinite": "on_nonfinite", "langevin_fast_path": "fast_path"}
-# Per part kind: its registry, the name a config without `<kind>_type` meant, and its flat fields.
-_LEGACY_PARTS = {"prior": (PRIORS, "ebm", LEGACY_PRIOR_FIELDS), "sampler": (SAMPLERS, "langevin", LEGACY_SAMPLER_FIELDS)}
-LEGACY_FIELDS = {**LEGACY_PRIOR_FIELDS, **LEGACY_SAMPLER_FIELDS}
+# The learner's flat fields keep their names in `learner_config`.
+LEGACY_LEARNER_FIELDS = {name: name for name in (
+    "posterior_chain_prior", "decoder_autocast", "energy_magnitude_weight", "vae_free_bits", "posterior_init",
+    "prior_learning_rate", "prior_lr_decay", "prior_weight_decay", "decoder_learning_rate", "decoder_lr_decay",
+    "label_loss_weight", "mutual_information_weight")}
+# The old defaults of the learner's flat fields that only some learners read: an old file carries them for every
+# learner, so one at its default is dropped for a learner without the field; another value is kept, and the
+# learner's config class rejects it (as the old validation did: vae_free_bits > 0 with learner "mle").
+_LEGACY_LEARNER_DEFAULTS = {"vae_free_bits": 0.0, "posterior_init": "prior", "label_loss_weight": 100.0,
+                            "mutual_information_weight": 10.0}
+# Per part kind: its registry, the config field that names the part, the name a config without it meant, and its
+# flat fields.
+_LEGACY_PARTS = {"prior": (PRIORS, "prior_type", "ebm", LEGACY_PRIOR_FIELDS),
+                 "sampler": (SAMPLERS, "sampler_type", "langevin", LEGACY_SAMPLER_FIELDS),
+                 "learner": (LEARNERS, "learner", "mle", LEGACY_LEARNER_FIELDS)}
+LEGACY_FIELDS = {**LEGACY_PRIOR_FIELDS, **LEGACY_SAMPLER_FIELDS, **LEGACY_LEARNER_FIELDS}
 
 
 def convert_legacy_config(config_dict: dict) -> dict:
@@ -35,30 +48,36 @@ def convert_legacy_config(config_dict: dict) -> dict:
     field moves into its part's sub-config under the name the part's `config_class` gives it, the prior's
     `prior_sigma`, `energy_*`, `prior_gradient` into `prior_config` (`LEGACY_PRIOR_FIELDS`), the chains'
     `prior_langevin_*`, `posterior_langevin_*`, `langevin_noise`, `langevin_on_nonfinite`, `langevin_fast_path` into
-    `sampler_config` (`LEGACY_SAMPLER_FIELDS`). A field the named part's class does not have (the energy settings of
-    a "gaussian" prior, which the old configs carried but never read) is dropped. A flat value wins over the same
-    field already in the sub-config (a keyword argument given over a preset's sub-config). Fields a file left out
-    stay out: the config class's defaults (e.g. the text config's default `sampler_config`) fill them in. Applied by
-    every latent-EBM config's construction, hence by `from_dict`, `from_pretrained` and `AutoConfig`; a dict without
-    flat fields comes back equal. The input is not modified.
+    `sampler_config` (`LEGACY_SAMPLER_FIELDS`), the learner's `posterior_chain_prior`, `decoder_autocast`,
+    `energy_magnitude_weight`, `vae_free_bits`, `posterior_init`, learning rates, decays, weight decay and the
+    coupling learners' `label_loss_weight` / `mutual_information_weight` into `learner_config` under the same names
+    (`LEGACY_LEARNER_FIELDS`). A field the named part's class does not have (the energy settings of a "gaussian"
+    prior, which the old configs carried but never read) is dropped; for the learner, only when it holds the old
+    default (`vae_free_bits` 0 on an MLE model), so that a set value still fails validation. A flat value wins over
+    the same field already in the sub-config (a keyword argument given over a preset's sub-config). Fields a file
+    left out stay out: the config class's defaults (e.g. the text config's default `sampler_config`) fill them
+    in. Applied by every latent-EBM config's construction, hence by `from_dict`, `from_pretrained` and
+    `AutoConfig`; a dict without flat fields comes back equal. The input is not modified.
 
     Example: `{"prior_type": "ebm", "prior_sigma": 1.0, "energy_hidden_dim": 200, "prior_langevin_steps": 60}` ->
     `{"prior_type": "ebm", "prior_config": {"sigma": 1.0, "hidden_dim": 200}, "sampler_config": {"prior_steps": 60}}`.
     """
     converted = dict(config_dict)
-    for kind, (registry, default_name, fields) in _LEGACY_PARTS.items():
+    for kind, (registry, type_field, default_name, fields) in _LEGACY_PARTS.items():
         legacy = {key: converted.pop(key) for key in list(converted) if key in fields}
         if not legacy:
             continue
-        part_class = registry.get(converted.get(f"{kind}_type", default_name), field=f"{kind}_type")
+        part_class = registry.get(converted.get(type_field, default_name), field=type_field)
         accepted = part_class.config_class.field_names()
-        sub_config = {fields[key]: value for key, value in legacy.items() if fields[key] in accepted}
+        sub_config = {fields[key]: value for key, value in legacy.items()
+                      if fields[key] in accepted or (kind == "learner" and key in _LEGACY_LEARNER_DEFAULTS
+                                                     and value != _LEGACY_LEARNER_DEFAULTS[key])}
         converted[f"{kind}_config"] = {**(converted.get(f"{kind}_config") or {}), **sub_config}
     return converted
 
-POSTERIOR_CHAIN_PRIORS = ("model", "reference")
-POSTERIOR_INITS = ("prior", "encoder")
-DECODER_AUTOCAST_DTYPES = ("bfloat16",)
+# The learner's choices, declared with its config classes (kept importable from here).
+from .learners.base import DECODER_AUTOCAST_DTYPES, POSTERIOR_CHAIN_PRIORS  # noqa: E402
+from .learners.mle import POSTERIOR_INITS  # noqa: E402
 
 
 _SHARED_ARGS = r"""
@@ -78,13 +97,6 @@ _SHARED_ARGS = r"""
         encoder_type (`str`, *optional*):
             A registered encoder (`hf_latent_ebm.encoders.ENCODERS`), the inference network q(z | x) of the
             variational learners and of posterior_init="encoder"; built only for them.
-        vae_free_bits (`float`, *optional*, defaults to 0.0):
-            With a variational learner, the free-bits floor of the FB-VAE baseline (nats per latent dimension): each
-            dimension's batch-averaged KL(q || p0) counts as at least this much in the loss. 0 is the plain ELBO.
-        posterior_init (`str`, *optional*, defaults to `"prior"`):
-            With learner="mle", where inference chains (`posterior_latents`, metrics) start: "prior" (draws from p0,
-            as the papers) or "encoder" (draws from an inference network trained alongside, by maximum likelihood on
-            the end points of the learner's p0-started chains).
         latent_dim (`int`, *optional*, defaults to 16):
             Dimension of z.
         prior_config (`dict`, *optional*, defaults to `{}`):
@@ -101,32 +113,25 @@ _SHARED_ARGS = r"""
             config's differ) and then the sampler class's. Replaces the former flat `prior_langevin_*`,
             `posterior_langevin_*`, `langevin_noise`, `langevin_on_nonfinite` and `langevin_fast_path` fields, which
             `convert_legacy_config` moves here when an older config.json (or a keyword argument) still gives them.
-        posterior_chain_prior (`str`, *optional*, defaults to `"model"`):
-            The prior term of the posterior chain's potential: "model" (-log p(x | z) - log p(z) with the learned
-            energy, maximum likelihood proper) or "reference" (-log p(x | z) - log p0(z): the chain ignores the
-            energy, which then learns the aggregate posterior of a p0-prior model). With a tempered posterior
-            (`sampler_config` posterior_noise_scale < 1) the chains concentrate where the energy is low, the energy learns to be lower there,
-            and the two sharpen each other until the energy loss runs off to -inf; "reference" cuts that loop.
-        decoder_autocast (`str`, *optional*):
-            "bfloat16" runs the decoder (in the chains and in its loss) under autocast on the inputs' device; the
-            prior stays in float32. None (the default) is float32 throughout.
-        prior_learning_rate (`float`, *optional*, defaults to 2e-4):
-            Adam learning rate of the energy MLP (the paper: 2e-5 over 147k steps).
-        decoder_learning_rate (`float`, *optional*, defaults to 5e-4):
-            Adam learning rate of the decoder (the paper: 1e-4).
-        prior_weight_decay (`float`, *optional*, defaults to 0.0):
-            L2 weight decay of the energy MLP in Adam (the symbol-vector coupling code uses 1e-3): it gives the
-            energy's scale a finite optimum where a term such as a classifier's cross-entropy has none.
-        energy_magnitude_weight (`float`, *optional*, defaults to 0.0):
-            Weight of the energy-magnitude penalty, mean E(z)^2 over the posterior and prior samples (every output
-            of a multi-output energy, e.g. every class logit of the coupling prior; Du & Mordatch 2019): it bounds
-            the energy's scale, which the contrastive update leaves free.
-        prior_lr_decay (`float`, *optional*, defaults to 0.998):
-            Multiplicative decay of the prior learning rate every `lr_decay_steps` steps.
-        decoder_lr_decay (`float`, *optional*, defaults to 0.998):
-            Multiplicative decay of the decoder learning rate every `lr_decay_steps` steps.
+        learner_config (`dict`, *optional*, defaults to `{}`):
+            The learner's settings, validated against its registered class's `config_class` (`LearnerConfig` and
+            its subclasses in `hf_latent_ebm.learners`); fields left out take the config class's defaults (the
+            text and classification configs' differ) and then the learner's. Every learner reads
+            `posterior_chain_prior` ("model": the posterior chain's potential uses the learned energy; "reference":
+            p0 alone, so the energy learns the aggregate posterior of a p0-prior model, which cuts the feedback
+            loop of a tempered chain), `decoder_autocast` (None, or "bfloat16" to run the decoder under autocast,
+            the prior in float32), `energy_magnitude_weight` (0.0: the weight of mean E(z)^2 over posterior and
+            prior samples, Du & Mordatch 2019), `prior_learning_rate` 2e-4, `prior_lr_decay` 0.998,
+            `prior_weight_decay` 0.0, `decoder_learning_rate` 5e-4 (also the encoder's), `decoder_lr_decay` 0.998
+            (decays apply every `lr_decay_steps`). "mle" and "mle_encoder" add `posterior_init` ("prior": inference
+            chains start from p0; "encoder": from an inference network trained alongside); "vae" and "vae_ebm" add
+            `vae_free_bits` (0.0: the FB-VAE floor, nats per latent dimension); the coupling learners add
+            `label_loss_weight` 100 and `mutual_information_weight` 10. Replaces the former flat fields of the same
+            names, which `convert_legacy_config` moves here when an older config.json (or a keyword argument) still
+            gives them.
         lr_decay_steps (`int`, *optional*, defaults to 600):
-            Steps per decay (the paper decays once per epoch).
+            Steps per decay of the learner's groups (the paper decays once per epoch). With the Adam betas an
+            optimiser setting of the model (`build_optimizer`, `build_lr_scheduler`), not of the learner.
         adam_beta1 (`float`, *optional*, defaults to 0.5):
             Adam beta1 for both groups.
         adam_beta2 (`float`, *optional*, defaults to 0.999):
@@ -147,19 +152,10 @@ class LatentEBMBaseConfig(PreTrainedConfig):
     encoder_type: str = "conv"
     learner: str = "mle"
     sampler_type: str = "langevin"
-    vae_free_bits: float = 0.0
-    posterior_init: str = "prior"
     latent_dim: int = 16
     prior_config: dict = field(default_factory=dict)
     sampler_config: dict = field(default_factory=dict)
-    posterior_chain_prior: str = "model"
-    decoder_autocast: str | None = None
-    prior_learning_rate: float = 2e-4
-    decoder_learning_rate: float = 5e-4
-    prior_weight_decay: float = 0.0
-    energy_magnitude_weight: float = 0.0
-    prior_lr_decay: float = 0.998
-    decoder_lr_decay: float = 0.998
+    learner_config: dict = field(default_factory=dict)
     lr_decay_steps: int = 600
     adam_beta1: float = 0.5
     adam_beta2: float = 0.999
@@ -167,10 +163,11 @@ class LatentEBMBaseConfig(PreTrainedConfig):
     def __post_init__(self, **kwargs):
         legacy = {key: kwargs.pop(key) for key in list(kwargs) if key in LEGACY_FIELDS}
         if legacy:
-            converted = convert_legacy_config({**legacy, "prior_type": self.prior_type,
-                                               "prior_config": self.prior_config, "sampler_type": self.sampler_type,
-                                               "sampler_config": self.sampler_config})
-            self.prior_config, self.sampler_config = converted["prior_config"], converted["sampler_config"]
+            converted = convert_legacy_config({**legacy, **{name: getattr(self, name) for kind, (_, type_field, _, _)
+                                                            in _LEGACY_PARTS.items()
+                                                            for name in (type_field, f"{kind}_config")}})
+            for kind in _LEGACY_PARTS:
+                setattr(self, f"{kind}_config", converted[f"{kind}_config"])
         # A partial sub-config keeps this class's defaults for the fields it leaves out (the text config's chains).
         for kind in _LEGACY_PARTS:
             setattr(self, f"{kind}_config", self._with_class_defaults(kind))
@@ -182,15 +179,17 @@ class LatentEBMBaseConfig(PreTrainedConfig):
         given = getattr(self, name)
         if not isinstance(given, dict):
             return given  # part_config reports it
-        registry = _LEGACY_PARTS[kind][0]
-        accepted = registry.config_class(getattr(self, f"{kind}_type"), f"{kind}_type").field_names()
+        registry, type_field = _LEGACY_PARTS[kind][:2]
+        accepted = registry.config_class(getattr(self, type_field), type_field).field_names()
         defaults = type(self).__dataclass_fields__[name].default_factory()
         return {**{key: value for key, value in defaults.items() if key in accepted}, **given}
 
     def part_config(self, kind: str):
-        """The typed config of the part of `kind` ("prior" or "sampler"): its sub-config dict, over this config
-        class's default sub-config, read by the part's `config_class` (the part's defaults fill in the rest)."""
-        return _LEGACY_PARTS[kind][0].config_class(getattr(self, f"{kind}_type"), f"{kind}_type").from_dict(
+        """The typed config of the part of `kind` ("prior", "sampler" or "learner"): its sub-config dict, over this
+        config class's default sub-config, read by the part's `config_class` (the part's defaults fill in the
+        rest)."""
+        registry, type_field = _LEGACY_PARTS[kind][:2]
+        return registry.config_class(getattr(self, type_field), type_field).from_dict(
             self._with_class_defaults(kind), f"{kind}_config")
 
     def validate_parts(self):
@@ -199,12 +198,9 @@ class LatentEBMBaseConfig(PreTrainedConfig):
         self._check_modality("decoder", decoder_class)
         learner = LEARNERS.get(self.learner, field="learner")
         SAMPLERS.get(self.sampler_type, field="sampler_type").check_config(self.part_config("sampler"), decoder_class)
-        if self.posterior_init not in POSTERIOR_INITS:
-            raise ValueError(f"posterior_init must be one of {POSTERIOR_INITS}, got {self.posterior_init!r}")
-        if not self.vae_free_bits >= 0:
-            raise ValueError(f"vae_free_bits must be >= 0 nats per dimension, got {self.vae_free_bits}")
+        learner_config = self.part_config("learner")
         learner.check_config(self)
-        if learner.needs_encoder(self):
+        if learner.needs_encoder(learner_config):
             self._check_modality("encoder", ENCODERS.get(self.encoder_type, field="encoder_type"))
 
     def _check_modality(self, kind: str, part_class: type) -> None:
@@ -217,21 +213,8 @@ class LatentEBMBaseConfig(PreTrainedConfig):
     def validate_prior(self):
         require_at_least(self, ("latent_dim",))
 
-    def validate_sampling(self):
-        # The chains' own settings are checked by the sampler's config class (validate_parts).
-        if self.posterior_chain_prior not in POSTERIOR_CHAIN_PRIORS:
-            raise ValueError(f"posterior_chain_prior must be one of {POSTERIOR_CHAIN_PRIORS}, "
-                             f"got {self.posterior_chain_prior!r}")
-        if self.decoder_autocast is not None and self.decoder_autocast not in DECODER_AUTOCAST_DTYPES:
-            raise ValueError(f"decoder_autocast must be None or one of {DECODER_AUTOCAST_DTYPES}, "
-                             f"got {self.decoder_autocast!r}")
-
     def validate_optimization(self):
-        require_greater_than(self, ("prior_learning_rate", "decoder_learning_rate"))
-        require_at_least(self, ("prior_weight_decay", "energy_magnitude_weight"), 0)
-        for name in ("prior_lr_decay", "decoder_lr_decay"):
-            if not 0 < getattr(self, name) <= 1:
-                raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
+        # The learner's rates and decays are checked by its config class (validate_parts).
         for name in ("adam_beta1", "adam_beta2"):
             if not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{name} must be in [0, 1), got {getattr(self, name)}")
@@ -288,7 +271,7 @@ class LatentEBMConfig(LatentEBMBaseConfig):
     def paper_svhn(cls, **overrides) -> "LatentEBMConfig":
         """The SVHN setting of Pang et al. 2020 (32x32x3, nz 100, ngf 64, ndf 200; 733 steps per epoch)."""
         settings = dict(image_size=32, num_channels=3, latent_dim=100, decoder_base_channels=64, lr_decay_steps=733,
-                        prior_learning_rate=2e-5, decoder_learning_rate=1e-4)
+                        learner_config={"prior_learning_rate": 2e-5, "decoder_learning_rate": 1e-4})
         return cls(**merge_config_kwargs(settings, overrides))
 
 
@@ -326,6 +309,7 @@ class LatentEBMModelConfig(LatentEBMBaseConfig):
     encoder_kwargs: dict = field(default_factory=dict)
 
 
-__all__ = ["convert_legacy_config", "LEGACY_PRIOR_FIELDS", "LEGACY_SAMPLER_FIELDS", "LEGACY_FIELDS",
+__all__ = ["convert_legacy_config", "LEGACY_PRIOR_FIELDS", "LEGACY_SAMPLER_FIELDS", "LEGACY_LEARNER_FIELDS",
+           "LEGACY_FIELDS",
            "LatentEBMBaseConfig", "LatentEBMConfig", "LatentEBMModelConfig", "decoder_upsampling_plan",
            "raise_value_errors"]

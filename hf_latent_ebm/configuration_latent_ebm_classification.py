@@ -1,10 +1,14 @@
 """Configuration of semi-supervised classification by symbol-vector coupling (Pang, Nijkamp, Cui, Han & Wu 2020)."""
 
+from dataclasses import field
+
 from huggingface_hub.dataclasses import strict
 
 from .configuration_latent_ebm import LatentEBMModelConfig, raise_value_errors
 from .utils import merge_config_kwargs
-from .validation import require_at_least
+
+# The classification config's default learner settings: the energy-magnitude penalty on.
+CLASSIFICATION_LEARNER_CONFIG = {"energy_magnitude_weight": 0.1}
 
 
 @raise_value_errors
@@ -18,13 +22,13 @@ class LatentEBMClassificationConfig(LatentEBMModelConfig):
     `for_images`, `for_table` and `for_text` fill the parts for each kind of data.
 
     Args:
-        label_loss_weight (`float`, *optional*, defaults to 100.0):
-            Weight of the labelled rows' cross-entropy (the paper's lambda_lab; the ELBO's terms are sums over a
-            whole image or row, so the label term needs a comparable scale).
-        mutual_information_weight (`float`, *optional*, defaults to 10.0):
-            Weight of the mutual information between y and z of the variational learner (lambda_MI of `ibebm`).
-        energy_magnitude_weight (`float`, *optional*, defaults to 0.1):
-            The energy-magnitude penalty of the base config, on here: the class logits are the energy, and the
+        learner_config (`dict`, *optional*, defaults to `{"energy_magnitude_weight": 0.1}`):
+            The learner's settings (`CouplingVariationalConfig` / `CouplingMLEConfig`): besides the base config's,
+            `label_loss_weight` (100.0: weight of the labelled rows' cross-entropy, the paper's lambda_lab; the
+            ELBO's terms are sums over a whole image or row, so the label term needs a comparable scale) and
+            `mutual_information_weight` (10.0: weight of the mutual information between y and z of the variational
+            learner, lambda_MI of `ibebm`); a given dict is merged over the default field by field. Its
+            `energy_magnitude_weight` 0.1 turns the base config's energy-magnitude penalty on here: the class logits are the energy, and the
             labels' cross-entropy and the MI term reward a larger logit scale without end, which steepens the
             energy until the prior chain overshoots it and the energy loss runs off (docs/semi_supervised.md).
         preprocessing (`dict`, *optional*):
@@ -42,9 +46,7 @@ class LatentEBMClassificationConfig(LatentEBMModelConfig):
 
     prior_type: str = "coupling"
     learner: str = "coupling_vae"
-    label_loss_weight: float = 100.0
-    mutual_information_weight: float = 10.0
-    energy_magnitude_weight: float = 0.1
+    learner_config: dict = field(default_factory=lambda: dict(CLASSIFICATION_LEARNER_CONFIG))
     preprocessing: dict | None = None
     class_priors: list[float] | None = None
     training_class_priors: list[float] | None = None
@@ -52,7 +54,6 @@ class LatentEBMClassificationConfig(LatentEBMModelConfig):
     def validate_classification(self):
         from .class_priors import check_priors
 
-        require_at_least(self, ("label_loss_weight", "mutual_information_weight"), 0)
         if (self.class_priors is None) != (self.training_class_priors is None):
             raise ValueError("class_priors and training_class_priors are set together (fit_class_priors sets both)")
         if self.class_priors is not None:

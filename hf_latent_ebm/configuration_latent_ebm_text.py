@@ -15,6 +15,8 @@ SRI_POSTERIOR_STEP_SIZES = [0.8, 0.7, 0.6, 0.5, 0.2, 0.2, 0.1, 0.1, 0.05]
 # them field by field.
 TEXT_SAMPLER_CONFIG = {"posterior_steps": 10, "posterior_step_schedule": SRI_POSTERIOR_STEP_SIZES,
                        "posterior_noise_scale": 0.05, "prior_step_size": 0.2}
+# The text model's default learner settings (SRI's decoder rate; the chain on the reference density).
+TEXT_LEARNER_CONFIG = {"posterior_chain_prior": "reference", "prior_learning_rate": 3e-4, "decoder_learning_rate": 1e-3}
 
 
 @raise_value_errors
@@ -55,8 +57,8 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
     `prior_learning_rate` 3e-4 (`TEXT_SAMPLER_CONFIG`: a given `sampler_config` is merged over it). Why: with Langevin-proper posterior noise the decoder learns to ignore z;
     tempered, it uses z, but a chain steered by the learned energy then feeds back into the energy until its loss
     runs off; and the aggregate posterior it learns is narrow, which a larger prior step cannot follow (the
-    measurements are in docs/text.md). Set `sampler_config={"posterior_noise_scale": 1.0}` and `posterior_chain_prior="model"`
-    for maximum likelihood proper.
+    measurements are in docs/text.md). Set `sampler_config={"posterior_noise_scale": 1.0}` and
+    `learner_config={"posterior_chain_prior": "model"}` for maximum likelihood proper.
 
     Example:
 
@@ -83,9 +85,7 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
     encoder_type: str = "lstm"
     latent_dim: int = 32
     sampler_config: dict = field(default_factory=lambda: copy.deepcopy(TEXT_SAMPLER_CONFIG))
-    posterior_chain_prior: str = "reference"
-    prior_learning_rate: float = 3e-4
-    decoder_learning_rate: float = 1e-3
+    learner_config: dict = field(default_factory=lambda: copy.deepcopy(TEXT_LEARNER_CONFIG))
 
     def validate_text(self):
         require_at_least(self, ("embedding_dim", "hidden_dim", "num_decoder_layers", "num_attention_heads"))
@@ -107,4 +107,4 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
             raise ValueError(f"decoder_dropout must be in [0, 1), got {self.decoder_dropout}")
 
 
-__all__ = ["LatentEBMTextConfig", "SRI_POSTERIOR_STEP_SIZES", "TEXT_SAMPLER_CONFIG"]
+__all__ = ["LatentEBMTextConfig", "SRI_POSTERIOR_STEP_SIZES", "TEXT_SAMPLER_CONFIG", "TEXT_LEARNER_CONFIG"]

@@ -101,7 +101,7 @@ class LatentEBMPreTrainedModel(CardedModelMixin, PreTrainedModel):
         self.decoder = _build_part("decoder", DECODERS, config.decoder_type, config)
         learner_class = LEARNERS.get(config.learner)
         self.encoder = _build_part("encoder", ENCODERS, config.encoder_type, config) \
-            if learner_class.needs_encoder(config) else None
+            if learner_class.needs_encoder(config.part_config("learner")) else None
         self.learner = learner_class()
         self._learner_context, self._learner_context_key = None, None
         self.post_init()
@@ -143,11 +143,12 @@ class LatentEBMPreTrainedModel(CardedModelMixin, PreTrainedModel):
     def learner_context(self) -> LearnerContext:
         """What the learner gets instead of the model: the parts, the prior, posterior and proper-posterior samplers
         (`sampler_type`, each built once by its `from_config` from the typed `sampler_config`) and the learner's
-        `settings_class` read from the config. Cached; rebuilt when a field it was built from has changed since
+        typed `learner_config` (its `config_class`). Cached; rebuilt when a field it was built from has changed since
         (`model.config.x = ...`, `model.config.sampler_config["prior_steps"] = ...`)."""
         sampler_class = SAMPLERS.get(self.config.sampler_type, field="sampler_type")
-        settings = self.learner.settings_class.from_config(self.config)
-        key = (sampler_class, self.config.sampler_config, settings, self.prior, self.decoder, self.encoder)
+        settings = self.config.part_config("learner")
+        key = (sampler_class, self.config.sampler_config, settings, self.config.num_labels, self.prior,
+               self.decoder, self.encoder)
         if self._learner_context is None or key != self._learner_context_key:
             sampler_config = self.config.part_config("sampler")
             prior_compiles = self.prior.compilable
@@ -158,7 +159,7 @@ class LatentEBMPreTrainedModel(CardedModelMixin, PreTrainedModel):
                 posterior_sampler=sampler_class.from_config(sampler_config, "posterior", posterior_compiles),
                 proper_posterior_sampler=sampler_class.from_config(sampler_config, "proper_posterior",
                                                                    posterior_compiles),
-                settings=settings)
+                settings=settings, num_labels=self.config.num_labels)
             # A copy: a sampler_config changed in place must not change the key it is compared with.
             key = (sampler_class, copy.deepcopy(self.config.sampler_config), *key[2:])
             self._learner_context_key = key

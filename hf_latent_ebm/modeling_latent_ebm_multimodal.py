@@ -201,8 +201,9 @@ class LatentEBMForMultimodalGeneration(TokenizerMixin, LatentEBMPreTrainedModel)
                                          config.cross_modal_langevin_step_size if step_size is None else step_size,
                                          langevin_proper=True)
         prior, decoder, weights = self.prior, self.decoder, config.conditioning_weights
+        autocast = self.learner_context.settings.decoder_autocast
         return sampler(lambda latents: prior.potential(latents) + decoder_negative_log_likelihood(
-            decoder, batch, latents, config.decoder_autocast, modality_weights=weights), start, generator)
+            decoder, batch, latents, autocast, modality_weights=weights), start, generator)
 
     @torch.no_grad()
     def generate(self, num_samples: int | None = None, conditioned_on: dict | None = None,

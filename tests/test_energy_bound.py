@@ -32,7 +32,8 @@ def train_toy(tmp_path, steps=300, **overrides) -> list[dict]:
 
 
 def test_the_energy_magnitude_penalty_bounds_the_logits_over_many_steps(tmp_path):
-    assert LatentEBMClassificationConfig().energy_magnitude_weight > 0, "the coupling model's default bounds its energy"
+    assert LatentEBMClassificationConfig().part_config("learner").energy_magnitude_weight > 0, \
+        "the coupling model's default bounds its energy"
     bounded = train_toy(tmp_path / "bounded")
     unbounded = train_toy(tmp_path / "unbounded", energy_magnitude_weight=0.0)
     spread = lambda history: max(record["logit_spread"] for record in history[len(history) // 2:])

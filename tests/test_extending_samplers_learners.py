@@ -11,7 +11,7 @@ from torch import nn
 
 from hf_latent_ebm import (LatentEBMModel, LatentEBMModelConfig, LangevinSampler, Learner, LearnerOutput, Sampler,
                            SamplerOutput, register_learner, register_sampler)
-from hf_latent_ebm.learners import LEARNERS, LearnerContext, LearnerSettings
+from hf_latent_ebm.learners import LEARNERS, LearnerContext
 from hf_latent_ebm.registry import PartConfig
 
 TINY = dict(latent_dim=2, energy_hidden_dim=8, sampler_config={"prior_steps": 4, "posterior_steps": 3},
@@ -178,7 +178,8 @@ def test_a_built_in_learner_runs_on_a_context_built_without_any_model(learner, p
         prior_sampler=LangevinSampler(4, 0.4, fast_path="eager"),
         posterior_sampler=LangevinSampler(3, 0.1, fast_path="eager"),
         proper_posterior_sampler=LangevinSampler(3, 0.1, fast_path="eager"),
-        settings=LearnerSettings(prior_learning_rate=config.prior_learning_rate))
+        settings=LEARNERS.get(learner).config_class(
+            prior_learning_rate=config.part_config("learner").prior_learning_rate))
     assert by_hand.settings == model.learner_context.settings
     observations = torch.randn(4, 5)
     expected = model(observations=observations, generator=seeded(4))

@@ -151,14 +151,15 @@ def test_learner_losses_reach_only_their_own_parameters(model):
 def test_optimizer_has_two_groups_with_config_learning_rates(model):
     optimizer = model.build_optimizer()
     rates = {group["name"]: group["lr"] for group in optimizer.param_groups}
-    assert rates == {"prior": model.config.prior_learning_rate, "decoder": model.config.decoder_learning_rate}
+    learner_config = model.config.part_config("learner")
+    assert rates == {"prior": learner_config.prior_learning_rate, "decoder": learner_config.decoder_learning_rate}
     scheduler = model.build_lr_scheduler(optimizer)
     for _ in range(model.config.lr_decay_steps):
         optimizer.step()
         scheduler.step()
     decayed = {group["name"]: group["lr"] for group in optimizer.param_groups}
-    assert decayed["prior"] == pytest.approx(rates["prior"] * model.config.prior_lr_decay)
-    assert decayed["decoder"] == pytest.approx(rates["decoder"] * model.config.decoder_lr_decay)
+    assert decayed["prior"] == pytest.approx(rates["prior"] * learner_config.prior_lr_decay)
+    assert decayed["decoder"] == pytest.approx(rates["decoder"] * learner_config.decoder_lr_decay)
 
 
 def square_images() -> torch.Tensor:

@@ -8,8 +8,11 @@ import torch
 from transformers import AutoConfig, AutoModel
 
 from hf_latent_ebm import LatentEBMClassificationConfig, LatentEBMConfig, LatentEBMTextConfig
-from hf_latent_ebm.configuration_latent_ebm import LEGACY_PRIOR_FIELDS, LEGACY_SAMPLER_FIELDS, convert_legacy_config
+from hf_latent_ebm.configuration_latent_ebm import (LEGACY_LEARNER_FIELDS, LEGACY_PRIOR_FIELDS, LEGACY_SAMPLER_FIELDS,
+                                                    convert_legacy_config)
 from hf_latent_ebm.configuration_latent_ebm_text import SRI_POSTERIOR_STEP_SIZES
+from hf_latent_ebm.learners import (LEARNERS, CouplingMLEConfig, CouplingVariationalConfig, LearnerConfig,
+                                   MLELearnerConfig, VariationalLearnerConfig)
 from hf_latent_ebm.priors import PRIORS, EnergyPriorConfig, PriorConfig
 from hf_latent_ebm.registry import PartConfig
 from hf_latent_ebm.samplers import SAMPLERS, LangevinConfig
@@ -144,3 +147,59 @@ def test_bundled_legacy_configs_keep_their_chains(path):
     for flat, name in LEGACY_SAMPLER_FIELDS.items():
         if flat in old:
             assert getattr(chain, name) == old[flat], flat
+
+
+def test_every_registered_learner_declares_a_learner_config():
+    for name in LEARNERS.names():
+        assert issubclass(LEARNERS.config_class(name), LearnerConfig), name
+    assert LEARNERS.config_class("mle") is MLELearnerConfig and LEARNERS.config_class("vae") is VariationalLearnerConfig
+    assert LEARNERS.config_class("coupling_vae") is CouplingVariationalConfig
+    assert LEARNERS.config_class("coupling_mle") is CouplingMLEConfig
+
+
+def test_convert_legacy_config_moves_the_learner_fields():
+    old = {"learner": "mle", "prior_learning_rate": 1e-3, "posterior_chain_prior": "reference", "vae_free_bits": 0.0,
+           "posterior_init": "prior", "latent_dim": 4}
+    # vae_free_bits at its old default is dropped for MLE (old files carry it for every learner); posterior_init kept.
+    assert convert_legacy_config(old) == {"learner": "mle", "latent_dim": 4, "learner_config": {
+        "prior_learning_rate": 1e-3, "posterior_chain_prior": "reference", "posterior_init": "prior"}}
+    vae = convert_legacy_config({"learner": "vae", "vae_free_bits": 0.5, "posterior_init": "prior"})
+    assert vae == {"learner": "vae", "learner_config": {"vae_free_bits": 0.5}}
+    # A set value a learner does not read is kept, so validation names it.
+    with pytest.raises(ValueError, match=r"unknown field\(s\) \['posterior_init'\] for VariationalLearnerConfig"):
+        LatentEBMConfig(learner="vae", prior_type="gaussian", posterior_init="encoder")
+    config = LatentEBMConfig(learner_config={"prior_learning_rate": 1e-3, "decoder_lr_decay": 1.0},
+                             prior_learning_rate=2e-3)  # a flat keyword wins, field by field
+    assert config.learner_config == {"prior_learning_rate": 2e-3, "decoder_lr_decay": 1.0}
+    assert parse_config_overrides('{"learner_config.vae_free_bits": 0.1}') == {"learner_config": {"vae_free_bits": 0.1}}
+
+
+def test_learner_presets_and_class_defaults_merge_field_by_field(tmp_path):
+    text = LatentEBMTextConfig(vocab_size=20, learner_config={"prior_learning_rate": 1e-3})
+    learner = text.part_config("learner")
+    assert (learner.posterior_chain_prior, learner.prior_learning_rate, learner.decoder_learning_rate) == (
+        "reference", 1e-3, 1e-3)
+    classifier = LatentEBMClassificationConfig(num_labels=3, learner_config={"label_loss_weight": 5.0})
+    assert classifier.part_config("learner") == CouplingVariationalConfig(label_loss_weight=5.0,
+                                                                          energy_magnitude_weight=0.1)
+    svhn = LatentEBMConfig.paper_svhn(learner_config={"prior_lr_decay": 1.0})
+    assert svhn.part_config("learner") == MLELearnerConfig(prior_learning_rate=2e-5, decoder_learning_rate=1e-4,
+                                                           prior_lr_decay=1.0)
+    svhn.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert not set(LEGACY_LEARNER_FIELDS) & set(saved)
+    assert AutoConfig.from_pretrained(tmp_path).part_config("learner") == svhn.part_config("learner")
+
+
+@pytest.mark.parametrize("path", LEGACY_MODELS)
+def test_bundled_legacy_configs_keep_their_learner_settings(path):
+    old = json.loads((ROOT / path / "config.json").read_text())
+    assert set(LEGACY_LEARNER_FIELDS) & set(old), "the bundled file should still be in the old flat form"
+    config = AutoConfig.from_pretrained(ROOT / path)
+    learner = config.part_config("learner")
+    assert not set(LEGACY_LEARNER_FIELDS) & set(config.to_dict())
+    for flat in LEGACY_LEARNER_FIELDS:
+        if flat in old and hasattr(learner, flat):
+            assert getattr(learner, flat) == old[flat], flat
+        elif flat in old:  # dropped: a field this learner does not read, at its old default
+            assert old[flat] in (0.0, "prior", 100.0, 10.0), flat

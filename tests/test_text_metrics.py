@@ -74,7 +74,8 @@ def test_importance_sampled_nll_is_consistent():
     proper = LatentEBMForTextGeneration(LatentEBMTextConfig(**merge_config_kwargs(TINY_TEXT, {"sampler_config": {"posterior_noise_scale": 1.0}}),
                                                             posterior_chain_prior="model")).eval()
     proper.load_state_dict(model.state_dict())
-    assert model.config.part_config("sampler").posterior_noise_scale != 1.0 and model.config.posterior_chain_prior != "model"
+    assert model.config.part_config("sampler").posterior_noise_scale != 1.0
+    assert model.config.part_config("learner").posterior_chain_prior != "model"
     torch.testing.assert_close(importance_sampled_nll(proper, ids, num_samples=300, log_z=log_z, generator=seeded(1)),
                                estimate)
     assert estimate.shape == (2,) and torch.isfinite(estimate).all()

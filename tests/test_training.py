@@ -132,8 +132,9 @@ def test_hf_trainer_trains_the_model(tmp_path):
     constant_bias = f"prior.energy_net.{len(model.prior.energy_net) - 1}.bias"
     for name, param in model.named_parameters():
         assert torch.equal(before[name], param.detach()) == (name == constant_bias), name
-    assert [group["lr"] for group in optimizer.param_groups] == [model.config.prior_learning_rate,
-                                                                 model.config.decoder_learning_rate]
+    learner_config = model.config.part_config("learner")
+    assert [group["lr"] for group in optimizer.param_groups] == [learner_config.prior_learning_rate,
+                                                                 learner_config.decoder_learning_rate]
 
 
 def write_image_folder(root, count=12):

@@ -1,10 +1,11 @@
 """Learners, by name: `LEARNERS.get(config.learner)`; `register_learner` adds one."""
 
 from ..registry import Registry
-from .base import Learner, LearnerContext, LearnerOutput, LearnerSettings, posterior_potential
-from .coupling import CouplingMLELearner, CouplingSettings, CouplingVariationalLearner
-from .mle import EncoderRefinedMLELearner, MLELearner, mle_losses
-from .variational import ELBOLearner, VariationalEBMLearner
+from .base import Learner, LearnerConfig, LearnerContext, LearnerOutput, LearnerSettings, posterior_potential
+from .coupling import (CouplingMLEConfig, CouplingMLELearner, CouplingSettings, CouplingVariationalConfig,
+                       CouplingVariationalLearner)
+from .mle import EncoderRefinedMLELearner, MLELearner, MLELearnerConfig, mle_losses
+from .variational import ELBOLearner, VariationalEBMLearner, VariationalLearnerConfig
 
 LEARNERS = Registry("learner", Learner)
 LEARNERS.register("mle", MLELearner)
@@ -15,6 +16,8 @@ LEARNERS.register("coupling_vae", CouplingVariationalLearner)
 LEARNERS.register("coupling_mle", CouplingMLELearner)
 register_learner = LEARNERS.register
 
-__all__ = ["LEARNERS", "Learner", "LearnerOutput", "LearnerContext", "LearnerSettings", "CouplingSettings",
+__all__ = ["LEARNERS", "Learner", "LearnerOutput", "LearnerContext", "LearnerConfig", "LearnerSettings",
+           "MLELearnerConfig", "VariationalLearnerConfig", "CouplingVariationalConfig", "CouplingMLEConfig",
+           "CouplingSettings",
            "MLELearner", "EncoderRefinedMLELearner", "ELBOLearner", "VariationalEBMLearner",
            "CouplingVariationalLearner", "CouplingMLELearner", "mle_losses", "posterior_potential", "register_learner"]

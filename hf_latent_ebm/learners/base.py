@@ -1,26 +1,33 @@
 """The learner interface: one update's losses on a batch, the parameter groups it trains, and inference of z."""
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+
+from huggingface_hub.dataclasses import strict
 
 import torch
 from torch import nn
 
 from ..decoders.base import decoder_negative_log_likelihood
+from ..registry import PartConfig
 from ..samplers.base import Sampler
 
 
-@dataclass(frozen=True)
-class LearnerSettings:
+POSTERIOR_CHAIN_PRIORS = ("model", "reference")
+DECODER_AUTOCAST_DTYPES = ("bfloat16",)
+
+
+@strict
+@dataclass
+class LearnerConfig(PartConfig):
     """
-    What a learner reads of the model's config, copied once when the model builds its `LearnerContext`: each field
-    takes the config's value of the same name (`from_config`). A learner that needs more declares a subclass with
-    its fields as its `settings_class`.
+    The settings every learner reads: the model config's `learner_config` dict, read by the learner's
+    `config_class` (this class or a subclass that adds the learner's own fields) when the model builds its
+    `LearnerContext`. Defaults equal the former flat fields' (`convert_legacy_config` moves those here).
 
     Args:
         posterior_chain_prior (`str`): The prior term of the posterior chain's potential ("model" or "reference").
         decoder_autocast (`str`, *optional*): Autocast dtype of the decoder ("bfloat16"), or None.
         energy_magnitude_weight (`float`): Weight of the energy-magnitude penalty.
-        vae_free_bits (`float`): The variational learners' free-bits floor, in nats per latent dimension.
         prior_learning_rate, prior_lr_decay, prior_weight_decay (`float`): The prior's optimizer group.
         decoder_learning_rate, decoder_lr_decay (`float`): The decoder's (and the encoder's) optimizer group.
     """
@@ -28,16 +35,32 @@ class LearnerSettings:
     posterior_chain_prior: str = "model"
     decoder_autocast: str | None = None
     energy_magnitude_weight: float = 0.0
-    vae_free_bits: float = 0.0
     prior_learning_rate: float = 2e-4
     prior_lr_decay: float = 0.998
     prior_weight_decay: float = 0.0
     decoder_learning_rate: float = 5e-4
     decoder_lr_decay: float = 0.998
 
-    @classmethod
-    def from_config(cls, config) -> "LearnerSettings":
-        return cls(**{setting.name: getattr(config, setting.name) for setting in fields(cls)})
+    def validate_learner(self):
+        if self.posterior_chain_prior not in POSTERIOR_CHAIN_PRIORS:
+            raise ValueError(f"posterior_chain_prior must be one of {POSTERIOR_CHAIN_PRIORS}, "
+                             f"got {self.posterior_chain_prior!r}")
+        if self.decoder_autocast is not None and self.decoder_autocast not in DECODER_AUTOCAST_DTYPES:
+            raise ValueError(f"decoder_autocast must be None or one of {DECODER_AUTOCAST_DTYPES}, "
+                             f"got {self.decoder_autocast!r}")
+        for name in ("prior_learning_rate", "decoder_learning_rate"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        for name in ("prior_weight_decay", "energy_magnitude_weight"):
+            if not getattr(self, name) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("prior_lr_decay", "decoder_lr_decay"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")
+
+
+# The former name of the learner's settings (a frozen dataclass read from flat config fields).
+LearnerSettings = LearnerConfig
 
 
 @dataclass(frozen=True)
@@ -54,7 +77,8 @@ class LearnerContext:
         posterior_sampler (`Sampler`): The configured posterior chain (training and inference).
         proper_posterior_sampler (`Sampler`): The posterior chain that targets the model's own p(z | x) (full
             noise), for `langevin_proper=True`.
-        settings (`LearnerSettings`): The learner's settings (its `settings_class`).
+        settings (`LearnerConfig`): The learner's typed config (its `config_class`, from `learner_config`).
+        num_labels (`int`, *optional*): The model's number of classes, for learners that read labels.
     """
 
     prior: nn.Module
@@ -63,7 +87,8 @@ class LearnerContext:
     prior_sampler: Sampler
     posterior_sampler: Sampler
     proper_posterior_sampler: Sampler
-    settings: LearnerSettings
+    settings: LearnerConfig
+    num_labels: int | None = None
 
     def posterior_potential(self, observations, langevin_proper: bool = False):
         """The posterior chain's potential U(z) for these observations, with the configured prior term (the model's
@@ -153,15 +178,16 @@ def add_energy_magnitude_penalty(output: "LearnerOutput", prior, weight: float) 
 class Learner:
     r"""
     How a model learns and infers z. A learner holds no weights and no state: every call gets the `LearnerContext`
-    the model built (its parts, its samplers, and the learner's settings, a `settings_class` read from the config
-    once), never the model, so data flows one way and a model is its config plus its weights. Subclasses implement
-    `losses` and `infer_latents`; they may declare the batch keys they read beside the decoder's (`input_names`,
-    e.g. labels), check the config (`check_config`, run by the config's validation), ask for an inference network
-    (`needs_encoder`), read more settings (`settings_class`) and change the parameter groups.
+    the model built (its parts, its samplers, and the learner's typed config, its `config_class` read from the
+    model config's `learner_config`), never the model, so data flows one way and a model is its config plus its
+    weights. Subclasses implement `losses` and `infer_latents`; they may declare the batch keys they read beside
+    the decoder's (`input_names`, e.g. labels), check the config (`check_config`, run by the config's validation),
+    ask for an inference network (`needs_encoder`, from the typed learner config), read more settings (a
+    `config_class` subclass) and change the parameter groups.
     """
 
     input_names: tuple[str, ...] = ()
-    settings_class: type[LearnerSettings] = LearnerSettings
+    config_class: type[LearnerConfig] = LearnerConfig
     # Whether z is inferred by an inference network, so `posterior_gaussian` is q(z | x) itself rather than a Monte
     # Carlo estimate from chains (whose noise metrics such as active units must subtract).
     infers_with_encoder: bool = False
@@ -171,7 +197,8 @@ class Learner:
         """Raise a ValueError when the config's other choices do not fit this learner."""
 
     @classmethod
-    def needs_encoder(cls, config) -> bool:
+    def needs_encoder(cls, learner_config: LearnerConfig) -> bool:
+        """Whether the model builds an inference network for this learner (given its typed config)."""
         return False
 
     def check_batch(self, context: LearnerContext, batch: dict) -> None:
@@ -216,5 +243,5 @@ class Learner:
         return [group for group in groups if group["params"]]
 
 
-__all__ = ["Learner", "LearnerOutput", "LearnerContext", "LearnerSettings", "posterior_potential",
+__all__ = ["Learner", "LearnerOutput", "LearnerContext", "LearnerConfig", "LearnerSettings", "posterior_potential",
            "add_energy_magnitude_penalty", "CHAIN_DIAGNOSTICS", "chain_diagnostics"]

@@ -4,11 +4,12 @@ labelled and unlabelled examples in one batch, labels -100 where missing."""
 from dataclasses import dataclass
 
 import torch
+from huggingface_hub.dataclasses import strict
 import torch.nn.functional as F
 
-from .base import LearnerContext, LearnerOutput, LearnerSettings
-from .mle import MLELearner
-from .variational import VariationalEBMLearner
+from .base import LearnerContext, LearnerOutput
+from .mle import MLELearner, MLELearnerConfig
+from .variational import VariationalEBMLearner, VariationalLearnerConfig
 
 # The label id of rows without a label (the loss ignores them, as `ignore_index` does); the data loaders mark
 # unlabelled rows with it.
@@ -47,20 +48,46 @@ def _label_terms(logits: torch.Tensor, labels: torch.Tensor | None) -> tuple[tor
     return cross_entropy, accuracy.detach(), labelled.float().mean()
 
 
-@dataclass(frozen=True)
-class CouplingSettings(LearnerSettings):
-    """The learner settings plus the coupling learners' own: the number of classes and the label terms' weights."""
+def _validate_label_weights(config) -> None:
+    for name in ("label_loss_weight", "mutual_information_weight"):
+        if not getattr(config, name) >= 0:
+            raise ValueError(f"{name} must be >= 0, got {getattr(config, name)}")
 
-    num_labels: int = 2
+
+@strict
+@dataclass
+class CouplingVariationalConfig(VariationalLearnerConfig):
+    """The variational learner settings plus the label terms' weights (the paper's lambda_lab and `ibebm`'s
+    lambda_MI)."""
+
     label_loss_weight: float = 100.0
     mutual_information_weight: float = 10.0
+
+    def validate_label_weights(self):
+        _validate_label_weights(self)
+
+
+@strict
+@dataclass
+class CouplingMLEConfig(MLELearnerConfig):
+    """The MLE learner settings plus the label terms' weights (`mutual_information_weight` is kept for a config
+    that switches between the coupling learners; only the variational one reads it)."""
+
+    label_loss_weight: float = 100.0
+    mutual_information_weight: float = 10.0
+
+    def validate_label_weights(self):
+        _validate_label_weights(self)
+
+
+# The former name of the coupling learners' settings.
+CouplingSettings = CouplingVariationalConfig
 
 
 class _LabelsMixin:
     """What both coupling learners add to the learner they build on: labels as an input, the coupling prior."""
 
     input_names = ("labels",)
-    settings_class = CouplingSettings
 
     @classmethod
     def check_config(cls, config) -> None:
@@ -69,7 +96,7 @@ class _LabelsMixin:
 
     def check_batch(self, context: LearnerContext, batch: dict) -> None:
         if batch.get("labels") is not None:
-            check_labels(batch["labels"], context.settings.num_labels)
+            check_labels(batch["labels"], context.num_labels)
 
 
 class CouplingVariationalLearner(_LabelsMixin, VariationalEBMLearner):
@@ -82,6 +109,8 @@ class CouplingVariationalLearner(_LabelsMixin, VariationalEBMLearner):
     Terms: the variational ones, "label_loss", "mutual_information" and "label_accuracy" (on the batch's labelled
     rows). Classification uses softmax f(mu(x)).
     """
+
+    config_class = CouplingVariationalConfig
 
     def losses(self, context: LearnerContext, observations, batch: dict,
                generator: torch.Generator | None = None) -> LearnerOutput:
@@ -114,6 +143,8 @@ class CouplingMLELearner(_LabelsMixin, MLELearner):
     as a discriminative term. Classification uses softmax f(z+) at a posterior chain's end.
     """
 
+    config_class = CouplingMLEConfig
+
     def losses(self, context: LearnerContext, observations, batch: dict,
                generator: torch.Generator | None = None) -> LearnerOutput:
         output = super().losses(context, observations, batch, generator)
@@ -129,4 +160,5 @@ class CouplingMLELearner(_LabelsMixin, MLELearner):
         return context.prior.logits(self.infer_latents(context, observations, generator))
 
 
-__all__ = ["CouplingSettings", "CouplingVariationalLearner", "CouplingMLELearner", "check_labels", "UNLABELLED"]
+__all__ = ["CouplingSettings", "CouplingVariationalConfig", "CouplingMLEConfig", "CouplingVariationalLearner",
+           "CouplingMLELearner", "check_labels", "UNLABELLED"]

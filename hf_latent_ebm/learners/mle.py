@@ -1,12 +1,15 @@
 """The maximum-likelihood learner of Pang et al. 2020: posterior and prior short-run Langevin."""
 
+from dataclasses import dataclass
+
 import torch
+from huggingface_hub.dataclasses import strict
 
 from ..decoders.multimodal import batch_size_of
 from ..decoders.base import decoder_negative_log_likelihood
 from ..samplers.base import Sampler
-from .base import (Learner, LearnerContext, LearnerOutput, add_energy_magnitude_penalty, chain_diagnostics,
-                   posterior_potential)
+from .base import (Learner, LearnerConfig, LearnerContext, LearnerOutput, add_energy_magnitude_penalty,
+                   chain_diagnostics, posterior_potential)
 
 
 def mle_losses(prior, decoder, observations, prior_sampler: Sampler, posterior_sampler: Sampler,
@@ -47,6 +50,22 @@ def mle_losses(prior, decoder, observations, prior_sampler: Sampler, posterior_s
                          prior_latents=prior_latents)
 
 
+POSTERIOR_INITS = ("prior", "encoder")
+
+
+@strict
+@dataclass
+class MLELearnerConfig(LearnerConfig):
+    """The learner settings plus where the MLE learner's inference chains start (`posterior_init`: "prior", draws
+    from p0 as the papers, or "encoder", draws from an inference network trained alongside)."""
+
+    posterior_init: str = "prior"
+
+    def validate_posterior_init(self):
+        if self.posterior_init not in POSTERIOR_INITS:
+            raise ValueError(f"posterior_init must be one of {POSTERIOR_INITS}, got {self.posterior_init!r}")
+
+
 class MLELearner(Learner):
     r"""
     Maximum likelihood with Langevin inference (`mle_losses`), the papers' learner. With
@@ -55,14 +74,11 @@ class MLELearner(Learner):
     draws instead of from p0; the update's own chains still start from p0, as in the papers.
     """
 
-    @classmethod
-    def check_config(cls, config) -> None:
-        if config.vae_free_bits:
-            raise ValueError(f"vae_free_bits belongs to the variational learners, not learner={config.learner!r}")
+    config_class = MLELearnerConfig
 
     @classmethod
-    def needs_encoder(cls, config) -> bool:
-        return config.posterior_init == "encoder"
+    def needs_encoder(cls, learner_config: MLELearnerConfig) -> bool:
+        return learner_config.posterior_init == "encoder"
 
     def posterior_start(self, context: LearnerContext, observations, generator: torch.Generator | None = None):
         """Where the update's posterior chains start: None for p0, as in the papers."""
@@ -104,11 +120,11 @@ class EncoderRefinedMLELearner(MLELearner):
     """
 
     @classmethod
-    def needs_encoder(cls, config) -> bool:
+    def needs_encoder(cls, learner_config: LearnerConfig) -> bool:
         return True
 
     def posterior_start(self, context: LearnerContext, observations, generator: torch.Generator | None = None):
         return context.encoder.sample(observations, generator).detach()
 
 
-__all__ = ["MLELearner", "EncoderRefinedMLELearner", "mle_losses"]
+__all__ = ["MLELearnerConfig", "MLELearner", "EncoderRefinedMLELearner", "mle_losses"]

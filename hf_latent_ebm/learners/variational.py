@@ -1,9 +1,25 @@
 """Variational learners: an inference network q(z | x) and the ELBO, with a Gaussian or an energy-based prior."""
 
+from dataclasses import dataclass
+
 import torch
+from huggingface_hub.dataclasses import strict
 
 from ..distributions import kl_to_isotropic_gaussian, pick_mixture_components, sample_diagonal_gaussian
-from .base import Learner, LearnerContext, LearnerOutput, add_energy_magnitude_penalty, chain_diagnostics
+from .base import Learner, LearnerConfig, LearnerContext, LearnerOutput, add_energy_magnitude_penalty, chain_diagnostics
+
+
+@strict
+@dataclass
+class VariationalLearnerConfig(LearnerConfig):
+    """The learner settings plus the variational learners' free-bits floor (`vae_free_bits`, nats per latent
+    dimension; 0 is the plain ELBO)."""
+
+    vae_free_bits: float = 0.0
+
+    def validate_free_bits(self):
+        if not self.vae_free_bits >= 0:
+            raise ValueError(f"vae_free_bits must be >= 0 nats per dimension, got {self.vae_free_bits}")
 
 
 class ELBOLearner(Learner):
@@ -23,6 +39,7 @@ class ELBOLearner(Learner):
     """
 
     infers_with_encoder = True
+    config_class = VariationalLearnerConfig
 
     @classmethod
     def check_config(cls, config) -> None:
@@ -31,16 +48,9 @@ class ELBOLearner(Learner):
         if PRIORS.get(config.prior_type).has_energy:
             raise ValueError(f"learner='{config.learner}' is the Gaussian-prior VAE baseline: set "
                              "prior_type='gaussian' (or learner='vae_ebm' for an energy-based prior)")
-        cls._check_common(config)
-
-    @staticmethod
-    def _check_common(config) -> None:
-        if config.posterior_init != "prior":
-            raise ValueError("posterior_init='encoder' belongs to the MLE learner; the variational learners infer z "
-                             "with their own encoder")
 
     @classmethod
-    def needs_encoder(cls, config) -> bool:
+    def needs_encoder(cls, learner_config: LearnerConfig) -> bool:
         return True
 
     def losses(self, context: LearnerContext, observations, batch: dict,
@@ -100,7 +110,6 @@ class VariationalEBMLearner(ELBOLearner):
         if not PRIORS.get(config.prior_type).has_energy:
             raise ValueError(f"learner='vae_ebm' learns an energy-based prior: prior_type={config.prior_type!r} "
                              "has no energy")
-        cls._check_common(config)
 
 
-__all__ = ["ELBOLearner", "VariationalEBMLearner"]
+__all__ = ["VariationalLearnerConfig", "ELBOLearner", "VariationalEBMLearner"]

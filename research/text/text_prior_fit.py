@@ -51,7 +51,8 @@ def fit(latents: torch.Tensor, held_out: torch.Tensor, config, setting: dict, st
     prior_config, sampler_config = config.part_config("prior"), config.part_config("sampler")
     prior = EnergyPrior(latents.shape[1], prior_config.hidden_dim, prior_config.num_hidden_layers,
                         prior_config.activation, prior_config.sigma)
-    optimizer = torch.optim.Adam(prior.parameters(), lr=setting.get("learning_rate", config.prior_learning_rate),
+    learning_rate = setting.get("learning_rate", config.part_config("learner").prior_learning_rate)
+    optimizer = torch.optim.Adam(prior.parameters(), lr=learning_rate,
                                  betas=(config.adam_beta1, config.adam_beta2))
     sampler = LangevinSampler(setting.get("num_steps", sampler_config.prior_steps),
                               setting.get("step_size", sampler_config.prior_step_size))
@@ -93,7 +94,8 @@ def main():
     if not 0 < args.num_held_out < len(latents):
         raise ValueError(f"--num-held-out must be between 1 and {len(latents) - 1}, got {args.num_held_out}")
     fitted, held_out = latents[:-args.num_held_out], latents[-args.num_held_out:]
-    reference = torch.randn(held_out.shape, generator=torch.Generator().manual_seed(args.seed)) * model.config.prior_sigma
+    sigma = model.config.part_config("prior").sigma
+    reference = torch.randn(held_out.shape, generator=torch.Generator().manual_seed(args.seed)) * sigma
     summary = {"posterior_norm": round(float(held_out.norm(dim=1).mean()), 3),
                "posterior_std": round(float(held_out.std(dim=0).mean()), 4),
                "posterior_std_min": round(float(held_out.std(dim=0).min()), 4),
