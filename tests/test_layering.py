@@ -114,7 +114,7 @@ LAYERS = [
                     "model_kinds"}),
     ("parts", {"priors", "decoders", "encoders", "learners", "samplers", "modalities"}),
     ("data and metrics", {"data", "metrics"}),
-    ("models", {"models", "chet", "chet.cohort", "chet.configuration_chet", "chet.modeling_chet", "chet.scoring",
+    ("models", {"models", "chet", "chet.cohort", "chet.graph", "chet.configuration_chet", "chet.modeling_chet", "chet.scoring",
                 "chet.baselines", "chet.reference", "chet.explain", "chet.synthetic", "chet.icd9_names"}),
     ("training, evaluation and hub", {"training", "checkpointing", "evaluation", "pipelines", "hub",
                                       "chet.training"}),
