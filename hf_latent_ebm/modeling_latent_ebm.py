@@ -145,12 +145,14 @@ class LatentEBMPreTrainedModel(CardedModelMixin, PreTrainedModel):
         (`sampler_type`, each built once by its `from_config` from the typed `sampler_config`) and the learner's
         typed `learner_config` (its `config_class`). Cached; rebuilt when a field it was built from has changed since
         (`model.config.x = ...`, `model.config.sampler_config["prior_steps"] = ...`)."""
-        sampler_class = SAMPLERS.get(self.config.sampler_type, field="sampler_type")
-        settings = self.config.part_config("learner")
-        key = (sampler_class, self.config.sampler_config, settings, self.config.num_labels, self.prior,
-               self.decoder, self.encoder)
+        # The key is what the context is built from, compared as given: `forward` reads this property every step,
+        # so the typed configs are built (and validated) only when something changed.
+        config = self.config
+        key = (config.sampler_type, config.sampler_config, config.learner, config.learner_config, config.num_labels,
+               self.prior, self.decoder, self.encoder)
         if self._learner_context is None or key != self._learner_context_key:
-            sampler_config = self.config.part_config("sampler")
+            sampler_class = SAMPLERS.get(config.sampler_type, field="sampler_type")
+            sampler_config, settings = config.part_config("sampler"), config.part_config("learner")
             prior_compiles = self.prior.compilable
             posterior_compiles = prior_compiles and self.decoder.compilable
             self._learner_context = LearnerContext(
@@ -159,10 +161,9 @@ class LatentEBMPreTrainedModel(CardedModelMixin, PreTrainedModel):
                 posterior_sampler=sampler_class.from_config(sampler_config, "posterior", posterior_compiles),
                 proper_posterior_sampler=sampler_class.from_config(sampler_config, "proper_posterior",
                                                                    posterior_compiles),
-                settings=settings, num_labels=self.config.num_labels)
-            # A copy: a sampler_config changed in place must not change the key it is compared with.
-            key = (sampler_class, copy.deepcopy(self.config.sampler_config), *key[2:])
-            self._learner_context_key = key
+                settings=settings, num_labels=config.num_labels)
+            # Copies: a sub-config dict changed in place must not change the key it is compared with.
+            self._learner_context_key = (key[0], copy.deepcopy(key[1]), key[2], copy.deepcopy(key[3]), *key[4:])
         return self._learner_context
 
     def prior_sampler(self, num_steps: int | None = None, step_size: float | None = None) -> Sampler:

@@ -1,16 +1,14 @@
 """The health-event-prediction Space on its bundled Chet models, driven through gradio_client and a real browser."""
 
 import json
-import os
 import re
-from pathlib import Path
 
 import pytest
 
 from hf_latent_ebm.chet.icd9_names import icd9_name
 
 from .test_spaces import launched  # noqa: F401  (a fixture)
-from .test_spaces import SPACES, api_parameters, browser_page, load_app
+from .test_spaces import SPACES, api_parameters, browser_page, load_app, save_screenshot
 
 SPACE = SPACES / "health-event-prediction"
 MODELS = SPACE / "models"
@@ -149,9 +147,7 @@ def test_space_in_a_real_browser(launched, tmp_path):  # noqa: F811
         page.locator(f"#attributions [role=grid][aria-rowcount='{distinct + 1}']").wait_for(timeout=60_000)
         attributions = page.locator("#attributions").inner_text()
         summary = page.locator("#summary").inner_text()
-        screenshot = Path(os.environ.get("LEBM_SCREENSHOT_DIR", tmp_path)) / "health_event_space_after_explain.png"
-        screenshot.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(screenshot), full_page=True)
+        screenshot = save_screenshot(page, tmp_path, "health_event_space_after_explain.png")
         browser.close()
     assert visits == as_text(example["visits"])
     assert "Heart failure at the next visit: probability" in verdict

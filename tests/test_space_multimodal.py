@@ -1,7 +1,6 @@
 """The multimodal-generation Space, on tiny untrained models with the bundled models' modality names, driven through
 gradio_client and a real browser."""
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +9,7 @@ import torch
 from PIL import Image
 
 from .test_spaces import launched  # noqa: F401  (a fixture)
-from .test_spaces import SPACES, api_parameters, browser_page, gallery_labels, load_app
+from .test_spaces import SPACES, api_parameters, browser_page, gallery_labels, load_app, save_screenshot
 
 SPACE = SPACES / "multimodal-generation"
 TINY = dict(latent_dim=4, energy_hidden_dim=8, sampler_config={"prior_steps": 3, "posterior_steps": 2})
@@ -205,9 +204,7 @@ def test_space_in_a_real_browser(launched, models_dir, tmp_path):  # noqa: F811
         page.locator("#polymnist-gallery img").nth(15).wait_for(state="visible", timeout=60_000)
         note = page.locator("#polymnist-note").inner_text()
         polymnist_images = page.locator("#polymnist-gallery img").count()
-        screenshot = Path(os.environ.get("LEBM_SCREENSHOT_DIR", tmp_path)) / "multimodal_space_after_generate.png"
-        screenshot.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(screenshot), full_page=True)
+        screenshot = save_screenshot(page, tmp_path, "multimodal_space_after_generate.png")
         browser.close()
     assert caption_images >= 4  # the default draws
     assert "28x28, 1 channel" in image_label

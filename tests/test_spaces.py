@@ -124,15 +124,21 @@ def test_text_space_generates_and_interpolates(launched):
     client.close()
 
 
+def save_screenshot(page, tmp_path, name: str) -> Path:
+    """The whole page as `name`, in $LEBM_SCREENSHOT_DIR when set (to keep it), else in the test's tmp_path."""
+    screenshot = Path(os.environ.get("LEBM_SCREENSHOT_DIR", tmp_path)) / name
+    screenshot.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(screenshot), full_page=True)
+    return screenshot
+
+
 def test_image_space_in_a_real_browser(launched, tmp_path):
     url = launched("image-generation")
-    screenshot = Path(os.environ.get("LEBM_SCREENSHOT_DIR", tmp_path)) / "image_space_after_sample.png"
     with browser_page(url) as (page, browser):
         page.get_by_role("button", name="Sample").click()
         page.locator("#gallery img").first.wait_for(state="visible", timeout=60_000)
         count = page.locator("#gallery img").count()
-        screenshot.parent.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(screenshot), full_page=True)
+        screenshot = save_screenshot(page, tmp_path, "image_space_after_sample.png")
         browser.close()
     assert count >= 16  # the default number of samples
     assert screenshot.stat().st_size > 10_000

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .icd9 import dot_icd9, icd9_chapter
+from .icd9 import dotted_icd9, icd9_chapter
 from .icd10 import ICD10_ADVICE, _as_icd10_map, load_icd10_map, looks_like_icd10  # noqa: F401 (re-exported)
 
 TIME_FORMAT = "%Y-%m-%d %H:%M:%S"  # MIMIC's ADMITTIME layout, also used for the returned admit_times
@@ -121,11 +121,9 @@ def _clean_admissions(frame, file_name: str, report: EHRDataReport):
 def _normalise_code(raw: str) -> str:
     """A dotted ICD-9 code from a dotted or undotted one; "" when it is not a code, "?" outside every chapter."""
     try:
-        dotted = dot_icd9(raw.replace(".", ""))
+        dotted = dotted_icd9(raw)  # a dot in the wrong place ("42.80") is not a spelling of 428.0
     except ValueError:
         return ""
-    if "." in raw and raw.rstrip(".") != dotted:
-        return ""  # a dot in the wrong place ("42.80") is not a spelling of 428.0
     try:
         icd9_chapter(dotted)
     except ValueError:

@@ -30,6 +30,15 @@ def dot_icd9(code: str) -> str:
     return code if len(code) == head else f"{code[:head]}.{code[head:]}"
 
 
+def dotted_icd9(raw: str) -> str:
+    """A dotted ICD-9 code from a dotted or undotted one ("4280", "428.0" -> "428.0"). Raises a ValueError for a
+    string that is not one, and for a dot in the wrong place ("42.80" is not a spelling of 428.0)."""
+    dotted = dot_icd9(raw.replace(".", ""))
+    if "." in raw and raw.rstrip(".") != dotted:
+        raise ValueError(f"{raw!r} has its dot in the wrong place (did you mean {dotted}?)")
+    return dotted
+
+
 def icd9_chapter(code: str) -> int:
     """The index in `ICD9_CHAPTERS` of a (dotted or undotted) code's chapter; a ValueError outside every chapter."""
     category = code.split(".")[0] if "." in code else dot_icd9(code).split(".")[0]
@@ -41,4 +50,4 @@ def icd9_chapter(code: str) -> int:
     raise ValueError(f"ICD-9 code {code!r} (category {category!r}) falls in no ICD-9-CM chapter")
 
 
-__all__ = ["ICD9_CHAPTERS", "dot_icd9", "icd9_chapter"]
+__all__ = ["ICD9_CHAPTERS", "dot_icd9", "dotted_icd9", "icd9_chapter"]

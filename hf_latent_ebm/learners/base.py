@@ -10,6 +10,7 @@ from torch import nn
 from ..decoders.base import decoder_negative_log_likelihood
 from ..registry import PartConfig
 from ..samplers.base import Sampler
+from ..validation import require_at_least, require_greater_than
 
 
 POSTERIOR_CHAIN_PRIORS = ("model", "reference")
@@ -48,12 +49,8 @@ class LearnerConfig(PartConfig):
         if self.decoder_autocast is not None and self.decoder_autocast not in DECODER_AUTOCAST_DTYPES:
             raise ValueError(f"decoder_autocast must be None or one of {DECODER_AUTOCAST_DTYPES}, "
                              f"got {self.decoder_autocast!r}")
-        for name in ("prior_learning_rate", "decoder_learning_rate"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        for name in ("prior_weight_decay", "energy_magnitude_weight"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        require_greater_than(self, ("prior_learning_rate", "decoder_learning_rate"))
+        require_at_least(self, ("prior_weight_decay", "energy_magnitude_weight"), 0)
         for name in ("prior_lr_decay", "decoder_lr_decay"):
             if not 0 < getattr(self, name) <= 1:
                 raise ValueError(f"{name} must be in (0, 1], got {getattr(self, name)}")

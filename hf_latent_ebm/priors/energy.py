@@ -6,6 +6,7 @@ import torch
 from huggingface_hub.dataclasses import strict
 from torch import nn
 
+from ..validation import require_at_least
 from .base import Prior, PriorConfig
 
 ACTIVATIONS = {"gelu": nn.GELU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "silu": nn.SiLU}
@@ -33,9 +34,7 @@ class EnergyPriorConfig(PriorConfig):
     gradient: str = "analytic"
 
     def validate_energy(self):
-        for name in ("hidden_dim", "num_hidden_layers"):
-            if not getattr(self, name) >= 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        require_at_least(self, ("hidden_dim", "num_hidden_layers"))
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {self.activation!r}")
         if self.gradient not in GRADIENTS:

@@ -19,9 +19,10 @@ import torch
 from transformers import AutoModel
 
 import hf_latent_ebm  # noqa: F401  (registers the model types)
-from hf_latent_ebm.chet import ChetForHealthEventPrediction, dot_icd9, icd9_chapter
+from hf_latent_ebm.chet import ChetForHealthEventPrediction
 from hf_latent_ebm.chet.explain import code_attributions
 from hf_latent_ebm.chet.icd9_names import icd9_name
+from hf_latent_ebm.data.icd9 import dotted_icd9, icd9_chapter
 
 HERE = Path(__file__).parent
 DEFAULT_MODELS = {"diagnosis": HERE / "models" / "diagnosis", "heart_failure": HERE / "models" / "heart_failure"}
@@ -47,10 +48,7 @@ def load_model(path, task: str) -> ChetForHealthEventPrediction:
 
 def normalise_code(token: str) -> str:
     """A dotted ICD-9 code from a dotted or undotted one ("4280", "428.0" -> "428.0"); a ValueError otherwise."""
-    token = token.strip().upper()
-    dotted = dot_icd9(token.replace(".", ""))
-    if "." in token and token.rstrip(".") != dotted:
-        raise ValueError(f"{token!r} has its dot in the wrong place (did you mean {dotted}?)")
+    dotted = dotted_icd9(token.strip().upper())
     icd9_chapter(dotted)  # a code outside every ICD-9-CM chapter is not a diagnosis code
     return dotted
 
