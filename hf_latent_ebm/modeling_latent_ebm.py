@@ -202,6 +202,8 @@ class LatentEBMPreTrainedModel(CardedModelMixin, PreTrainedModel):
             self.decoder.check_observations(observations, check_values=False)
         else:
             self.check_batch(batch)
+        if self.training and torch.is_grad_enabled():
+            self.prior.on_training_step()
         losses = self.learner.losses(self.learner_context, self.decoder.compact(observations), batch, generator)
         terms = {name: term.detach() for name, term in losses.terms.items()}
         output = LatentEBMOutput(loss=losses.loss, loss_terms=terms, posterior_latents=losses.posterior_latents,

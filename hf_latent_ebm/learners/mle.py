@@ -24,14 +24,15 @@ def mle_losses(prior, decoder, observations, prior_sampler: Sampler, posterior_s
     With an energy-based prior the terms also carry the chain diagnostics (`chain_diagnostics`):
     "energy_difference" (the value of "energy_loss") and both chains' |grad U| at their last step.
 
-    The posterior chains start from p0 unless `posterior_start` is given. Both chains' outputs are detached, so the
+    The posterior chains start where the prior says (`Prior.posterior_start`: draws from p0 unless it overrides
+    that) unless `posterior_start` is given. Both chains' outputs are detached, so the
     decoder term only reaches decoder parameters and the energy term only prior parameters: one optimizer with a
     parameter group per part (each with its own learning rate) trains both. `decoder_autocast` ("bfloat16") runs
     the decoder under autocast, in the chain and in its loss.
     """
     batch_size = batch_size_of(observations)
     if posterior_start is None:
-        posterior_start = prior.sample_reference(batch_size, generator)
+        posterior_start = prior.posterior_start(batch_size, generator)
     prior_start = prior.sample_reference(batch_size, generator)
     potential = posterior_potential(prior, decoder, observations, posterior_chain_prior, decoder_autocast)
     # With an energy, both chains also report |grad U| at their last step (Nijkamp et al. 2020's diagnostics).
@@ -105,7 +106,7 @@ class MLELearner(Learner):
         if context.encoder is not None:
             start = context.encoder.sample(observations, generator)
         else:
-            start = context.prior.sample_reference(batch_size_of(observations), generator)
+            start = context.prior.posterior_start(batch_size_of(observations), generator)
         return context.posterior_chain(langevin_proper)(context.posterior_potential(observations, langevin_proper),
                                                         start, generator)
 

@@ -97,6 +97,17 @@ class Prior(nn.Module):
         device = device if device is not None else self._device_anchor.device
         return self.reference_sigma * torch.randn((batch_size, self.latent_dim), generator=generator, device=device)
 
+    def posterior_start(self, batch_size: int, generator: torch.Generator | None = None,
+                        device: torch.device | None = None) -> torch.Tensor:
+        """Where posterior chains start: draws from p0, as in Pang et al. 2020. A prior whose papers start inference
+        elsewhere (the spike-and-slab prior of Li & Han 2022 starts it at z = 0) overrides this."""
+        return self.sample_reference(batch_size, generator, device)
+
+    def on_training_step(self) -> None:
+        """Called by the model once per training forward pass (training mode, gradients on), before the update. A
+        prior with a schedule over updates (gradual sparsification, say) advances it here, in a persistent buffer
+        so that a checkpoint resumes it; the default does nothing."""
+
     def sample_from(self, start: torch.Tensor, sampler: Sampler, generator: torch.Generator | None = None,
                     return_diagnostics: bool = False) -> torch.Tensor | SamplerOutput:
         """Prior samples from draws `start` of p0: the short-run chain on U = -log p(z)."""
