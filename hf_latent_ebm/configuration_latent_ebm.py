@@ -199,7 +199,7 @@ class LatentEBMBaseConfig(PreTrainedConfig):
         learner = LEARNERS.get(self.learner, field="learner")
         SAMPLERS.get(self.sampler_type, field="sampler_type").check_config(self.part_config("sampler"), decoder_class)
         learner_config = self.part_config("learner")
-        learner.check_config(self)
+        learner.check_config(self.learner, self.prior_type, self.num_labels)
         if learner.needs_encoder(learner_config):
             self._check_modality("encoder", ENCODERS.get(self.encoder_type, field="encoder_type"))
 

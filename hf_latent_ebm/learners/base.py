@@ -190,8 +190,9 @@ class Learner:
     infers_with_encoder: bool = False
 
     @classmethod
-    def check_config(cls, config) -> None:
-        """Raise a ValueError when the config's other choices do not fit this learner."""
+    def check_config(cls, learner: str, prior_type: str, num_labels: int | None) -> None:
+        """Raise a ValueError when the model's other choices (the prior named `prior_type`, the number of classes)
+        do not fit this learner (registered as `learner`, for the message); the config runs it when it is built."""
 
     @classmethod
     def needs_encoder(cls, learner_config: LearnerConfig) -> bool:

@@ -16,14 +16,14 @@ from .variational import VariationalEBMLearner, VariationalLearnerConfig
 UNLABELLED = -100
 
 
-def _check_coupling_config(config) -> None:
+def _check_coupling_config(learner: str, prior_type: str, num_labels: int | None) -> None:
     from ..priors import PRIORS, CouplingPrior
 
-    if not issubclass(PRIORS.get(config.prior_type), CouplingPrior):
-        raise ValueError(f"learner={config.learner!r} couples labels with z: it needs a coupling prior "
-                         f"(prior_type='coupling'), not {config.prior_type!r}")
-    if config.num_labels < 2:
-        raise ValueError(f"semi-supervised classification needs >= 2 labels, got num_labels={config.num_labels}")
+    if not issubclass(PRIORS.get(prior_type, field="prior_type"), CouplingPrior):
+        raise ValueError(f"learner={learner!r} couples labels with z: it needs a coupling prior "
+                         f"(prior_type='coupling'), not {prior_type!r}")
+    if num_labels is None or num_labels < 2:
+        raise ValueError(f"semi-supervised classification needs >= 2 labels, got num_labels={num_labels}")
 
 
 def check_labels(labels: torch.Tensor, num_labels: int) -> None:
@@ -90,9 +90,9 @@ class _LabelsMixin:
     input_names = ("labels",)
 
     @classmethod
-    def check_config(cls, config) -> None:
-        _check_coupling_config(config)
-        super().check_config(config)
+    def check_config(cls, learner: str, prior_type: str, num_labels: int | None) -> None:
+        _check_coupling_config(learner, prior_type, num_labels)
+        super().check_config(learner, prior_type, num_labels)
 
     def check_batch(self, context: LearnerContext, batch: dict) -> None:
         if batch.get("labels") is not None:

@@ -22,6 +22,19 @@ class VariationalLearnerConfig(LearnerConfig):
             raise ValueError(f"vae_free_bits must be >= 0 nats per dimension, got {self.vae_free_bits}")
 
 
+def _prior_class(prior_type: str) -> type:
+    from ..priors import PRIORS  # the registry imports every prior; learners only need one class's flags
+
+    return PRIORS.get(prior_type, field="prior_type")
+
+
+def _check_gaussian_reference(learner: str, prior_type: str) -> None:
+    # The ELBO's KL(q || p0) is the closed form between diagonal Gaussians.
+    if not _prior_class(prior_type).gaussian_reference:
+        raise ValueError(f"learner={learner!r} computes KL(q || p0) in closed form for a Gaussian p0: "
+                         f"prior_type={prior_type!r} has another reference density; use learner='mle'")
+
+
 class ELBOLearner(Learner):
     r"""
     The VAE: an inference network q(z | x), one reparameterised sample z+ ~ q, and the negative ELBO
@@ -42,11 +55,10 @@ class ELBOLearner(Learner):
     config_class = VariationalLearnerConfig
 
     @classmethod
-    def check_config(cls, config) -> None:
-        from ..priors import PRIORS
-
-        if PRIORS.get(config.prior_type).has_energy:
-            raise ValueError(f"learner='{config.learner}' is the Gaussian-prior VAE baseline: set "
+    def check_config(cls, learner: str, prior_type: str, num_labels: int | None) -> None:
+        _check_gaussian_reference(learner, prior_type)
+        if _prior_class(prior_type).has_energy:
+            raise ValueError(f"learner='{learner}' is the Gaussian-prior VAE baseline: set "
                              "prior_type='gaussian' (or learner='vae_ebm' for an energy-based prior)")
 
     @classmethod
@@ -104,11 +116,10 @@ class VariationalEBMLearner(ELBOLearner):
     """The ELBO learner with an energy-based prior (see `ELBOLearner`): the variational latent EBM."""
 
     @classmethod
-    def check_config(cls, config) -> None:
-        from ..priors import PRIORS
-
-        if not PRIORS.get(config.prior_type).has_energy:
-            raise ValueError(f"learner='vae_ebm' learns an energy-based prior: prior_type={config.prior_type!r} "
+    def check_config(cls, learner: str, prior_type: str, num_labels: int | None) -> None:
+        _check_gaussian_reference(learner, prior_type)
+        if not _prior_class(prior_type).has_energy:
+            raise ValueError(f"learner={learner!r} learns an energy-based prior: prior_type={prior_type!r} "
                              "has no energy")
 
 

@@ -48,6 +48,10 @@ class Prior(nn.Module):
 
     config_class: type[PriorConfig] = PriorConfig
     has_energy: bool = True
+    # Whether p0 is N(0, reference_sigma^2 I), the closed form the variational learners' KL(q || p0) assumes; a
+    # prior with another reference density (a spike-and-slab mixture, say) sets False and overrides the
+    # `reference_*` methods and `sample_reference`.
+    gaussian_reference: bool = True
     analytic_gradient: bool = False
     # Whether the energy traces into one torch.compile graph (see `Decoder.compilable`); MLP energies do.
     compilable: bool = True
