@@ -5,11 +5,14 @@ from .base import Prior, PriorConfig
 from .coupling import CouplingPrior
 from .energy import ACTIVATIONS, EnergyPrior, EnergyPriorConfig
 from .gaussian import GaussianPrior
+from .spike_slab import SpikeSlabPrior, SpikeSlabPriorConfig
 
 PRIORS = Registry("prior", Prior)
 PRIORS.register("ebm", EnergyPrior)
 PRIORS.register("gaussian", GaussianPrior)
 PRIORS.register("coupling", CouplingPrior)
+PRIORS.register("spike_slab", SpikeSlabPrior)
 register_prior = PRIORS.register
 
-__all__ = ["PRIORS", "Prior", "PriorConfig", "EnergyPriorConfig", "EnergyPrior", "CouplingPrior", "GaussianPrior", "ACTIVATIONS", "register_prior"]
+__all__ = ["PRIORS", "Prior", "PriorConfig", "EnergyPriorConfig", "EnergyPrior", "CouplingPrior", "GaussianPrior",
+           "SpikeSlabPrior", "SpikeSlabPriorConfig", "ACTIVATIONS", "register_prior"]
