@@ -5,6 +5,7 @@ from .base import Learner, LearnerConfig, LearnerContext, LearnerOutput, Learner
 from .coupling import (CouplingMLEConfig, CouplingMLELearner, CouplingSettings, CouplingVariationalConfig,
                        CouplingVariationalLearner)
 from .mle import EncoderRefinedMLELearner, MLELearner, MLELearnerConfig, mle_losses
+from .nce import MultiStageNCEConfig, MultiStageNCELearner, nce_losses
 from .variational import ELBOLearner, VariationalEBMLearner, VariationalLearnerConfig
 
 LEARNERS = Registry("learner", Learner)
@@ -14,10 +15,12 @@ LEARNERS.register("vae", ELBOLearner)
 LEARNERS.register("vae_ebm", VariationalEBMLearner)
 LEARNERS.register("coupling_vae", CouplingVariationalLearner)
 LEARNERS.register("coupling_mle", CouplingMLELearner)
+LEARNERS.register("nce", MultiStageNCELearner)
 register_learner = LEARNERS.register
 
 __all__ = ["LEARNERS", "Learner", "LearnerOutput", "LearnerContext", "LearnerConfig", "LearnerSettings",
            "MLELearnerConfig", "VariationalLearnerConfig", "CouplingVariationalConfig", "CouplingMLEConfig",
            "CouplingSettings",
            "MLELearner", "EncoderRefinedMLELearner", "ELBOLearner", "VariationalEBMLearner",
-           "CouplingVariationalLearner", "CouplingMLELearner", "mle_losses", "posterior_potential", "register_learner"]
+           "CouplingVariationalLearner", "CouplingMLELearner", "MultiStageNCEConfig", "MultiStageNCELearner",
+           "nce_losses", "mle_losses", "posterior_potential", "register_learner"]

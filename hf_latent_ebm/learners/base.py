@@ -174,7 +174,8 @@ def add_energy_magnitude_penalty(output: "LearnerOutput", prior, weight: float) 
 
 class Learner:
     r"""
-    How a model learns and infers z. A learner holds no weights and no state: every call gets the `LearnerContext`
+    How a model learns and infers z. A learner holds no weights (a schedule's training-time state at most, as the
+    multi-stage NCE learner's stages, never saved): every call gets the `LearnerContext`
     the model built (its parts, its samplers, and the learner's typed config, its `config_class` read from the
     model config's `learner_config`), never the model, so data flows one way and a model is its config plus its
     weights. Subclasses implement `losses` and `infer_latents`; they may declare the batch keys they read beside
