@@ -36,8 +36,8 @@ class LinearGaussianDecoder(Decoder):
 register_decoder("linear_gaussian", LinearGaussianDecoder)
 
 SETTINGS = dict(latent_dim=2, energy_hidden_dim=16, sampler_config={"prior_steps": 10, "posterior_steps": 10},
-                decoder_type="linear_gaussian", decoder_kwargs={"observation_dim": 6},
-                encoder_kwargs={"observation_dim": 6, "hidden_dim": 16}, decoder_learning_rate=1e-2,
+                decoder_type="linear_gaussian", decoder_config={"observation_dim": 6},
+                encoder_config={"observation_dim": 6, "hidden_dim": 16}, decoder_learning_rate=1e-2,
                 prior_learning_rate=1e-3)
 
 
@@ -95,7 +95,7 @@ def test_a_registered_decoder_trains_saves_and_reloads(tmp_path, learner, prior_
 
 
 def test_the_default_generic_model_runs_on_vectors():
-    model = LatentEBMModel(LatentEBMModelConfig(latent_dim=3, decoder_kwargs={"observation_dim": 5},
+    model = LatentEBMModel(LatentEBMModelConfig(latent_dim=3, decoder_config={"observation_dim": 5},
                                                 sampler_config={"prior_steps": 3, "posterior_steps": 3})).eval()
     observations = torch.randn(4, 5)
     output = model(observations=observations, generator=torch.Generator().manual_seed(0))
@@ -120,13 +120,42 @@ def test_parts_are_checked_by_name_and_by_modality():
         LatentEBMTextConfig(encoder_type="conv", learner="vae", prior_type="gaussian")
     with pytest.raises(ValueError, match="is for generic models"):
         LatentEBMConfig(decoder_type="linear_gaussian")
-    # A generic config builds any decoder from keyword arguments, the image generator included.
-    generic_images = LatentEBMModel(LatentEBMModelConfig(latent_dim=4, decoder_type="conv", decoder_kwargs=dict(
+    # A generic config builds any decoder from its decoder_config, the image generator included.
+    generic_images = LatentEBMModel(LatentEBMModelConfig(latent_dim=4, decoder_type="conv", decoder_config=dict(
         image_size=28, num_channels=1, base_channels=4, sigma=0.3), sampler_config={"prior_steps": 2}))
     assert generic_images.sample(2).shape == (2, 1, 28, 28)
-    # A generic decoder whose constructor does not take the given arguments fails with the part named.
-    with pytest.raises(ValueError, match="cannot build decoder 'linear_gaussian'"):
-        LatentEBMModel(LatentEBMModelConfig(decoder_type="linear_gaussian", decoder_kwargs={"width": 3}))
+    # A decoder without a config class gets decoder_config as keyword arguments, checked against its constructor
+    # when the config is built: the sub-config and the constructor are named.
+    with pytest.raises(ValueError, match=r"decoder_config: got an unexpected keyword argument 'width'.*"
+                                         r"LinearGaussianDecoder\(latent_dim"):
+        LatentEBMModelConfig(decoder_type="linear_gaussian", decoder_config={"observation_dim": 6, "width": 3})
+    with pytest.raises(ValueError, match="decoder_config: missing a required argument: 'observation_dim'"):
+        LatentEBMModelConfig(decoder_type="linear_gaussian")
+    # A decoder with a config class: unknown fields, wrong types and bad ranges name the sub-config and the field.
+    with pytest.raises(ValueError, match=r"decoder_config: unknown field\(s\) \['width'\]"):
+        LatentEBMModelConfig(decoder_config={"width": 3})
+    with pytest.raises(ValueError, match="(?s)encoder_config: .*base_channels must be >= 1"):
+        LatentEBMConfig(learner="vae", prior_type="gaussian", encoder_config={"base_channels": 0})
+    # A modality's config supplies the data's shape itself; giving it in the sub-config is an error, not a tie-break.
+    with pytest.raises(ValueError, match=r"decoder_config: \['image_size'\] are set by this config's own field"):
+        LatentEBMConfig(decoder_config={"image_size": 32})
+
+
+class BrokenDecoder(LinearGaussianDecoder):
+    """A decoder with a bug in its constructor: the error must surface as itself, not as a settings error."""
+
+    def __init__(self, latent_dim: int, observation_dim: int):
+        super().__init__(latent_dim, observation_dim)
+        self.scale = len(observation_dim)  # TypeError: an int has no len()
+
+
+register_decoder("broken_linear", BrokenDecoder)
+
+
+def test_an_error_inside_a_part_is_not_disguised_as_a_settings_error():
+    config = LatentEBMModelConfig(decoder_type="broken_linear", decoder_config={"observation_dim": 6})
+    with pytest.raises(TypeError, match="has no len"):
+        LatentEBMModel(config)
 
 
 def test_registries_take_subclasses_once():
