@@ -1,16 +1,20 @@
 """Extending the library from outside the package: a decoder registered with the public call, trained by the MLE and
-the ELBO learners through the trainer, saved, and reloaded with AutoModel (what docs/extending.md shows)."""
+the ELBO learners through the trainer, saved, and reloaded with AutoModel (what docs/extending.md shows); and a prior
+the same way (its class and config class here, one `register_prior` call, no library file touched)."""
 
+import dataclasses
 import json
 
 import pytest
 import torch
+from huggingface_hub.dataclasses import strict
 from torch import nn
 from transformers import AutoModel
 
 from hf_latent_ebm import (DECODERS, Decoder, LatentEBMConfig, LatentEBMModel, LatentEBMModelConfig,
                            LatentEBMTextConfig, Learner, register_decoder)
 from hf_latent_ebm.decoders import check_float_batch
+from hf_latent_ebm.priors import Prior, PriorConfig, register_prior
 from hf_latent_ebm.registry import Registry
 from hf_latent_ebm.training import LatentEBMTrainer, TrainingArguments
 
@@ -168,3 +172,68 @@ def test_registries_take_subclasses_once():
         registry.register("learner", Learner)
     assert "linear" in registry and registry.names() == ["linear"]
     assert DECODERS.get("linear_gaussian") is LinearGaussianDecoder
+
+
+# ---- a prior from outside the package: its own file (here, this module) plus one registration ------------------
+
+@strict
+@dataclasses.dataclass
+class TiltedGaussianPriorConfig(PriorConfig):
+    """The toy prior's settings (the model config's `prior_config`), declared next to it."""
+
+    init_precision: float = 1.0
+
+    def validate_precision(self):
+        if not self.init_precision > 0:
+            raise ValueError(f"init_precision must be > 0, got {self.init_precision}")
+
+
+class TiltedGaussianPrior(Prior):
+    """E(z) = sum_i (softplus(a_i) - softplus(a_i^0)) z_i^2 / 2 - b.z: a learned diagonal Gaussian written as an
+    energy on p0, so the MLE learner's prior chain and contrastive energy loss learn it like any energy."""
+
+    config_class = TiltedGaussianPriorConfig
+
+    def __init__(self, latent_dim, reference_sigma, init_precision):
+        super().__init__(latent_dim, reference_sigma)
+        start = torch.log(torch.expm1(torch.tensor(init_precision)))  # softplus^-1
+        self.precision_logits = nn.Parameter(start.repeat(latent_dim))
+        self.shift = nn.Parameter(torch.zeros(latent_dim))
+        self.register_buffer("start", start.repeat(latent_dim))
+
+    @classmethod
+    def from_config(cls, config, latent_dim, num_labels=None):
+        return cls(latent_dim, config.sigma, config.init_precision)
+
+    def energy(self, latents):
+        extra = nn.functional.softplus(self.precision_logits) - nn.functional.softplus(self.start)
+        return (extra * latents.pow(2)).sum(dim=-1) / 2 - latents @ self.shift
+
+
+register_prior("tilted_gaussian", TiltedGaussianPrior)
+
+
+def test_a_registered_prior_trains_saves_reloads_and_describes_itself(tmp_path):
+    torch.manual_seed(0)
+    config = LatentEBMModelConfig(
+        latent_dim=2, prior_type="tilted_gaussian", prior_config={"init_precision": 1.0},
+        sampler_config={"prior_steps": 10, "posterior_steps": 10}, decoder_type="linear_gaussian",
+        decoder_config={"observation_dim": 6}, learner_config={"prior_learning_rate": 1e-2,
+                                                               "decoder_learning_rate": 1e-2})
+    model = LatentEBMModel(config)
+    assert isinstance(model.prior, TiltedGaussianPrior)
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=60, batch_size=32, seed=1, sample_every=0,
+                             checkpoint_every=0, log_every=10, num_grid_samples=4)
+    LatentEBMTrainer(model, factor_data(), args).train()
+    assert not torch.equal(model.prior.shift, torch.zeros(2))  # the energy's parameters learned
+    model.save_pretrained(tmp_path / "saved")
+    saved = json.loads((tmp_path / "saved" / "config.json").read_text())
+    assert saved["prior_type"] == "tilted_gaussian" and saved["prior_config"]["init_precision"] == 1.0
+    # The card describes the prior by the base class's `describe` (a prior may override it).
+    assert "learned energy-based prior p(z)" in (tmp_path / "saved" / "README.md").read_text()
+    loaded = AutoModel.from_pretrained(tmp_path / "saved").eval()
+    model.eval()
+    assert torch.equal(loaded.sample_latents(5, torch.Generator().manual_seed(3)),
+                       model.sample_latents(5, torch.Generator().manual_seed(3)))
+    with pytest.raises(ValueError, match="(?s)prior_config: .*init_precision must be > 0"):
+        LatentEBMModelConfig(prior_type="tilted_gaussian", prior_config={"init_precision": 0.0})
