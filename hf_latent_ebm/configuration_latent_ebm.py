@@ -34,12 +34,45 @@ LEGACY_LEARNER_FIELDS = {name: name for name in (
 # learner's config class rejects it (as the old validation did: vae_free_bits > 0 with learner "mle").
 _LEGACY_LEARNER_DEFAULTS = {"vae_free_bits": 0.0, "posterior_init": "prior", "label_loss_weight": 100.0,
                             "mutual_information_weight": 10.0}
+# The image and text configs' flat decoder and encoder fields (one flat field may feed both parts: the image
+# encoder mirrors the generator's width, the text encoder shares the decoder's embedding and state widths).
+LEGACY_DECODER_FIELDS = {"decoder_base_channels": "base_channels", "decoder_sigma": "sigma",
+                         "embedding_dim": "embedding_dim", "hidden_dim": "hidden_dim", "num_decoder_layers": "num_layers",
+                         "num_attention_heads": "num_heads", "decoder_dropout": "dropout"}
+LEGACY_ENCODER_FIELDS = {"decoder_base_channels": "base_channels", "embedding_dim": "embedding_dim",
+                         "hidden_dim": "hidden_dim"}
 # Per part kind: its registry, the config field that names the part, the name a config without it meant, and its
-# flat fields.
+# flat fields. The decoder's and encoder's default names depend on the model kind (`_default_part_names`).
 _LEGACY_PARTS = {"prior": (PRIORS, "prior_type", "ebm", LEGACY_PRIOR_FIELDS),
                  "sampler": (SAMPLERS, "sampler_type", "langevin", LEGACY_SAMPLER_FIELDS),
-                 "learner": (LEARNERS, "learner", "mle", LEGACY_LEARNER_FIELDS)}
-LEGACY_FIELDS = {**LEGACY_PRIOR_FIELDS, **LEGACY_SAMPLER_FIELDS, **LEGACY_LEARNER_FIELDS}
+                 "learner": (LEARNERS, "learner", "mle", LEGACY_LEARNER_FIELDS),
+                 "decoder": (DECODERS, "decoder_type", None, LEGACY_DECODER_FIELDS),
+                 "encoder": (ENCODERS, "encoder_type", None, LEGACY_ENCODER_FIELDS)}
+# The generic configs' untyped keyword-argument dicts, renamed (the multimodal specs held the same keys).
+LEGACY_RENAMES = {"decoder_kwargs": "decoder_config", "encoder_kwargs": "encoder_config"}
+LEGACY_FIELDS = {**LEGACY_PRIOR_FIELDS, **LEGACY_SAMPLER_FIELDS, **LEGACY_LEARNER_FIELDS, **LEGACY_DECODER_FIELDS,
+                 **{name: name for name in LEGACY_RENAMES}}
+
+
+def _is_latent_ebm_config(model_type: str | None) -> bool:
+    from transformers import CONFIG_MAPPING
+
+    return model_type not in CONFIG_MAPPING or issubclass(CONFIG_MAPPING[model_type], LatentEBMBaseConfig)
+
+
+def _default_part_names(model_type: str | None) -> dict:
+    """The type fields' defaults of the config class registered for `model_type` (what a config.json written with
+    `use_diff` leaves out); the base defaults for an unknown one."""
+    from transformers import CONFIG_MAPPING
+
+    config_class = CONFIG_MAPPING[model_type] if model_type in CONFIG_MAPPING else LatentEBMConfig
+    fields = config_class.__dataclass_fields__
+    return {type_field: fields[type_field].default for _, type_field, _, _ in _LEGACY_PARTS.values()}
+
+
+def _renamed_settings(settings: dict, decoder_type: str | None = None) -> dict:
+    # The recurrent text decoder took its cell ("lstm"/"gru") as an argument; it is now the registered class's.
+    return {key: value for key, value in settings.items() if not (key == "cell" and value == decoder_type)}
 
 
 def convert_legacy_config(config_dict: dict) -> dict:
@@ -59,21 +92,54 @@ def convert_legacy_config(config_dict: dict) -> dict:
     in. Applied by every latent-EBM config's construction, hence by `from_dict`, `from_pretrained` and
     `AutoConfig`; a dict without flat fields comes back equal. The input is not modified.
 
+    The decoder's and encoder's flat fields of the image and text configs (`decoder_base_channels`,
+    `decoder_sigma`, `embedding_dim`, `hidden_dim`, `num_decoder_layers`, `num_attention_heads`, `decoder_dropout`)
+    move into `decoder_config` / `encoder_config` (`LEGACY_DECODER_FIELDS`, `LEGACY_ENCODER_FIELDS`: one flat field
+    may feed both, as the image encoder mirrors the generator's width), the generic configs' `decoder_kwargs` /
+    `encoder_kwargs` are renamed `decoder_config` / `encoder_config`, and so are the multimodal specs' keys; a
+    recurrent text decoder's `cell` argument, now its registered class's, is dropped. A part type the dict leaves
+    out is the default of the config class registered for its `model_type`.
+
     Example: `{"prior_type": "ebm", "prior_sigma": 1.0, "energy_hidden_dim": 200, "prior_langevin_steps": 60}` ->
     `{"prior_type": "ebm", "prior_config": {"sigma": 1.0, "hidden_dim": 200}, "sampler_config": {"prior_steps": 60}}`.
     """
     converted = dict(config_dict)
+    if not _is_latent_ebm_config(converted.get("model_type")):
+        return converted  # another family's config (Chet's `hidden_dim` is its own field)
+    legacy_values = {key: converted.pop(key) for key in list(converted) if key in LEGACY_FIELDS}
+    defaults = None
+    for old, new in LEGACY_RENAMES.items():
+        if old in legacy_values:
+            settings = _renamed_settings(legacy_values.pop(old), converted.get("decoder_type"))
+            converted[new] = {**settings, **(converted.get(new) or {})}
     for kind, (registry, type_field, default_name, fields) in _LEGACY_PARTS.items():
-        legacy = {key: converted.pop(key) for key in list(converted) if key in fields}
+        legacy = {key: value for key, value in legacy_values.items() if key in fields}
         if not legacy:
             continue
-        part_class = registry.get(converted.get(type_field, default_name), field=type_field)
-        accepted = part_class.config_class.field_names()
+        name = converted.get(type_field, default_name)
+        if name is None:
+            defaults = defaults or _default_part_names(converted.get("model_type"))
+            name = defaults[type_field]
+        part_class = registry.get(name, field=type_field)
+        accepted = part_class.config_class.field_names() if part_class.config_class is not None else ()
         sub_config = {fields[key]: value for key, value in legacy.items()
                       if fields[key] in accepted or (kind == "learner" and key in _LEGACY_LEARNER_DEFAULTS
                                                      and value != _LEGACY_LEARNER_DEFAULTS[key])}
         converted[f"{kind}_config"] = {**(converted.get(f"{kind}_config") or {}), **sub_config}
+    if isinstance(converted.get("modalities"), dict):
+        converted["modalities"] = {name: _converted_spec(spec) for name, spec in converted["modalities"].items()}
     return converted
+
+
+def _converted_spec(spec):
+    """A multimodal spec with `decoder_kwargs` / `encoder_kwargs` renamed `decoder_config` / `encoder_config`."""
+    if not isinstance(spec, dict) or not any(old in spec for old in LEGACY_RENAMES):
+        return spec
+    spec = dict(spec)
+    for old, new in LEGACY_RENAMES.items():
+        if old in spec:
+            spec[new] = _renamed_settings(spec.pop(old), spec.get("decoder_type"))
+    return spec
 
 # The learner's choices, declared with its config classes (kept importable from here).
 from .learners.base import DECODER_AUTOCAST_DTYPES, POSTERIOR_CHAIN_PRIORS  # noqa: E402
@@ -156,18 +222,19 @@ class LatentEBMBaseConfig(PreTrainedConfig):
     prior_config: dict = field(default_factory=dict)
     sampler_config: dict = field(default_factory=dict)
     learner_config: dict = field(default_factory=dict)
+    decoder_config: dict = field(default_factory=dict)
+    encoder_config: dict = field(default_factory=dict)
     lr_decay_steps: int = 600
     adam_beta1: float = 0.5
     adam_beta2: float = 0.999
 
     def __post_init__(self, **kwargs):
         legacy = {key: kwargs.pop(key) for key in list(kwargs) if key in LEGACY_FIELDS}
-        if legacy:
-            converted = convert_legacy_config({**legacy, **{name: getattr(self, name) for kind, (_, type_field, _, _)
-                                                            in _LEGACY_PARTS.items()
-                                                            for name in (type_field, f"{kind}_config")}})
-            for kind in _LEGACY_PARTS:
-                setattr(self, f"{kind}_config", converted[f"{kind}_config"])
+        converted_fields = [name for kind, (_, type_field, _, _) in _LEGACY_PARTS.items()
+                            for name in (type_field, f"{kind}_config")] + ["modalities"] * hasattr(self, "modalities")
+        converted = convert_legacy_config({**legacy, **{name: getattr(self, name) for name in converted_fields}})
+        for name in converted_fields:
+            setattr(self, name, converted[name])
         # A partial sub-config keeps this class's defaults for the fields it leaves out (the text config's chains).
         for kind in _LEGACY_PARTS:
             setattr(self, f"{kind}_config", self._with_class_defaults(kind))
@@ -179,32 +246,64 @@ class LatentEBMBaseConfig(PreTrainedConfig):
         given = getattr(self, name)
         if not isinstance(given, dict):
             return given  # part_config reports it
+        defaults = type(self).__dataclass_fields__[name].default_factory()
+        if not defaults:
+            return dict(given)  # a copy: the caller's dict (a shared preset) is not the config's
         registry, type_field = _LEGACY_PARTS[kind][:2]
         accepted = registry.config_class(getattr(self, type_field), type_field).field_names()
-        defaults = type(self).__dataclass_fields__[name].default_factory()
         return {**{key: value for key, value in defaults.items() if key in accepted}, **given}
 
     def part_config(self, kind: str):
-        """The typed config of the part of `kind` ("prior", "sampler" or "learner"): its sub-config dict, over this
-        config class's default sub-config, read by the part's `config_class` (the part's defaults fill in the
-        rest)."""
+        """The typed config of the part of `kind` ("prior", "sampler", "learner", and "decoder" / "encoder" where
+        the part declares a `config_class`): its sub-config dict, over this config class's default sub-config (and,
+        for the decoder and encoder, with the fields this config supplies, `part_facts`), read by the part's
+        `config_class` (the part's defaults fill in the rest)."""
         registry, type_field = _LEGACY_PARTS[kind][:2]
-        return registry.config_class(getattr(self, type_field), type_field).from_dict(
-            self._with_class_defaults(kind), f"{kind}_config")
+        config_class = registry.config_class(getattr(self, type_field), type_field)
+        if config_class is None:
+            raise ValueError(f"{kind}_type {getattr(self, type_field)!r} declares no config class; "
+                             f"use part_arguments({kind!r})")
+        return config_class.from_dict(self._part_settings(kind), f"{kind}_config")
+
+    def part_facts(self, kind: str) -> dict:
+        """The settings of the decoder or encoder that this config supplies from its own fields rather than from
+        `decoder_config` / `encoder_config` (the image size, the vocabulary: facts the data, the tokenizer and both
+        parts share). None for the generic configs."""
+        return {}
+
+    def _part_settings(self, kind: str) -> dict:
+        settings = self._with_class_defaults(kind)
+        if kind not in ("decoder", "encoder") or not isinstance(settings, dict):
+            return settings
+        facts = self.part_facts(kind)
+        clash = sorted(set(settings) & set(facts))
+        if clash:
+            raise ValueError(f"{kind}_config: {clash} are set by this config's own field(s) of the same name, not "
+                             f"in {kind}_config")
+        return {**settings, **facts}
+
+    def part_arguments(self, kind: str) -> dict:
+        """The keyword arguments (besides `latent_dim`) that build the decoder or encoder: `<kind>_config` with the
+        fields this config supplies (`part_facts`), checked against the part's `config_class` (or, for a part that
+        declares none, its constructor's signature); a ValueError naming `<kind>_config` otherwise."""
+        registry, type_field = _LEGACY_PARTS[kind][:2]
+        return registry.arguments(getattr(self, type_field), self._part_settings(kind), f"{kind}_config", type_field)
 
     def validate_parts(self):
         self.part_config("prior")
         decoder_class = DECODERS.get(self.decoder_type, field="decoder_type")
         self._check_modality("decoder", decoder_class)
+        self.part_arguments("decoder")
         learner = LEARNERS.get(self.learner, field="learner")
         SAMPLERS.get(self.sampler_type, field="sampler_type").check_config(self.part_config("sampler"), decoder_class)
         learner_config = self.part_config("learner")
         learner.check_config(self.learner, self.prior_type, self.num_labels)
         if learner.needs_encoder(learner_config):
             self._check_modality("encoder", ENCODERS.get(self.encoder_type, field="encoder_type"))
+            self.part_arguments("encoder")
 
     def _check_modality(self, kind: str, part_class: type) -> None:
-        # A generic config builds any part from keyword arguments; a modality's config reads its own fields.
+        # A generic config may name any part; a modality's config only its modality's (which take its facts).
         if self.part_modality is not None and part_class.modality != self.part_modality:
             name = getattr(self, f"{kind}_type")
             raise ValueError(f"{kind}_type {name!r} is for {part_class.modality or 'generic'} models; "
@@ -237,13 +336,17 @@ class LatentEBMConfig(LatentEBMBaseConfig):
         decoder_type (`str`, *optional*, defaults to `"conv"`): A registered image decoder.
         encoder_type (`str`, *optional*, defaults to `"conv"`): A registered image encoder (the generator mirrored).
         image_size (`int`, *optional*, defaults to 28):
-            Side of the square images; base * 2**n with base in 4..7 (28, 32, 64, ...).
+            Side of the square images; base * 2**n with base in 4..7 (28, 32, 64, ...). Given to the decoder and
+            the encoder (the data's shape, not a setting of either).
         num_channels (`int`, *optional*, defaults to 1):
-            Image channels (1 grayscale, 3 RGB).
-        decoder_base_channels (`int`, *optional*, defaults to 16):
-            `ngf` of the DCGAN generator; the widest layer has `ngf * 2**n` channels.
-        decoder_sigma (`float`, *optional*, defaults to 0.3):
-            Std of the Gaussian likelihood p(x | z).""" + _SHARED_ARGS + r"""
+            Image channels (1 grayscale, 3 RGB); given to both parts as `image_size` is.
+        decoder_config (`dict`, *optional*, defaults to `{}`):
+            The generator's settings (`ConvImageDecoderConfig`): `base_channels` 16 (`ngf`; the widest layer has
+            `ngf * 2**n` channels) and `sigma` 0.3 (std of the Gaussian likelihood p(x | z)). Replaces the former
+            flat `decoder_base_channels` and `decoder_sigma`, which `convert_legacy_config` moves here.
+        encoder_config (`dict`, *optional*, defaults to `{}`):
+            The conv encoder's settings (`ConvImageEncoderConfig`): `base_channels` 16 (an older config's
+            `decoder_base_channels` sets both).""" + _SHARED_ARGS + r"""
 
     Example:
 
@@ -258,19 +361,15 @@ class LatentEBMConfig(LatentEBMBaseConfig):
 
     image_size: int = 28
     num_channels: int = 1
-    decoder_base_channels: int = 16
-    decoder_sigma: float = 0.3
 
-    def validate_image(self):
-        decoder_upsampling_plan(self.image_size)
-        require_at_least(self, ("num_channels", "decoder_base_channels"))
-        if not self.decoder_sigma > 0:
-            raise ValueError(f"decoder_sigma must be > 0, got {self.decoder_sigma}")
+    def part_facts(self, kind: str) -> dict:
+        return {"image_size": self.image_size, "num_channels": self.num_channels}
 
     @classmethod
     def paper_svhn(cls, **overrides) -> "LatentEBMConfig":
         """The SVHN setting of Pang et al. 2020 (32x32x3, nz 100, ngf 64, ndf 200; 733 steps per epoch)."""
-        settings = dict(image_size=32, num_channels=3, latent_dim=100, decoder_base_channels=64, lr_decay_steps=733,
+        settings = dict(image_size=32, num_channels=3, latent_dim=100, decoder_config={"base_channels": 64},
+                        encoder_config={"base_channels": 64}, lr_decay_steps=733,
                         learner_config={"prior_learning_rate": 2e-5, "decoder_learning_rate": 1e-4})
         return cls(**merge_config_kwargs(settings, overrides))
 
@@ -280,22 +379,23 @@ class LatentEBMConfig(LatentEBMBaseConfig):
 class LatentEBMModelConfig(LatentEBMBaseConfig):
     r"""
     Configuration of [`LatentEBMModel`], the modality-agnostic model: any registered decoder and encoder
-    (`register_decoder`, `register_encoder`), built from `decoder_kwargs` / `encoder_kwargs` (the keyword arguments
-    of its constructor besides latent_dim), with every prior, sampler and learner setting of [`LatentEBMConfig`].
+    (`register_decoder`, `register_encoder`), configured by `decoder_config` / `encoder_config` (the part's
+    `config_class` fields, or for a part without one the keyword arguments of its constructor besides latent_dim),
+    with every prior, sampler and learner setting of [`LatentEBMConfig`].
 
     Args:
         decoder_type (`str`, *optional*, defaults to `"mlp"`): A registered generic decoder; "mlp" is a Gaussian MLP
             over real vectors (`observations` of shape (batch, observation_dim)).
-        decoder_kwargs (`dict`, *optional*, defaults to `{}`): Keyword arguments of the decoder's constructor
-            (besides latent_dim), e.g. {"observation_dim": 8, "sigma": 0.5}.
+        decoder_config (`dict`, *optional*, defaults to `{}`): The decoder's settings, e.g. {"observation_dim": 8,
+            "sigma": 0.5} for "mlp" (`GaussianMLPDecoderConfig`). Replaces the former `decoder_kwargs`.
         encoder_type (`str`, *optional*, defaults to `"mlp"`): A registered generic encoder.
-        encoder_kwargs (`dict`, *optional*, defaults to `{}`): Keyword arguments of the encoder's constructor.
+        encoder_config (`dict`, *optional*, defaults to `{}`): The encoder's settings (replaces `encoder_kwargs`).
 
     Example:
 
     ```python
     >>> from hf_latent_ebm import LatentEBMModel, LatentEBMModelConfig
-    >>> config = LatentEBMModelConfig(latent_dim=4, decoder_kwargs={"observation_dim": 8})
+    >>> config = LatentEBMModelConfig(latent_dim=4, decoder_config={"observation_dim": 8})
     >>> LatentEBMModel(config).sample(3).shape
     torch.Size([3, 8])
     ```"""
@@ -305,11 +405,10 @@ class LatentEBMModelConfig(LatentEBMBaseConfig):
 
     decoder_type: str = "mlp"
     encoder_type: str = "mlp"
-    decoder_kwargs: dict = field(default_factory=dict)
-    encoder_kwargs: dict = field(default_factory=dict)
 
 
 __all__ = ["convert_legacy_config", "LEGACY_PRIOR_FIELDS", "LEGACY_SAMPLER_FIELDS", "LEGACY_LEARNER_FIELDS",
+           "LEGACY_DECODER_FIELDS", "LEGACY_ENCODER_FIELDS", "LEGACY_RENAMES",
            "LEGACY_FIELDS",
            "LatentEBMBaseConfig", "LatentEBMConfig", "LatentEBMModelConfig", "decoder_upsampling_plan",
            "raise_value_errors"]

@@ -17,7 +17,7 @@ class LatentEBMClassificationConfig(LatentEBMModelConfig):
     r"""
     Configuration of [`LatentEBMForSemiSupervisedClassification`]: a coupling prior p(y, z) = exp(f_y(z)) p0(z) / Z
     over `num_labels` classes (the labels' names in `id2label`), any registered decoder and encoder built from
-    `decoder_kwargs` / `encoder_kwargs` as in [`LatentEBMModelConfig`], and a semi-supervised learner:
+    `decoder_config` / `encoder_config` as in [`LatentEBMModelConfig`], and a semi-supervised learner:
     "coupling_vae" (the paper's variational scheme) or "coupling_mle" (posterior Langevin). The presets
     `for_images`, `for_table` and `for_text` fill the parts for each kind of data.
 
@@ -65,8 +65,8 @@ class LatentEBMClassificationConfig(LatentEBMModelConfig):
                    sigma: float = 0.3, **overrides) -> "LatentEBMClassificationConfig":
         """The DCGAN generator of the image model and its mirrored conv encoder."""
         image = dict(image_size=image_size, num_channels=num_channels, base_channels=base_channels)
-        settings = dict(decoder_type="conv", decoder_kwargs={**image, "sigma": sigma}, encoder_type="conv",
-                        encoder_kwargs=image, num_labels=num_labels)
+        settings = dict(decoder_type="conv", decoder_config={**image, "sigma": sigma}, encoder_type="conv",
+                        encoder_config=image, num_labels=num_labels)
         return cls(**merge_config_kwargs(settings, overrides))
 
     @classmethod
@@ -76,8 +76,8 @@ class LatentEBMClassificationConfig(LatentEBMModelConfig):
         vocabulary as `id2label`, and the preprocessing saved in the config."""
         columns = dict(num_numeric=len(preprocessor.numeric_columns), category_sizes=preprocessor.category_sizes,
                        hidden_dim=hidden_dim)
-        settings = dict(decoder_type="tabular", decoder_kwargs={**columns, "sigma": sigma}, encoder_type="tabular",
-                        encoder_kwargs=columns, id2label=dict(enumerate(preprocessor.label_names)),
+        settings = dict(decoder_type="tabular", decoder_config={**columns, "sigma": sigma}, encoder_type="tabular",
+                        encoder_config=columns, id2label=dict(enumerate(preprocessor.label_names)),
                         preprocessing=preprocessor.to_dict(), latent_dim=8, prior_config={"hidden_dim": 64})
         return cls(**merge_config_kwargs(settings, overrides))
 
@@ -88,10 +88,10 @@ class LatentEBMClassificationConfig(LatentEBMModelConfig):
         """An LSTM decoder over token ids (z sets its state and joins every input) and an LSTM encoder."""
         special = dict(pad_token_id=pad_token_id, bos_token_id=bos_token_id, eos_token_id=eos_token_id)
         decoder = dict(vocab_size=vocab_size, embedding_dim=embedding_dim, hidden_dim=hidden_dim, num_layers=1,
-                       cell="lstm", dropout=0.0, max_length=max_length, **special)
+                       dropout=0.0, max_length=max_length, **special)
         encoder = dict(vocab_size=vocab_size, embedding_dim=embedding_dim, hidden_dim=hidden_dim,
                        pad_token_id=pad_token_id)
-        settings = dict(decoder_type="lstm", decoder_kwargs=decoder, encoder_type="lstm", encoder_kwargs=encoder,
+        settings = dict(decoder_type="lstm", decoder_config=decoder, encoder_type="lstm", encoder_config=encoder,
                         num_labels=num_labels, latent_dim=32)
         return cls(**merge_config_kwargs(settings, overrides))
 

@@ -13,7 +13,7 @@ from .modalities.text import TEXT_CONDITIONING_WEIGHT
 
 RESERVED_NAMES = (MODALITY_MASK, "label", "labels")
 CROSS_MODAL_SAMPLING = ("posterior", "encoder")
-SPEC_KEYS = ("kind", "decoder_type", "decoder_kwargs", "encoder_type", "encoder_kwargs")
+SPEC_KEYS = ("kind", "decoder_type", "decoder_config", "encoder_type", "encoder_config")
 # Optional (a spec saved before it existed means 1): w_m, see `LatentEBMForMultimodalGeneration.conditional_latents`.
 OPTIONAL_SPEC_KEYS = ("conditioning_weight",)
 
@@ -33,8 +33,8 @@ class LatentEBMMultimodalConfig(LatentEBMBaseConfig):
 
     Args:
         modalities (`dict`, *optional*, defaults to five 3x28x28 image modalities "m0".."m4", PolyMNIST's):
-            Modality name -> spec: `kind` (a registered modality kind: "image", "text", ...), `decoder_type` / `decoder_kwargs` (a registered
-            decoder and its constructor's arguments besides latent_dim), `encoder_type` / `encoder_kwargs`, and
+            Modality name -> spec: `kind` (a registered modality kind: "image", "text", ...), `decoder_type` / `decoder_config` (a registered
+            decoder and its settings, checked against its config class), `encoder_type` / `encoder_config`, and
             optionally `conditioning_weight` (w_m > 0, the weight of its likelihood when it is given in cross-modal
             generation; 1 when absent). Build
             specs with `image_modality(...)` and `text_modality(tokenizer, ...)`. The order is the order of
@@ -88,8 +88,9 @@ class LatentEBMMultimodalConfig(LatentEBMBaseConfig):
             if spec["kind"] not in MODALITIES:
                 raise ValueError(f"modality {name!r}: kind must be one of the registered modality kinds "
                                  f"{MODALITIES.names()}, got {spec['kind']!r}")
-            DECODERS.get(spec["decoder_type"], field=f"modalities.{name}.decoder_type")
-            ENCODERS.get(spec["encoder_type"], field=f"modalities.{name}.encoder_type")
+            for kind, registry in (("decoder", DECODERS), ("encoder", ENCODERS)):
+                registry.arguments(spec[f"{kind}_type"], spec[f"{kind}_config"], f"modalities.{name}.{kind}_config",
+                                   f"modalities.{name}.{kind}_type")
             weight = spec.get("conditioning_weight", 1.0)
             if isinstance(weight, bool) or not isinstance(weight, (int, float)) or not weight > 0:
                 raise ValueError(f"modality {name!r}: conditioning_weight must be a number > 0, got {weight!r}")
@@ -124,6 +125,11 @@ class LatentEBMMultimodalConfig(LatentEBMBaseConfig):
         if output.get("modality_order") is None:
             output["modality_order"] = list(self.modalities)
         return output
+
+    def part_facts(self, kind: str) -> dict:
+        if kind == "encoder":
+            return {"modalities": self.modalities, "aggregation": self.aggregation}
+        return {"modalities": self.modalities}
 
     @property
     def modality_names(self) -> tuple[str, ...]:

@@ -6,7 +6,6 @@ from dataclasses import field
 from huggingface_hub.dataclasses import strict
 
 from .configuration_latent_ebm import LatentEBMBaseConfig, raise_value_errors
-from .validation import require_at_least
 
 # The SRI text code's decaying posterior step sizes (its last size repeats for further steps): a constant small step
 # barely moves the text posterior away from p0 in a short chain, and the decoder then learns to ignore z.
@@ -41,12 +40,15 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
             a warning. `hf-latent-ebm train --task text --max-length N` sets it.
         decoder_type (`str`, *optional*, defaults to `"lstm"`): A registered text decoder: "lstm", "gru" or
             "transformer".
-        embedding_dim (`int`, *optional*, defaults to 128): Token embedding width.
-        hidden_dim (`int`, *optional*, defaults to 128): Recurrent state width (or model width of the Transformer).
-        num_decoder_layers (`int`, *optional*, defaults to 1): Recurrent or Transformer layers.
-        num_attention_heads (`int`, *optional*, defaults to 4): Attention heads of the Transformer decoder.
-        decoder_dropout (`float`, *optional*, defaults to 0.5): Dropout on the decoder's inputs and outputs.
+        decoder_config (`dict`, *optional*, defaults to `{}`): The decoder's settings (`RecurrentTextDecoderConfig`
+            or `TransformerTextDecoderConfig`): `embedding_dim` 128 (token embedding width; recurrent decoders),
+            `hidden_dim` 128 (recurrent state width, or the Transformer's model width), `num_layers` 1, `num_heads`
+            4 (the Transformer's), `dropout` 0.5 (on the decoder's inputs and outputs). The vocabulary and token
+            fields above are this config's own and given to the decoder. Replaces the former flat `embedding_dim`,
+            `hidden_dim`, `num_decoder_layers`, `num_attention_heads` and `decoder_dropout`.
         encoder_type (`str`, *optional*, defaults to `"lstm"`): A registered text encoder.
+        encoder_config (`dict`, *optional*, defaults to `{}`): The encoder's settings (`TextEncoderConfig`):
+            `embedding_dim` 128, `hidden_dim` 128 (an older config's flat fields set both parts).
 
     The parts, prior, Langevin, learner and optimisation arguments are those of [`LatentEBMConfig`], with text
     defaults:
@@ -77,18 +79,18 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
     unk_token_id: int | None = 3
     max_length: int = 40
     decoder_type: str = "lstm"
-    embedding_dim: int = 128
-    hidden_dim: int = 128
-    num_decoder_layers: int = 1
-    num_attention_heads: int = 4
-    decoder_dropout: float = 0.5
     encoder_type: str = "lstm"
     latent_dim: int = 32
     sampler_config: dict = field(default_factory=lambda: copy.deepcopy(TEXT_SAMPLER_CONFIG))
     learner_config: dict = field(default_factory=lambda: copy.deepcopy(TEXT_LEARNER_CONFIG))
 
+    def part_facts(self, kind: str) -> dict:
+        if kind == "encoder":
+            return {"vocab_size": self.vocab_size, "pad_token_id": self.pad_token_id}
+        return {"vocab_size": self.vocab_size, "pad_token_id": self.pad_token_id, "bos_token_id": self.bos_token_id,
+                "eos_token_id": self.eos_token_id, "unk_token_id": self.unk_token_id, "max_length": self.max_length}
+
     def validate_text(self):
-        require_at_least(self, ("embedding_dim", "hidden_dim", "num_decoder_layers", "num_attention_heads"))
         if self.vocab_size < 4:
             raise ValueError(f"vocab_size must be >= 4 (pad, bos, eos, unk), got {self.vocab_size}")
         special = {"pad_token_id": self.pad_token_id, "bos_token_id": self.bos_token_id,
@@ -100,11 +102,6 @@ class LatentEBMTextConfig(LatentEBMBaseConfig):
             raise ValueError(f"special token ids must be distinct and below vocab_size {self.vocab_size}, got {special}")
         if self.max_length < 3:
             raise ValueError(f"max_length must be >= 3 (<bos>, a token, <eos>), got {self.max_length}")
-        if self.decoder_type == "transformer" and self.hidden_dim % self.num_attention_heads:
-            raise ValueError(f"hidden_dim {self.hidden_dim} must be divisible by num_attention_heads "
-                             f"{self.num_attention_heads}")
-        if not 0 <= self.decoder_dropout < 1:
-            raise ValueError(f"decoder_dropout must be in [0, 1), got {self.decoder_dropout}")
 
 
 __all__ = ["LatentEBMTextConfig", "SRI_POSTERIOR_STEP_SIZES", "TEXT_SAMPLER_CONFIG", "TEXT_LEARNER_CONFIG"]

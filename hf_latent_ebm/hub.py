@@ -55,6 +55,12 @@ def render_model_card(folder: str | Path, repo_id: str | None = None, license: s
     # The typed settings of the parts, as loading reads them (old flat files converted).
     typed = kind.config_class.from_dict(config)
     parts = {name: typed.part_config(name) for name in ("prior", "sampler")} if hasattr(typed, "part_config") else {}
+    if hasattr(typed, "part_arguments"):  # the decoder's settings as a dict (a user's decoder may have no class)
+        from .priors import PRIORS
+
+        parts["decoder"] = typed.part_arguments("decoder")
+        parts["prior_description"] = PRIORS.get(typed.prior_type).describe(parts["prior"], parts["sampler"])
+        parts["prior_has_energy"] = PRIORS.get(typed.prior_type).has_energy
     train_results = _read_json(folder / "train_results.json")
     results = collect_results(folder)
     datasets = sorted({r["dataset"] for r in results if r["dataset"] != "unknown"} |

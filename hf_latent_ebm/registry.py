@@ -9,6 +9,7 @@ whose class sets `config_class` (a `PartConfig`) is configured by the model conf
 """
 
 import dataclasses
+import inspect
 
 from huggingface_hub.dataclasses import strict
 from huggingface_hub.errors import StrictDataclassError
@@ -41,6 +42,10 @@ class PartConfig:
         unknown = sorted(set(values) - known)
         if unknown:
             raise ValueError(f"{where}: unknown field(s) {unknown} for {cls.__name__}; known: {sorted(known)}")
+        missing = sorted(field.name for field in dataclasses.fields(cls) if field.name not in values
+                         and field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING)
+        if missing:
+            raise ValueError(f"{where}: missing required field(s) {missing} of {cls.__name__}")
         try:
             return cls(**values)
         except StrictDataclassError as error:
@@ -92,6 +97,29 @@ class Registry:
     def config_class(self, name: str, field: str | None = None) -> type[PartConfig] | None:
         """The `PartConfig` class the part registered under `name` declares (None for a part without one)."""
         return getattr(self.get(name, field), "config_class", None)
+
+    def arguments(self, name: str, settings: dict, where: str, field: str | None = None) -> dict:
+        """The keyword arguments (besides `latent_dim`) that build the part registered under `name` from its settings
+        dict (the model config's `<kind>_config`, with any fields the model config supplies): checked against the
+        part's `config_class` (names, types, ranges, defaults filled in), or, for a part that declares none (a
+        user's part), against its constructor's signature. Bad settings raise a ValueError that starts with `where`
+        ("decoder_config", "modalities.image.decoder_config"); the part's own construction is never wrapped, so
+        an error inside it is not disguised as a settings error."""
+        part_class = self.get(name, field)
+        config_class = getattr(part_class, "config_class", None)
+        if config_class is not None:
+            return config_class.from_dict(settings, where).to_dict()
+        if not isinstance(settings, dict):
+            raise ValueError(f"{where} must be a dict, got {type(settings).__name__}")
+        try:
+            inspect.signature(part_class).bind(latent_dim=0, **settings)
+        except TypeError as error:  # binding only: names missing or unknown to the constructor
+            raise ValueError(f"{where}: {error} ({part_class.__qualname__}{inspect.signature(part_class)})") from None
+        return dict(settings)
+
+    def build(self, name: str, latent_dim: int, settings: dict, where: str, field: str | None = None):
+        """The part registered under `name`, built from its checked `arguments`."""
+        return self.get(name, field)(latent_dim=latent_dim, **self.arguments(name, settings, where, field))
 
     def names(self) -> list[str]:
         return sorted(self._classes)

@@ -279,7 +279,7 @@ def main():
 
     torch.manual_seed(0)
     x = torch.rand(batch, channels, 32, 32, device=device) * 2 - 1
-    config = {"decoder_base_channels": ngf}  # LatentEBMConfig.paper_svhn's overrides
+    config = {"decoder_config": {"base_channels": ngf}, "encoder_config": {"base_channels": ngf}}  # paper_svhn's
     section("equivalence", lambda: equivalence(config, device, x))
     if "curves" not in args.skip:
         section("loss_curves", lambda: loss_curves(device, curve_steps, 64))

@@ -19,7 +19,7 @@ def train_toy(tmp_path, steps=300, **overrides) -> list[dict]:
     labels[:8] = classes[:8]
     torch.manual_seed(0)
     config = LatentEBMClassificationConfig(
-        decoder_kwargs={"observation_dim": 6, "sigma": 0.5}, encoder_kwargs={"observation_dim": 6}, num_labels=2,
+        decoder_config={"observation_dim": 6, "sigma": 0.5}, encoder_config={"observation_dim": 6}, num_labels=2,
         latent_dim=2, energy_hidden_dim=16, sampler_config={"prior_steps": 10}, prior_learning_rate=1e-2, prior_lr_decay=1.0,
         label_loss_weight=1000.0, mutual_information_weight=100.0, **overrides)
     trainer = LatentEBMTrainer(LatentEBMForSemiSupervisedClassification(config),

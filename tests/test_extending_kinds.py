@@ -132,8 +132,8 @@ class VectorClassifier(ModalityClassifier):
 
 def vector_spec(dim: int) -> dict:
     parts = {"observation_dim": dim, "hidden_dim": 16, "num_hidden_layers": 1}
-    return {"kind": "vector", "decoder_type": "mlp", "decoder_kwargs": {**parts, "sigma": 0.3},
-            "encoder_type": "mlp", "encoder_kwargs": parts}
+    return {"kind": "vector", "decoder_type": "mlp", "decoder_config": {**parts, "sigma": 0.3},
+            "encoder_type": "mlp", "encoder_config": parts}
 
 
 class VectorModality(Modality):

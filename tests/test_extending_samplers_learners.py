@@ -15,7 +15,7 @@ from hf_latent_ebm.learners import LEARNERS, LearnerContext
 from hf_latent_ebm.registry import PartConfig
 
 TINY = dict(latent_dim=2, energy_hidden_dim=8, sampler_config={"prior_steps": 4, "posterior_steps": 3},
-            decoder_kwargs={"observation_dim": 5})
+            decoder_config={"observation_dim": 5})
 
 
 def seeded(seed=0):
@@ -170,7 +170,7 @@ def test_a_learner_is_handed_the_context_and_never_the_model():
 def test_a_built_in_learner_runs_on_a_context_built_without_any_model(learner, prior_type):
     torch.manual_seed(0)
     config = LatentEBMModelConfig(**TINY, learner=learner, prior_type=prior_type,
-                                  encoder_kwargs={"observation_dim": 5, "hidden_dim": 8})
+                                  encoder_config={"observation_dim": 5, "hidden_dim": 8})
     model = LatentEBMModel(config)
     # The same parts and the same samplers and settings, written out by hand.
     by_hand = LearnerContext(

@@ -40,7 +40,7 @@ def test_forward_refuses_unscaled_and_nan_pixels_as_the_public_calls_do():
 
 def test_forward_refuses_out_of_range_labels():
     model = LatentEBMForSemiSupervisedClassification(LatentEBMClassificationConfig(
-        decoder_kwargs={"observation_dim": 3}, encoder_kwargs={"observation_dim": 3}, num_labels=2, latent_dim=2,
+        decoder_config={"observation_dim": 3}, encoder_config={"observation_dim": 3}, num_labels=2, latent_dim=2,
         energy_hidden_dim=4, sampler_config={"prior_steps": 2}))
     with pytest.raises(ValueError, match=r"labels must lie in \[0, 2\)"):
         model(observations=torch.randn(3, 3), labels=torch.tensor([0, 5, -100]))

@@ -107,7 +107,7 @@ def test_text_card_and_unknown_folder(tmp_path):
     assert len((tmp_path / "text" / "samples.txt").read_text().splitlines()) == 8
     samples = (tmp_path / "text" / "samples.txt").read_text().splitlines()
     assert "```text\n" + "\n".join(samples) + "\n```" in text_card.text  # verbatim: <unk> stays visible
-    assert "learned energy-based prior sampled by 3-step" in text_card.text
+    assert "learned energy-based prior p(z)" in text_card.text and "sampled by 3-step short-run Langevin" in text_card.text
     # Each learner is described as what it is.
     for learner, prior_type, words in (("vae", "gaussian", "the VAE baseline"),
                                        ("vae_ebm", "ebm", "energy-based prior fitted to its aggregate posterior")):

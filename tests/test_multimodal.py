@@ -206,7 +206,7 @@ def test_joint_and_cross_modal_generation():
 def test_text_modality_never_generates_unk():
     words = train_tokenizer([f"the number {w}" for w in WORDS], kind="word", min_frequency=1)
     spec = text_modality(words, max_length=6, embedding_dim=8, hidden_dim=8)
-    assert spec["decoder_kwargs"]["unk_token_id"] == words.unk_token_id == 3
+    assert spec["decoder_config"]["unk_token_id"] == words.unk_token_id == 3
     model = LatentEBMForMultimodalGeneration(tiny_config(modalities={"left": tiny_modalities()["left"],
                                                                      "caption": spec})).eval()
     decoder = model.decoder.decoders["caption"]
@@ -225,7 +225,7 @@ def test_generation_bad_input():
              (dict(conditioned_on={"left": left}, targets=["sound"]), "unknown modality 'sound'"),
              (dict(conditioned_on={"left": right}), r"modality 'left' takes uint8 images of shape \(1, 28, 28\)"),
              (dict(conditioned_on={"caption": ["the number one one one one one"]}),
-              r"more than its max_length 6: .* the config's modalities\['caption'\]\['decoder_kwargs'\]"
+              r"more than its max_length 6: .* the config's modalities\['caption'\]\['decoder_config'\]"
               r"\['max_length'\], set when training with `hf-latent-ebm train --task multimodal --max-length N`"),
              (dict(conditioned_on={"left": left, "right": right[:1]}), "same, non-zero number"),
              (dict(conditioned_on={"left": [None, None]}), "no modality present"),
@@ -405,8 +405,8 @@ def test_cli_train_fine_tune_and_sample(tmp_path, capsys):
     main(common + ["--output-dir", str(tmp_path / "run"), "--max-length", "40"])
     model = AutoModel.from_pretrained(tmp_path / "run")
     assert model.modality_names == ("left", "right", "caption")
-    assert model.config.modalities["right"]["decoder_kwargs"]["num_channels"] == 3
-    assert model.config.modalities["caption"]["decoder_kwargs"]["max_length"] == 40
+    assert model.config.modalities["right"]["decoder_config"]["num_channels"] == 3
+    assert model.config.modalities["caption"]["decoder_config"]["max_length"] == 40
     assert json.loads(model.tokenizer.backend_tokenizer.to_str())["model"]["type"] == "BPE"  # the default
     with pytest.raises(SystemExit):  # fine-tuning keeps the checkpoint's limit
         main(common + ["--output-dir", str(tmp_path / "bad"), "--init-from", str(tmp_path / "run"),

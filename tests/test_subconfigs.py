@@ -7,9 +7,12 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModel
 
-from hf_latent_ebm import LatentEBMClassificationConfig, LatentEBMConfig, LatentEBMTextConfig
-from hf_latent_ebm.configuration_latent_ebm import (LEGACY_LEARNER_FIELDS, LEGACY_PRIOR_FIELDS, LEGACY_SAMPLER_FIELDS,
+from hf_latent_ebm import LatentEBMClassificationConfig, LatentEBMConfig, LatentEBMForTextGeneration, LatentEBMTextConfig
+from hf_latent_ebm.configuration_latent_ebm import (LEGACY_DECODER_FIELDS, LEGACY_ENCODER_FIELDS, LEGACY_LEARNER_FIELDS,
+                                                    LEGACY_PRIOR_FIELDS, LEGACY_RENAMES, LEGACY_SAMPLER_FIELDS,
                                                     convert_legacy_config)
+from hf_latent_ebm.decoders import DECODERS
+from hf_latent_ebm.encoders import ENCODERS
 from hf_latent_ebm.configuration_latent_ebm_text import SRI_POSTERIOR_STEP_SIZES
 from hf_latent_ebm.learners import (LEARNERS, CouplingMLEConfig, CouplingVariationalConfig, LearnerConfig,
                                    MLELearnerConfig, VariationalLearnerConfig)
@@ -203,3 +206,79 @@ def test_bundled_legacy_configs_keep_their_learner_settings(path):
             assert getattr(learner, flat) == old[flat], flat
         elif flat in old:  # dropped: a field this learner does not read, at its old default
             assert old[flat] in (0.0, "prior", 100.0, 10.0), flat
+
+
+# ---- decoders and encoders (item 1's last parts: `from_config`, `*_kwargs` and the multimodal spec dicts) --------
+
+def test_every_built_in_decoder_and_encoder_declares_a_part_config():
+    for registry in (DECODERS, ENCODERS):
+        for name in registry.names():
+            if registry.get(name).__module__.startswith("hf_latent_ebm."):
+                assert issubclass(registry.config_class(name), PartConfig), name
+                assert not hasattr(registry.get(name), "from_config"), name  # one route: the config's arguments
+
+
+def test_convert_legacy_config_moves_the_decoder_and_encoder_fields():
+    image = convert_legacy_config({"model_type": "latent_ebm", "decoder_base_channels": 32, "decoder_sigma": 0.2})
+    assert image["decoder_config"] == {"base_channels": 32, "sigma": 0.2}
+    assert image["encoder_config"] == {"base_channels": 32}  # the encoder mirrored the generator's width
+    text = convert_legacy_config({"model_type": "latent_ebm_text", "decoder_type": "transformer", "hidden_dim": 64,
+                                  "embedding_dim": 32, "num_decoder_layers": 2, "num_attention_heads": 8,
+                                  "decoder_dropout": 0.1})
+    # The transformer has no embedding_dim (its width is hidden_dim): dropped, as the old config never read it.
+    assert text["decoder_config"] == {"hidden_dim": 64, "num_layers": 2, "num_heads": 8, "dropout": 0.1}
+    assert text["encoder_config"] == {"embedding_dim": 32, "hidden_dim": 64}
+    generic = convert_legacy_config({"model_type": "latent_ebm_classification", "decoder_type": "lstm",
+                                     "decoder_kwargs": {"vocab_size": 9, "cell": "lstm", "hidden_dim": 4},
+                                     "encoder_kwargs": {"vocab_size": 9}})
+    assert generic["decoder_config"] == {"vocab_size": 9, "hidden_dim": 4} and "decoder_kwargs" not in generic
+    assert generic["encoder_config"] == {"vocab_size": 9}
+    spec = {"kind": "text", "decoder_type": "gru", "decoder_kwargs": {"cell": "gru", "vocab_size": 9},
+            "encoder_type": "lstm", "encoder_kwargs": {"vocab_size": 9}}
+    multimodal = convert_legacy_config({"model_type": "latent_ebm_multimodal", "modalities": {"caption": spec}})
+    assert multimodal["modalities"]["caption"] == {"kind": "text", "decoder_type": "gru",
+                                                   "decoder_config": {"vocab_size": 9}, "encoder_type": "lstm",
+                                                   "encoder_config": {"vocab_size": 9}}
+    # Another family's config is left alone (Chet's hidden_dim is its own field).
+    assert convert_legacy_config({"model_type": "chet", "hidden_dim": 150}) == {"model_type": "chet", "hidden_dim": 150}
+
+
+@pytest.mark.parametrize("path", LEGACY_MODELS)
+def test_bundled_legacy_configs_keep_their_decoder_and_encoder_settings(path):
+    old = json.loads((ROOT / path / "config.json").read_text())
+    config = AutoConfig.from_pretrained(ROOT / path)
+    saved = config.to_dict()
+    assert not (set(LEGACY_DECODER_FIELDS) | set(LEGACY_RENAMES)) & set(saved)
+    decoder, encoder = config.part_arguments("decoder"), config.part_arguments("encoder")
+    if "modalities" in old:  # each spec's kwargs, renamed, with the recurrent decoder's cell now its class's
+        for name, spec in old["modalities"].items():
+            new = config.modalities[name]
+            assert {**new["decoder_config"], **({"cell": spec["decoder_type"]} if "cell" in spec["decoder_kwargs"]
+                                                 else {})} == spec["decoder_kwargs"]
+            assert new["encoder_config"] == spec["encoder_kwargs"]
+        assert decoder == {"modalities": config.modalities}
+    elif "decoder_kwargs" in old:
+        assert {key: decoder[key] for key in old["decoder_kwargs"]} == old["decoder_kwargs"]
+        assert {key: encoder[key] for key in old["encoder_kwargs"]} == old["encoder_kwargs"]
+    else:  # the image and text configs' flat fields
+        for flat, name in LEGACY_DECODER_FIELDS.items():
+            if flat in old and name in decoder:
+                assert decoder[name] == old[flat], flat
+        for flat, name in LEGACY_ENCODER_FIELDS.items():
+            if flat in old and name in encoder:
+                assert encoder[name] == old[flat], flat
+    # The weights fit the parts built from the converted settings exactly (a strict load).
+    model = AutoModel.from_pretrained(ROOT / path)
+    assert type(model.decoder).config_class is not None
+
+
+def test_a_part_settings_error_names_the_sub_config_and_the_text_facts_come_from_the_config():
+    with pytest.raises(ValueError, match="(?s)decoder_config: .*multiple of num_heads 3"):
+        LatentEBMTextConfig(vocab_size=50, decoder_type="transformer", decoder_config={"num_heads": 3})
+    text = LatentEBMTextConfig(vocab_size=50, max_length=12, decoder_type="gru", decoder_config={"hidden_dim": 16})
+    arguments = text.part_arguments("decoder")
+    assert arguments["vocab_size"] == 50 and arguments["max_length"] == 12 and arguments["hidden_dim"] == 16
+    model = LatentEBMForTextGeneration(text)
+    assert isinstance(model.decoder.rnn, torch.nn.GRU) and model.decoder.max_length == 12
+    with pytest.raises(ValueError, match=r"decoder_config: \['vocab_size'\] are set by this config's own field"):
+        LatentEBMTextConfig(decoder_config={"vocab_size": 9})

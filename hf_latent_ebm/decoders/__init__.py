@@ -4,18 +4,18 @@ from .base import DECODERS, Decoder, check_float_batch, decoder_negative_log_lik
 from .image import ConvImageDecoder, decoder_upsampling_plan
 from .multimodal import MultimodalDecoder
 from .tabular import TabularDecoder
-from .text import RecurrentTextDecoder, TextDecoderBase, TransformerTextDecoder
+from .text import GRUTextDecoder, RecurrentTextDecoder, TextDecoderBase, TransformerTextDecoder
 from .vector import GaussianMLPDecoder
 
 DECODERS.register("conv", ConvImageDecoder)
 DECODERS.register("lstm", RecurrentTextDecoder)
-DECODERS.register("gru", RecurrentTextDecoder)
+DECODERS.register("gru", GRUTextDecoder)
 DECODERS.register("transformer", TransformerTextDecoder)
 DECODERS.register("mlp", GaussianMLPDecoder)
 DECODERS.register("tabular", TabularDecoder)
 DECODERS.register("multimodal", MultimodalDecoder)
 register_decoder = DECODERS.register
 
-__all__ = ["DECODERS", "Decoder", "ConvImageDecoder", "RecurrentTextDecoder", "TransformerTextDecoder",
+__all__ = ["DECODERS", "Decoder", "ConvImageDecoder", "RecurrentTextDecoder", "GRUTextDecoder", "TransformerTextDecoder",
            "TextDecoderBase", "GaussianMLPDecoder", "TabularDecoder", "MultimodalDecoder", "check_float_batch",
            "decoder_negative_log_likelihood", "decoder_upsampling_plan", "register_decoder"]

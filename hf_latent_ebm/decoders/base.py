@@ -12,9 +12,13 @@ class Decoder(nn.Module):
 
     Class attributes:
         input_names (`tuple[str, ...]`): The batch keys the decoder reads (`select` picks them from a dict batch).
-        modality (`str` or `None`): The model config family whose fields `from_config` reads: "image"
-            ([`LatentEBMConfig`]) or "text" ([`LatentEBMTextConfig`]); None for a decoder that only generic configs
-            ([`LatentEBMModelConfig`]) build. Generic configs build any decoder from their `decoder_kwargs`.
+        modality (`str` or `None`): The model config family that may name it: "image" ([`LatentEBMConfig`]),
+            "text" ([`LatentEBMTextConfig`]) or "multimodal"; None for a decoder that only generic configs
+            ([`LatentEBMModelConfig`]) build. Generic configs may name any decoder.
+        config_class (`type[PartConfig]` or `None`): The decoder's settings, the keyword arguments of its
+            constructor besides `latent_dim` as a strict dataclass (the model config's `decoder_config` is read by
+            it; a modality's config supplies some fields from its own, the image size say). A decoder without one
+            (a user's, say) gets `decoder_config` as keyword arguments, checked against its signature.
         compilable (`bool`): Whether `negative_log_likelihood` traces into one `torch.compile` graph under
             `torch.func.grad` for a fixed batch shape (no data-dependent shapes or Python control flow on values),
             so the chains' fast path may compile it. Off unless a decoder is tested with it.
@@ -26,11 +30,7 @@ class Decoder(nn.Module):
     input_names: tuple[str, ...] = ("observations",)
     modality: str | None = None
     compilable: bool = False
-
-    @classmethod
-    def from_config(cls, config) -> "Decoder":
-        """Build from a modality config's fields (decoders with a `modality` implement it)."""
-        raise NotImplementedError(f"{cls.__name__} is built from decoder_kwargs by a generic config")
+    config_class: type | None = None
 
     def negative_log_likelihood(self, observations, latents: torch.Tensor) -> torch.Tensor:
         """-log p(x | z), one value per example (constants may be dropped)."""

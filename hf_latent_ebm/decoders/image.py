@@ -1,8 +1,13 @@
 """DCGAN-style image generator with a Gaussian likelihood p(x | z) = N(g(z), sigma^2 I)."""
 
+import dataclasses
+
 import torch
+from huggingface_hub.dataclasses import strict
 from torch import nn
 
+from ..registry import PartConfig
+from ..validation import require_at_least
 from .base import Decoder, check_float_batch
 
 
@@ -23,6 +28,41 @@ def decoder_upsampling_plan(image_size: int) -> tuple[int, int]:
     return base_size, num_upsamplings
 
 
+@strict
+@dataclasses.dataclass
+class ConvImageShapeConfig(PartConfig):
+    """
+    The image shape and width the DCGAN generator and its mirrored encoder share (the image model's config supplies
+    `image_size` and `num_channels` from its own fields).
+
+    Args:
+        image_size (`int`, defaults to 28): Image side; base * 2**n with base in 4..7 (28, 32, 64, ...).
+        num_channels (`int`, defaults to 1): Image channels.
+        base_channels (`int`, defaults to 16): `ngf`; the widest layer has `ngf * 2**n` channels.
+    """
+
+    image_size: int = 28
+    num_channels: int = 1
+    base_channels: int = 16
+
+    def validate_shape(self):
+        decoder_upsampling_plan(self.image_size)
+        require_at_least(self, ("num_channels", "base_channels"))
+
+
+@strict
+@dataclasses.dataclass
+class ConvImageDecoderConfig(ConvImageShapeConfig):
+    """Settings of the DCGAN generator (the model config's `decoder_config`): the shape and width, and `sigma`
+    (defaults to 0.3), the std of the Gaussian likelihood p(x | z)."""
+
+    sigma: float = 0.3
+
+    def validate_sigma(self):
+        if not self.sigma > 0:
+            raise ValueError(f"sigma must be > 0, got {self.sigma}")
+
+
 class ConvImageDecoder(Decoder):
     r"""
     Transposed-conv generator of Pang et al. 2020: z -> (ngf * 2**n, base, base) -> ... -> (C, H, W), LeakyReLU(0.2)
@@ -39,6 +79,7 @@ class ConvImageDecoder(Decoder):
     input_names = ("pixel_values",)
     modality = "image"
     compilable = True
+    config_class = ConvImageDecoderConfig
 
     def __init__(self, latent_dim: int, image_size: int, num_channels: int, base_channels: int, sigma: float):
         super().__init__()
@@ -52,11 +93,6 @@ class ConvImageDecoder(Decoder):
             width //= 2
         layers += [nn.ConvTranspose2d(width, num_channels, 4, 2, 1), nn.Tanh()]
         self.layers = nn.Sequential(*layers)
-
-    @classmethod
-    def from_config(cls, config) -> "ConvImageDecoder":
-        return cls(latent_dim=config.latent_dim, image_size=config.image_size, num_channels=config.num_channels,
-                   base_channels=config.decoder_base_channels, sigma=config.decoder_sigma)
 
     def forward(self, latents: torch.Tensor) -> torch.Tensor:
         return self.layers(latents[:, :, None, None])
@@ -80,4 +116,4 @@ class ConvImageDecoder(Decoder):
                                  "(scale uint8 images with x / 127.5 - 1)")
 
 
-__all__ = ["ConvImageDecoder", "decoder_upsampling_plan"]
+__all__ = ["ConvImageDecoder", "ConvImageDecoderConfig", "ConvImageShapeConfig", "decoder_upsampling_plan"]

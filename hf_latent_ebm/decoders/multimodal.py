@@ -1,10 +1,14 @@
 """p(x_1, ..., x_M | z) for several modalities sharing one latent: one registered decoder per modality, the
 log-likelihoods of the modalities present summed."""
 
+import dataclasses
+
 import torch
+from huggingface_hub.dataclasses import strict
 from torch import nn
 
 from ..modalities import modality
+from ..registry import PartConfig
 from .base import DECODERS, Decoder
 
 MODALITY_MASK = "modality_mask"
@@ -24,10 +28,20 @@ def to_scored_values(kind: str, values: torch.Tensor) -> torch.Tensor:
 
 
 def build_modality_parts(registry, kind: str, latent_dim: int, modalities: dict) -> nn.ModuleDict:
-    """One registered part per modality, from its spec's `{kind}_type` and `{kind}_kwargs` (see
-    `LatentEBMMultimodalConfig`)."""
-    return nn.ModuleDict({name: registry.get(spec[f"{kind}_type"])(latent_dim=latent_dim, **spec[f"{kind}_kwargs"])
+    """One registered part per modality, from its spec's `{kind}_type` and `{kind}_config` (see
+    `LatentEBMMultimodalConfig`), checked against the part's config class as a model's own parts are."""
+    return nn.ModuleDict({name: registry.build(spec[f"{kind}_type"], latent_dim, spec[f"{kind}_config"],
+                                               f"modalities.{name}.{kind}_config", f"modalities.{name}.{kind}_type")
                           for name, spec in modalities.items()})
+
+
+@strict
+@dataclasses.dataclass
+class MultimodalDecoderConfig(PartConfig):
+    """Settings of the multimodal decoder: `modalities`, name -> spec, whose `decoder_type` / `decoder_config` are
+    each modality's decoder and its config (the multimodal model's config supplies its `modalities`)."""
+
+    modalities: dict
 
 
 class MultimodalDecoder(Decoder):
@@ -43,10 +57,11 @@ class MultimodalDecoder(Decoder):
 
     Args:
         latent_dim (`int`): Dimension of z.
-        modalities (`dict`): Name -> spec with `kind`, `decoder_type` (a registered decoder) and `decoder_kwargs`.
+        modalities (`dict`): Name -> spec with `kind`, `decoder_type` (a registered decoder) and `decoder_config`.
     """
 
     modality = "multimodal"
+    config_class = MultimodalDecoderConfig
 
     def __init__(self, latent_dim: int, modalities: dict):
         super().__init__()
@@ -54,10 +69,6 @@ class MultimodalDecoder(Decoder):
         self.kinds = {name: spec["kind"] for name, spec in modalities.items()}
         self.decoders = build_modality_parts(DECODERS, "decoder", latent_dim, modalities)
         self.input_names = self.names + (MODALITY_MASK,)
-
-    @classmethod
-    def from_config(cls, config) -> "MultimodalDecoder":
-        return cls(latent_dim=config.latent_dim, modalities=config.modalities)
 
     def select(self, batch: dict) -> dict:
         present = [name for name in self.names if name in batch]

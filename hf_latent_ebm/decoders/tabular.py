@@ -1,11 +1,48 @@
 """A decoder for tables: numeric columns with a Gaussian likelihood, categorical columns with a categorical one."""
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
+from huggingface_hub.dataclasses import strict
 from torch import nn
 
 from ..layers import mlp
+from ..registry import PartConfig
+from ..validation import require_at_least
 from .base import Decoder, check_float_batch
+
+
+@strict
+@dataclasses.dataclass
+class TabularConfig(PartConfig):
+    """Settings of the tabular decoder and encoder: the columns (`num_numeric` numeric ones, one categorical one per
+    entry of `category_sizes`, each >= 2 categories) and the MLP (`hidden_dim` 128, `num_hidden_layers` 2)."""
+
+    num_numeric: int
+    category_sizes: list[int]
+    hidden_dim: int = 128
+    num_hidden_layers: int = 2
+
+    def validate_columns(self):
+        if self.num_numeric < 0 or any(size < 2 for size in self.category_sizes) or \
+                self.num_numeric + len(self.category_sizes) == 0:
+            raise ValueError(f"a table needs columns, and every categorical column >= 2 categories; got "
+                             f"num_numeric={self.num_numeric}, category_sizes={self.category_sizes}")
+        require_at_least(self, ("hidden_dim",))
+        require_at_least(self, ("num_hidden_layers",), 0)
+
+
+@strict
+@dataclasses.dataclass
+class TabularDecoderConfig(TabularConfig):
+    """The table's settings plus the numeric columns' likelihood std `sigma` (0.5)."""
+
+    sigma: float = 0.5
+
+    def validate_sigma(self):
+        if not self.sigma > 0:
+            raise ValueError(f"sigma must be > 0, got {self.sigma}")
 
 
 def split_features(features: torch.Tensor, num_numeric: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -30,6 +67,7 @@ class TabularDecoder(Decoder):
     """
 
     input_names = ("features",)
+    config_class = TabularDecoderConfig
 
     def __init__(self, latent_dim: int, num_numeric: int, category_sizes: list[int], hidden_dim: int = 128,
                  num_hidden_layers: int = 2, sigma: float = 0.5):
@@ -68,4 +106,4 @@ class TabularDecoder(Decoder):
                                  f"{self.category_sizes}")
 
 
-__all__ = ["TabularDecoder", "split_features"]
+__all__ = ["TabularDecoder", "split_features", "TabularConfig", "TabularDecoderConfig"]

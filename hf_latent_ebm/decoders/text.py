@@ -1,11 +1,77 @@
 """Autoregressive text decoders p(x | z) = prod_t p(x_t | x_<t, z) over token ids."""
 
+import dataclasses
+
 import torch
 import torch.nn.functional as F
+from huggingface_hub.dataclasses import strict
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from ..registry import PartConfig
+from ..validation import require_at_least
 from .base import Decoder
+
+
+@strict
+@dataclasses.dataclass
+class TextDecoderConfig(PartConfig):
+    """
+    Settings every text decoder has (the model config's `decoder_config`; the text model's config supplies the
+    vocabulary and token facts, `vocab_size` to `max_length`, from its own fields, which its tokenizer shares).
+    Defaults of the network's sizes are the text model's.
+
+    Args:
+        vocab_size, pad_token_id, bos_token_id, eos_token_id (`int`): The vocabulary and its special tokens.
+        unk_token_id (`int`, *optional*): Never generated.
+        max_length (`int`, *optional*): Longest sequence, <bos> and <eos> included (None: no limit).
+        hidden_dim (`int`, defaults to 128): Width of the network.
+        num_layers (`int`, defaults to 1): Layers.
+        dropout (`float`, defaults to 0.5): Dropout while training.
+    """
+
+    vocab_size: int
+    pad_token_id: int
+    bos_token_id: int
+    eos_token_id: int
+    unk_token_id: int | None = None
+    max_length: int | None = None
+    hidden_dim: int = 128
+    num_layers: int = 1
+    dropout: float = 0.5
+
+    def validate_sizes(self):
+        require_at_least(self, ("vocab_size", "hidden_dim", "num_layers"))
+        if self.max_length is not None and self.max_length < 2:
+            raise ValueError(f"max_length must be >= 2 (<bos> and <eos>) or None, got {self.max_length}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+@strict
+@dataclasses.dataclass
+class RecurrentTextDecoderConfig(TextDecoderConfig):
+    """The text decoder's settings plus the token embedding's width (`embedding_dim`, defaults to 128)."""
+
+    embedding_dim: int = 128
+
+    def validate_embedding(self):
+        require_at_least(self, ("embedding_dim",))
+
+
+@strict
+@dataclasses.dataclass
+class TransformerTextDecoderConfig(TextDecoderConfig):
+    """The text decoder's settings plus the attention heads (`num_heads`, defaults to 4, dividing `hidden_dim`)."""
+
+    num_heads: int = 4
+
+    def validate_heads(self):
+        require_at_least(self, ("num_heads",))
+        if self.hidden_dim % self.num_heads:
+            raise ValueError(f"hidden_dim {self.hidden_dim} must be a multiple of num_heads {self.num_heads}")
+        if self.max_length is None:
+            raise ValueError("the transformer decoder's position embedding needs max_length")
 
 
 class TextDecoderBase(Decoder):
@@ -21,12 +87,6 @@ class TextDecoderBase(Decoder):
         self.vocab_size, self.max_length = vocab_size, max_length
         self.pad_token_id, self.bos_token_id, self.eos_token_id = pad_token_id, bos_token_id, eos_token_id
         self.unk_token_id = unk_token_id  # never generated (unless `generate(..., suppress_unk=False)`)
-
-    @staticmethod
-    def special_ids(config) -> dict:
-        return dict(vocab_size=config.vocab_size, pad_token_id=config.pad_token_id,
-                    bos_token_id=config.bos_token_id, eos_token_id=config.eos_token_id, max_length=config.max_length,
-                    unk_token_id=config.unk_token_id)
 
     def check_observations(self, input_ids, check_values: bool = True) -> None:
         """A (batch, length) torch.long tensor of at least one sequence of >= 2 tokens, no longer than max_length,
@@ -113,15 +173,19 @@ class RecurrentTextDecoder(TextDecoderBase):
 
     Args:
         vocab_size (`int`), latent_dim (`int`), embedding_dim (`int`), hidden_dim (`int`), num_layers (`int`),
-        cell (`str`): "lstm" or "gru", dropout (`float`), pad/bos/eos token ids (`int`), max_length (`int`,
-        optional), unk_token_id (`int`, optional): never generated.
+        dropout (`float`), pad/bos/eos token ids (`int`), max_length (`int`, optional), unk_token_id (`int`,
+        optional): never generated. The cell is the class's (`cell`: "lstm" here, "gru" for `GRUTextDecoder`).
     """
 
+    config_class = RecurrentTextDecoderConfig
+    cell = "lstm"
+
     def __init__(self, vocab_size: int, latent_dim: int, embedding_dim: int, hidden_dim: int, num_layers: int,
-                 cell: str, dropout: float, pad_token_id: int, bos_token_id: int, eos_token_id: int,
+                 dropout: float, pad_token_id: int, bos_token_id: int, eos_token_id: int,
                  max_length: int | None = None, unk_token_id: int | None = None):
         super().__init__(vocab_size, pad_token_id, bos_token_id, eos_token_id, max_length, unk_token_id)
-        self.cell, self.num_layers, self.hidden_dim = cell, num_layers, hidden_dim
+        self.num_layers, self.hidden_dim = num_layers, hidden_dim
+        cell = self.cell
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_token_id)
         num_states = 2 if cell == "lstm" else 1  # the LSTM's h and c
         self.latent_to_state = nn.Linear(latent_dim, num_states * num_layers * hidden_dim)
@@ -129,12 +193,6 @@ class RecurrentTextDecoder(TextDecoderBase):
         self.rnn = rnn_class(embedding_dim + latent_dim, hidden_dim, num_layers=num_layers, batch_first=True)
         self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(hidden_dim, vocab_size)
-
-    @classmethod
-    def from_config(cls, config) -> "RecurrentTextDecoder":
-        return cls(latent_dim=config.latent_dim, embedding_dim=config.embedding_dim, hidden_dim=config.hidden_dim,
-                   num_layers=config.num_decoder_layers, cell=config.decoder_type, dropout=config.decoder_dropout,
-                   **cls.special_ids(config))
 
     def hidden_states(self, input_ids: torch.Tensor, latents: torch.Tensor,
                       lengths: torch.Tensor | None = None) -> torch.Tensor:
@@ -164,6 +222,12 @@ class RecurrentTextDecoder(TextDecoderBase):
             return self.rnn(inputs, initial_state)
 
 
+class GRUTextDecoder(RecurrentTextDecoder):
+    """`RecurrentTextDecoder` with a GRU cell (registered as "gru")."""
+
+    cell = "gru"
+
+
 class TransformerTextDecoder(TextDecoderBase):
     r"""
     A small causal Transformer: z, projected to the model width, is added to every position's token and position
@@ -174,6 +238,8 @@ class TransformerTextDecoder(TextDecoderBase):
         num_heads (`int`), max_length (`int`), dropout (`float`), pad/bos/eos token ids (`int`), unk_token_id
         (`int`, optional): never generated.
     """
+
+    config_class = TransformerTextDecoderConfig
 
     def __init__(self, vocab_size: int, latent_dim: int, hidden_dim: int, num_layers: int, num_heads: int,
                  max_length: int, dropout: float, pad_token_id: int, bos_token_id: int, eos_token_id: int,
@@ -188,11 +254,6 @@ class TransformerTextDecoder(TextDecoderBase):
         self.final_norm = nn.LayerNorm(hidden_dim)
         self.output = nn.Linear(hidden_dim, vocab_size)
 
-    @classmethod
-    def from_config(cls, config) -> "TransformerTextDecoder":
-        return cls(latent_dim=config.latent_dim, hidden_dim=config.hidden_dim, num_layers=config.num_decoder_layers,
-                   num_heads=config.num_attention_heads, dropout=config.decoder_dropout, **cls.special_ids(config))
-
     def hidden_states(self, input_ids: torch.Tensor, latents: torch.Tensor,
                       lengths: torch.Tensor | None = None) -> torch.Tensor:
         """Final-layer states (batch, length, hidden); `lengths` is not needed: causal attention never looks at the
@@ -206,4 +267,5 @@ class TransformerTextDecoder(TextDecoderBase):
         return self.final_norm(hidden)
 
 
-__all__ = ["TextDecoderBase", "RecurrentTextDecoder", "TransformerTextDecoder"]
+__all__ = ["TextDecoderBase", "RecurrentTextDecoder", "GRUTextDecoder", "TransformerTextDecoder", "TextDecoderConfig",
+           "RecurrentTextDecoderConfig", "TransformerTextDecoderConfig"]

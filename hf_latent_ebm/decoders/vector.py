@@ -1,9 +1,41 @@
 """A Gaussian MLP decoder for real vectors: the default part of the modality-agnostic `LatentEBMModel`."""
 
+import dataclasses
+
 import torch
+from huggingface_hub.dataclasses import strict
 
 from ..layers import mlp
+from ..registry import PartConfig
+from ..validation import require_at_least
 from .base import Decoder, check_float_batch
+
+
+@strict
+@dataclasses.dataclass
+class MLPConfig(PartConfig):
+    """Settings of the MLP decoder and encoder over real vectors: `observation_dim` (2), `hidden_dim` (64),
+    `num_hidden_layers` (2)."""
+
+    observation_dim: int = 2
+    hidden_dim: int = 64
+    num_hidden_layers: int = 2
+
+    def validate_sizes(self):
+        require_at_least(self, ("observation_dim", "hidden_dim"))
+        require_at_least(self, ("num_hidden_layers",), 0)
+
+
+@strict
+@dataclasses.dataclass
+class GaussianMLPDecoderConfig(MLPConfig):
+    """The MLP's settings plus the likelihood's std `sigma` (0.3)."""
+
+    sigma: float = 0.3
+
+    def validate_sigma(self):
+        if not self.sigma > 0:
+            raise ValueError(f"sigma must be > 0, got {self.sigma}")
 
 
 class GaussianMLPDecoder(Decoder):
@@ -20,6 +52,7 @@ class GaussianMLPDecoder(Decoder):
     """
 
     compilable = True
+    config_class = GaussianMLPDecoderConfig
 
     def __init__(self, latent_dim: int, observation_dim: int = 2, hidden_dim: int = 64, num_hidden_layers: int = 2,
                  sigma: float = 0.3):
@@ -40,4 +73,4 @@ class GaussianMLPDecoder(Decoder):
         check_float_batch("observations", observations, (self.observation_dim,), check_values)
 
 
-__all__ = ["GaussianMLPDecoder"]
+__all__ = ["GaussianMLPDecoder", "GaussianMLPDecoderConfig", "MLPConfig"]

@@ -10,8 +10,8 @@ from ..registry import Registry
 class Encoder(nn.Module):
     r"""
     q(z | x) = N(mean(x), diag(exp(log_variance(x)))) for a batch of one kind of observation (what the matching
-    decoder reads). `modality` says which model config family's fields `from_config` reads, as for decoders;
-    generic configs build any encoder from their `encoder_kwargs`.
+    decoder reads). `modality` says which model config family may name it, and `config_class` declares its settings
+    (read from the model config's `encoder_config`), as for decoders.
 
     An encoder whose q is a mixture of diagonal Gaussians (experts over several modalities) overrides `mixture`
     and `log_density`; `forward` then gives the mixture's moment-matched Gaussian. The learners use `mixture`,
@@ -19,11 +19,7 @@ class Encoder(nn.Module):
     """
 
     modality: str | None = None
-
-    @classmethod
-    def from_config(cls, config) -> "Encoder":
-        """Build from a modality config's fields (encoders with a `modality` implement it)."""
-        raise NotImplementedError(f"{cls.__name__} is built from encoder_kwargs by a generic config")
+    config_class: type | None = None
 
     def forward(self, observations) -> tuple[torch.Tensor, torch.Tensor]:
         """(mean, log_variance), each (batch, latent_dim)."""

@@ -1,12 +1,15 @@
 """q(z | x_1, ..., x_M) from one registered encoder per modality, combined by mixture and/or product of experts."""
 
+import dataclasses
 import itertools
 
 import torch
+from huggingface_hub.dataclasses import strict
 from torch import nn
 
 from ..decoders.multimodal import MODALITY_MASK, batch_size_of, build_modality_parts, to_scored_values
 from ..distributions import mixture_log_density
+from ..registry import PartConfig
 from .base import ENCODERS, Encoder
 
 AGGREGATIONS = ("moe", "poe", "mopoe")
@@ -26,6 +29,20 @@ def expert_subsets(num_modalities: int, aggregation: str) -> torch.Tensor:
     raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {aggregation!r}")
 
 
+@strict
+@dataclasses.dataclass
+class ExpertsEncoderConfig(PartConfig):
+    """Settings of the experts encoder: `modalities` (name -> spec with `encoder_type` / `encoder_config`) and the
+    `aggregation` ("moe", "poe" or "mopoe"); the multimodal model's config supplies both."""
+
+    modalities: dict
+    aggregation: str = "moe"
+
+    def validate_aggregation(self):
+        if self.aggregation not in AGGREGATIONS:
+            raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {self.aggregation!r}")
+
+
 class ExpertsEncoder(Encoder):
     r"""
     One Gaussian expert q_m(z | x_m) per modality (any registered encoder), combined over the modalities each example
@@ -37,11 +54,12 @@ class ExpertsEncoder(Encoder):
 
     Args:
         latent_dim (`int`): Dimension of z.
-        modalities (`dict`): Name -> spec with `encoder_type` (a registered encoder) and `encoder_kwargs`.
+        modalities (`dict`): Name -> spec with `encoder_type` (a registered encoder) and `encoder_config`.
         aggregation (`str`): "moe", "poe" or "mopoe".
     """
 
     modality = "multimodal"
+    config_class = ExpertsEncoderConfig
 
     def __init__(self, latent_dim: int, modalities: dict, aggregation: str):
         super().__init__()
@@ -50,10 +68,6 @@ class ExpertsEncoder(Encoder):
         self.encoders = build_modality_parts(ENCODERS, "encoder", latent_dim, modalities)
 
         self.latent_dim = latent_dim
-
-    @classmethod
-    def from_config(cls, config) -> "ExpertsEncoder":
-        return cls(latent_dim=config.latent_dim, modalities=config.modalities, aggregation=config.aggregation)
 
     def experts(self, observations: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Each modality's expert: means and log-variances (batch, M, latent_dim) and which are present (batch, M);

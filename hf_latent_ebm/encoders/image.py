@@ -1,10 +1,20 @@
 """A convolutional inference network over images, the mirror of the DCGAN generator."""
 
+import dataclasses
+
 import torch
+from huggingface_hub.dataclasses import strict
 from torch import nn
 
-from ..decoders.image import decoder_upsampling_plan
+from ..decoders.image import ConvImageShapeConfig, decoder_upsampling_plan
 from .base import Encoder
+
+
+@strict
+@dataclasses.dataclass
+class ConvImageEncoderConfig(ConvImageShapeConfig):
+    """Settings of the conv encoder (the model config's `encoder_config`): the generator's shape and width
+    (`image_size`, `num_channels`, `base_channels`)."""
 
 
 class ConvImageEncoder(Encoder):
@@ -17,6 +27,7 @@ class ConvImageEncoder(Encoder):
     """
 
     modality = "image"
+    config_class = ConvImageEncoderConfig
 
     def __init__(self, latent_dim: int, image_size: int, num_channels: int, base_channels: int):
         super().__init__()
@@ -29,14 +40,9 @@ class ConvImageEncoder(Encoder):
         layers.append(nn.Conv2d(width, 2 * latent_dim, base_size))
         self.layers = nn.Sequential(*layers)
 
-    @classmethod
-    def from_config(cls, config) -> "ConvImageEncoder":
-        return cls(latent_dim=config.latent_dim, image_size=config.image_size, num_channels=config.num_channels,
-                   base_channels=config.decoder_base_channels)
-
     def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         mean, log_variance = self.layers(pixel_values).flatten(1).chunk(2, dim=-1)
         return mean, log_variance
 
 
-__all__ = ["ConvImageEncoder"]
+__all__ = ["ConvImageEncoder", "ConvImageEncoderConfig"]

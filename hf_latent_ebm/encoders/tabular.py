@@ -3,7 +3,7 @@
 import torch
 import torch.nn.functional as F
 
-from ..decoders.tabular import split_features
+from ..decoders.tabular import TabularConfig, split_features
 from ..layers import mlp
 from .base import Encoder
 
@@ -17,6 +17,8 @@ class TabularEncoder(Encoder):
         latent_dim (`int`), num_numeric (`int`), category_sizes (`list[int]`): as the decoder's.
         hidden_dim (`int`, *optional*, defaults to 128), num_hidden_layers (`int`, *optional*, defaults to 2).
     """
+
+    config_class = TabularConfig
 
     def __init__(self, latent_dim: int, num_numeric: int, category_sizes: list[int], hidden_dim: int = 128,
                  num_hidden_layers: int = 2):

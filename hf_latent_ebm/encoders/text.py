@@ -1,9 +1,30 @@
 """An LSTM inference network over token ids."""
 
+import dataclasses
+
 import torch
+from huggingface_hub.dataclasses import strict
 from torch import nn
 
+from ..registry import PartConfig
+from ..validation import require_at_least
 from .base import Encoder
+
+
+@strict
+@dataclasses.dataclass
+class TextEncoderConfig(PartConfig):
+    """Settings of the LSTM encoder (the model config's `encoder_config`; the text model's config supplies
+    `vocab_size` and `pad_token_id`): the token embedding's and the LSTM's widths (defaults 128, the text
+    model's)."""
+
+    vocab_size: int
+    pad_token_id: int
+    embedding_dim: int = 128
+    hidden_dim: int = 128
+
+    def validate_sizes(self):
+        require_at_least(self, ("vocab_size", "embedding_dim", "hidden_dim"))
 
 
 class TextEncoder(Encoder):
@@ -16,6 +37,7 @@ class TextEncoder(Encoder):
     """
 
     modality = "text"
+    config_class = TextEncoderConfig
 
     def __init__(self, vocab_size: int, latent_dim: int, embedding_dim: int, hidden_dim: int, pad_token_id: int):
         super().__init__()
@@ -23,11 +45,6 @@ class TextEncoder(Encoder):
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_token_id)
         self.rnn = nn.LSTM(embedding_dim, hidden_dim, batch_first=True)
         self.to_gaussian = nn.Linear(hidden_dim, 2 * latent_dim)
-
-    @classmethod
-    def from_config(cls, config) -> "TextEncoder":
-        return cls(vocab_size=config.vocab_size, latent_dim=config.latent_dim, embedding_dim=config.embedding_dim,
-                   hidden_dim=config.hidden_dim, pad_token_id=config.pad_token_id)
 
     def forward(self, input_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         hidden, _ = self.rnn(self.embedding(input_ids))
@@ -37,4 +54,4 @@ class TextEncoder(Encoder):
         return mean, log_variance
 
 
-__all__ = ["TextEncoder"]
+__all__ = ["TextEncoder", "TextEncoderConfig"]

@@ -2,6 +2,7 @@
 
 import torch
 
+from ..decoders.vector import MLPConfig
 from ..layers import mlp
 from .base import Encoder
 
@@ -16,6 +17,8 @@ class MLPEncoder(Encoder):
         hidden_dim (`int`, *optional*, defaults to 64): Width of the hidden layers.
         num_hidden_layers (`int`, *optional*, defaults to 2): Hidden layers (GELU).
     """
+
+    config_class = MLPConfig
 
     def __init__(self, latent_dim: int, observation_dim: int = 2, hidden_dim: int = 64, num_hidden_layers: int = 2):
         super().__init__()

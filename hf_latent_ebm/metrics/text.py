@@ -69,8 +69,8 @@ class LanguageModel(nn.Module):
     def __init__(self, vocab_size: int, embedding_dim: int, hidden_dim: int, pad_token_id: int, bos_token_id: int,
                  eos_token_id: int, dropout: float = 0.2):
         super().__init__()
-        self.decoder = RecurrentTextDecoder(vocab_size, 1, embedding_dim, hidden_dim, 1, "lstm", dropout,
-                                            pad_token_id, bos_token_id, eos_token_id)
+        self.decoder = RecurrentTextDecoder(vocab_size, 1, embedding_dim, hidden_dim, 1, dropout, pad_token_id,
+                                            bos_token_id, eos_token_id)
 
     def negative_log_likelihood(self, input_ids: torch.Tensor) -> torch.Tensor:
         return self.decoder.negative_log_likelihood(input_ids, input_ids.new_zeros(input_ids.shape[0], 1).float())

@@ -16,8 +16,8 @@ def image_modality(image_size: int = 28, num_channels: int = 3, base_channels: i
     `conditioning_weight` weighs its likelihood when it is given in cross-modal generation (1: the model's own
     posterior)."""
     shape = dict(image_size=image_size, num_channels=num_channels, base_channels=base_channels)
-    return {"kind": "image", "decoder_type": "conv", "decoder_kwargs": {**shape, "sigma": sigma},
-            "encoder_type": "conv", "encoder_kwargs": shape, "conditioning_weight": conditioning_weight}
+    return {"kind": "image", "decoder_type": "conv", "decoder_config": {**shape, "sigma": sigma},
+            "encoder_type": "conv", "encoder_config": shape, "conditioning_weight": conditioning_weight}
 
 
 class ImageClassifier(ModalityClassifier):

@@ -26,11 +26,11 @@ def text_modality(tokenizer, max_length: int = 16, embedding_dim: int = 64, hidd
     ids = dict(pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
                eos_token_id=tokenizer.eos_token_id)
     return {"kind": "text", "decoder_type": cell,
-            "decoder_kwargs": dict(vocab_size=len(tokenizer), embedding_dim=embedding_dim, hidden_dim=hidden_dim,
-                                   num_layers=1, cell=cell, dropout=0.0, max_length=max_length,
+            "decoder_config": dict(vocab_size=len(tokenizer), embedding_dim=embedding_dim, hidden_dim=hidden_dim,
+                                   num_layers=1, dropout=0.0, max_length=max_length,
                                    unk_token_id=tokenizer.unk_token_id, **ids),
             "encoder_type": "lstm",
-            "encoder_kwargs": dict(vocab_size=len(tokenizer), embedding_dim=embedding_dim, hidden_dim=hidden_dim,
+            "encoder_config": dict(vocab_size=len(tokenizer), embedding_dim=embedding_dim, hidden_dim=hidden_dim,
                                    pad_token_id=ids["pad_token_id"]),
             "conditioning_weight": conditioning_weight}
 
@@ -154,7 +154,7 @@ class TextModality(Modality):
                 if len(ids) > decoder.max_length:
                     raise ValueError(f"modality {name!r}: example {row} has {len(ids)} tokens with <bos>/<eos>, more "
                                      f"than its max_length {decoder.max_length}: {values[row]!r}. The limit is the "
-                                     f"config's modalities[{name!r}]['decoder_kwargs']['max_length'], set when "
+                                     f"config's modalities[{name!r}]['decoder_config']['max_length'], set when "
                                      "training with `hf-latent-ebm train --task multimodal --max-length N`")
                 arrays[row, :len(ids)] = ids
         return arrays, present
@@ -169,7 +169,7 @@ class TextModality(Modality):
         return [tokenizer.decode([i for i in row.tolist() if i not in hidden]) for row in values]
 
     def tokenizer_ids(self, spec: dict) -> dict:
-        return {key: spec["decoder_kwargs"][key] for key in ("vocab_size", "pad_token_id", "bos_token_id",
+        return {key: spec["decoder_config"][key] for key in ("vocab_size", "pad_token_id", "bos_token_id",
                                                              "eos_token_id")}
 
     # ---- CLI
@@ -191,7 +191,7 @@ class TextModality(Modality):
         return {name: text_modality(tokenizer, max_length=max_length) for name in names}, tokenizer
 
     def max_length(self, spec: dict) -> int:
-        return spec["decoder_kwargs"]["max_length"]
+        return spec["decoder_config"]["max_length"]
 
     # ---- metrics
     def count(self, values) -> int:

@@ -69,6 +69,14 @@ class Prior(nn.Module):
         priors over a label read)."""
         raise NotImplementedError(f"{cls.__name__} must implement from_config")
 
+    @classmethod
+    def describe(cls, config: PriorConfig, sampler_config=None) -> str:
+        """The prior in a phrase, for model cards ("... latent with <this>."), from its typed config and the
+        sampler's (whose `prior_steps`, where it has them, say how the prior is sampled)."""
+        steps = getattr(sampler_config, "prior_steps", None)
+        chain = f"{steps}-step short-run Langevin" if steps is not None else "its prior chain"
+        return f"a learned energy-based prior p(z) = exp(-E(z)) N(0, {config.sigma}^2) / Z, sampled by {chain}"
+
     def energy(self, latents: torch.Tensor) -> torch.Tensor:
         """E(z), one value per row."""
         raise NotImplementedError

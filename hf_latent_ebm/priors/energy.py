@@ -91,6 +91,11 @@ class EnergyPrior(Prior):
                    activation=config.activation, reference_sigma=config.sigma,
                    analytic_gradient=config.gradient == "analytic")
 
+    @classmethod
+    def describe(cls, config: EnergyPriorConfig, sampler_config=None) -> str:
+        return (super().describe(config, sampler_config).replace(
+            " / Z,", f" / Z (MLP energy, {config.num_hidden_layers} hidden layers of {config.hidden_dim}),"))
+
     def component_energies(self, latents: torch.Tensor) -> torch.Tensor:
         """E_k(z), shape (batch, num_outputs)."""
         return self.energy_net(latents)

@@ -22,6 +22,10 @@ class GaussianPrior(Prior):
     def from_config(cls, config: PriorConfig, latent_dim: int, num_labels: int | None = None) -> "GaussianPrior":
         return cls(latent_dim=latent_dim, reference_sigma=config.sigma)
 
+    @classmethod
+    def describe(cls, config: PriorConfig, sampler_config=None) -> str:
+        return f"the fixed Gaussian prior N(0, {config.sigma}^2) (the alternating back-propagation baseline)"
+
     def energy(self, latents: torch.Tensor) -> torch.Tensor:
         return latents.new_zeros(latents.shape[0])
 
