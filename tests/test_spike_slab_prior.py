@@ -156,6 +156,8 @@ def test_trains_saves_and_reloads_with_its_schedule(tmp_path):
     model = trainer.model.eval()
     assert model.prior.num_updates.item() == 3 and model.prior.slab_weight.item() == pytest.approx(0.5)
     model.save_pretrained(tmp_path / "saved")
+    card = (tmp_path / "saved" / "README.md").read_text()  # the prior describes itself, not as a Gaussian
+    assert "spike-and-slab prior" in card and "fixed Gaussian" not in card
     for folder in (tmp_path / "saved", tmp_path / "run"):  # ours, and the trainer's final model
         loaded = AutoModel.from_pretrained(folder).eval()
         assert isinstance(loaded.prior, SpikeSlabPrior)

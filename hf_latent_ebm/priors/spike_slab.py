@@ -118,6 +118,12 @@ class SpikeSlabPrior(GaussianPrior):
         return cls(latent_dim, config.sigma, config.spike_std, config.slab_weight_floor,
                    config.sparsify_after_updates, config.sparsify_rate)
 
+    @classmethod
+    def describe(cls, config: SpikeSlabPriorConfig, sampler_config=None) -> str:
+        return (f"the spike-and-slab prior a N(0, {config.sigma}^2) + (1 - a) N(0, {config.spike_std}^2) per "
+                f"coordinate (Li & Han 2022), its slab weight a falling from 1 after {config.sparsify_after_updates} "
+                f"updates to {config.slab_weight_floor}")
+
     @property
     def slab_weight(self) -> torch.Tensor:
         """The current a, a 0-d float32 tensor on the prior's device: a tensor, so that the chains read it without a
