@@ -5,7 +5,6 @@ import itertools
 
 import torch
 from huggingface_hub.dataclasses import strict
-from torch import nn
 
 from ..decoders.multimodal import MODALITY_MASK, batch_size_of, build_modality_parts, to_scored_values
 from ..distributions import mixture_log_density
