@@ -7,7 +7,7 @@ from huggingface_hub.dataclasses import strict
 from torch import nn
 
 from ..registry import PartConfig
-from ..validation import require_at_least
+from ..validation import require_at_least, require_greater_than
 from .base import Decoder, check_float_batch
 
 
@@ -59,8 +59,7 @@ class ConvImageDecoderConfig(ConvImageShapeConfig):
     sigma: float = 0.3
 
     def validate_sigma(self):
-        if not self.sigma > 0:
-            raise ValueError(f"sigma must be > 0, got {self.sigma}")
+        require_greater_than(self, ("sigma",))
 
 
 class ConvImageDecoder(Decoder):

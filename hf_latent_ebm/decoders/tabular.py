@@ -9,7 +9,7 @@ from torch import nn
 
 from ..layers import mlp
 from ..registry import PartConfig
-from ..validation import require_at_least
+from ..validation import require_at_least, require_greater_than
 from .base import Decoder, check_float_batch
 
 
@@ -41,8 +41,7 @@ class TabularDecoderConfig(TabularConfig):
     sigma: float = 0.5
 
     def validate_sigma(self):
-        if not self.sigma > 0:
-            raise ValueError(f"sigma must be > 0, got {self.sigma}")
+        require_greater_than(self, ("sigma",))
 
 
 def split_features(features: torch.Tensor, num_numeric: int) -> tuple[torch.Tensor, torch.Tensor]:
