@@ -13,6 +13,7 @@ results JSON, side-by-side sample grids and the table into docs/results.md (sect
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -114,7 +115,7 @@ def main():
             f"images; MSE per pixel on images in [-1, 1]; near-zero latents: the share of posterior latent "
             f"coordinates of the test images with |z| < 0.1. {args.max_steps} steps of batch {args.batch_size} per "
             f"model, same seed and decoder for every row; device {device_name}. Samples: "
-            f"![samples](figures/{grid_path.name})\n\nCommand: `python {' '.join(sys.argv)}` (results: `{args.output}`).")
+            f"![samples](figures/{grid_path.name})\n\nCommand: `python {shlex.join(sys.argv)}` (results: `{args.output}`).")
     update_section(args.results_md, args.section, args.title, body)
     print(table)
 
