@@ -5,6 +5,7 @@ from .base import Prior, PriorConfig
 from .coupling import CouplingPrior
 from .energy import ACTIVATIONS, EnergyPrior, EnergyPriorConfig
 from .gaussian import GaussianPrior
+from .hierarchical import HierarchicalPrior, HierarchicalPriorConfig
 from .spike_slab import SpikeSlabPrior, SpikeSlabPriorConfig
 
 PRIORS = Registry("prior", Prior)
@@ -12,7 +13,9 @@ PRIORS.register("ebm", EnergyPrior)
 PRIORS.register("gaussian", GaussianPrior)
 PRIORS.register("coupling", CouplingPrior)
 PRIORS.register("spike_slab", SpikeSlabPrior)
+PRIORS.register("hierarchical", HierarchicalPrior)
 register_prior = PRIORS.register
 
 __all__ = ["PRIORS", "Prior", "PriorConfig", "EnergyPriorConfig", "EnergyPrior", "CouplingPrior", "GaussianPrior",
-           "SpikeSlabPrior", "SpikeSlabPriorConfig", "ACTIVATIONS", "register_prior"]
+           "SpikeSlabPrior", "SpikeSlabPriorConfig", "HierarchicalPrior",
+           "HierarchicalPriorConfig", "ACTIVATIONS", "register_prior"]

@@ -1,0 +1,100 @@
+"""The hierarchical (multi-layer) prior of Cui, Wu & Han 2023 (issue 34, item 1): its density, its layers, learning
+by the maximum-likelihood learner, save and reload, and errors naming the layers."""
+
+import math
+
+import pytest
+import torch
+from transformers import AutoModel
+
+from hf_latent_ebm import LatentEBMConfig, LatentEBMForImageGeneration
+from hf_latent_ebm.priors import PRIORS, HierarchicalPrior, HierarchicalPriorConfig
+from hf_latent_ebm.training import LatentEBMTrainer, TrainingArguments
+
+from .test_modeling_latent_ebm import TINY
+from .test_training import toy_images
+
+# TINY's latent_dim 4 as two layers of 2; small MLPs.
+HIERARCHICAL = dict({key: value for key, value in TINY.items() if key != "energy_hidden_dim"}, latent_dim=6,
+                    prior_type="hierarchical",
+                    prior_config={"layer_sizes": [4, 2], "hidden_dim": 8, "conditional_hidden_dim": 8})
+
+
+def prior(energy="layerwise", layer_sizes=(3, 2, 2), seed=0):
+    torch.manual_seed(seed)
+    config = HierarchicalPriorConfig(layer_sizes=list(layer_sizes), energy=energy, hidden_dim=8,
+                                     conditional_hidden_dim=8)
+    return HierarchicalPrior.from_config(config, latent_dim=sum(layer_sizes))
+
+
+def normal_log_density(values, mean, std):
+    return (-0.5 * ((values - mean) / std) ** 2 - torch.log(std) - 0.5 * math.log(2 * math.pi)).sum(dim=-1)
+
+
+@pytest.mark.parametrize("energy", ["layerwise", "joint"])
+def test_the_potential_is_the_joint_density_written_out(energy):
+    """U(z) = -log p(z) + log Z: the tilt plus the top-down Gaussian chain, whatever the split into E and p0."""
+    model = prior(energy).double()
+    latents = torch.randn(5, 7, dtype=torch.float64)
+    z1, z2, z3 = latents.split([3, 2, 2], dim=1)
+    by_hand = model.tilt_energy(latents)
+    for lower, upper, index in ((z1, z2, 0), (z2, z3, 1)):
+        mean, log_std = model.links[index](upper).chunk(2, dim=-1)
+        by_hand = by_hand - normal_log_density(lower, mean, log_std.exp() + model.min_std)
+    by_hand = by_hand - normal_log_density(z3, torch.zeros_like(z3), torch.ones_like(z3))
+    # Equal up to one constant (the potential drops p0's normaliser, as every prior's does).
+    offset = model.potential(latents) - by_hand
+    torch.testing.assert_close(offset, torch.full_like(offset, offset[0].item()))
+    assert offset[0].item() == pytest.approx(-0.5 * math.log(2 * math.pi) * 7)
+
+
+def test_layers_split_in_order_and_the_energies_follow_the_config():
+    layerwise, joint = prior("layerwise"), prior("joint")
+    assert len(layerwise.energies) == 3 and len(joint.energies) == 1 and len(layerwise.links) == 2
+    latents = torch.arange(14.0).view(2, 7)
+    layers = layerwise.split(latents)
+    assert [layer.shape[1] for layer in layers] == [3, 2, 2] and torch.equal(torch.cat(layers, dim=1), latents)
+    # A layer-wise energy sees each layer alone: changing the top layer leaves the other terms' sum as it was.
+    moved = latents.clone()
+    moved[:, 5:] += 1.0
+    change = layerwise.tilt_energy(moved) - layerwise.tilt_energy(latents)
+    expected = (layerwise.energies[2](moved[:, 5:]) - layerwise.energies[2](latents[:, 5:])).squeeze(-1)
+    torch.testing.assert_close(change, expected)
+
+
+def test_registered_with_its_config_and_described_on_cards():
+    assert PRIORS.get("hierarchical") is HierarchicalPrior and PRIORS.config_class("hierarchical") is \
+        HierarchicalPriorConfig
+    text = HierarchicalPrior.describe(HierarchicalPriorConfig(layer_sizes=[4, 2]), None)
+    assert "2-layer joint energy-based prior" in text and "[4, 2]" in text
+
+
+def test_mle_trains_the_links_and_the_energies_then_saves_and_reloads(tmp_path):
+    torch.manual_seed(0)
+    model = LatentEBMForImageGeneration(LatentEBMConfig(**HIERARCHICAL))
+    before = {name: value.clone() for name, value in model.prior.state_dict().items()}
+    args = TrainingArguments(output_dir=str(tmp_path / "run"), max_steps=3, batch_size=8, seed=3, sample_every=0,
+                             checkpoint_every=0, log_every=1, num_grid_samples=4)
+    trainer = LatentEBMTrainer(model, toy_images(), args)
+    trainer.train()
+    assert all(math.isfinite(value) for record in trainer.history for value in record.values())
+    after = model.prior.state_dict()
+    # The contrastive loss reaches the Gaussian links as well as the energies.
+    assert not torch.equal(before["links.0.0.weight"], after["links.0.0.weight"])
+    assert not torch.equal(before["energies.1.0.weight"], after["energies.1.0.weight"])
+    model.eval()
+    loaded = AutoModel.from_pretrained(tmp_path / "run").eval()
+    assert isinstance(loaded.prior, HierarchicalPrior) and loaded.prior.layer_sizes == [4, 2]
+    torch.testing.assert_close(loaded.sample_latents(4, torch.Generator().manual_seed(1)),
+                               model.sample_latents(4, torch.Generator().manual_seed(1)))
+
+
+def test_bad_layer_settings_name_the_layers():
+    with pytest.raises(ValueError, match=r"layer_sizes \[4, 4\] sum to 8, but the model's latent_dim is 6"):
+        LatentEBMForImageGeneration(LatentEBMConfig(**{**HIERARCHICAL, "prior_config": {"layer_sizes": [4, 4]}}))
+    with pytest.raises(ValueError, match="(?s)prior_config: .*layer_sizes must list >= 2 layers"):
+        LatentEBMConfig(**{**HIERARCHICAL, "prior_config": {"layer_sizes": [6]}})
+    with pytest.raises(ValueError, match="(?s)prior_config: .*energy must be one of"):
+        LatentEBMConfig(**{**HIERARCHICAL, "prior_config": {"layer_sizes": [4, 2], "energy": "per-pixel"}})
+    with pytest.raises(ValueError, match=r"latents must have shape \(batch, 7\) \(layers \[3, 2, 2\]\)"):
+        prior().split(torch.zeros(2, 6))
