@@ -248,6 +248,16 @@ class LatentEBMPreTrainedModel(CardedModelMixin, PreTrainedModel):
                                  return_diagnostics)
 
     @torch.no_grad()
+    def resample_layer(self, latents: torch.Tensor, layer: int, generator: torch.Generator | None = None,
+                       num_steps: int | None = None) -> torch.Tensor:
+        """`latents` with one layer (1 = next to x) redrawn given the others by the prior chain, for a prior with
+        layers (prior_type "hierarchical"): decode before and after to see what the layer controls."""
+        if not hasattr(self.prior, "resample_layer"):
+            raise ValueError(f"resample_layer needs a prior with layers (prior_type 'hierarchical'), not "
+                             f"{self.config.prior_type!r}")
+        return self.prior.resample_layer(latents.to(self.device), layer, self.prior_sampler(num_steps), generator)
+
+    @torch.no_grad()
     def posterior_latents(self, observations, generator: torch.Generator | None = None,
                           langevin_proper: bool = False) -> torch.Tensor:
         """z ~ p(z | x) as the learner infers it: short-run posterior Langevin (the configured chain, or with

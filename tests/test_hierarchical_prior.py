@@ -98,3 +98,22 @@ def test_bad_layer_settings_name_the_layers():
         LatentEBMConfig(**{**HIERARCHICAL, "prior_config": {"layer_sizes": [4, 2], "energy": "per-pixel"}})
     with pytest.raises(ValueError, match=r"latents must have shape \(batch, 7\) \(layers \[3, 2, 2\]\)"):
         prior().split(torch.zeros(2, 6))
+
+
+def test_resample_layer_redraws_one_layer_and_keeps_the_others():
+    torch.manual_seed(0)
+    model = LatentEBMForImageGeneration(LatentEBMConfig(**HIERARCHICAL)).eval()
+    latents = model.sample_latents(5, torch.Generator().manual_seed(0))
+    for layer, (start, end) in ((1, (0, 4)), (2, (4, 6))):
+        redrawn = model.resample_layer(latents, layer, torch.Generator().manual_seed(1))
+        kept = [i for i in range(6) if not start <= i < end]
+        assert torch.equal(redrawn[:, kept], latents[:, kept])
+        assert not torch.allclose(redrawn[:, start:end], latents[:, start:end])
+        torch.testing.assert_close(redrawn, model.resample_layer(latents, layer, torch.Generator().manual_seed(1)))
+    with pytest.raises(ValueError, match=r"layer must be an int in 1\.\.2 \(1 is next to x, 2 the top\), got 3"):
+        model.resample_layer(latents, 3)
+    with pytest.raises(ValueError, match=r"latents must have shape \(batch, 6\) \(layers \[4, 2\]\), got \(5, 4\)"):
+        model.resample_layer(latents[:, :4], 1)
+    flat = LatentEBMForImageGeneration(LatentEBMConfig(**TINY))
+    with pytest.raises(ValueError, match="resample_layer needs a prior with layers"):
+        flat.resample_layer(torch.zeros(2, 4), 1)

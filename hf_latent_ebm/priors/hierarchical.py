@@ -133,6 +133,23 @@ class HierarchicalPrior(Prior):
             total = total + (-0.5 * ((layers[i] - mean) / std).pow(2) - std.log()).sum(dim=-1)
         return total - 0.5 * math.log(2 * math.pi) * sum(self.layer_sizes[:-1])
 
+    def resample_layer(self, latents: torch.Tensor, layer: int, sampler, generator: torch.Generator | None = None):
+        """z with layer `layer` (1 = z_1, next to x, .. L = the top) redrawn from p(z_layer | the other layers) by
+        the chain `sampler`, started from p0, the other layers held fixed: what that layer controls."""
+        if not isinstance(layer, int) or not 1 <= layer <= self.num_layers:
+            raise ValueError(f"layer must be an int in 1..{self.num_layers} (1 is next to x, {self.num_layers} the "
+                             f"top), got {layer!r}")
+        layers = self.split(latents)
+        fixed = [part.detach() for part in layers]
+
+        def conditional_potential(values: torch.Tensor) -> torch.Tensor:
+            return self.potential(torch.cat(fixed[:layer - 1] + [values] + fixed[layer:], dim=1))
+
+        start = self.reference_sigma * torch.randn(layers[layer - 1].shape, generator=generator,
+                                                   device=latents.device)
+        fixed[layer - 1] = sampler(conditional_potential, start, generator)
+        return torch.cat(fixed, dim=1)
+
     def tilt_energy(self, latents: torch.Tensor) -> torch.Tensor:
         """E_f(z): the sum of the per-layer energies, or the joint one."""
         if self.energy_kind == "joint":
