@@ -168,7 +168,11 @@ class LatentEBMBaseConfig(PreTrainedConfig):
         self.part_config("prior")
         decoder_class = DECODERS.get(self.decoder_type, field="decoder_type")
         self._check_modality("decoder", decoder_class)
-        self.part_arguments("decoder")
+        decoder_layers = self.part_arguments("decoder").get("layer_sizes")
+        prior_layers = getattr(self.part_config("prior"), "layer_sizes", None)
+        if decoder_layers is not None and prior_layers is not None and list(decoder_layers) != list(prior_layers):
+            raise ValueError(f"decoder_config.layer_sizes {list(decoder_layers)} must equal prior_config.layer_sizes "
+                             f"{list(prior_layers)}: the decoder reads the prior's layers (bottom to top)")
         learner = LEARNERS.get(self.learner, field="learner")
         SAMPLERS.get(self.sampler_type, field="sampler_type").check_config(self.part_config("sampler"), decoder_class)
         learner_config = self.part_config("learner")

@@ -8,6 +8,7 @@ import torch
 from transformers import AutoModel
 
 from hf_latent_ebm import LatentEBMConfig, LatentEBMForImageGeneration
+from hf_latent_ebm.decoders import LadderImageDecoder
 from hf_latent_ebm.priors import PRIORS, HierarchicalPrior, HierarchicalPriorConfig
 from hf_latent_ebm.training import LatentEBMTrainer, TrainingArguments
 
@@ -117,3 +118,38 @@ def test_resample_layer_redraws_one_layer_and_keeps_the_others():
     flat = LatentEBMForImageGeneration(LatentEBMConfig(**TINY))
     with pytest.raises(ValueError, match="resample_layer needs a prior with layers"):
         flat.resample_layer(torch.zeros(2, 4), 1)
+
+
+LADDER = dict(HIERARCHICAL, decoder_type="ladder", decoder_config={"layer_sizes": [4, 2], "hidden_dim": 8})
+
+
+def test_the_ladder_decoder_reads_every_layer_and_trains_with_the_hierarchical_prior(tmp_path):
+    torch.manual_seed(0)
+    model = LatentEBMForImageGeneration(LatentEBMConfig(**LADDER))
+    assert isinstance(model.decoder, LadderImageDecoder) and model.decoder.layer_sizes == [4, 2]
+    latents = torch.randn(3, 6)
+    images = model.decoder.decode(latents)
+    assert images.shape == (3, 1, 28, 28) and float(images.abs().max()) <= 1
+    for coordinates in (slice(0, 4), slice(4, 6)):  # the bottom and the top layer both reach x
+        moved = latents.clone()
+        moved[:, coordinates] += 1.0
+        assert not torch.allclose(model.decoder.decode(moved), images)
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=3, batch_size=8, seed=3, sample_every=0,
+                             checkpoint_every=0, log_every=1, num_grid_samples=4)
+    trainer = LatentEBMTrainer(model, toy_images(), args)
+    trainer.train()
+    assert all(math.isfinite(value) for record in trainer.history for value in record.values())
+    loaded = AutoModel.from_pretrained(tmp_path).eval()
+    model.eval()
+    assert torch.equal(loaded.sample(2, torch.Generator().manual_seed(4)),
+                       model.sample(2, torch.Generator().manual_seed(4)))
+
+
+def test_the_decoder_and_prior_layers_must_agree():
+    with pytest.raises(ValueError, match=r"decoder_config.layer_sizes \[3, 3\] must equal prior_config.layer_sizes "
+                                         r"\[4, 2\]"):
+        LatentEBMConfig(**{**LADDER, "decoder_config": {"layer_sizes": [3, 3]}})
+    with pytest.raises(ValueError, match=r"decoder_config.layer_sizes \[4, 4\] sum to 8, but the model's latent_dim "
+                                         r"is 6"):
+        LatentEBMForImageGeneration(LatentEBMConfig(**{**LADDER, "prior_type": "gaussian", "prior_config": {},
+                                                       "decoder_config": {"layer_sizes": [4, 4]}}))
