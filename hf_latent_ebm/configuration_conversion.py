@@ -31,7 +31,8 @@ _LEGACY_LEARNER_DEFAULTS = {"vae_free_bits": 0.0, "posterior_init": "prior", "la
 # The image and text configs' flat decoder and encoder fields (one flat field may feed both parts: the image
 # encoder mirrors the generator's width, the text encoder shares the decoder's embedding and state widths).
 LEGACY_DECODER_FIELDS = {"decoder_base_channels": "base_channels", "decoder_sigma": "sigma",
-                         "embedding_dim": "embedding_dim", "hidden_dim": "hidden_dim", "num_decoder_layers": "num_layers",
+                         "embedding_dim": "embedding_dim", "hidden_dim": "hidden_dim",
+                         "num_decoder_layers": "num_layers",
                          "num_attention_heads": "num_heads", "decoder_dropout": "dropout"}
 LEGACY_ENCODER_FIELDS = {"decoder_base_channels": "base_channels", "embedding_dim": "embedding_dim",
                          "hidden_dim": "hidden_dim"}

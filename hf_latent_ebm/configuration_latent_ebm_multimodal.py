@@ -33,8 +33,9 @@ class LatentEBMMultimodalConfig(LatentEBMBaseConfig):
 
     Args:
         modalities (`dict`, *optional*, defaults to five 3x28x28 image modalities "m0".."m4", PolyMNIST's):
-            Modality name -> spec: `kind` (a registered modality kind: "image", "text", ...), `decoder_type` / `decoder_config` (a registered
-            decoder and its settings, checked against its config class), `encoder_type` / `encoder_config`, and
+            Modality name -> spec: `kind` (a registered modality kind: "image", "text", ...), `decoder_type` /
+            `decoder_config` (a registered decoder and its settings, checked against its config class),
+            `encoder_type` / `encoder_config`, and
             optionally `conditioning_weight` (w_m > 0, the weight of its likelihood when it is given in cross-modal
             generation; 1 when absent). Build
             specs with `image_modality(...)` and `text_modality(tokenizer, ...)`. The order is the order of

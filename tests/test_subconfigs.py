@@ -7,7 +7,8 @@ import pytest
 import torch
 from transformers import AutoConfig, AutoModel
 
-from hf_latent_ebm import LatentEBMClassificationConfig, LatentEBMConfig, LatentEBMForTextGeneration, LatentEBMTextConfig
+from hf_latent_ebm import (LatentEBMClassificationConfig, LatentEBMConfig, LatentEBMForTextGeneration,
+                           LatentEBMTextConfig)
 from hf_latent_ebm.configuration_latent_ebm import (LEGACY_DECODER_FIELDS, LEGACY_ENCODER_FIELDS, LEGACY_LEARNER_FIELDS,
                                                     LEGACY_PRIOR_FIELDS, LEGACY_RENAMES, LEGACY_SAMPLER_FIELDS,
                                                     convert_legacy_config)
