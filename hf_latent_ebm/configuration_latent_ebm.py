@@ -168,18 +168,22 @@ class LatentEBMBaseConfig(PreTrainedConfig):
         self.part_config("prior")
         decoder_class = DECODERS.get(self.decoder_type, field="decoder_type")
         self._check_modality("decoder", decoder_class)
-        decoder_layers = self.part_arguments("decoder").get("layer_sizes")
-        prior_layers = getattr(self.part_config("prior"), "layer_sizes", None)
-        if decoder_layers is not None and prior_layers is not None and list(decoder_layers) != list(prior_layers):
-            raise ValueError(f"decoder_config.layer_sizes {list(decoder_layers)} must equal prior_config.layer_sizes "
-                             f"{list(prior_layers)}: the decoder reads the prior's layers (bottom to top)")
+        self._check_layers("decoder")
         learner = LEARNERS.get(self.learner, field="learner")
         SAMPLERS.get(self.sampler_type, field="sampler_type").check_config(self.part_config("sampler"), decoder_class)
         learner_config = self.part_config("learner")
         learner.check_config(self.learner, self.prior_type, self.num_labels)
         if learner.needs_encoder(learner_config):
             self._check_modality("encoder", ENCODERS.get(self.encoder_type, field="encoder_type"))
-            self.part_arguments("encoder")
+            self._check_layers("encoder")
+
+    def _check_layers(self, kind: str) -> None:
+        # A part over a layered z (the ladder decoder and encoder) must read the prior's layers.
+        part_layers = self.part_arguments(kind).get("layer_sizes")
+        prior_layers = getattr(self.part_config("prior"), "layer_sizes", None)
+        if part_layers is not None and prior_layers is not None and list(part_layers) != list(prior_layers):
+            raise ValueError(f"{kind}_config.layer_sizes {list(part_layers)} must equal prior_config.layer_sizes "
+                             f"{list(prior_layers)}: the {kind} reads the prior's layers (bottom to top)")
 
     def _check_modality(self, kind: str, part_class: type) -> None:
         # A generic config may name any part; a modality's config only its modality's (which take its facts).

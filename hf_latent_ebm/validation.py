@@ -32,6 +32,13 @@ def require_greater_than(owner, names: Iterable[str], bound: int = 0) -> None:
             raise ValueError(f"{name} must be > {bound}, got {value}")
 
 
+def check_layer_sizes(layer_sizes) -> None:
+    """A layered latent's `layer_sizes` (the hierarchical prior's, the ladder decoder's and encoder's): >= 2 layers
+    of >= 1 dimension each."""
+    if len(layer_sizes) < 2 or any(size < 1 for size in layer_sizes):
+        raise ValueError(f"layer_sizes must list >= 2 layers of >= 1 dimension each, got {list(layer_sizes)}")
+
+
 def raise_value_errors(config_class):
     """Make a strict config's construction raise ValueError (what users catch) instead of huggingface_hub's
     StrictDataclassError, keeping the validator's message; a config built by `from_dict` (how `from_pretrained` and

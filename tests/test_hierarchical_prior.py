@@ -9,6 +9,7 @@ from transformers import AutoModel
 
 from hf_latent_ebm import LatentEBMConfig, LatentEBMForImageGeneration
 from hf_latent_ebm.decoders import LadderImageDecoder
+from hf_latent_ebm.encoders import LadderImageEncoder
 from hf_latent_ebm.priors import PRIORS, HierarchicalPrior, HierarchicalPriorConfig
 from hf_latent_ebm.training import LatentEBMTrainer, TrainingArguments
 
@@ -154,3 +155,28 @@ def test_the_decoder_and_prior_layers_must_agree():
                                          r"is 6"):
         LatentEBMForImageGeneration(LatentEBMConfig(**{**LADDER, "prior_type": "gaussian", "prior_config": {},
                                                        "decoder_config": {"layer_sizes": [4, 4]}}))
+
+
+def test_the_variational_scheme_trains_with_the_ladder_encoder(tmp_path):
+    """ICCV 2023's joint training: the ELBO with the hierarchical EBM prior (learner "vae_ebm") and a bottom-up
+    ladder q(z_1, .., z_L | x)."""
+    torch.manual_seed(0)
+    config = LatentEBMConfig(**LADDER, learner="vae_ebm", encoder_type="ladder",
+                             encoder_config={"layer_sizes": [4, 2], "hidden_dim": 8})
+    model = LatentEBMForImageGeneration(config)
+    assert isinstance(model.encoder, LadderImageEncoder)
+    mean, log_variance = model.encoder(toy_images(3))
+    assert mean.shape == log_variance.shape == (3, 6)
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=3, batch_size=8, seed=3, sample_every=0,
+                             checkpoint_every=0, log_every=1, num_grid_samples=4)
+    trainer = LatentEBMTrainer(model, toy_images(), args)
+    trainer.train()
+    assert {"decoder_loss", "kl_loss", "energy_loss"} <= set(trainer.history[-1])
+    assert all(math.isfinite(value) for record in trainer.history for value in record.values())
+    loaded = AutoModel.from_pretrained(tmp_path).eval()
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.encoder(toy_images(2))[0], model.encoder(toy_images(2))[0])
+    with pytest.raises(ValueError, match=r"encoder_config.layer_sizes \[2, 4\] must equal prior_config.layer_sizes"):
+        LatentEBMConfig(**{**LADDER, "learner": "vae_ebm", "encoder_type": "ladder",
+                           "encoder_config": {"layer_sizes": [2, 4]}})

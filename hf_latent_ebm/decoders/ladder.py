@@ -8,7 +8,7 @@ from huggingface_hub.dataclasses import strict
 from torch import nn
 
 from ..layers import mlp
-from ..validation import require_at_least
+from ..validation import check_layer_sizes, require_at_least
 from .image import ConvImageDecoder, ConvImageDecoderConfig
 
 
@@ -26,8 +26,7 @@ class LadderImageDecoderConfig(ConvImageDecoderConfig):
     num_hidden_layers: int = 1
 
     def validate_ladder(self):
-        if len(self.layer_sizes) < 2 or any(size < 1 for size in self.layer_sizes):
-            raise ValueError(f"layer_sizes must list >= 2 layers of >= 1 dimension each, got {self.layer_sizes}")
+        check_layer_sizes(self.layer_sizes)
         require_at_least(self, ("hidden_dim",))
         require_at_least(self, ("num_hidden_layers",), 0)
 

@@ -9,7 +9,7 @@ from huggingface_hub.dataclasses import strict
 from torch import nn
 
 from ..layers import mlp
-from ..validation import require_at_least
+from ..validation import check_layer_sizes, require_at_least
 from .base import Prior, PriorConfig
 
 ENERGY_KINDS = ("layerwise", "joint")
@@ -43,8 +43,7 @@ class HierarchicalPriorConfig(PriorConfig):
     min_std: float = 0.01
 
     def validate_layers(self):
-        if len(self.layer_sizes) < 2 or any(size < 1 for size in self.layer_sizes):
-            raise ValueError(f"layer_sizes must list >= 2 layers of >= 1 dimension each, got {self.layer_sizes}")
+        check_layer_sizes(self.layer_sizes)
         if self.energy not in ENERGY_KINDS:
             raise ValueError(f"energy must be one of {ENERGY_KINDS}, got {self.energy!r}")
         require_at_least(self, ("hidden_dim", "conditional_hidden_dim"))
