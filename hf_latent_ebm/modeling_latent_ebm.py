@@ -363,12 +363,17 @@ class LatentEBMForImageGeneration(LatentEBMPreTrainedModel):
         return super().forward(generator, return_dict, pixel_values=pixel_values, **batch)
 
     def write_samples(self, path, num_samples: int, generator: torch.Generator | None = None) -> Path:
-        """A grid of `num_samples` samples as an image file."""
+        """A grid of `num_samples` samples as an image file; for a prior with layers, a row of samples and under it
+        one row per layer, the top first, with that layer redrawn given the others (what each layer controls)."""
         from .utils import image_grid
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        image_grid(self.sample(num_samples, generator)).save(path)
+        if not hasattr(self.prior, "layer_sweep"):
+            image_grid(self.sample(num_samples, generator)).save(path)
+            return path
+        rows = self.prior.layer_sweep(self.sample_latents(num_samples, generator), self.prior_sampler(), generator)
+        image_grid(self.decode(rows.flatten(0, 1), generator), num_columns=num_samples).save(path)
         return path
 
 

@@ -180,3 +180,21 @@ def test_the_variational_scheme_trains_with_the_ladder_encoder(tmp_path):
     with pytest.raises(ValueError, match=r"encoder_config.layer_sizes \[2, 4\] must equal prior_config.layer_sizes"):
         LatentEBMConfig(**{**LADDER, "learner": "vae_ebm", "encoder_type": "ladder",
                            "encoder_config": {"layer_sizes": [2, 4]}})
+
+
+def test_sample_grids_show_one_row_per_layer(tmp_path):
+    from PIL import Image
+
+    from hf_latent_ebm.cli import main as cli_main
+
+    torch.manual_seed(0)
+    model = LatentEBMForImageGeneration(LatentEBMConfig(**LADDER)).eval()
+    rows = model.prior.layer_sweep(model.sample_latents(3, torch.Generator().manual_seed(0)), model.prior_sampler(),
+                                   torch.Generator().manual_seed(1))
+    assert rows.shape == (3, 3, 6)  # the samples, then the top layer (coordinates 4:6) and the bottom one redrawn
+    assert torch.equal(rows[1][:, :4], rows[0][:, :4]) and torch.equal(rows[2][:, 4:], rows[0][:, 4:])
+    model.save_pretrained(tmp_path / "model")
+    cli_main(["sample", "--model", str(tmp_path / "model"), "--num-samples", "4", "--output",
+              str(tmp_path / "grid.png"), "--seed", "0"])
+    width, height = Image.open(tmp_path / "grid.png").size
+    assert (width, height) == (4 * 30 + 2, 3 * 30 + 2)  # 4 columns; the samples and a row per layer

@@ -149,6 +149,13 @@ class HierarchicalPrior(Prior):
         fixed[layer - 1] = sampler(conditional_potential, start, generator)
         return torch.cat(fixed, dim=1)
 
+    def layer_sweep(self, latents: torch.Tensor, sampler, generator: torch.Generator | None = None) -> torch.Tensor:
+        """(L + 1, batch, latent_dim): `latents`, then for each layer from the top down the latents with that layer
+        redrawn (`resample_layer`); decoded row by row, a grid of what each layer controls."""
+        rows = [latents] + [self.resample_layer(latents, layer, sampler, generator)
+                            for layer in range(self.num_layers, 0, -1)]
+        return torch.stack(rows)
+
     def tilt_energy(self, latents: torch.Tensor) -> torch.Tensor:
         """E_f(z): the sum of the per-layer energies, or the joint one."""
         if self.energy_kind == "joint":
