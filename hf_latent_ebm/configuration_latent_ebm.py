@@ -249,6 +249,19 @@ class LatentEBMConfig(LatentEBMBaseConfig):
         return {"image_size": self.image_size, "num_channels": self.num_channels}
 
     @classmethod
+    def hierarchical(cls, layer_sizes=(10, 6), energy: str = "layerwise", variational: bool = False,
+                     **overrides) -> "LatentEBMConfig":
+        """Layers z_1 .. z_L (`layer_sizes`, bottom to top): the hierarchical prior (Cui, Wu & Han 2023; `energy`
+        "layerwise" or "joint") with the ladder generator, learned by maximum likelihood (CVPR 2023), or with
+        `variational` by the ELBO with a bottom-up ladder encoder (learner "vae_ebm", ICCV 2023)."""
+        layers = {"layer_sizes": list(layer_sizes)}
+        settings = dict(latent_dim=sum(layer_sizes), prior_type="hierarchical", decoder_type="ladder",
+                        prior_config={**layers, "energy": energy}, decoder_config=dict(layers))
+        if variational:
+            settings.update(learner="vae_ebm", encoder_type="ladder", encoder_config=dict(layers))
+        return cls(**merge_config_kwargs(settings, overrides))
+
+    @classmethod
     def paper_svhn(cls, **overrides) -> "LatentEBMConfig":
         """The SVHN setting of Pang et al. 2020 (32x32x3, nz 100, ngf 64, ndf 200; 733 steps per epoch)."""
         settings = dict(image_size=32, num_channels=3, latent_dim=100, decoder_config={"base_channels": 64},

@@ -198,3 +198,22 @@ def test_sample_grids_show_one_row_per_layer(tmp_path):
               str(tmp_path / "grid.png"), "--seed", "0"])
     width, height = Image.open(tmp_path / "grid.png").size
     assert (width, height) == (4 * 30 + 2, 3 * 30 + 2)  # 4 columns; the samples and a row per layer
+
+
+def test_the_preset_and_the_cli_task(tmp_path):
+    from hf_latent_ebm.cli import main as cli_main
+
+    from .test_training import write_image_folder
+
+    config = LatentEBMConfig.hierarchical(layer_sizes=[3, 2, 2], energy="joint", variational=True)
+    assert config.latent_dim == 7 and config.learner == "vae_ebm" and config.encoder_type == "ladder"
+    assert config.part_config("prior").layer_sizes == config.part_arguments("decoder")["layer_sizes"] == [3, 2, 2]
+    folder = tmp_path / "images"
+    write_image_folder(folder)
+    cli_main(["train", "--task", "hierarchical", "--dataset", str(folder), "--output-dir", str(tmp_path / "run"),
+              "--max-steps", "2", "--batch-size", "4", "--sample-every", "0", "--checkpoint-every", "0",
+              "--config-overrides", '{"layer_sizes": [4, 2], "decoder_config.base_channels": 4, '
+                                    '"sampler_config": {"prior_steps": 2, "posterior_steps": 2}}'])
+    model = AutoModel.from_pretrained(tmp_path / "run")
+    assert model.config.prior_type == "hierarchical" and model.prior.layer_sizes == [4, 2]
+    assert isinstance(model.decoder, LadderImageDecoder)

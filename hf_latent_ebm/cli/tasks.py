@@ -31,6 +31,18 @@ def _make_image_model(args: argparse.Namespace, config_kwargs: dict, dataset):
     return LatentEBMForImageGeneration(LatentEBMConfig(image_size=size, num_channels=channels, **config_kwargs))
 
 
+def _make_hierarchical_model(args: argparse.Namespace, config_kwargs: dict, dataset):
+    from .. import LatentEBMConfig, LatentEBMForImageGeneration
+
+    if args.init_from:
+        return LatentEBMForImageGeneration.from_pretrained(args.init_from)
+    channels, size, _ = dataset.features["pixel_values"].shape
+    # The preset's own arguments may come with --config-overrides: {"layer_sizes": [10, 6], "variational": true}.
+    preset = {key: config_kwargs.pop(key) for key in ("layer_sizes", "energy", "variational") if key in config_kwargs}
+    return LatentEBMForImageGeneration(LatentEBMConfig.hierarchical(**preset, image_size=size, num_channels=channels,
+                                                                    **config_kwargs))
+
+
 def _load_texts(args: argparse.Namespace) -> list[str]:
     from ..data import load_text_dataset
 
@@ -234,6 +246,9 @@ def _prepared_dataset(args: argparse.Namespace, model, dataset):
 register_task("image", Task(load_data=_load_images, make_model=_make_image_model, make_dataset=_same_dataset,
                             dataset_name=lambda args: args.dataset, model_type="latent_ebm",
                             default_dataset="mnist"))
+register_task("hierarchical", Task(load_data=_load_images, make_model=_make_hierarchical_model,
+                                   make_dataset=_same_dataset, dataset_name=lambda args: args.dataset,
+                                   model_type="latent_ebm", default_dataset="mnist"))
 register_task("text", Task(load_data=_load_texts, make_model=_make_text_model, make_dataset=_text_dataset,
                            dataset_name=lambda args: args.data or "kjv", model_type="latent_ebm_text"))
 register_task("ssl", Task(load_data=_load_ssl_data, make_model=_make_ssl_model, make_dataset=_ssl_dataset,
