@@ -32,11 +32,15 @@ def require_greater_than(owner, names: Iterable[str], bound: int = 0) -> None:
             raise ValueError(f"{name} must be > {bound}, got {value}")
 
 
-def check_layer_sizes(layer_sizes) -> None:
+def check_layer_sizes(layer_sizes, latent_dim: int | None = None, where: str = "layer_sizes") -> None:
     """A layered latent's `layer_sizes` (the hierarchical prior's, the ladder decoder's and encoder's): >= 2 layers
-    of >= 1 dimension each."""
+    of >= 1 dimension each, and with `latent_dim` given, summing to it (z is the layers' concatenation); `where`
+    names the setting in the message ("prior_config.layer_sizes")."""
     if len(layer_sizes) < 2 or any(size < 1 for size in layer_sizes):
-        raise ValueError(f"layer_sizes must list >= 2 layers of >= 1 dimension each, got {list(layer_sizes)}")
+        raise ValueError(f"{where} must list >= 2 layers of >= 1 dimension each, got {list(layer_sizes)}")
+    if latent_dim is not None and sum(layer_sizes) != latent_dim:
+        raise ValueError(f"{where} {list(layer_sizes)} sum to {sum(layer_sizes)}, but the model's latent_dim is "
+                         f"{latent_dim}: z is the layers' concatenation")
 
 
 def raise_value_errors(config_class):

@@ -50,9 +50,7 @@ class LadderImageDecoder(ConvImageDecoder):
 
     def __init__(self, latent_dim: int, image_size: int, num_channels: int, base_channels: int, sigma: float,
                  layer_sizes: list[int], hidden_dim: int = 64, num_hidden_layers: int = 1):
-        if sum(layer_sizes) != latent_dim:
-            raise ValueError(f"decoder_config.layer_sizes {list(layer_sizes)} sum to {sum(layer_sizes)}, but the "
-                             f"model's latent_dim is {latent_dim}: z is the layers' concatenation")
+        check_layer_sizes(layer_sizes, latent_dim, "decoder_config.layer_sizes")
         super().__init__(hidden_dim, image_size, num_channels, base_channels, sigma)
         self.layer_sizes = list(layer_sizes)
         self.top = mlp(layer_sizes[-1], hidden_dim, num_hidden_layers, hidden_dim)

@@ -43,9 +43,7 @@ class LadderImageEncoder(ConvImageEncoder):
 
     def __init__(self, latent_dim: int, image_size: int, num_channels: int, base_channels: int,
                  layer_sizes: list[int], hidden_dim: int = 64):
-        if sum(layer_sizes) != latent_dim:
-            raise ValueError(f"encoder_config.layer_sizes {list(layer_sizes)} sum to {sum(layer_sizes)}, but the "
-                             f"model's latent_dim is {latent_dim}: z is the layers' concatenation")
+        check_layer_sizes(layer_sizes, latent_dim, "encoder_config.layer_sizes")
         # The conv stack's output (2 * hidden_dim values) is the first rung's input.
         super().__init__(hidden_dim, image_size, num_channels, base_channels)
         self.layer_sizes = list(layer_sizes)

@@ -79,9 +79,7 @@ class HierarchicalPrior(Prior):
                  hidden_dim: int = 200, num_hidden_layers: int = 2, conditional_hidden_dim: int = 200,
                  conditional_num_hidden_layers: int = 2, min_std: float = 0.01):
         super().__init__(latent_dim, reference_sigma)
-        if sum(layer_sizes) != latent_dim:
-            raise ValueError(f"prior_config.layer_sizes {list(layer_sizes)} sum to {sum(layer_sizes)}, but the "
-                             f"model's latent_dim is {latent_dim}: z is the layers' concatenation")
+        check_layer_sizes(layer_sizes, latent_dim, "prior_config.layer_sizes")
         self.layer_sizes, self.energy_kind, self.min_std = list(layer_sizes), energy, min_std
         sizes = self.layer_sizes
         if energy == "layerwise":
