@@ -47,6 +47,23 @@ def anomaly_scores(model, pixel_values: torch.Tensor, seed: int = 0, batch_size:
                       for start, end in _batches(pixel_values.shape[0], batch_size)])
 
 
+@torch.no_grad()
+def pca_reconstruction_scores(train_values: torch.Tensor, test_values: torch.Tensor,
+                              num_components: int = 16) -> torch.Tensor:
+    """The PCA baseline of the anomaly tables: the squared error of each test example's reconstruction from the
+    top `num_components` principal components of the training examples (flattened); higher = more anomalous."""
+    if not 1 <= num_components <= min(train_values.shape[0], train_values[0].numel()):
+        raise ValueError(f"num_components must be in 1..{min(train_values.shape[0], train_values[0].numel())}, "
+                         f"got {num_components}")
+    train, test = train_values.flatten(1).double(), test_values.flatten(1).double()
+    mean = train.mean(dim=0)
+    # The exact components, from the covariance's eigenvectors (ascending eigenvalues: the last are the top ones).
+    _, eigenvectors = torch.linalg.eigh((train - mean).T @ (train - mean))
+    components = eigenvectors[:, -num_components:]
+    centred = test - mean
+    return (centred - centred @ components @ components.T).pow(2).sum(dim=1).float()
+
+
 def anomaly_auprc(model, pixel_values: torch.Tensor, labels: torch.Tensor, anomaly_label: int, seed: int = 0) -> float:
     """AUPRC of model.anomaly_score with the images of `anomaly_label` as positives (Pang et al. 2020, Table 3)."""
     return auprc(anomaly_scores(model, pixel_values, seed), labels == anomaly_label)

@@ -115,3 +115,19 @@ def test_cli_evaluate_mse_and_anomaly_write_json(tmp_path, monkeypatch):
     with pytest.raises(SystemExit):
         cli_main(["evaluate", "--model", str(tmp_path / "model"), "--metric", "anomaly",
                   "--output", str(tmp_path / "b.json")])
+
+
+def test_pca_reconstruction_scores_flag_examples_off_the_training_subspace():
+    from hf_latent_ebm.evaluation import pca_reconstruction_scores
+    from hf_latent_ebm.metrics import auprc
+
+    generator = torch.Generator().manual_seed(0)
+    basis = torch.randn(3, 20, generator=generator)
+    inliers = torch.randn(200, 3, generator=generator) @ basis + 0.01 * torch.randn(200, 20, generator=generator)
+    test_inliers = torch.randn(50, 3, generator=generator) @ basis
+    outliers = torch.randn(10, 20, generator=generator)  # off the 3-d subspace
+    scores = pca_reconstruction_scores(inliers, torch.cat([test_inliers, outliers]), num_components=3)
+    assert scores.shape == (60,) and float(scores[:50].max()) < 1e-2 < float(scores[50:].min())
+    assert auprc(scores, torch.arange(60) >= 50) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match=r"num_components must be in 1\.\.20, got 0"):
+        pca_reconstruction_scores(inliers, outliers, num_components=0)
