@@ -36,18 +36,13 @@ LEGACY_DECODER_FIELDS = {"decoder_base_channels": "base_channels", "decoder_sigm
                          "num_attention_heads": "num_heads", "decoder_dropout": "dropout"}
 LEGACY_ENCODER_FIELDS = {"decoder_base_channels": "base_channels", "embedding_dim": "embedding_dim",
                          "hidden_dim": "hidden_dim"}
-# Per part kind: its registry, the config field that names the part, the name a config without it meant, and its
-# flat fields. The decoder's and encoder's default names depend on the model kind (`_default_part_names`).
-_LEGACY_PARTS = {"prior": (PRIORS, "prior_type", "ebm", LEGACY_PRIOR_FIELDS),
-                 "sampler": (SAMPLERS, "sampler_type", "langevin", LEGACY_SAMPLER_FIELDS),
-                 "learner": (LEARNERS, "learner", "mle", LEGACY_LEARNER_FIELDS),
-                 "decoder": (DECODERS, "decoder_type", None, LEGACY_DECODER_FIELDS),
-                 "encoder": (ENCODERS, "encoder_type", None, LEGACY_ENCODER_FIELDS)}
+# The parts a latent-EBM config names: per kind, its registry and the config field that names the part.
+PART_FIELDS = {"prior": (PRIORS, "prior_type"), "sampler": (SAMPLERS, "sampler_type"), "learner": (LEARNERS, "learner"),
+               "decoder": (DECODERS, "decoder_type"), "encoder": (ENCODERS, "encoder_type")}
+_LEGACY_FIELDS_OF = {"prior": LEGACY_PRIOR_FIELDS, "sampler": LEGACY_SAMPLER_FIELDS, "learner": LEGACY_LEARNER_FIELDS,
+                     "decoder": LEGACY_DECODER_FIELDS, "encoder": LEGACY_ENCODER_FIELDS}
 # The generic configs' untyped keyword-argument dicts, renamed (the multimodal specs held the same keys).
 LEGACY_RENAMES = {"decoder_kwargs": "decoder_config", "encoder_kwargs": "encoder_config"}
-# The part names of the image config, the base of every latent-EBM config, for a dict of an unregistered model type.
-_BASE_PART_NAMES = {"prior_type": "ebm", "sampler_type": "langevin", "learner": "mle", "decoder_type": "conv",
-                    "encoder_type": "conv"}
 LEGACY_FIELDS = {**LEGACY_PRIOR_FIELDS, **LEGACY_SAMPLER_FIELDS, **LEGACY_LEARNER_FIELDS, **LEGACY_DECODER_FIELDS,
                  **{name: name for name in LEGACY_RENAMES}}
 
@@ -61,13 +56,12 @@ def _is_latent_ebm_config(model_type: str | None) -> bool:
 
 def _default_part_names(model_type: str | None) -> dict:
     """The type fields' defaults of the config class registered for `model_type` (what a config.json written with
-    `use_diff` leaves out); the base defaults for an unknown one."""
+    `use_diff` leaves out); the image config's for an unknown one."""
     from transformers import CONFIG_MAPPING
 
-    if model_type not in CONFIG_MAPPING:
-        return dict(_BASE_PART_NAMES)
-    fields = CONFIG_MAPPING[model_type].__dataclass_fields__
-    return {type_field: fields[type_field].default for _, type_field, _, _ in _LEGACY_PARTS.values()}
+    # "latent_ebm" is the image config, registered with the package (importing its module here would be a cycle).
+    fields = CONFIG_MAPPING[model_type if model_type in CONFIG_MAPPING else "latent_ebm"].__dataclass_fields__
+    return {type_field: fields[type_field].default for _, type_field in PART_FIELDS.values()}
 
 
 def _renamed_settings(settings: dict, decoder_type: str | None = None) -> dict:
@@ -112,11 +106,12 @@ def convert_legacy_config(config_dict: dict) -> dict:
         if old in legacy_values:
             settings = _renamed_settings(legacy_values.pop(old), converted.get("decoder_type"))
             converted[new] = {**settings, **(converted.get(new) or {})}
-    for kind, (registry, type_field, default_name, fields) in _LEGACY_PARTS.items():
+    for kind, (registry, type_field) in PART_FIELDS.items():
+        fields = _LEGACY_FIELDS_OF[kind]
         legacy = {key: value for key, value in legacy_values.items() if key in fields}
         if not legacy:
             continue
-        name = converted.get(type_field, default_name)
+        name = converted.get(type_field)
         if name is None:
             defaults = defaults or _default_part_names(converted.get("model_type"))
             name = defaults[type_field]
@@ -142,5 +137,5 @@ def _converted_spec(spec):
     return spec
 
 
-__all__ = ["convert_legacy_config", "LEGACY_PRIOR_FIELDS", "LEGACY_SAMPLER_FIELDS", "LEGACY_LEARNER_FIELDS",
-           "LEGACY_DECODER_FIELDS", "LEGACY_ENCODER_FIELDS", "LEGACY_RENAMES", "LEGACY_FIELDS"]
+__all__ = ["convert_legacy_config", "PART_FIELDS", "LEGACY_PRIOR_FIELDS", "LEGACY_SAMPLER_FIELDS",
+           "LEGACY_LEARNER_FIELDS", "LEGACY_DECODER_FIELDS", "LEGACY_ENCODER_FIELDS", "LEGACY_RENAMES", "LEGACY_FIELDS"]

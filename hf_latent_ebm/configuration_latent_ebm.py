@@ -14,7 +14,7 @@ from .validation import raise_value_errors, require_at_least
 # The conversion of older flat configs lives in its own module; its names stay importable from here.
 from .configuration_conversion import (LEGACY_DECODER_FIELDS, LEGACY_ENCODER_FIELDS, LEGACY_FIELDS,
                                        LEGACY_LEARNER_FIELDS, LEGACY_PRIOR_FIELDS, LEGACY_RENAMES,
-                                       LEGACY_SAMPLER_FIELDS, _LEGACY_PARTS, convert_legacy_config)
+                                       LEGACY_SAMPLER_FIELDS, PART_FIELDS, convert_legacy_config)
 
 # The learner's choices, declared with its config classes (kept importable from here).
 from .learners.base import DECODER_AUTOCAST_DTYPES, POSTERIOR_CHAIN_PRIORS  # noqa: E402
@@ -105,13 +105,13 @@ class LatentEBMBaseConfig(PreTrainedConfig):
 
     def __post_init__(self, **kwargs):
         legacy = {key: kwargs.pop(key) for key in list(kwargs) if key in LEGACY_FIELDS}
-        converted_fields = [name for kind, (_, type_field, _, _) in _LEGACY_PARTS.items()
+        converted_fields = [name for kind, (_, type_field) in PART_FIELDS.items()
                             for name in (type_field, f"{kind}_config")] + ["modalities"] * hasattr(self, "modalities")
         converted = convert_legacy_config({**legacy, **{name: getattr(self, name) for name in converted_fields}})
         for name in converted_fields:
             setattr(self, name, converted[name])
         # A partial sub-config keeps this class's defaults for the fields it leaves out (the text config's chains).
-        for kind in _LEGACY_PARTS:
+        for kind in PART_FIELDS:
             setattr(self, f"{kind}_config", self._with_class_defaults(kind))
         super().__post_init__(**kwargs)
 
@@ -124,7 +124,7 @@ class LatentEBMBaseConfig(PreTrainedConfig):
         defaults = type(self).__dataclass_fields__[name].default_factory()
         if not defaults:
             return dict(given)  # a copy: the caller's dict (a shared preset) is not the config's
-        registry, type_field = _LEGACY_PARTS[kind][:2]
+        registry, type_field = PART_FIELDS[kind]
         accepted = registry.config_class(getattr(self, type_field), type_field).field_names()
         return {**{key: value for key, value in defaults.items() if key in accepted}, **given}
 
@@ -133,7 +133,7 @@ class LatentEBMBaseConfig(PreTrainedConfig):
         the part declares a `config_class`): its sub-config dict, over this config class's default sub-config (and,
         for the decoder and encoder, with the fields this config supplies, `part_facts`), read by the part's
         `config_class` (the part's defaults fill in the rest)."""
-        registry, type_field = _LEGACY_PARTS[kind][:2]
+        registry, type_field = PART_FIELDS[kind]
         config_class = registry.config_class(getattr(self, type_field), type_field)
         if config_class is None:
             raise ValueError(f"{kind}_type {getattr(self, type_field)!r} declares no config class; "
@@ -143,7 +143,7 @@ class LatentEBMBaseConfig(PreTrainedConfig):
     def part_facts(self, kind: str) -> dict:
         """The settings of the decoder or encoder that this config supplies from its own fields rather than from
         `decoder_config` / `encoder_config` (the image size, the vocabulary: facts the data, the tokenizer and both
-        parts share). None for the generic configs."""
+        parts share). Nothing for the generic configs."""
         return {}
 
     def _part_settings(self, kind: str) -> dict:
@@ -161,26 +161,27 @@ class LatentEBMBaseConfig(PreTrainedConfig):
         """The keyword arguments (besides `latent_dim`) that build the decoder or encoder: `<kind>_config` with the
         fields this config supplies (`part_facts`), checked against the part's `config_class` (or, for a part that
         declares none, its constructor's signature); a ValueError naming `<kind>_config` otherwise."""
-        registry, type_field = _LEGACY_PARTS[kind][:2]
+        registry, type_field = PART_FIELDS[kind]
         return registry.arguments(getattr(self, type_field), self._part_settings(kind), f"{kind}_config", type_field)
 
     def validate_parts(self):
-        self.part_config("prior")
+        prior_config = self.part_config("prior")
         decoder_class = DECODERS.get(self.decoder_type, field="decoder_type")
         self._check_modality("decoder", decoder_class)
-        self._check_layers("decoder")
+        self._check_layers("decoder", prior_config)
         learner = LEARNERS.get(self.learner, field="learner")
         SAMPLERS.get(self.sampler_type, field="sampler_type").check_config(self.part_config("sampler"), decoder_class)
         learner_config = self.part_config("learner")
         learner.check_config(self.learner, self.prior_type, self.num_labels)
         if learner.needs_encoder(learner_config):
             self._check_modality("encoder", ENCODERS.get(self.encoder_type, field="encoder_type"))
-            self._check_layers("encoder")
+            self._check_layers("encoder", prior_config)
 
-    def _check_layers(self, kind: str) -> None:
-        # A part over a layered z (the ladder decoder and encoder) must read the prior's layers.
+    def _check_layers(self, kind: str, prior_config) -> None:
+        # The part's settings are checked here (`part_arguments`); a part over a layered z (the ladder decoder and
+        # encoder) must also read the prior's layers.
         part_layers = self.part_arguments(kind).get("layer_sizes")
-        prior_layers = getattr(self.part_config("prior"), "layer_sizes", None)
+        prior_layers = getattr(prior_config, "layer_sizes", None)
         if part_layers is not None and prior_layers is not None and list(part_layers) != list(prior_layers):
             raise ValueError(f"{kind}_config.layer_sizes {list(part_layers)} must equal prior_config.layer_sizes "
                              f"{list(prior_layers)}: the {kind} reads the prior's layers (bottom to top)")

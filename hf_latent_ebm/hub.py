@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from .model_kinds import MODEL_KINDS, model_kind
+from .priors import PRIORS
 
 # Metrics the scripts and `hf-latent-ebm evaluate` write, with their model-index names.
 KNOWN_METRICS = {"accuracy": "accuracy", "macro_f1": "macro-F1", "fid": "FID", "mse": "reconstruction MSE", "auprc": "anomaly AUPRC", "ppl": "perplexity",
@@ -56,11 +57,9 @@ def render_model_card(folder: str | Path, repo_id: str | None = None, license: s
     typed = kind.config_class.from_dict(config)
     parts = {name: typed.part_config(name) for name in ("prior", "sampler")} if hasattr(typed, "part_config") else {}
     if hasattr(typed, "part_arguments"):  # the decoder's settings as a dict (a user's decoder may have no class)
-        from .priors import PRIORS
-
-        parts["decoder"] = typed.part_arguments("decoder")
-        parts["prior_description"] = PRIORS.get(typed.prior_type).describe(parts["prior"], parts["sampler"])
-        parts["prior_has_energy"] = PRIORS.get(typed.prior_type).has_energy
+        prior_class = PRIORS.get(typed.prior_type)
+        parts.update(decoder=typed.part_arguments("decoder"), prior_has_energy=prior_class.has_energy,
+                     prior_description=prior_class.describe(parts["prior"], parts["sampler"]))
     train_results = _read_json(folder / "train_results.json")
     results = collect_results(folder)
     datasets = sorted({r["dataset"] for r in results if r["dataset"] != "unknown"} |

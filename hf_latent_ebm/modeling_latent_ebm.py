@@ -83,8 +83,8 @@ class LatentEBMPreTrainedModel(CardedModelMixin, PreTrainedModel):
 
     def __init__(self, config: LatentEBMBaseConfig):
         super().__init__(config)
-        self.prior = PRIORS.get(config.prior_type).from_config(config.part_config("prior"), latent_dim=config.latent_dim,
-                                                                 num_labels=config.num_labels)
+        self.prior = PRIORS.get(config.prior_type).from_config(config.part_config("prior"), config.latent_dim,
+                                                                 config.num_labels)
         # Decoder and encoder from their checked settings (`part_arguments`: the sub-config and the facts the
         # config supplies); their own construction is not wrapped, so a bug in it surfaces as itself.
         self.decoder = DECODERS.get(config.decoder_type)(latent_dim=config.latent_dim,
@@ -165,7 +165,7 @@ class LatentEBMPreTrainedModel(CardedModelMixin, PreTrainedModel):
     def posterior_sampler(self, num_steps: int | None = None, step_size: float | None = None,
                           langevin_proper: bool = False) -> Sampler:
         """The configured posterior chain (its step-size schedule, if any); an explicit `step_size` replaces both.
-        `langevin_proper=True` keeps the steps but uses full noise, whatever `sampler_config`'s `posterior_noise_scale` says."""
+        `langevin_proper=True` keeps the steps but uses full noise, whatever the posterior noise scale is."""
         sampler = self.learner_context.posterior_chain(langevin_proper)
         return sampler if num_steps is None and step_size is None else sampler.with_chain(num_steps, step_size)
 

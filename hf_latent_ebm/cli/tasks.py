@@ -3,6 +3,7 @@ the dataset the trainer takes. Each is a `Task` registered with `register_task` 
 brings its own with `register_model_kind(..., tasks=...)`); `TASKS` is that registry."""
 
 import argparse
+import functools
 import sys
 
 import torch
@@ -22,25 +23,24 @@ def _load_images(args: argparse.Namespace):
     return dataset
 
 
-def _make_image_model(args: argparse.Namespace, config_kwargs: dict, dataset):
+def _make_image_model(args: argparse.Namespace, config_kwargs: dict, dataset, make_config=None):
+    """The image model for the data's shape, its config from `make_config` (a preset; the plain config by
+    default)."""
     from .. import LatentEBMConfig, LatentEBMForImageGeneration
 
     if args.init_from:
         return LatentEBMForImageGeneration.from_pretrained(args.init_from)
     channels, size, _ = dataset.features["pixel_values"].shape
-    return LatentEBMForImageGeneration(LatentEBMConfig(image_size=size, num_channels=channels, **config_kwargs))
+    return LatentEBMForImageGeneration((make_config or LatentEBMConfig)(image_size=size, num_channels=channels,
+                                                                        **config_kwargs))
 
 
 def _make_hierarchical_model(args: argparse.Namespace, config_kwargs: dict, dataset):
-    from .. import LatentEBMConfig, LatentEBMForImageGeneration
+    from .. import LatentEBMConfig
 
-    if args.init_from:
-        return LatentEBMForImageGeneration.from_pretrained(args.init_from)
-    channels, size, _ = dataset.features["pixel_values"].shape
     # The preset's own arguments may come with --config-overrides: {"layer_sizes": [10, 6], "variational": true}.
     preset = {key: config_kwargs.pop(key) for key in ("layer_sizes", "energy", "variational") if key in config_kwargs}
-    return LatentEBMForImageGeneration(LatentEBMConfig.hierarchical(**preset, image_size=size, num_channels=channels,
-                                                                    **config_kwargs))
+    return _make_image_model(args, config_kwargs, dataset, functools.partial(LatentEBMConfig.hierarchical, **preset))
 
 
 def _load_texts(args: argparse.Namespace) -> list[str]:

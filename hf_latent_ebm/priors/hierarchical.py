@@ -162,9 +162,8 @@ class HierarchicalPrior(Prior):
 
     def energy(self, latents: torch.Tensor) -> torch.Tensor:
         # The lower layers' p0 terms are divided out: p0 covers every coordinate, the links replace it below the top.
-        lower = latents[:, :self.latent_dim - self.layer_sizes[-1]]
-        lower_reference = self.reference_log_density(lower) if lower.shape[1] else 0.0
-        return self.tilt_energy(latents) - self.link_log_densities(latents) + lower_reference
+        lower = latents[:, :self.latent_dim - self.layer_sizes[-1]]  # never empty: there are >= 2 layers
+        return self.tilt_energy(latents) - self.link_log_densities(latents) + self.reference_log_density(lower)
 
 
 __all__ = ["HierarchicalPrior", "HierarchicalPriorConfig", "ENERGY_KINDS"]
