@@ -80,11 +80,12 @@ PANG2020_ANOMALY_AUPRC = {1: (0.336, 0.008), 4: (0.630, 0.017), 5: (0.619, 0.013
 CUI2023_JOINT_EBM_ANOMALY_AUPRC = {1: 0.722, 4: 0.949, 5: 0.980, 7: 0.941, 9: 0.935}
 
 
-def load_mnist_70k() -> tuple[torch.Tensor, torch.Tensor]:
-    """All 70k MNIST images (train then test) as float (N, 1, 28, 28) in [-1, 1], and their labels."""
+def load_mnist_70k(name: str = "mnist") -> tuple[torch.Tensor, torch.Tensor]:
+    """All 70k images of MNIST (or of `name`, e.g. "fashion_mnist"; train then test) as float (N, 1, 28, 28) in
+    [-1, 1], and their labels."""
     from .data import load_image_dataset
 
-    train_set, test_set = load_image_dataset("mnist", "train"), load_image_dataset("mnist", "test")
+    train_set, test_set = load_image_dataset(name, "train"), load_image_dataset(name, "test")
     return (torch.cat([train_set["pixel_values"][:], test_set["pixel_values"][:]]),
             torch.cat([train_set["label"][:], test_set["label"][:]]))
 
@@ -134,6 +135,83 @@ def anomaly_markdown_table(summary: dict, digits=None) -> str:
                     f"{paper_mean:.3f} ± {paper_std:.3f} | {joint:.3f} | {value['mean'] - joint:+.3f} | "
                     f"{', '.join(value['devices'])} | {value['train_time_s'] / 60:.1f} min |")
     return "\n".join(rows)
+
+
+def anomaly_comparison_table(summaries: dict, papers: bool = True) -> str:
+    """AUPRC per held-out class (rows) for several models of one run (`summaries`: {model name:
+    `summarize_anomaly_runs` output}, columns in that order), beside chance and, with `papers`, the MNIST figures of
+    Pang et al. 2020 and Cui et al. ICCV 2023."""
+    names = list(summaries)
+    classes = sorted({label for summary in summaries.values() for label in summary})
+    headers = ["held-out class", "chance", *names] + (["Pang et al. 2020", "Cui et al. ICCV 2023"] if papers else [])
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for label in classes:
+        found = [summaries[name][label] for name in names if label in summaries[name]]
+        cells = [str(label), f"{found[0]['chance']:.3f}"]
+        for name in names:
+            value = summaries[name].get(label)
+            cells.append("—" if value is None else
+                         f"{value['mean']:.3f}" + (f" ± {value['std']:.3f}" if value["n"] > 1 else ""))
+        if papers:
+            paper = PANG2020_ANOMALY_AUPRC.get(label)
+            cells += [f"{paper[0]:.3f}" if paper else "—",
+                      f"{CUI2023_JOINT_EBM_ANOMALY_AUPRC[label]:.3f}" if label in CUI2023_JOINT_EBM_ANOMALY_AUPRC
+                      else "—"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def parse_variants(specs: list[str]) -> dict[str, dict]:
+    """The table scripts' `--variants NAME=JSON ...` -> {name: config overrides}, in order; a ValueError naming a
+    malformed one."""
+    import json
+
+    variants = {}
+    for spec in specs:
+        name, sep, overrides = spec.partition("=")
+        if not sep or not name:
+            raise ValueError(f"--variants: expected NAME=JSON, got {spec!r}")
+        try:
+            variants[name] = json.loads(overrides)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"--variants {name}: invalid JSON ({error})") from None
+        if not isinstance(variants[name], dict):
+            raise ValueError(f"--variants {name}: expected a JSON object of config fields, got {overrides!r}")
+    return variants
+
+
+def image_config(overrides: dict):
+    """The image model's config for a table row: `LatentEBMConfig(**overrides)`, or with a "preset" key that
+    preset's classmethod (e.g. {"preset": "hierarchical", "layer_sizes": [2, 2, 2, 10], "variational": true})."""
+    from .configuration_latent_ebm import LatentEBMConfig
+
+    overrides = dict(overrides)
+    preset = overrides.pop("preset", None)
+    if preset is None:
+        return LatentEBMConfig(**overrides)
+    if preset not in LATENT_EBM_PRESETS:
+        raise ValueError(f"preset must be one of {LATENT_EBM_PRESETS}, got {preset!r}")
+    return getattr(LatentEBMConfig, preset)(**overrides)
+
+
+LATENT_EBM_PRESETS = ("hierarchical", "paper_svhn")
+
+
+@torch.no_grad()
+def layer_identity_changes(model, classify, num_samples: int = 500, seed: int = 0) -> dict[int, float]:
+    """What each layer of a hierarchical model controls, as a number: for `num_samples` prior samples, the share
+    whose class (by `classify`, images in [-1, 1] -> class ids) changes when layer k alone is redrawn given the
+    others (`model.resample_layer`), per layer k = 1 (next to x) .. L (the top). Coarse-to-fine control is a share
+    that grows with k: the top layer changes what the image is, the bottom one how it is drawn."""
+    generator = torch.Generator(device=model.device).manual_seed(seed)
+    latents = model.sample_latents(num_samples, generator)
+
+    def classes(values):
+        return classify(model.decoder.decode(values).clamp(-1, 1))
+
+    before = classes(latents)
+    return {layer: float((classes(model.resample_layer(latents, layer=layer, generator=generator)) != before)
+                         .float().mean()) for layer in range(1, model.prior.num_layers + 1)}
 
 
 # Optional columns of the generation-quality table: (row key, header, format), shown when every row has the key.

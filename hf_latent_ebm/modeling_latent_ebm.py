@@ -196,6 +196,8 @@ class LatentEBMPreTrainedModel(CardedModelMixin, PreTrainedModel):
         if self.training and torch.is_grad_enabled():
             self.prior.on_training_step()
         losses = self.learner.losses(self.learner_context, self.decoder.compact(observations), batch, generator)
+        if losses.sampler_updates:  # settings the learner tuned (a step size): the config carries them from now on
+            self.config.sampler_config = {**self.config.sampler_config, **losses.sampler_updates}
         terms = {name: term.detach() for name, term in losses.terms.items()}
         output = LatentEBMOutput(loss=losses.loss, loss_terms=terms, posterior_latents=losses.posterior_latents,
                                  prior_latents=losses.prior_latents, logits=losses.logits)

@@ -23,9 +23,10 @@ import torch
 
 from hf_latent_ebm.utils import update_results_section as update_section
 
-from hf_latent_ebm import LatentEBMConfig, LatentEBMForImageGeneration
+from hf_latent_ebm import LatentEBMForImageGeneration
 from hf_latent_ebm.data import load_image_dataset
-from hf_latent_ebm.evaluation import (fid_markdown_table, generate_images, near_zero_share, reconstruction_mse,
+from hf_latent_ebm.evaluation import (fid_markdown_table, generate_images, image_config, layer_identity_changes,
+                                     near_zero_share, parse_variants, reconstruction_mse,
                                      save_sample_grids)
 from hf_latent_ebm.training import LatentEBMTrainer, TrainingArguments
 from hf_latent_ebm.utils import image_grid, merge_config_kwargs
@@ -33,18 +34,13 @@ from hf_latent_ebm.utils import image_grid, merge_config_kwargs
 DEFAULT_VARIANTS = ('ebm={"prior_type": "ebm"}', 'gaussian={"prior_type": "gaussian"}')
 
 
-def parse_variants(specs: list[str]) -> dict[str, dict]:
-    """NAME=JSON pairs -> {name: config overrides}, in order; a clear error for a malformed one."""
-    variants = {}
-    for spec in specs:
-        name, sep, overrides = spec.partition("=")
-        if not sep or not name:
-            raise SystemExit(f"--variants: expected NAME=JSON, got {spec!r}")
-        try:
-            variants[name] = json.loads(overrides)
-        except json.JSONDecodeError as error:
-            raise SystemExit(f"--variants {name}: invalid JSON ({error})") from None
-    return variants
+def digit_classifier(train_set, seed: int):
+    """A small CNN on the training images (about 99% on MNIST), as images in [-1, 1] -> class ids."""
+    from hf_latent_ebm.metrics.coherence_classifiers import train_modality_classifier
+
+    images = ((train_set["pixel_values"][:] + 1) * 127.5).round().to(torch.uint8)
+    classifier = train_modality_classifier("image", images, train_set["label"][:], 10, seed=seed)
+    return lambda values: classifier.predict(((values.cpu() + 1) * 127.5).round().to(torch.uint8))
 
 
 def main():
@@ -69,15 +65,21 @@ def main():
     from hf_latent_ebm.metrics.fid import fid
 
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
-    variants = parse_variants(args.variants)
+    try:
+        variants = parse_variants(args.variants)
+        configs = {name: image_config(merge_config_kwargs(json.loads(args.config_overrides), overrides))
+                   for name, overrides in variants.items()}  # a bad row fails before any training
+    except ValueError as error:
+        parser.error(str(error))
     rows, grids = [], {}
     for dataset_name in args.datasets:
         test = load_image_dataset(dataset_name, "test")["pixel_values"][: args.num_test_images]
-        train = load_image_dataset(dataset_name, "train")["pixel_values"][:]
+        train_set = load_image_dataset(dataset_name, "train")
+        train = train_set["pixel_values"][:]
+        classify = None  # trained on the first model with layers, to measure what each layer controls
         for name, overrides in variants.items():
             torch.manual_seed(args.seed)
-            config = LatentEBMConfig(**merge_config_kwargs(json.loads(args.config_overrides), overrides))
-            model = LatentEBMForImageGeneration(config).to(args.device)
+            model = LatentEBMForImageGeneration(configs[name]).to(args.device)
             run_dir = Path(args.work_dir) / f"{dataset_name}-{name}"
             training_args = TrainingArguments(output_dir=str(run_dir), max_steps=args.max_steps,
                                               batch_size=args.batch_size, seed=args.seed, sample_every=0,
@@ -95,6 +97,10 @@ def main():
                    "near_zero_share": near_zero_share(model, test, seed=args.seed),
                    "seconds_per_step": round(train_time / args.max_steps, 4), "train_time_s": round(train_time, 1),
                    "device": device_name, "fid_time_s": round(fid_time, 1)}
+            if hasattr(model.prior, "resample_layer"):
+                if classify is None:
+                    classify = digit_classifier(train_set, args.seed)
+                row["identity_change_by_layer"] = layer_identity_changes(model, classify, seed=args.seed)
             rows.append(row)
             print(json.dumps(row), flush=True)
             grids[f"{dataset_name}, {name} (FID {score:.1f})"] = np.asarray(
@@ -111,6 +117,16 @@ def main():
     save_sample_grids(grids, grid_path)
 
     table = fid_markdown_table(rows, label="prior" if list(variants) == ["ebm", "gaussian"] else "model")
+    layered = [row for row in rows if "identity_change_by_layer" in row]
+    if layered:
+        table += ("\n\nWhat each layer controls: the share of 500 prior samples whose class (a CNN trained on the "
+                  "training images) changes when that layer alone is redrawn given the others (layer 1 is next to "
+                  "x; coarse-to-fine control is a share that grows towards the top).\n\n| dataset | model | "
+                  + " | ".join(f"layer {k}" for k in layered[0]["identity_change_by_layer"]) + " |\n|---|---|"
+                  + "---|" * len(layered[0]["identity_change_by_layer"]))
+        for row in layered:
+            table += (f"\n| {row['dataset']} | {row['prior']} | "
+                      + " | ".join(f"{share:.1%}" for share in row["identity_change_by_layer"].values()) + " |")
     body = (table + f"\n\nFID of {args.num_fid_samples} prior samples against {args.num_test_images} test "
             f"images; MSE per pixel on images in [-1, 1]; near-zero latents: the share of posterior latent "
             f"coordinates of the test images with |z| < 0.1. {args.max_steps} steps of batch {args.batch_size} per "

@@ -5,6 +5,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from .testing_utils import load_script
@@ -45,8 +46,36 @@ def test_the_table_scripts_share_the_library_helpers():
 
     for name in ("anomaly_mnist", "fid_table"):
         module = load_benchmark(name)
+        assert module.parse_variants is evaluation.parse_variants and module.image_config is evaluation.image_config
         if name == "anomaly_mnist":
             assert module.split_for_digit is evaluation.split_for_digit
             assert module.anomaly_markdown_table is evaluation.anomaly_markdown_table
         else:
             assert module.fid_markdown_table is evaluation.fid_markdown_table
+
+
+def test_table_rows_are_parsed_and_built_from_overrides_or_a_preset():
+    from hf_latent_ebm import evaluation
+
+    variants = evaluation.parse_variants(['ebm={}', 'hier={"preset": "hierarchical", "layer_sizes": [2, 3]}'])
+    assert list(variants) == ["ebm", "hier"]  # the order given, not a sorted one
+    config = evaluation.image_config(variants["hier"])
+    assert config.prior_type == "hierarchical" and config.latent_dim == 5 and config.decoder_type == "ladder"
+    assert evaluation.image_config({"prior_type": "gaussian"}).prior_type == "gaussian"
+    for bad, message in (("noequals", "NAME=JSON"), ("x={oops", "invalid JSON"), ("x=[1]", "JSON object")):
+        with pytest.raises(ValueError, match=message):
+            evaluation.parse_variants([bad])
+    with pytest.raises(ValueError, match="preset must be one of"):
+        evaluation.image_config({"preset": "nope"})
+
+
+def test_the_anomaly_comparison_table_has_a_column_per_model_in_order():
+    from hf_latent_ebm import evaluation
+
+    runs = {name: evaluation.summarize_anomaly_runs([
+        {"digit": digit, "seed": 0, "auprc": value, "positive_fraction": 0.1, "train_time_s": 1.0, "device": "CPU"}
+        for digit, value in ((9, base), (1, base + 0.1))]) for name, base in (("zeta", 0.5), ("alpha", 0.2))}
+    table = evaluation.anomaly_comparison_table(runs).splitlines()
+    assert table[0].startswith("| held-out class | chance | zeta | alpha | Pang et al. 2020")
+    assert table[2].startswith("| 1 | 0.100 | 0.600 | 0.300 | 0.336 | 0.722")
+    assert "Pang" not in evaluation.anomaly_comparison_table(runs, papers=False)

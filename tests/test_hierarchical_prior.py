@@ -217,3 +217,15 @@ def test_the_preset_and_the_cli_task(tmp_path):
     model = AutoModel.from_pretrained(tmp_path / "run")
     assert model.config.prior_type == "hierarchical" and model.prior.layer_sizes == [4, 2]
     assert isinstance(model.decoder, LadderImageDecoder)
+
+
+def test_layer_identity_changes_count_the_samples_whose_class_a_redrawn_layer_changes():
+    from hf_latent_ebm.evaluation import layer_identity_changes
+
+    torch.manual_seed(0)
+    model = LatentEBMForImageGeneration(LatentEBMConfig(**HIERARCHICAL)).eval()
+    constant = layer_identity_changes(model, lambda images: torch.zeros(len(images), dtype=torch.long), 16)
+    assert constant == {1: 0.0, 2: 0.0}
+    # A "class" that is the image itself: any redrawn layer changes it.
+    fingerprint = layer_identity_changes(model, lambda images: (images.sum(dim=(1, 2, 3)) * 1e4).long(), 16)
+    assert list(fingerprint) == [1, 2] and all(share > 0.9 for share in fingerprint.values())

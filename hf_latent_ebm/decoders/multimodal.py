@@ -21,6 +21,13 @@ def batch_size_of(observations) -> int:
     return observations.shape[0]
 
 
+def first_rows(observations, count: int):
+    """The first `count` examples of a batch (a tensor, or a dict batch's tensors)."""
+    if isinstance(observations, dict):
+        return {name: first_rows(value, count) for name, value in observations.items()}
+    return observations[:count] if isinstance(observations, torch.Tensor) else observations
+
+
 def to_scored_values(kind: str, values: torch.Tensor) -> torch.Tensor:
     """A modality's batch as stored (uint8 images, token ids, ...) as what its parts score (images as floats in
     [-1, 1]): the kind's `Modality.to_scored_values`."""

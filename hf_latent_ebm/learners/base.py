@@ -111,6 +111,9 @@ class LearnerOutput:
             prior samples, where the learner draws some.
         logits (`torch.Tensor` of shape `(batch_size, num_labels)`, *optional*): Class logits, for learners that
             classify.
+        sampler_updates (`dict`, *optional*): Sampler settings the learner tuned in this update (e.g.
+            {"posterior_step_size": 0.08}); the model writes them into its config's `sampler_config`, so later
+            updates, inference and a saved model use them.
     """
 
     loss: torch.Tensor
@@ -118,6 +121,7 @@ class LearnerOutput:
     posterior_latents: torch.Tensor
     prior_latents: torch.Tensor | None = None
     logits: torch.Tensor | None = None
+    sampler_updates: dict | None = None
 
     # The two terms of the maximum-likelihood learner by their old attribute names.
     @property

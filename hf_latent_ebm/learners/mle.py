@@ -1,13 +1,16 @@
 """The maximum-likelihood learner of Pang et al. 2020: posterior and prior short-run Langevin."""
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 
 import torch
 from huggingface_hub.dataclasses import strict
 
-from ..decoders.multimodal import batch_size_of
+from ..decoders.multimodal import batch_size_of, first_rows
 from ..decoders.base import decoder_negative_log_likelihood
 from ..samplers.base import Sampler
+from ..samplers.step_size import tune_step_size
+from ..validation import require_at_least
 from .base import (Learner, LearnerConfig, LearnerContext, LearnerOutput, add_energy_magnitude_penalty,
                    chain_diagnostics, posterior_potential)
 
@@ -57,14 +60,39 @@ POSTERIOR_INITS = ("prior", "encoder")
 @strict
 @dataclass
 class MLELearnerConfig(LearnerConfig):
-    """The learner settings plus where the MLE learner's inference chains start (`posterior_init`: "prior", draws
-    from p0 as the papers, or "encoder", draws from an inference network trained alongside)."""
+    """
+    The learner settings plus the MLE learner's own.
+
+    Args:
+        posterior_init (`str`, defaults to `"prior"`): Where inference chains start: "prior", draws from p0 as the
+            papers, or "encoder", draws from an inference network trained alongside.
+        step_size_search_every (`int`, defaults to 0): Every this many updates (from the first), tune the posterior
+            chain's step size as Nijkamp et al. 2020 (short-run inference, "SRI") do: among `step_size_search_factors`
+            times the current one, take the step whose chain, seen as an approximate posterior q_s, has the largest
+            variational objective E_q[log p(x, z)] + H(q_s) on the batch's first `step_size_search_batch` examples
+            (`samplers.step_size.short_run_objective`). The chosen step is written to the model config's
+            `sampler_config["posterior_step_size"]`, so a saved model keeps it. 0 keeps the configured step.
+        step_size_search_factors (`list[float]`, defaults to `[0.5, 0.71, 1.0, 1.41, 2.0]`): The candidates, as
+            multiples of the current step (so the step can travel by repeated searches).
+        step_size_search_batch (`int`, defaults to 8): Examples the objective is estimated on; its Jacobian costs
+            `latent_dim` backward passes through the unrolled chain per candidate.
+    """
 
     posterior_init: str = "prior"
+    step_size_search_every: int = 0
+    step_size_search_factors: list[float] = field(default_factory=lambda: [0.5, 0.71, 1.0, 1.41, 2.0])
+    step_size_search_batch: int = 8
 
     def validate_posterior_init(self):
         if self.posterior_init not in POSTERIOR_INITS:
             raise ValueError(f"posterior_init must be one of {POSTERIOR_INITS}, got {self.posterior_init!r}")
+
+    def validate_step_size_search(self):
+        require_at_least(self, ("step_size_search_every",), 0)
+        require_at_least(self, ("step_size_search_batch",), 1)
+        if not self.step_size_search_factors or not all(factor > 0 for factor in self.step_size_search_factors):
+            raise ValueError(f"step_size_search_factors must be a non-empty list of numbers > 0, got "
+                             f"{self.step_size_search_factors}")
 
 
 class MLELearner(Learner):
@@ -77,9 +105,30 @@ class MLELearner(Learner):
 
     config_class = MLELearnerConfig
 
+    def __init__(self):
+        self.updates = 0  # counts updates for the step-size search (training-time state, not saved)
+
     @classmethod
     def needs_encoder(cls, learner_config: MLELearnerConfig) -> bool:
         return learner_config.posterior_init == "encoder"
+
+    def tuned_posterior_step(self, context: LearnerContext, observations,
+                             generator: torch.Generator | None = None) -> float | None:
+        """Every `step_size_search_every` updates, the posterior step size chosen by the SRI objective (see
+        `MLELearnerConfig`), else None."""
+        settings = context.settings
+        every = getattr(settings, "step_size_search_every", 0)
+        self.updates += 1
+        if not every or (self.updates - 1) % every:
+            return None
+        rows = first_rows(observations, settings.step_size_search_batch)
+        start = self.posterior_start(context, rows, generator)
+        if start is None:
+            start = context.prior.posterior_start(batch_size_of(rows), generator)
+        best, _ = tune_step_size(context.posterior_sampler, context.posterior_potential(rows), start,
+                                 settings.step_size_search_factors, generator,
+                                 score_potential=context.posterior_potential(rows, True))
+        return best
 
     def posterior_start(self, context: LearnerContext, observations, generator: torch.Generator | None = None):
         """Where the update's posterior chains start: None for p0, as in the papers."""
@@ -88,6 +137,10 @@ class MLELearner(Learner):
     def losses(self, context: LearnerContext, observations, batch: dict,
                generator: torch.Generator | None = None) -> LearnerOutput:
         settings = context.settings
+        step_size = self.tuned_posterior_step(context, observations, generator)
+        if step_size is not None:  # this update already runs with it
+            context = dataclasses.replace(context, posterior_sampler=context.posterior_sampler.with_chain(
+                step_size=step_size))
         output = mle_losses(context.prior, context.decoder, observations, context.prior_sampler,
                             context.posterior_sampler, generator, settings.posterior_chain_prior,
                             self.posterior_start(context, observations, generator), settings.decoder_autocast)
@@ -96,6 +149,9 @@ class MLELearner(Learner):
             encoder_loss = -context.encoder.log_density(observations, output.posterior_latents).mean()
             output.loss = output.loss + encoder_loss
             output.terms["encoder_loss"] = encoder_loss
+        if step_size is not None:
+            output.sampler_updates = {"posterior_step_size": step_size}
+            output.terms["posterior_step_size"] = torch.tensor(step_size)
         return output
 
     def infer_latents(self, context: LearnerContext, observations, generator: torch.Generator | None = None,
