@@ -358,7 +358,8 @@ class LatentEBMTrainer:
             progress.update(1)
             if self.step % args.log_every == 0 or self.step == args.max_steps:
                 record = {"step": self.step, **{name: term.item() for name, term in output.loss_terms.items()}}
-                if not all(map(math.isfinite, record.values())):
+                losses = [value for name, value in record.items() if name not in self.chain_diagnostics]
+                if not all(map(math.isfinite, losses)):  # a diagnostic is NaN when on_nonfinite="reset" reset all
                     raise RuntimeError(f"non-finite loss at step {self.step}: {record}; lower the learning rates "
                                        "or the Langevin step sizes")
                 self.history.append(record)

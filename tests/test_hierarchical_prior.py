@@ -13,7 +13,10 @@ from hf_latent_ebm.encoders import LadderImageEncoder
 from hf_latent_ebm.priors import PRIORS, HierarchicalPrior, HierarchicalPriorConfig
 from hf_latent_ebm.training import LatentEBMTrainer, TrainingArguments
 
-from .test_modeling_latent_ebm import TINY
+from hf_latent_ebm.samplers import LangevinDivergenceError
+from hf_latent_ebm.utils import merge_config_kwargs
+
+from .test_modeling_latent_ebm import TINY, ImageModelTester
 from .test_training import toy_images
 
 # TINY's latent_dim 4 as two layers of 2; small MLPs.
@@ -229,3 +232,55 @@ def test_layer_identity_changes_count_the_samples_whose_class_a_redrawn_layer_ch
     # A "class" that is the image itself: any redrawn layer changes it.
     fingerprint = layer_identity_changes(model, lambda images: (images.sum(dim=(1, 2, 3)) * 1e4).long(), 16)
     assert list(fingerprint) == [1, 2] and all(share > 0.9 for share in fingerprint.values())
+
+
+class TestHierarchicalLadderMLE(ImageModelTester):
+    """The shared model checks (config and save/load round trips, determinism, shapes, bad inputs, optimizer
+    groups) on the hierarchical prior with the ladder generator, learned by maximum likelihood (CVPR 2023)."""
+
+    bad_config_overrides = ImageModelTester.bad_config_overrides + [
+        {"prior_config": {"layer_sizes": [4, 3]}},  # sums to 7, not latent_dim 6
+        {"decoder_config": {"layer_sizes": [3, 3]}},  # disagrees with the prior's [4, 2]
+        {"prior_config": {"energy": "per-pixel"}},
+        {"prior_config": {"min_std": 0.0}},
+    ]
+
+    def get_config(self, **overrides):
+        return LatentEBMConfig(**merge_config_kwargs(LADDER, overrides))
+
+    def misfit_config(self, config):
+        # One more dimension in the bottom layer, everywhere the layers are named, so the config itself is valid.
+        config["latent_dim"] += 1
+        for part in ("prior_config", "decoder_config", "encoder_config"):
+            if "layer_sizes" in config.get(part) or {}:
+                config[part]["layer_sizes"][0] += 1
+        return r"decoder\.rungs\.0\.0\.weight is \[8, 12\] in the file, \[8, 13\] in the model"
+
+
+class TestHierarchicalLadderVariational(TestHierarchicalLadderMLE):
+    """The same with the bottom-up ladder encoder and the variational joint scheme (ICCV 2023)."""
+
+    def get_config(self, **overrides):
+        variational = dict(learner="vae_ebm", encoder_type="ladder", encoder_config={"layer_sizes": [4, 2]})
+        return super().get_config(**merge_config_kwargs(variational, overrides))
+
+
+@pytest.mark.parametrize("on_nonfinite", ["raise", "reset"])
+def test_a_chain_that_diverges_over_the_layers_is_caught_and_never_checkpointed(tmp_path, on_nonfinite):
+    """A step far too large for the layers' links: the same guard as every chain, a clear error or a reset, and no
+    NaN in a saved model."""
+    torch.manual_seed(0)
+    config = LatentEBMConfig(**merge_config_kwargs(LADDER, {"sampler_config": {
+        "prior_step_size": 1e4, "posterior_step_size": 1e4, "on_nonfinite": on_nonfinite}}))
+    model = LatentEBMForImageGeneration(config)
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=2, batch_size=8, sample_every=0,
+                             checkpoint_every=1, num_grid_samples=4)
+    if on_nonfinite == "raise":
+        with pytest.raises(LangevinDivergenceError, match="non-finite"):
+            LatentEBMTrainer(model, toy_images(), args).train()
+        assert not list(tmp_path.rglob("model.safetensors"))
+        return
+    with pytest.warns(RuntimeWarning, match="reset to their start"):
+        LatentEBMTrainer(model, toy_images(), args).train()
+    reloaded = AutoModel.from_pretrained(tmp_path)
+    assert all(torch.isfinite(value).all() for value in reloaded.state_dict().values())

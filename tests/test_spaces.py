@@ -71,7 +71,7 @@ def browser_page(url: str):
 def test_space_readmes_have_gradio_front_matter():
     from huggingface_hub import RepoCard
 
-    for name in ("image-generation", "text-generation", "digit-classification"):
+    for name in ("image-generation", "text-generation", "digit-classification", "hierarchical-generation"):
         data = RepoCard.load(SPACES / name / "README.md").data
         assert data.sdk == "gradio" and str(data.sdk_version).startswith("6.")
         assert data.python_version and data.app_file == "app.py"

@@ -106,13 +106,19 @@ class ModelTesterMixin:
         assert {"config.json", "model.safetensors", "README.md"} <= {path.name for path in tmp_path.iterdir()}
         assert not list(tmp_path.glob("samples*"))
 
+    def misfit_config(self, config: dict) -> str:
+        """Edit a saved config (a dict, in place) so that the saved weights no longer fit it; return a regex of
+        what the error must say about it (by default the config field, latent_dim, and its new value)."""
+        config["latent_dim"] += 1
+        return f"latent_dim={config['latent_dim']}"
+
     def test_weights_that_do_not_fit_the_config_raise_value_error(self, tmp_path):
         self.make_model().save_pretrained(tmp_path, write_card=False)
         config = json.loads((tmp_path / "config.json").read_text())
-        config["latent_dim"] += 1
+        what = self.misfit_config(config)
         (tmp_path / "config.json").write_text(json.dumps(config))
-        # The message names the weight file and the config field whose value does not fit the weights.
-        expected = rf"(?s){re.escape(str(tmp_path / 'model.safetensors'))}.*latent_dim={config['latent_dim']}"
+        # The message names the weight file and what does not fit the weights.
+        expected = rf"(?s){re.escape(str(tmp_path / 'model.safetensors'))}.*{what}"
         with pytest.raises(ValueError, match=expected):
             AutoModel.from_pretrained(tmp_path)
         with pytest.raises(ValueError, match=expected):

@@ -152,6 +152,13 @@ def resolve_fast_path(fast_path: str, device: torch.device) -> str:
     return fast_path
 
 
+def finite_mean(values: torch.Tensor) -> torch.Tensor:
+    """Per step, the mean over the chains whose value is finite (NaN where none is): with on_nonfinite="reset" the
+    diverged chains are reset and training goes on, so their NaN or inf must not turn the diagnostics NaN (which
+    the trainer would read as a diverged loss)."""
+    return torch.where(torch.isfinite(values), values, torch.nan).nanmean(dim=1)
+
+
 def _check_energy_shape(energy: torch.Tensor, latents: torch.Tensor) -> None:
     if energy.shape != latents.shape[:1]:
         raise ValueError(f"potential must return one value per chain {tuple(latents.shape[:1])}, "
@@ -290,11 +297,11 @@ class LangevinSampler(Sampler):
                 finite_energy &= torch.isfinite(step_energies).all(dim=0)
                 if last_only and last == self.num_steps:
                     # Reduced now: on CUDA graphs a later replay overwrites this call's outputs.
-                    energies.append(step_energies[-1:].detach().mean(dim=1))
-                    grad_norms.append(step_grad_norms[-1:].mean(dim=1))
+                    energies.append(finite_mean(step_energies[-1:].detach()))
+                    grad_norms.append(finite_mean(step_grad_norms[-1:]))
                 elif return_diagnostics and not last_only:
-                    energies.append(step_energies.detach().mean(dim=1))
-                    grad_norms.append(step_grad_norms.mean(dim=1))
+                    energies.append(finite_mean(step_energies.detach()))
+                    grad_norms.append(finite_mean(step_grad_norms))
         z = self._handle_nonfinite(z, start, finite_energy)
         if not return_diagnostics:
             return z
