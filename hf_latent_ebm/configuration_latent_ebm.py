@@ -173,6 +173,9 @@ class LatentEBMBaseConfig(PreTrainedConfig):
         SAMPLERS.get(self.sampler_type, field="sampler_type").check_config(self.part_config("sampler"), decoder_class)
         learner_config = self.part_config("learner")
         learner.check_config(self.learner, self.prior_type, self.num_labels)
+        required = PART_FIELDS["prior"][0].get(self.prior_type).required_learner
+        if required is not None and self.learner != required:
+            raise ValueError(f"prior_type={self.prior_type!r} is learned by learner={required!r}, not {self.learner!r}")
         if learner.needs_encoder(learner_config):
             self._check_modality("encoder", ENCODERS.get(self.encoder_type, field="encoder_type"))
             self._check_layers("encoder", prior_config)

@@ -4,6 +4,7 @@ from ..registry import Registry
 from .base import Learner, LearnerConfig, LearnerContext, LearnerOutput, LearnerSettings, posterior_potential
 from .coupling import (CouplingMLEConfig, CouplingMLELearner, CouplingSettings, CouplingVariationalConfig,
                        CouplingVariationalLearner)
+from .diffusion import DiffusionRecoveryLearner
 from .mle import EncoderRefinedMLELearner, MLELearner, MLELearnerConfig, mle_losses
 from .nce import MultiStageNCEConfig, MultiStageNCELearner, nce_losses
 from .variational import ELBOLearner, VariationalEBMLearner, VariationalLearnerConfig
@@ -16,6 +17,7 @@ LEARNERS.register("vae_ebm", VariationalEBMLearner)
 LEARNERS.register("coupling_vae", CouplingVariationalLearner)
 LEARNERS.register("coupling_mle", CouplingMLELearner)
 LEARNERS.register("nce", MultiStageNCELearner)
+LEARNERS.register("diffusion", DiffusionRecoveryLearner)
 register_learner = LEARNERS.register
 
 __all__ = ["LEARNERS", "Learner", "LearnerOutput", "LearnerContext", "LearnerConfig", "LearnerSettings",
@@ -23,4 +25,4 @@ __all__ = ["LEARNERS", "Learner", "LearnerOutput", "LearnerContext", "LearnerCon
            "CouplingSettings",
            "MLELearner", "EncoderRefinedMLELearner", "ELBOLearner", "VariationalEBMLearner",
            "CouplingVariationalLearner", "CouplingMLELearner", "MultiStageNCEConfig", "MultiStageNCELearner",
-           "nce_losses", "mle_losses", "posterior_potential", "register_learner"]
+           "DiffusionRecoveryLearner", "nce_losses", "mle_losses", "posterior_potential", "register_learner"]

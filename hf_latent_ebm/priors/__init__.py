@@ -3,6 +3,7 @@
 from ..registry import Registry
 from .base import Prior, PriorConfig
 from .coupling import CouplingPrior
+from .diffusion import DiffusionPrior, DiffusionPriorConfig
 from .energy import ACTIVATIONS, EnergyPrior, EnergyPriorConfig
 from .gaussian import GaussianPrior
 from .hierarchical import HierarchicalPrior, HierarchicalPriorConfig
@@ -14,8 +15,9 @@ PRIORS.register("gaussian", GaussianPrior)
 PRIORS.register("coupling", CouplingPrior)
 PRIORS.register("spike_slab", SpikeSlabPrior)
 PRIORS.register("hierarchical", HierarchicalPrior)
+PRIORS.register("diffusion", DiffusionPrior)
 register_prior = PRIORS.register
 
 __all__ = ["PRIORS", "Prior", "PriorConfig", "EnergyPriorConfig", "EnergyPrior", "CouplingPrior", "GaussianPrior",
            "SpikeSlabPrior", "SpikeSlabPriorConfig", "HierarchicalPrior",
-           "HierarchicalPriorConfig", "ACTIVATIONS", "register_prior"]
+           "HierarchicalPriorConfig", "DiffusionPrior", "DiffusionPriorConfig", "ACTIVATIONS", "register_prior"]

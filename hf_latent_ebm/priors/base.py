@@ -55,6 +55,8 @@ class Prior(nn.Module):
     analytic_gradient: bool = False
     # Whether the energy traces into one torch.compile graph (see `Decoder.compilable`); MLP energies do.
     compilable: bool = True
+    # The one learner that can train this prior, where only one can (the config refuses another), else None.
+    required_learner: str | None = None
 
     def __init__(self, latent_dim: int, reference_sigma: float):
         super().__init__()
