@@ -253,14 +253,18 @@ class LatentEBMConfig(LatentEBMBaseConfig):
         return {"image_size": self.image_size, "num_channels": self.num_channels}
 
     @classmethod
-    def hierarchical(cls, layer_sizes=(10, 6), energy: str = "layerwise", variational: bool = False,
+    def hierarchical(cls, layer_sizes=(2, 2, 2, 10), energy: str | None = None, variational: bool = False,
                      **overrides) -> "LatentEBMConfig":
-        """Layers z_1 .. z_L (`layer_sizes`, bottom to top): the hierarchical prior (Cui, Wu & Han 2023; `energy`
-        "layerwise" or "joint") with the ladder generator, learned by maximum likelihood (CVPR 2023), or with
-        `variational` by the ELBO with a bottom-up ladder encoder (learner "vae_ebm", ICCV 2023)."""
+        """Layers z_1 .. z_L (`layer_sizes`, bottom to top; ICCV 2023's hierarchical-sampling layers by default) on
+        the ladder generator under the hierarchical prior (Cui, Wu & Han 2023). By default CVPR 2023's model:
+        Gaussian links tilted by layer-wise energies, learned by maximum likelihood; with `variational` ICCV 2023's:
+        one energy on all layers over N(0, I) (no links), learned by the ELBO with a bottom-up ladder encoder
+        (learner "vae_ebm"). `energy` ("layerwise" or "joint") overrides the energy."""
         layers = {"layer_sizes": list(layer_sizes)}
+        energy = energy or ("joint" if variational else "layerwise")
         settings = dict(latent_dim=sum(layer_sizes), prior_type="hierarchical", decoder_type="ladder",
-                        prior_config={**layers, "energy": energy}, decoder_config=dict(layers))
+                        prior_config={**layers, "energy": energy, "links": not variational},
+                        decoder_config=dict(layers))
         if variational:
             settings.update(learner="vae_ebm", encoder_type="ladder", encoder_config=dict(layers))
         return cls(**merge_config_kwargs(settings, overrides))

@@ -171,3 +171,27 @@ def test_decoder_autocast_keeps_the_prior_in_float32_and_the_loss_close():
     # bfloat16 keeps 8 bits of mantissa: a sum of squared errors agrees to about a percent, and differs.
     assert torch.allclose(losses[None], losses["bfloat16"], rtol=0.03)
     assert not torch.equal(losses[None], losses["bfloat16"])
+
+
+@needs_compiler
+@pytest.mark.parametrize("parts", [
+    dict(latent_dim=6, prior_type="hierarchical", decoder_type="ladder",
+         prior_config={"layer_sizes": [4, 2], "hidden_dim": 8, "conditional_hidden_dim": 8},
+         decoder_config={"layer_sizes": [4, 2], "hidden_dim": 8, "base_channels": 4}),
+    dict(latent_dim=6, prior_type="diffusion", learner="diffusion", decoder_config={"base_channels": 4},
+         prior_config={"num_stages": 3, "hidden_dim": 8, "time_embedding_dim": 4}),
+], ids=["hierarchical-ladder", "diffusion"])
+def test_the_layered_and_staged_parts_run_the_same_chains_compiled(parts):
+    """The parts of issue 34 declare `compilable`: their chains through the compiled step equal the eager ones."""
+    batch, outputs = image_batch(), {}
+    for fast_path in ("eager", "compile"):
+        torch.manual_seed(0)
+        model = LatentEBMForImageGeneration(LatentEBMConfig(
+            **parts, sampler_config={"prior_steps": 4, "posterior_steps": 3, "fast_path": fast_path}))
+        assert model.learner_context.posterior_sampler.fast_path == fast_path  # nothing fell back to eager
+        outputs[fast_path] = model(batch, generator=seeded(3)), model.sample_latents(4, seeded(5))
+    (eager, eager_samples), (compiled, compiled_samples) = outputs["eager"], outputs["compile"]
+    assert torch.allclose(eager.loss, compiled.loss, rtol=1e-5)
+    for name in ("posterior_latents", "prior_latents"):
+        assert torch.allclose(getattr(eager, name), getattr(compiled, name), **CHAIN_TOLERANCE), name
+    assert torch.allclose(eager_samples, compiled_samples, **CHAIN_TOLERANCE)

@@ -284,3 +284,26 @@ def test_a_chain_that_diverges_over_the_layers_is_caught_and_never_checkpointed(
         LatentEBMTrainer(model, toy_images(), args).train()
     reloaded = AutoModel.from_pretrained(tmp_path)
     assert all(torch.isfinite(value).all() for value in reloaded.state_dict().values())
+
+
+def test_without_links_the_prior_is_the_energy_over_a_gaussian_on_every_layer():
+    """ICCV 2023's prior (links=False): U(z) = E_f(z) + |z|^2 / 2 over all layers, no link parameters."""
+    torch.manual_seed(0)
+    config = HierarchicalPriorConfig(layer_sizes=[3, 2, 2], energy="joint", hidden_dim=8, links=False)
+    model = HierarchicalPrior.from_config(config, latent_dim=7)
+    assert len(model.links) == 0 and "N(0, I) on every layer" in HierarchicalPrior.describe(config)
+    latents = torch.randn(5, 7)
+    torch.testing.assert_close(model.potential(latents), model.tilt_energy(latents) + latents.pow(2).sum(1) / 2)
+    with pytest.raises(ValueError, match="no links"):
+        model.link(0, latents[:, 3:5])
+
+
+def test_the_preset_gives_each_paper_its_model():
+    cvpr, iccv = LatentEBMConfig.hierarchical(), LatentEBMConfig.hierarchical(variational=True)
+    assert cvpr.part_config("prior").layer_sizes == [2, 2, 2, 10] and cvpr.latent_dim == 16
+    assert (cvpr.learner, cvpr.part_config("prior").energy, cvpr.part_config("prior").links) == ("mle", "layerwise",
+                                                                                                True)
+    assert (iccv.learner, iccv.part_config("prior").energy, iccv.part_config("prior").links) == ("vae_ebm", "joint",
+                                                                                                False)
+    assert LatentEBMConfig.hierarchical(variational=True, energy="layerwise").part_config("prior").energy == \
+        "layerwise"

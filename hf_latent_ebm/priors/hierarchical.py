@@ -32,6 +32,9 @@ class HierarchicalPriorConfig(PriorConfig):
             the mean and log-std of p(z_i | z_{i+1}).
         min_std (`float`, defaults to 0.01): Floor of the conditional stds (the papers' code adds 0.01), which keeps
             the conditionals' log-densities finite.
+        links (`bool`, defaults to `True`): The top-down Gaussian links p(z_i | z_{i+1}) (CVPR 2023). False gives
+            ICCV 2023's prior, exp(-E_f(z)) N(0, sigma^2 I) over every layer: the layers' order then lives in the
+            ladder generator and encoder, and the Gaussian base confines every layer whatever the energy learns.
     """
 
     layer_sizes: list[int] = dataclasses.field(default_factory=lambda: [8, 8])
@@ -41,6 +44,7 @@ class HierarchicalPriorConfig(PriorConfig):
     conditional_hidden_dim: int = 200
     conditional_num_hidden_layers: int = 2
     min_std: float = 0.01
+    links: bool = True
 
     def validate_layers(self):
         check_layer_sizes(self.layer_sizes)
@@ -73,11 +77,11 @@ class HierarchicalPrior(Prior):
     """
 
     config_class = HierarchicalPriorConfig
-    compilable = False  # not yet checked against the eager chain (tests/test_fast_path.py does that per part)
+    compilable = True  # the compiled chains equal the eager ones (tests/test_fast_path.py)
 
     def __init__(self, latent_dim: int, reference_sigma: float, layer_sizes: list[int], energy: str = "layerwise",
                  hidden_dim: int = 200, num_hidden_layers: int = 2, conditional_hidden_dim: int = 200,
-                 conditional_num_hidden_layers: int = 2, min_std: float = 0.01):
+                 conditional_num_hidden_layers: int = 2, min_std: float = 0.01, links: bool = True):
         super().__init__(latent_dim, reference_sigma)
         check_layer_sizes(layer_sizes, latent_dim, "prior_config.layer_sizes")
         self.layer_sizes, self.energy_kind, self.min_std = list(layer_sizes), energy, min_std
@@ -88,22 +92,22 @@ class HierarchicalPrior(Prior):
             self.energies = nn.ModuleList([mlp(latent_dim, hidden_dim, num_hidden_layers, 1)])
         # links[i] maps z_{i+1} to the mean and log-std of z_i, for i = 0 .. L-2 (layer L is the top).
         self.links = nn.ModuleList(mlp(sizes[i + 1], conditional_hidden_dim, conditional_num_hidden_layers,
-                                       2 * sizes[i]) for i in range(len(sizes) - 1))
+                                       2 * sizes[i]) for i in range(len(sizes) - 1) if links)
 
     @classmethod
     def from_config(cls, config: HierarchicalPriorConfig, latent_dim: int, num_labels: int | None = None):
         return cls(latent_dim, config.sigma, config.layer_sizes, config.energy, config.hidden_dim,
                    config.num_hidden_layers, config.conditional_hidden_dim, config.conditional_num_hidden_layers,
-                   config.min_std)
+                   config.min_std, config.links)
 
     @classmethod
     def describe(cls, config: HierarchicalPriorConfig, sampler_config=None) -> str:
         steps = getattr(sampler_config, "prior_steps", None)
         chain = f"{steps}-step short-run Langevin over all layers" if steps is not None else "its prior chain"
         energy = "layer-wise energies" if config.energy == "layerwise" else "one energy on all layers"
+        base = "top-down Gaussian links" if config.links else "N(0, I) on every layer"
         return (f"a {len(config.layer_sizes)}-layer joint energy-based prior (layers of {config.layer_sizes} "
-                f"dimensions, bottom to top; top-down Gaussian links tilted by {energy}; Cui, Wu & Han 2023), "
-                f"sampled by {chain}")
+                f"dimensions, bottom to top; {base} tilted by {energy}; Cui, Wu & Han 2023), sampled by {chain}")
 
     @property
     def num_layers(self) -> int:
@@ -117,12 +121,15 @@ class HierarchicalPrior(Prior):
         return list(latents.split(self.layer_sizes, dim=1))
 
     def link(self, layer: int, above: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(mean, std) of p(z_layer | z_{layer+1}) for 0-based `layer` < L - 1."""
+        """(mean, std) of p(z_layer | z_{layer+1}) for 0-based `layer` < L - 1 (a prior with links)."""
+        if not self.links:
+            raise ValueError("this hierarchical prior has no links (prior_config links=False): every layer is "
+                             "N(0, sigma^2 I) under the energy")
         mean, log_std = self.links[layer](above).chunk(2, dim=-1)
         return mean, log_std.clamp(max=10).exp() + self.min_std
 
     def link_log_densities(self, latents: torch.Tensor) -> torch.Tensor:
-        """sum_{i<L} log p(z_i | z_{i+1}), one value per row."""
+        """sum_{i<L} log p(z_i | z_{i+1}), one value per row (a prior with links)."""
         layers = self.split(latents)
         total = latents.new_zeros(latents.shape[0])
         for i in range(self.num_layers - 1):
@@ -161,6 +168,8 @@ class HierarchicalPrior(Prior):
         return sum(energy(layer).squeeze(-1) for energy, layer in zip(self.energies, self.split(latents)))
 
     def energy(self, latents: torch.Tensor) -> torch.Tensor:
+        if not self.links:  # ICCV 2023: p0 is the whole base density
+            return self.tilt_energy(latents)
         # The lower layers' p0 terms are divided out: p0 covers every coordinate, the links replace it below the top.
         lower = latents[:, :self.latent_dim - self.layer_sizes[-1]]  # never empty: there are >= 2 layers
         return self.tilt_energy(latents) - self.link_log_densities(latents) + self.reference_log_density(lower)

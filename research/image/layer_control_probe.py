@@ -39,7 +39,7 @@ def probe(folder: str, classify, num_samples: int = 500) -> dict:
     for index in range(prior.num_layers):
         mixed = [layer[order] if position == index else layer for position, layer in enumerate(layers)]
         swapped[index + 1] = float((classify(model.decode(torch.cat(mixed, dim=1))) != before).float().mean())
-        if index < prior.num_layers - 1:
+        if index < prior.num_layers - 1 and prior.links:  # ICCV's prior (links=False) has none
             _, std = prior.link(index, layers[index + 1])
             explained[f"{index + 1}|{index + 2}"] = float(1 - std.pow(2).mean(dim=0).div(
                 layers[index].var(dim=0)).mean())
