@@ -62,7 +62,7 @@ def main():
     parser.add_argument("--results-md", default="docs/results.md")
     args = parser.parse_args()
 
-    from hf_latent_ebm.metrics.fid import fid
+    from hf_latent_ebm.metrics.fid import fid, real_statistics
 
     device_name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
     try:
@@ -77,6 +77,7 @@ def main():
         train_set = load_image_dataset(dataset_name, "train")
         train = train_set["pixel_values"][:]
         classify = None  # trained on the first model with layers, to measure what each layer controls
+        test_statistics = None  # the test images' Inception statistics, computed once (with the first FID)
         for name, overrides in variants.items():
             torch.manual_seed(args.seed)
             model = LatentEBMForImageGeneration(configs[name]).to(args.device)
@@ -90,7 +91,9 @@ def main():
             model.eval()
             samples = generate_images(model, args.num_fid_samples, seed=args.seed)
             fid_started = time.time()
-            score = fid(test, samples)
+            if test_statistics is None:
+                test_statistics = real_statistics(test)
+            score = fid(test_statistics, samples)
             fid_time = time.time() - fid_started
             row = {"dataset": dataset_name, "prior": name, "overrides": overrides, "fid": score,
                    "mse": reconstruction_mse(model, test, seed=args.seed),

@@ -65,6 +65,10 @@ def test_fid_is_zero_for_a_set_with_itself_grows_with_noise_and_takes_grayscale(
     assert fid(rgb, images) == pytest.approx(0.0, abs=1e-3)
     with pytest.raises(ValueError, match=r"\[-1, 1\]"):
         fid(images * 3, images)
+    # The real set's statistics, computed once, give the same FID as the images.
+    from hf_latent_ebm.metrics.fid import real_statistics
+
+    assert fid(real_statistics(images), noisy[1]) == pytest.approx(large, rel=1e-6)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("evaluate") is None, reason="evaluate is not installed")

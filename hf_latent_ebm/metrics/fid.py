@@ -98,9 +98,22 @@ class StreamingFID:
         return frechet_distance(*self.real.mean_and_covariance(), *self.fake.mean_and_covariance())
 
 
-def fid(real: torch.Tensor, fake: torch.Tensor, device: str = "cpu", batch_size: int = 100) -> float:
-    """FID between two image sets, each (N, 1 or 3, H, W) float in [-1, 1] or uint8."""
+def fid(real: "torch.Tensor | FeatureStatistics", fake: torch.Tensor, device: str = "cpu",
+        batch_size: int = 100) -> float:
+    """FID between two image sets, each (N, 1 or 3, H, W) float in [-1, 1] or uint8; `real` may also be the
+    `FeatureStatistics` of the real set (`real_statistics`), so a table scoring several models against one test set
+    runs Inception on it once."""
     metric = StreamingFID(device, batch_size)
-    metric.update(real, real=True)
+    if isinstance(real, FeatureStatistics):
+        metric.real = real
+    else:
+        metric.update(real, real=True)
     metric.update(fake, real=False)
     return metric.compute()
+
+
+def real_statistics(images: torch.Tensor, device: str = "cpu", batch_size: int = 100) -> FeatureStatistics:
+    """The Inception feature statistics of a real image set, for `fid(statistics, fake)`."""
+    statistics = FeatureStatistics()
+    statistics.update(inception_features(images, batch_size, device))
+    return statistics
