@@ -85,6 +85,11 @@ def test_the_mle_learner_writes_the_tuned_step_into_the_config_and_a_saved_model
     assert tuned in (0.05, 0.2) and float(output.loss_terms["posterior_step_size"]) == pytest.approx(tuned)
     assert model.learner_context.posterior_sampler.step_sizes[0] == pytest.approx(tuned)
     assert "posterior_step_size" not in model(pixel_values=images).loss_terms  # every 2nd update only
+    model.eval()  # an evaluation pass neither searches nor counts as an update
+    assert "posterior_step_size" not in model(pixel_values=images).loss_terms
+    model.train()
+    assert "posterior_step_size" in model(pixel_values=images).loss_terms  # the 3rd update searches again
+    tuned = model.config.sampler_config["posterior_step_size"]
     model.save_pretrained(tmp_path)
     reloaded = AutoModel.from_pretrained(tmp_path)
     assert reloaded.config.sampler_config["posterior_step_size"] == tuned

@@ -118,8 +118,10 @@ class MLELearner(Learner):
         `MLELearnerConfig`), else None."""
         settings = context.settings
         every = getattr(settings, "step_size_search_every", 0)
+        if not every or not (context.decoder.training and torch.is_grad_enabled()):  # training updates only
+            return None
         self.updates += 1
-        if not every or (self.updates - 1) % every:
+        if (self.updates - 1) % every:
             return None
         rows = first_rows(observations, settings.step_size_search_batch)
         start = self.posterior_start(context, rows, generator)
