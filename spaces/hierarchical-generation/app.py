@@ -62,8 +62,9 @@ def build_demo(model_path: str | os.PathLike | None = None) -> gr.Blocks:
             layer = gr.Radio(layer_choices(num_layers), value=num_layers, label="Layer to redraw", elem_id="layer")
             gr.Button("Sample and redraw", variant="primary", elem_id="resample-button").click(
                 resample, [seed, num_samples, layer],
-                [gr.Gallery(label="Samples", columns=8, elem_id="samples"),
-                 gr.Gallery(label="The same samples with the chosen layer redrawn", columns=8, elem_id="redrawn")],
+                [gr.Gallery(label="Samples", columns=8, height=240, elem_id="samples"),
+                 gr.Gallery(label="The same samples with the chosen layer redrawn", columns=8, height=240,
+                            elem_id="redrawn")],
                 api_name="resample")
         with gr.Tab("All layers"):
             gr.Button("Sweep", elem_id="sweep-button").click(
