@@ -133,7 +133,7 @@ def main():
     body = (table + f"\n\nFID of {args.num_fid_samples} prior samples against {args.num_test_images} test "
             f"images; MSE per pixel on images in [-1, 1]; near-zero latents: the share of posterior latent "
             f"coordinates of the test images with |z| < 0.1. {args.max_steps} steps of batch {args.batch_size} per "
-            f"model, same seed and decoder for every row; device {device_name}. Samples: "
+            f"model, same seed for every row (each row's decoder as its config sets it); device {device_name}. Samples: "
             f"![samples](figures/{grid_path.name})\n\nCommand: `python {shlex.join(sys.argv)}` (results: `{args.output}`).")
     update_section(args.results_md, args.section, args.title, body)
     print(table)
