@@ -113,9 +113,11 @@ def main():
     else:
         table = anomaly_markdown_table(summaries[args.prior_type])
         title = "MNIST anomaly detection (AUPRC)"
+    budget = (" The papers' columns are at their budgets (Pang et al. 2020 and Cui et al. 2023 train for 100 to 200 "
+              "epochs, about 100 times these runs' updates)." if args.variants and args.dataset == "mnist" else "")
     body = (f"{table}\n\nProtocol: {ANOMALY_PROTOCOL} ({args.dataset}). Seeds {args.seeds}; {args.max_steps} steps "
             f"of batch {args.batch_size} per model, the same split and budget for every model; PCA with "
-            f"{args.pca_components} components; device {device_name}; total training time: {times}.\n"
+            f"{args.pca_components} components; device {device_name}; total training time: {times}.{budget}\n"
             f"Command: `{command}` (results: `{args.output}`).")
     update_section(args.results_md, args.section or f"anomaly-{args.prior_type}", title, body)
     print(table)
