@@ -6,11 +6,27 @@ from collections.abc import Iterable
 from transformers import PreTrainedTokenizerFast
 
 SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<bos>", "eos_token": "<eos>", "unk_token": "<unk>"}
-TOKENIZER_KINDS = ("word", "bpe")
+TOKENIZER_KINDS = ("word", "bpe", "smiles")
+# One SMILES token: a bracket atom ([nH], [C@@H], [O-]: charge, chirality and hydrogens stay with their atom), a
+# two-letter organic-subset atom (Br, Cl), a one-letter atom (aromatic ones in lowercase), a two-digit ring closure
+# (%12), or one character of bond, branch, ring closure, disconnection or wildcard.
+SMILES_TOKEN_PATTERN = r"\[[^\[\]]+\]|Br|Cl|%\d{2}|[BCNOPSFI]|[bcnops]|[-=#$:/\\().*~+@?>]|\d"
+
+
+def smiles_tokens(smiles: str) -> list[str]:
+    """`smiles` as SMILES tokens (`SMILES_TOKEN_PATTERN`); a ValueError names characters that are not SMILES."""
+    import re
+
+    tokens = re.findall(SMILES_TOKEN_PATTERN, smiles)
+    if "".join(tokens) != smiles:
+        leftover = re.sub(SMILES_TOKEN_PATTERN, "", smiles)
+        raise ValueError(f"not a SMILES string: {smiles!r} has characters no SMILES token takes: "
+                         f"{sorted(set(leftover))}")
+    return tokens
 
 
 def train_tokenizer(texts: Iterable[str], kind: str = "bpe", vocab_size: int = 2000, min_frequency: int = 2,
-                    lowercase: bool = True, max_length: int = 40) -> PreTrainedTokenizerFast:
+                    lowercase: bool | None = None, max_length: int = 40) -> PreTrainedTokenizerFast:
     """
     Train a tokenizer on texts. The ids of <pad>, <bos>, <eos>, <unk> are 0, 1, 2, 3 (the text config's defaults),
     and encoding adds <bos> ... <eos> around every text.
@@ -19,18 +35,33 @@ def train_tokenizer(texts: Iterable[str], kind: str = "bpe", vocab_size: int = 2
         texts: The training corpus, one text per item.
         kind (`str`, defaults to "bpe"): "bpe" (byte-level BPE: any text round-trips, hyphens and punctuation
             included, lowercase aside, and no text encodes to <unk>) or "word" (whitespace and punctuation split;
-            rarer words become <unk>, and decoding puts a space between all tokens: "t - shirt ,").
+            rarer words become <unk>, and decoding puts a space between all tokens: "t - shirt ,") or "smiles"
+            (molecules: one token per atom, bond, branch or ring closure, `SMILES_TOKEN_PATTERN`, so Cl, Br and
+            bracket atoms such as [nH] stay whole; decoding joins the tokens back into the SMILES string).
         vocab_size (`int`, defaults to 2000): Largest vocabulary, special tokens included.
         min_frequency (`int`, defaults to 2): Rarer words (or merges) are left out.
-        lowercase (`bool`, defaults to True): Lowercase (and NFKC-normalise) before splitting.
+        lowercase (`bool`, *optional*): Lowercase (and NFKC-normalise) before splitting; defaults to True for text
+            and is refused for "smiles", where case is chemistry (c is an aromatic carbon).
         max_length (`int`, defaults to 40): `model_max_length` of the wrapped tokenizer.
     """
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 
     if kind not in TOKENIZER_KINDS:
         raise ValueError(f"kind must be one of {TOKENIZER_KINDS}, got {kind!r}")
     specials = list(SPECIAL_TOKENS.values())
-    if kind == "word":
+    if kind == "smiles" and lowercase:
+        raise ValueError("lowercase=True would change SMILES (lowercase atoms are aromatic): leave it unset")
+    lowercase = kind != "smiles" if lowercase is None else lowercase
+    texts = [text for text in texts if text.strip()]
+    if kind == "smiles":
+        for text in texts:
+            smiles_tokens(text)  # a line that is not SMILES is named before any training
+        tokenizer = Tokenizer(models.WordLevel(unk_token="<unk>"))
+        tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(SMILES_TOKEN_PATTERN), behavior="isolated")
+        tokenizer.decoder = decoders.Fuse()
+        trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
+                                            special_tokens=specials)
+    elif kind == "word":
         tokenizer = Tokenizer(models.WordLevel(unk_token="<unk>"))
         tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
         trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
@@ -42,8 +73,9 @@ def train_tokenizer(texts: Iterable[str], kind: str = "bpe", vocab_size: int = 2
         tokenizer.decoder = decoders.Sequence([decoders.ByteLevel(), decoders.Strip(" ", 1, 0)])
         trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials,
                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC()] + ([normalizers.Lowercase()] if lowercase else []))
-    texts = [text for text in texts if text.strip()]
+    if kind != "smiles":
+        tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC()]
+                                                    + ([normalizers.Lowercase()] if lowercase else []))
     if not texts:
         raise ValueError("cannot train a tokenizer on an empty corpus (no non-blank text)")
     tokenizer.train_from_iterator(texts, trainer=trainer)
@@ -160,4 +192,5 @@ class TokenizerMixin:
         return self.tokenizer
 
 
-__all__ = ["train_tokenizer", "unknown_words", "warn_unknown_words", "TokenizerMixin", "SPECIAL_TOKENS", "TOKENIZER_KINDS"]
+__all__ = ["train_tokenizer", "unknown_words", "warn_unknown_words", "TokenizerMixin", "SPECIAL_TOKENS", "TOKENIZER_KINDS",
+           "SMILES_TOKEN_PATTERN", "smiles_tokens"]
