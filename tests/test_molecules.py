@@ -100,3 +100,20 @@ def test_without_rdkit_the_error_names_the_extra(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_rdkit)
     with pytest.raises(ImportError, match=r"hf-latent-ebm\[molecules\]"):
         molecules.canonical_smiles("CCO")
+
+
+def test_moses_metrics_on_canonical_forms():
+    from hf_latent_ebm.metrics.molecules import internal_diversity, molecule_metrics, novelty, uniqueness, validity
+
+    generated = ["OCC", "CCO", "C1CC", "", "c1ccccc1", "C1=CC=CC=C1"]  # ethanol twice, benzene twice, 2 invalid
+    assert validity(generated) == pytest.approx(4 / 6)
+    assert uniqueness(generated) == pytest.approx(2 / 4)  # raw strings differ, canonical forms do not
+    assert uniqueness(generated, k=2) == 0.5  # the first two valid molecules are ethanol in two spellings
+    with pytest.raises(ValueError, match="unique@10 needs 10 valid"):
+        uniqueness(generated, k=10)
+    assert novelty(generated, ["CCO"]) == pytest.approx(1 / 2)  # benzene is new, ethanol (as OCC too) is not
+    assert internal_diversity(["CCO", "CCO"]) == pytest.approx(0.0)
+    # No shared Morgan bits: of the four ordered pairs only the two self-pairs have T = 1, so 1 - 2/4.
+    assert internal_diversity(["CCO", "c1ccccc1"]) == pytest.approx(0.5)
+    metrics = molecule_metrics(generated, ["CCO"], ks=(2, 100))
+    assert set(metrics) == {"validity", "unique@2", "novelty", "intdiv1", "intdiv2"}  # unique@100 not reached
