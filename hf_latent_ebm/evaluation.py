@@ -180,6 +180,10 @@ def parse_variants(specs: list[str]) -> dict[str, dict]:
     return variants
 
 
+# The `LatentEBMConfig` classmethods a table row may name as its "preset".
+LATENT_EBM_PRESETS = ("hierarchical", "paper_svhn")
+
+
 def image_config(overrides: dict):
     """The image model's config for a table row: `LatentEBMConfig(**overrides)`, or with a "preset" key that
     preset's classmethod (e.g. {"preset": "hierarchical", "layer_sizes": [2, 2, 2, 10], "variational": true})."""
@@ -194,7 +198,16 @@ def image_config(overrides: dict):
     return getattr(LatentEBMConfig, preset)(**overrides)
 
 
-LATENT_EBM_PRESETS = ("hierarchical", "paper_svhn")
+def image_class_predictor(train_set, seed: int = 0):
+    """A small CNN trained on an image dataset's training split (`pixel_values` in [-1, 1], `label`; about 99% on
+    MNIST), as a function from images in [-1, 1] to class ids: what `layer_identity_changes` reads classes with."""
+    from .metrics.coherence_classifiers import train_modality_classifier
+    from .utils import to_uint8_tensor
+
+    labels = train_set["label"][:]
+    classifier = train_modality_classifier("image", to_uint8_tensor(train_set["pixel_values"][:]), labels,
+                                           int(labels.max()) + 1, seed=seed)
+    return lambda images: classifier.predict(to_uint8_tensor(images))
 
 
 @torch.no_grad()

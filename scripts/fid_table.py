@@ -25,22 +25,13 @@ from hf_latent_ebm.utils import update_results_section as update_section
 
 from hf_latent_ebm import LatentEBMForImageGeneration
 from hf_latent_ebm.data import load_image_dataset
-from hf_latent_ebm.evaluation import (fid_markdown_table, generate_images, image_config, layer_identity_changes,
-                                     near_zero_share, parse_variants, reconstruction_mse,
+from hf_latent_ebm.evaluation import (fid_markdown_table, generate_images, image_class_predictor, image_config,
+                                     layer_identity_changes, near_zero_share, parse_variants, reconstruction_mse,
                                      save_sample_grids)
 from hf_latent_ebm.training import LatentEBMTrainer, TrainingArguments
 from hf_latent_ebm.utils import image_grid, merge_config_kwargs
 
 DEFAULT_VARIANTS = ('ebm={"prior_type": "ebm"}', 'gaussian={"prior_type": "gaussian"}')
-
-
-def digit_classifier(train_set, seed: int):
-    """A small CNN on the training images (about 99% on MNIST), as images in [-1, 1] -> class ids."""
-    from hf_latent_ebm.metrics.coherence_classifiers import train_modality_classifier
-
-    images = ((train_set["pixel_values"][:] + 1) * 127.5).round().to(torch.uint8)
-    classifier = train_modality_classifier("image", images, train_set["label"][:], 10, seed=seed)
-    return lambda values: classifier.predict(((values.cpu() + 1) * 127.5).round().to(torch.uint8))
 
 
 def main():
@@ -77,7 +68,7 @@ def main():
         train_set = load_image_dataset(dataset_name, "train")
         train = train_set["pixel_values"][:]
         classify = None  # trained on the first model with layers, to measure what each layer controls
-        test_statistics = None  # the test images' Inception statistics, computed once (with the first FID)
+        test_statistics = real_statistics(test)  # the test images through Inception once, for every row's FID
         for name, overrides in variants.items():
             torch.manual_seed(args.seed)
             model = LatentEBMForImageGeneration(configs[name]).to(args.device)
@@ -91,8 +82,6 @@ def main():
             model.eval()
             samples = generate_images(model, args.num_fid_samples, seed=args.seed)
             fid_started = time.time()
-            if test_statistics is None:
-                test_statistics = real_statistics(test)
             score = fid(test_statistics, samples)
             fid_time = time.time() - fid_started
             row = {"dataset": dataset_name, "prior": name, "overrides": overrides, "fid": score,
@@ -102,7 +91,7 @@ def main():
                    "device": device_name, "fid_time_s": round(fid_time, 1)}
             if hasattr(model.prior, "resample_layer"):
                 if classify is None:
-                    classify = digit_classifier(train_set, args.seed)
+                    classify = image_class_predictor(train_set, args.seed)
                 row["identity_change_by_layer"] = layer_identity_changes(model, classify, seed=args.seed)
             rows.append(row)
             print(json.dumps(row), flush=True)

@@ -45,7 +45,8 @@ class DiffusionRecoveryLearner(MLELearner):
     def check_config(cls, learner: str, prior_type: str, num_labels: int | None) -> None:
         from ..priors import PRIORS  # the registry imports every prior; one class is needed
 
-        if not hasattr(PRIORS.get(prior_type, field="prior_type"), "stage_chain"):
+        # The prior declares the learner it needs (`Prior.required_learner`); this learner needs such a prior.
+        if PRIORS.get(prior_type, field="prior_type").required_learner != learner:
             raise ValueError(f"learner={learner!r} learns a prior made of conditional stages: use "
                              f"prior_type='diffusion', not {prior_type!r}")
 

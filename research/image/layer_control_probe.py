@@ -23,8 +23,7 @@ from transformers import AutoModel
 
 import hf_latent_ebm  # noqa: F401  (registers the Auto classes)
 from hf_latent_ebm.data import load_image_dataset
-from hf_latent_ebm.evaluation import layer_identity_changes
-from hf_latent_ebm.metrics.coherence_classifiers import train_modality_classifier
+from hf_latent_ebm.evaluation import image_class_predictor, layer_identity_changes
 
 
 @torch.no_grad()
@@ -54,13 +53,7 @@ def main():
     parser.add_argument("models", nargs="+")
     parser.add_argument("--output", default="docs/results/image/fid-table/layer_control_probe.json")
     args = parser.parse_args()
-    train = load_image_dataset("mnist", "train")
-    images = ((train["pixel_values"][:] + 1) * 127.5).round().to(torch.uint8)
-    classifier = train_modality_classifier("image", images, train["label"][:], 10, seed=0)
-
-    def classify(values):
-        return classifier.predict(((values.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8))
-
+    classify = image_class_predictor(load_image_dataset("mnist", "train"), seed=0)
     rows = [probe(folder, classify) for folder in args.models]
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(rows, indent=2))
