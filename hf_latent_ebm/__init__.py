@@ -10,6 +10,7 @@ from .chet import ChetConfig, ChetForHealthEventPrediction
 from .configuration_latent_ebm import LatentEBMConfig, LatentEBMModelConfig
 from .configuration_latent_ebm_classification import LatentEBMClassificationConfig
 from .configuration_latent_ebm_multimodal import LatentEBMMultimodalConfig, image_modality, text_modality
+from .configuration_latent_ebm_molecule import LatentEBMMoleculeConfig
 from .configuration_latent_ebm_text import LatentEBMTextConfig
 from .decoders import DECODERS, Decoder, register_decoder
 from .encoders import ENCODERS, Encoder, register_encoder
@@ -19,6 +20,7 @@ from .model_kinds import MODEL_KINDS, ModelKind, Task, register_model_kind, regi
 from .modeling_latent_ebm import (LatentEBMForImageGeneration, LatentEBMModel, LatentEBMOutput,
                                   LatentEBMPreTrainedModel)
 from .modeling_latent_ebm_classification import LatentEBMForSemiSupervisedClassification
+from .modeling_latent_ebm_molecule import LatentEBMForMoleculeGeneration
 from .modeling_latent_ebm_multimodal import LatentEBMForMultimodalGeneration
 from .modeling_latent_ebm_text import LatentEBMForTextGeneration
 from .pipelines import LatentEBMPipeline, LatentEBMPipelineOutput
@@ -33,6 +35,8 @@ __all__ = [
     "LatentEBMForImageGeneration",
     "LatentEBMTextConfig",
     "LatentEBMForTextGeneration",
+    "LatentEBMMoleculeConfig",
+    "LatentEBMForMoleculeGeneration",
     "LatentEBMModelConfig",
     "LatentEBMModel",
     "LatentEBMClassificationConfig",

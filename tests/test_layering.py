@@ -8,7 +8,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "hf_latent_ebm"
 PARTS = {"priors", "decoders", "encoders", "learners", "samplers", "distributions", "layers", "registry",
          "class_priors", "validation", "modalities", "model_kinds", "tokenization"}
-ABOVE_MODELS = {"training", "checkpointing", "evaluation", "cli", "pipelines"}
+ABOVE_MODELS = {"training", "checkpointing", "evaluation", "cli", "pipelines", "molecule_design"}
 
 
 def group(module: str) -> str:
@@ -117,7 +117,7 @@ LAYERS = [
     ("models", {"models", "chet", "chet.cohort", "chet.graph", "chet.configuration_chet", "chet.modeling_chet", "chet.scoring",
                 "chet.baselines", "chet.reference", "chet.explain", "chet.synthetic", "chet.icd9_names"}),
     ("training, evaluation and hub", {"training", "checkpointing", "evaluation", "pipelines", "hub",
-                                      "chet.training"}),
+                                      "chet.training", "molecule_design"}),
     ("entry points", {"cli", "chet.cli", ""}),
 ]
 # The one import that climbs: `save_pretrained` renders the model card with the hub's card writer (lazily). The hub
