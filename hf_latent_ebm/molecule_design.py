@@ -13,6 +13,16 @@ from tqdm.auto import tqdm
 from .data.molecules import PROPERTY_NAMES, canonical_smiles, molecule_properties
 
 
+# SGDS's shifts per round (p-logP +1, QED +0.02, SA -0.05 in its multi-objective runs) and ours for the others; the
+# sign is the direction: lower SA is easier synthesis.
+DEFAULT_SHIFTS = {"penalized_logp": 1.0, "qed": 0.02, "sa": -0.05, "logp": 0.5, "mol_weight": 10.0}
+
+
+def default_langevin_steps(objective: dict) -> int:
+    """SGDS's design chain length: 20 steps when QED is an objective (its targets move by 0.02), else 2."""
+    return 20 if "qed" in objective else 2
+
+
 @dataclass
 class DesignResult:
     """
@@ -82,7 +92,7 @@ def refit_one_epoch(model, optimizer, smiles: list[str], properties: dict[str, l
 
 
 def design_molecules(model, initial_smiles: list[str], objective: dict[str, float], rounds: int = 20,
-                     population: int | None = None, langevin_steps: int = 2, step_size: float = 0.5,
+                     population: int | None = None, langevin_steps: int | None = None, step_size: float = 0.5,
                      refit: bool = True, batch_size: int = 64, reference_smiles: list[str] | None = None,
                      generator: torch.Generator | None = None, progress: bool = True,
                      plot_path: str | Path | None = None) -> DesignResult:
@@ -97,8 +107,8 @@ def design_molecules(model, initial_smiles: list[str], objective: dict[str, floa
             (SGDS: {"penalized_logp": 1.0}, {"qed": 0.02}, or several, e.g. {"qed": 0.05, "sa": -0.05}).
         rounds (`int`, defaults to 20): Shifts.
         population (`int`, *optional*): Molecules kept per round (SGDS: 10k); all the initial ones by default.
-        langevin_steps (`int`, defaults to 2), step_size (`float`, defaults to 0.5): The design chain per round
-            (SGDS: 2 steps of 0.5; 20 for QED).
+        langevin_steps (`int`, *optional*), step_size (`float`, defaults to 0.5): The design chain per round
+            (SGDS: 2 steps of 0.5, 20 when QED is an objective: `default_langevin_steps`).
         refit (`bool`, defaults to True): One epoch of learner updates on the kept population per round.
         batch_size (`int`, defaults to 64): The refit's batch size.
         reference_smiles (`list[str]`, *optional*): What "novel" is measured against (the initial set by default;
@@ -108,6 +118,7 @@ def design_molecules(model, initial_smiles: list[str], objective: dict[str, floa
         plot_path (*optional*): Write the history's curves (top-3, mean properties, shares) as a PNG here.
     """
     check_objective(model, objective)
+    langevin_steps = default_langevin_steps(objective) if langevin_steps is None else langevin_steps
     if not isinstance(rounds, int) or rounds < 1:
         raise ValueError(f"rounds must be a positive int, got {rounds!r}")
     if langevin_steps < 1 or not step_size > 0 or batch_size < 1:
@@ -187,4 +198,4 @@ def _record(round_index: int, scores: torch.Tensor, properties: dict, objective:
     return record
 
 
-__all__ = ["DesignResult", "design_molecules", "objective_scores", "check_objective", "refit_one_epoch"]
+__all__ = ["DEFAULT_SHIFTS", "default_langevin_steps", "DesignResult", "design_molecules", "objective_scores", "check_objective", "refit_one_epoch"]

@@ -5,6 +5,7 @@ import shlex
 import sys
 
 from .commands import add_model_commands
+from .molecules import add_molecule_commands
 from .tasks import TASKS, Task
 from .train import add_train_command
 
@@ -16,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     add_train_command(commands)
     add_model_commands(commands)
+    add_molecule_commands(commands)
 
     from ..chet.cli import add_ehr_commands
 

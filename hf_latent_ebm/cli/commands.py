@@ -29,6 +29,12 @@ def add_model_commands(commands) -> None:
                              "from each modality of its first examples (see above)")
     sample.add_argument("--num-draws", type=int, default=4,
                         help="with --data: draws generated per example and modality in the cross-modal grids")
+    sample.add_argument("--metrics", action="store_true",
+                        help="molecule models: also score the samples (validity, unique@1k/10k where reached, "
+                             "IntDiv1/2, FCD against the MOSES test set) into <output stem>_metrics.json")
+    sample.add_argument("--reference", default=None,
+                        help="with --metrics: the training molecules (.smi/.csv) for novelty and a property "
+                             "distribution plot (<output stem>_properties.png)")
     sample.set_defaults(handler=_sample)
 
     evaluate = commands.add_parser("evaluate", help="score a trained model and write a results JSON")
@@ -85,6 +91,32 @@ def _sample(args: argparse.Namespace) -> None:
         print(f"{args.num_samples} samples written to {written}")
     if hasattr(model, "write_cross_modal_grid") and args.data:
         _write_cross_modal_grids(model, args, Path(written), generator)
+    if args.metrics:
+        _write_molecule_metrics(args, written)
+
+
+def _write_molecule_metrics(args: argparse.Namespace, written: Path | None) -> None:
+    """The MOSES metrics of a molecule model's written samples, beside them (stdout samples: printed to stderr)."""
+    import sys
+
+    from ..checkpointing import replace_file_atomically
+    from ..data.molecules import read_smiles_file
+    from ..metrics.molecules import molecule_metrics, plot_property_distributions
+
+    if written is None or written.suffix != ".smi":
+        raise ValueError("--metrics scores a molecule model's samples: give --output FILE.smi")
+    smiles = written.read_text().splitlines()
+    training = read_smiles_file(args.reference)[0] if args.reference else []
+    metrics = molecule_metrics(smiles, training, fcd=True)
+    if not args.reference:  # novelty against nothing would read 1.0
+        metrics.pop("novelty")
+    else:
+        metrics["property_plot"] = str(plot_property_distributions(
+            smiles, training, written.with_name(f"{written.stem}_properties.png")))
+    path = written.with_name(f"{written.stem}_metrics.json")
+    replace_file_atomically(path, json.dumps(metrics, indent=2))
+    print(json.dumps(metrics, indent=2), file=sys.stderr)
+    print(f"metrics written to {path}")
 
 
 def _write_cross_modal_grids(model, args: argparse.Namespace, joint: Path, generator) -> None:

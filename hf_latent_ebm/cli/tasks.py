@@ -235,6 +235,71 @@ def _make_multimodal_model(args: argparse.Namespace, config_kwargs: dict, datase
     return model
 
 
+# Molecules the smiles task trains on by default: a seeded subset of MOSES's training split (its properties are
+# computed once and cached), small enough for a CPU run of minutes.
+MOSES_DEFAULT_SUBSET = 20_000
+MOLECULE_MIN_LENGTH = 80  # the molecule config's max_length default: MOSES's longest SMILES has 57 tokens
+
+
+def _load_molecules(args: argparse.Namespace):
+    """`--data` (a .smi / .txt / .csv file of SMILES; empty and invalid lines are counted and skipped) or a MOSES
+    training subset of `--limit-examples` (default `MOSES_DEFAULT_SUBSET`) molecules."""
+    from ..data.molecules import load_moses, load_smiles_dataset
+
+    if not args.data:
+        return load_moses("train", limit=args.limit_examples or MOSES_DEFAULT_SUBSET, seed=args.seed)
+    dataset, report = load_smiles_dataset(args.data, column=args.smiles_column)
+    examples = ", ".join(map(repr, report["invalid_examples"]))
+    print(f"{args.data}: {len(dataset)} molecules; skipped {report['empty_skipped']} empty and "
+          f"{report['invalid_skipped']} invalid line(s){': ' + examples if examples else ''}", file=sys.stderr)
+    if len(dataset) == 0:
+        raise ValueError(f"{args.data} holds no valid molecule")
+    return dataset.select(range(min(args.limit_examples, len(dataset)))) if args.limit_examples else dataset
+
+
+def _make_molecule_model(args: argparse.Namespace, config_kwargs: dict, dataset):
+    """The molecule preset: a tokenizer of the representation's kind trained on the molecules, max_length from
+    --max-length (or room for the longest molecule, at least MOLECULE_MIN_LENGTH), and with --properties a property
+    head standardised by the data's means and stds."""
+    import statistics
+
+    from .. import LatentEBMForMoleculeGeneration, LatentEBMMoleculeConfig
+    from ..tokenization import train_tokenizer
+
+    if args.init_from:  # fine-tuning keeps the checkpoint's tokenizer and property scaling
+        model = LatentEBMForMoleculeGeneration.from_pretrained(args.init_from)
+        model._require_tokenizer()
+        _check_kept_max_length(args, [model.config.max_length])
+        return model
+    names = [name.strip() for name in (args.properties or "").split(",") if name.strip()]
+    if names:
+        config_kwargs = {**config_kwargs, "property_names": names,
+                         "property_means": [statistics.fmean(dataset[name]) for name in names if name in
+                                            dataset.column_names],
+                         "property_stds": [statistics.pstdev(dataset[name]) or 1.0 for name in names
+                                           if name in dataset.column_names]}
+    representation = config_kwargs.get("representation", "smiles")
+    probe = LatentEBMMoleculeConfig(**config_kwargs)  # checks the settings (property names) before any training
+    strings = list(dataset["smiles"])
+    if representation == "selfies":
+        from ..data.molecules import to_selfies
+
+        strings = to_selfies(strings)
+    tokenizer = train_tokenizer(strings, kind=representation, min_frequency=1, max_length=10_000)
+    longest = max(len(ids) for ids in tokenizer(strings)["input_ids"])
+    max_length = args.max_length or max(probe.max_length, longest)
+    if longest > max_length:
+        raise ValueError(f"--max-length {max_length} is shorter than the longest molecule ({longest} tokens with "
+                         "<bos>/<eos>): raise it, or leave it out to fit the data")
+    tokenizer.model_max_length = max_length
+    config = LatentEBMMoleculeConfig(**{**config_kwargs, "max_length": max_length}, vocab_size=len(tokenizer),
+                                     pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+                                     eos_token_id=tokenizer.eos_token_id, unk_token_id=tokenizer.unk_token_id)
+    model = LatentEBMForMoleculeGeneration(config)
+    model.set_tokenizer(tokenizer)
+    return model
+
+
 def _same_dataset(args: argparse.Namespace, model, dataset):
     return dataset
 
@@ -251,6 +316,9 @@ register_task("hierarchical", Task(load_data=_load_images, make_model=_make_hier
                                    model_type="latent_ebm", default_dataset="mnist"))
 register_task("text", Task(load_data=_load_texts, make_model=_make_text_model, make_dataset=_text_dataset,
                            dataset_name=lambda args: args.data or "kjv", model_type="latent_ebm_text"))
+register_task("smiles", Task(load_data=_load_molecules, make_model=_make_molecule_model,
+                             make_dataset=_prepared_dataset, dataset_name=lambda args: args.data or "moses",
+                             model_type="latent_ebm_molecule"))
 register_task("ssl", Task(load_data=_load_ssl_data, make_model=_make_ssl_model, make_dataset=_ssl_dataset,
                           dataset_name=lambda args: args.data or args.dataset, after_training=_fit_class_priors,
                           model_type="latent_ebm_classification", default_dataset="mnist", labelled_batches=True))

@@ -23,7 +23,8 @@ def add_train_command(commands) -> None:
                        help="text task: 'kjv' (the default, Debian bible-kjv) or a .txt/.csv/.jsonl file; ssl task: a "
                             ".csv/.parquet table or breast_cancer / islr_default (rows with an empty label are "
                             "unlabelled); multimodal task: a folder with modalities.json and a .jsonl index, or a "
-                            "multimodal dataset written by save_to_disk")
+                            "multimodal dataset written by save_to_disk; smiles task: a .smi/.txt/.csv file of SMILES "
+                            "(default: a 20k subset of MOSES's training split)")
     train.add_argument("--label-column", default=None, help="ssl task on a table: the label column")
     train.add_argument("--labels-per-class", type=int, default=None,
                        help="ssl task: keep this many labels per class (seeded) and treat the rest as unlabelled; "
@@ -47,6 +48,11 @@ def add_train_command(commands) -> None:
     train.add_argument("--labelled-batch-size", type=int, default=32,
                        help="ssl task: labelled rows added to every batch")
     train.add_argument("--text-column", default="text", help="text task: the column/field of a .csv/.jsonl file")
+    train.add_argument("--smiles-column", default=None,
+                       help="smiles task on a .csv: the SMILES column (default: 'SMILES' or 'smiles')")
+    train.add_argument("--properties", default=None,
+                       help="smiles task: comma-separated RDKit properties for a property head p(y | z) that design "
+                            "shifts (qed, logp, sa, penalized_logp, mol_weight)")
     train.add_argument("--tokenizer", default="bpe", choices=("word", "bpe"),
                        help="text and multimodal tasks: the tokenizer to train: 'bpe' (byte-level BPE, the default: "
                             "every text round-trips, nothing becomes <unk>) or 'word' (unseen words become <unk>, "
