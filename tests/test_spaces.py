@@ -71,7 +71,8 @@ def browser_page(url: str):
 def test_space_readmes_have_gradio_front_matter():
     from huggingface_hub import RepoCard
 
-    for name in ("image-generation", "text-generation", "digit-classification", "hierarchical-generation"):
+    for name in ("image-generation", "text-generation", "digit-classification", "hierarchical-generation",
+                 "molecule-design"):
         data = RepoCard.load(SPACES / name / "README.md").data
         assert data.sdk == "gradio" and str(data.sdk_version).startswith("6.")
         assert data.python_version and data.app_file == "app.py"
