@@ -69,7 +69,6 @@ def internal_diversity(smiles: list[str], p: int = 1, radius: int = 2, num_bits:
 # --- Distribution metrics against a reference set (MOSES's FCD, SNN, Frag and Scaf) ---
 
 FCD_INSTALL = "pip install 'hf-latent-ebm[molecules]' (fcd_torch, with ChemNet's weights)"
-MOSES_STATS_INSTALL = "pip install --no-deps molsets==0.3.1"
 # The generated-set properties that `plot_property_distributions` can draw, by the names of `PROPERTY_NAMES`.
 PLOT_PROPERTIES = ("qed", "logp", "sa", "mol_weight")
 
@@ -93,22 +92,19 @@ def moses_test_statistics() -> dict:
     with the current one, about a dozen of the 16k fragment and of the 77k scaffold canonical forms (fused
     heteroaromatic rings) are spelled differently, which moves the test set's Frag and Scaf with itself by < 1e-6.
     """
-    import importlib.util
-
     import numpy as np
 
-    # find_spec locates molsets' `moses` package without importing it (its import fails with a current RDKit).
-    spec = importlib.util.find_spec("moses")
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    for location in locations:
-        path = Path(location, "dataset", "data", "test_stats.npz")
-        if path.is_file():
-            # The statistics are a pickled dict inside the npz. Unpickling is acceptable here only because the file
-            # is data of an installed package at a fixed path, never a file a user hands in.
-            with np.load(path, allow_pickle=True) as archive:
-                return archive["stats"].item()
-    raise ImportError("reference=None means the MOSES test set, whose statistics ship in the molsets package: "
-                      f"{MOSES_STATS_INSTALL} (its data files only), or pass reference SMILES")
+    from ..data.molecules import require_moses_data
+
+    try:
+        folder = require_moses_data()
+    except ImportError as error:
+        raise ImportError(f"reference=None means the MOSES test set, whose statistics ship in the molsets package: "
+                          f"{error}; or pass reference SMILES") from error
+    # The statistics are a pickled dict inside the npz. Unpickling is acceptable here only because the file is data
+    # of an installed package at a fixed path, never a file a user hands in.
+    with np.load(folder / "test_stats.npz", allow_pickle=True) as archive:
+        return archive["stats"].item()
 
 
 def _valid_or_raise(smiles: list[str], what: str, at_least: int = 1) -> list[str]:
