@@ -72,6 +72,14 @@ class LatentEBMForMoleculeGeneration(LatentEBMForTextGeneration):
                              f"them): {', '.join(map(repr, unknown[:10]))}")
         return self.tokenize(strings)
 
+    def encodable(self, smiles: list[str]) -> list[bool]:
+        """Whether the model can encode each molecule as it is: every token in its vocabulary and no more than
+        `config.max_length` tokens (design keeps only these, since its refit trains on them)."""
+        tokenizer = self._require_tokenizer()
+        strings = self.to_model_strings(smiles)
+        return [tokenizer.unk_token_id not in ids and len(ids) <= self.config.max_length
+                for ids in tokenizer(strings)["input_ids"]]
+
     def standardize_properties(self, properties: dict) -> torch.Tensor:
         """Raw property values (name -> one value per molecule, NaN for unknown) as the head's standardised
         (N, num_properties) tensor, with the means and stds saved in the config."""

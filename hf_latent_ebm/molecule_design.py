@@ -4,6 +4,7 @@ latent by Langevin on p(z) p(y + delta | z) from where it was (the chains persis
 the new molecules with RDKit, keeps the best of old and new, and refits the model on them for one epoch."""
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,7 +31,8 @@ class DesignResult:
         history (`list[dict]`): One record per round (round 0: the start): "round", "top1" .. "top3" (the best
             objective values of the population), "mean_<property>" of the population, and for the round's new
             molecules "valid", "unique" (distinct among the valid ones) and "novel" (valid, not in the reference
-            set) as shares of those decoded.
+            set) as shares of those decoded; a valid molecule with a token the model cannot encode counts as invalid
+            (it cannot join the population the model refits on).
         smiles (`list[str]`): The final population, best first (canonical SMILES).
         properties (`dict[str, list[float]]`): Their RDKit properties, in the same order.
         scores (`list[float]`): Their objective values.
@@ -127,6 +129,11 @@ def design_molecules(model, initial_smiles: list[str], objective: dict[str, floa
     canonical = list(dict.fromkeys(form for form in map(canonical_smiles, initial_smiles) if form is not None))
     if not canonical:
         raise ValueError("initial_smiles holds no valid molecule")
+    fits = model.encodable(canonical)
+    if not all(fits):  # an atom no training molecule had, or too long: the model cannot encode or refit on it
+        warnings.warn(f"{fits.count(False)} of {len(canonical)} starting molecules have tokens outside the model's "
+                      f"vocabulary or exceed max_length and were left out", UserWarning, stacklevel=2)
+        canonical = [form for form, fit in zip(canonical, fits) if fit]
     smiles = canonical[:population] if population else canonical
     if refit and len(smiles) < batch_size:
         raise ValueError(f"the population has {len(smiles)} molecules, fewer than batch_size {batch_size}")
@@ -149,6 +156,10 @@ def design_molecules(model, initial_smiles: list[str], objective: dict[str, floa
         standardised = model.standardize_properties({name: targets[:, index] for index, name in enumerate(names)})
         moved = model.latents_for_properties(standardised, latents, langevin_steps, step_size, generator)
         forms = [canonical_smiles(text) if text else None for text in model.decode_molecules(moved, generator)]
+        # A valid molecule whose canonical form the model cannot encode (a token it never saw) is not kept: the refit
+        # trains on the population.
+        fits = model.encodable([form or "C" for form in forms])
+        forms = [form if fit else None for form, fit in zip(forms, fits)]
         valid = [index for index, form in enumerate(forms) if form is not None]
         distinct = list(dict.fromkeys(forms[index] for index in valid))
         shares = {"valid": len(valid) / len(forms), "unique": len(distinct) / max(len(valid), 1),

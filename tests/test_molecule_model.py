@@ -164,8 +164,11 @@ def test_design_keeps_the_best_raises_nothing_it_should_not_and_logs_every_round
         design_molecules(model, SMILES, {"sa": -0.05})
     with pytest.raises(ValueError, match="fewer than batch_size"):
         design_molecules(model, SMILES, {"qed": 0.02}, batch_size=64)
-    result = design_molecules(model, SMILES, {"qed": 0.05}, rounds=3, batch_size=8, progress=False,
-                              generator=torch.Generator().manual_seed(0), plot_path=tmp_path / "rounds.png")
+    assert model.encodable(["CCO", "CC[Si](C)C", "C" * 100]) == [True, False, False]
+    with pytest.warns(UserWarning, match="1 of 21 starting molecules"):  # a silicon atom the model never saw
+        result = design_molecules(model, SMILES + ["CC[Si](C)C"], {"qed": 0.05}, rounds=3, batch_size=8,
+                                  progress=False, generator=torch.Generator().manual_seed(0),
+                                  plot_path=tmp_path / "rounds.png")
     assert [record["round"] for record in result.history] == [0, 1, 2, 3]
     tops = [record["top1"] for record in result.history]
     assert tops == sorted(tops)  # the population keeps its best, so top-1 never falls
