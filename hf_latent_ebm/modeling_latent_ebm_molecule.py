@@ -1,8 +1,6 @@
 """Latent-EBM molecule model: the text model over SMILES (or SELFIES) tokens (Pang, Han & Wu 2020), with an optional
 property head p(y | z) that molecule design shifts (Kong, Pang, Han & Wu, UAI 2023)."""
 
-from pathlib import Path
-
 import torch
 
 from .configuration_latent_ebm_molecule import LatentEBMMoleculeConfig
@@ -133,16 +131,9 @@ class LatentEBMForMoleculeGeneration(LatentEBMForTextGeneration):
         """SMILES decoded from given latents."""
         return self.to_smiles(self.decode_latents(latents, temperature=temperature, generator=generator))
 
-    def write_samples(self, path, num_samples: int, generator: torch.Generator | None = None) -> Path | None:
-        """`num_samples` generated SMILES, one per line, to `path` (a .smi file) or, for "-", to stdout."""
-        smiles = self.generate_smiles(num_samples, generator)
-        if str(path) == "-":
-            print("\n".join(smiles))
-            return None
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text("\n".join(smiles) + "\n")
-        return path
+    def sample_lines(self, num_samples: int, generator: torch.Generator | None = None) -> list[str]:
+        """What `write_samples` writes (a .smi file, or stdout for "-"): generated SMILES, one per line."""
+        return self.generate_smiles(num_samples, generator)
 
     @torch.no_grad()
     def predict_properties(self, smiles: list[str], generator: torch.Generator | None = None) -> dict[str, list]:

@@ -53,10 +53,14 @@ class LatentEBMForTextGeneration(TokenizerMixin, LatentEBMPreTrainedModel):
             return None
         return super().write_card_samples(save_directory)
 
+    def sample_lines(self, num_samples: int, generator: torch.Generator | None = None) -> list[str]:
+        """What `write_samples` writes, one line per sample: generated sentences, a line break inside one (byte-level
+        BPE can generate any character) written as a space."""
+        return [" ".join(text.splitlines()) for text in self.generate_text(num_samples, generator)]
+
     def write_samples(self, path, num_samples: int, generator: torch.Generator | None = None) -> Path | None:
-        """`num_samples` generated sentences, one per line, to the file `path` or, for path "-", to stdout. A line
-        break inside a sentence (byte-level BPE can generate any character) is written as a space."""
-        texts = [" ".join(text.splitlines()) for text in self.generate_text(num_samples, generator)]
+        """`num_samples` samples (`sample_lines`), one per line, to the file `path` or, for path "-", to stdout."""
+        texts = self.sample_lines(num_samples, generator)
         if str(path) == "-":
             print("\n".join(texts))
             return None

@@ -20,7 +20,11 @@ from pathlib import Path
 
 import torch
 
-VARIANTS = {"ebm": {}, "gaussian": {"prior_type": "gaussian"}, "lstm": None}
+# The SELFIES variants are SGDS's representation (every SELFIES string decodes to a molecule): the one informed change
+# after the SMILES runs, whose validity the decoder's budget limits (docs/molecules.md).
+VARIANTS = {"ebm": {}, "gaussian": {"prior_type": "gaussian"}, "lstm": None,
+            "ebm-selfies": {"representation": "selfies"},
+            "gaussian-selfies": {"prior_type": "gaussian", "representation": "selfies"}}
 METRICS = ("validity", "unique@1000", "unique@10000", "novelty", "int_div1", "int_div2", "fcd", "snn", "frag", "scaf")
 # The MOSES benchmark paper's rows (Polykovskiy et al. 2020, Table 2, test set; models trained to convergence on the
 # 1.58M training molecules on a GPU), quoted beside ours.
@@ -188,7 +192,19 @@ def report(args) -> None:
                          "train_s": [run["train_s"] for run in runs], "sample_s": [run["sample_s"] for run in runs]}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps({"ours": rows, "moses_paper": MOSES_PAPER_ROWS}, indent=2))
-    names = {"ebm": "latent EBM prior (ours)", "gaussian": "Gaussian prior, same network", "lstm": "LSTM LM"}
+    # The property distributions of each variant's first seed's samples against the training molecules.
+    from hf_latent_ebm.metrics.molecules import plot_property_distributions
+
+    training = training_file(args).read_text().split()[:3000]
+    for variant, row in rows.items():
+        generated = (Path(args.runs) / f"{variant}-seed{row['seeds'][0]}" / "generated.smi").read_text().split()
+        try:
+            plot_property_distributions(generated, training,
+                                        Path(args.output).with_name(f"properties_{variant}.png"))
+        except ValueError as error:  # no valid molecule to plot
+            print(f"{variant}: no property plot: {error}")
+    names = {"ebm": "latent EBM prior (ours)", "gaussian": "Gaussian prior, same network", "lstm": "LSTM LM",
+             "ebm-selfies": "latent EBM prior, SELFIES", "gaussian-selfies": "Gaussian prior, SELFIES"}
     lines = ["| model | seeds | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 2) + "|"]
     for variant, row in rows.items():
         cells = [f"{row['metrics'][m]['mean']:.3f} ± {row['metrics'][m]['std']:.3f}" if m in row["metrics"] else "n/a"
