@@ -4,9 +4,13 @@ user would try first: generate-and-filter, which draws as many molecules per rou
 same population and call the oracles equally often, so the top-3 curves compare the shifting, not the budget.
 
     hf-latent-ebm train --task smiles --limit-examples 20000 --properties qed,penalized_logp,sa --max-steps 600 \
-        --output-dir runs/design_model --config-overrides '{"decoder_config": {"embedding_dim": 64, "hidden_dim": 128}}'
-    python scripts/design_table.py --model runs/design_model --objective qed --objective penalized_logp \
-        --objective qed:0.05,sa:-0.05
+        --sample-every 0 --output-dir runs/design_model_selfies --config-overrides \
+        '{"representation": "selfies", "decoder_config": {"embedding_dim": 64, "hidden_dim": 128, "dropout": 0.2}}'
+    python scripts/design_table.py --model runs/design_model_selfies --objective qed --objective penalized_logp \
+        --objective qed:0.05,sa:-0.05 --rounds 20 --population 500
+
+SELFIES, as SGDS's own code uses: a SMILES model at this CPU budget decodes about 5% valid molecules per design round,
+so its population barely changes.
 """
 
 import argparse

@@ -114,7 +114,8 @@ def test_the_bundled_model_and_seed_molecules():
     from hf_latent_ebm.data.molecules import canonical_smiles
 
     config = AutoConfig.from_pretrained(SPACE / "default_model")
-    assert config.model_type == "latent_ebm_molecule" and config.property_names == ["qed", "penalized_logp"]
+    assert config.model_type == "latent_ebm_molecule" and config.representation == "selfies"
+    assert config.property_names == ["qed", "penalized_logp", "sa"]
     files = {path.name for path in (SPACE / "default_model").iterdir()}
     assert {"config.json", "model.safetensors", "README.md", "train_results.json", "tokenizer.json"} <= files
     assert "checkpoints" not in files and (SPACE / "default_model" / "README.md").read_text().strip()

@@ -169,15 +169,15 @@ def build_demo(model_path: str | os.PathLike | None = None) -> gr.Blocks:
 
     with gr.Blocks(title="Latent-EBM molecules: generate and design") as demo:
         gr.Markdown("# Molecules from a latent-space EBM prior\nA latent vector is drawn from an energy-based prior by "
-                    "short-run Langevin, and a recurrent decoder writes it out as a SMILES string (Pang, Han & Wu "
-                    "2020). A property head p(y | z) lets design move the latents towards better values, round by "
+                    "short-run Langevin, and a recurrent decoder writes it out as a SMILES or SELFIES string (the "
+                    f"model here writes {model.config.representation.upper()}; Pang, Han & Wu 2020). A property head p(y | z) lets design move the latents towards better values, round by "
                     "round (SGDS, Kong et al. 2023). The molecules are drawn with RDKit; invalid strings are listed "
                     "rather than hidden.")
         with gr.Tab("Generate"):
             with gr.Row():
                 seed = gr.Number(value=0, precision=0, minimum=0, label="Seed", elem_id="seed")
                 num_molecules = gr.Slider(1, MAX_MOLECULES, value=16, step=1, label="Number of molecules")
-                temperature = gr.Slider(*TEMPERATURES, value=0.7, step=0.05, label="Temperature")
+                temperature = gr.Slider(*TEMPERATURES, value=1.0, step=0.05, label="Temperature")
             gr.Button("Generate", variant="primary", elem_id="generate-button").click(
                 generate, [seed, num_molecules, temperature],
                 [gr.Image(type="pil", label="Valid molecules (distinct), with QED and logP", elem_id="molecules"),
