@@ -170,7 +170,8 @@ def build_demo(model_path: str | os.PathLike | None = None) -> gr.Blocks:
     with gr.Blocks(title="Latent-EBM molecules: generate and design") as demo:
         gr.Markdown("# Molecules from a latent-space EBM prior\nA latent vector is drawn from an energy-based prior by "
                     "short-run Langevin, and a recurrent decoder writes it out as a SMILES or SELFIES string (the "
-                    f"model here writes {model.config.representation.upper()}; Pang, Han & Wu 2020). A property head p(y | z) lets design move the latents towards better values, round by "
+                    f"model here writes {model.config.representation.upper()}; Pang, Han & Wu 2020). A property "
+                    "head p(y | z) lets design move the latents towards better values, round by "
                     "round (SGDS, Kong et al. 2023). The molecules are drawn with RDKit; invalid strings are listed "
                     "rather than hidden.")
         with gr.Tab("Generate"):
