@@ -221,8 +221,10 @@ def report(args) -> None:
         "the first 3000 samples; n/a: too few valid molecules for the metric (unique@10k needs 10k valid among at most "
         "20k samples). The MOSES rows: the MOSES README's metrics table (Polykovskiy et al. 2020), models trained to "
         "convergence on all 1.58M training molecules on a GPU, 30k samples.\n\nCommand: `python "
-        "scripts/molecule_table.py --variants ebm gaussian lstm --seeds 0 1 2 && python scripts/molecule_table.py "
-        "--report`; raw numbers: `docs/results/molecules/moses-table/molecule_table.json`.")
+        "scripts/molecule_table.py --variants ebm gaussian lstm --seeds 0 1 2`, `python scripts/molecule_table.py "
+        "--variants ebm-selfies gaussian-selfies --seeds 0`, then `python scripts/molecule_table.py --report`; raw "
+        "numbers: `docs/results/molecules/moses-table/molecule_table.json`, property plots `properties_<model>.png` "
+        "beside it.")
     print(body)
     if args.section:
         from hf_latent_ebm.utils import update_results_section
