@@ -32,7 +32,8 @@ def generate_and_filter(model, initial: list[str], objective: dict, rounds: int,
 
     smiles = list(dict.fromkeys(filter(None, map(canonical_smiles, initial))))[:population]
     properties = molecule_properties(smiles)
-    history = [top_record(0, objective_scores(model, objective, properties))]
+    history = [{**top_record(0, objective_scores(model, objective, properties)),
+                **{f"mean_{name}": sum(properties[name]) / len(properties[name]) for name in objective}}]
     for round_index in range(1, rounds + 1):
         drawn = [canonical_smiles(text) if text else None for text in model.generate_smiles(population, generator)]
         fresh = [form for form in dict.fromkeys(filter(None, drawn)) if form not in set(smiles)]
@@ -44,6 +45,7 @@ def generate_and_filter(model, initial: list[str], objective: dict, rounds: int,
         smiles = [pool[index] for index in keep]
         properties = {name: [values[index] for index in keep] for name, values in pool_properties.items()}
         history.append({**top_record(round_index, scores[keep]),
+                        **{f"mean_{name}": sum(properties[name]) / len(properties[name]) for name in objective},
                         "valid": sum(form is not None for form in drawn) / len(drawn)})
     return history
 
@@ -107,14 +109,16 @@ def write_section(results: dict, path: str) -> None:
 
     top3 = lambda record: ", ".join(f"{record[f'top{k}']:.3f}" for k in (1, 2, 3))  # noqa: E731
     lines = ["| objective (shift per round) | start: top-3 | SGDS, last round: top-3 | generate-and-filter, last "
-             "round: top-3 | SGDS: rounds whose top-1 rose | SGDS: valid / novel per round (mean) | time SGDS / "
-             "baseline (s) |", "|---|---|---|---|---|---|---|"]
+             "round: top-3 | population mean, start / SGDS / generate-and-filter | SGDS: rounds whose top-1 rose | "
+             "SGDS: valid / novel per round (mean) | time SGDS / baseline (s) |", "|---|---|---|---|---|---|---|---|"]
     for key, run in results.items():
         sgds, baseline = run["sgds"], run["generate_and_filter"]
         rose = sum(after["top1"] > before["top1"] for before, after in zip(sgds, sgds[1:]))
         valid = sum(record["valid"] for record in sgds[1:]) / (len(sgds) - 1)
         novel = sum(record["novel"] for record in sgds[1:]) / (len(sgds) - 1)
-        lines.append(f"| {key} | {top3(sgds[0])} | {top3(sgds[-1])} | {top3(baseline[-1])} | {rose} of "
+        means = "; ".join(f"{name}: {sgds[0][f'mean_{name}']:.3f} / {sgds[-1][f'mean_{name}']:.3f} / "
+                          f"{baseline[-1].get(f'mean_{name}', float('nan')):.3f}" for name in run["objective"])
+        lines.append(f"| {key} | {top3(sgds[0])} | {top3(sgds[-1])} | {top3(baseline[-1])} | {means} | {rose} of "
                      f"{len(sgds) - 1} | {valid:.3f} / {novel:.3f} | {run['sgds_s']:.0f} / {run['baseline_s']:.0f} |")
     settings = next(iter(results.values()))["settings"]
     body = "\n".join(lines) + (
