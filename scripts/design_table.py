@@ -36,7 +36,8 @@ def generate_and_filter(model, initial: list[str], objective: dict, rounds: int,
                 **{f"mean_{name}": sum(properties[name]) / len(properties[name]) for name in objective}}]
     for round_index in range(1, rounds + 1):
         drawn = [canonical_smiles(text) if text else None for text in model.generate_smiles(population, generator)]
-        fresh = [form for form in dict.fromkeys(filter(None, drawn)) if form not in set(smiles)]
+        kept = set(smiles)
+        fresh = [form for form in dict.fromkeys(filter(None, drawn)) if form not in kept]
         pool = smiles + fresh
         fresh_properties = molecule_properties(fresh) if fresh else {name: [] for name in properties}
         pool_properties = {name: properties[name] + fresh_properties[name] for name in properties}
