@@ -78,6 +78,10 @@ class LatentEBMForMoleculeGeneration(LatentEBMForTextGeneration):
         return [tokenizer.unk_token_id not in ids and len(ids) <= self.config.max_length
                 for ids in tokenizer(strings)["input_ids"]]
 
+    def _property_scaling(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The saved (means, stds) of the head's properties, as CPU tensors."""
+        return torch.tensor(self.config.property_means), torch.tensor(self.config.property_stds)
+
     def standardize_properties(self, properties: dict) -> torch.Tensor:
         """Raw property values (name -> one value per molecule, NaN for unknown) as the head's standardised
         (N, num_properties) tensor, with the means and stds saved in the config."""
@@ -86,12 +90,12 @@ class LatentEBMForMoleculeGeneration(LatentEBMForTextGeneration):
         if missing:
             raise ValueError(f"properties lack {', '.join(missing)} (the model predicts {', '.join(names)})")
         values = torch.stack([torch.as_tensor(properties[name], dtype=torch.float32) for name in names], dim=1)
-        means, stds = (torch.tensor(getattr(self.config, field)) for field in ("property_means", "property_stds"))
+        means, stds = self._property_scaling()
         return ((values - means) / stds).to(self.device)
 
     def unstandardize_properties(self, values: torch.Tensor) -> dict[str, list[float]]:
         """The head's standardised (N, num_properties) values in the properties' own units, by name."""
-        means, stds = (torch.tensor(getattr(self.config, field)) for field in ("property_means", "property_stds"))
+        means, stds = self._property_scaling()
         raw = values.detach().float().cpu() * stds + means
         return {name: raw[:, index].tolist() for index, name in enumerate(self.config.property_names)}
 

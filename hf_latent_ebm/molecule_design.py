@@ -63,17 +63,12 @@ def check_objective(model, objective: dict[str, float]) -> None:
 def objective_scores(model, objective: dict[str, float], properties: dict[str, list[float]]) -> torch.Tensor:
     """One score per molecule, higher = better: a property's value in its shift's direction, or for several the sum
     of the standardised values (the model's saved means and stds) in their directions."""
-    names = model.config.property_names
     if len(objective) == 1:
         (name, shift), = objective.items()
         return torch.tensor(properties[name]) * math.copysign(1.0, shift)
-    total = torch.zeros(len(next(iter(properties.values()))))
-    for name, shift in objective.items():
-        index = names.index(name)
-        standardised = (torch.tensor(properties[name]) - model.config.property_means[index]) / \
-            model.config.property_stds[index]
-        total += standardised * math.copysign(1.0, shift)
-    return total
+    standardised = model.standardize_properties(properties).cpu()
+    names = model.config.property_names
+    return sum(standardised[:, names.index(name)] * math.copysign(1.0, shift) for name, shift in objective.items())
 
 
 def refit_one_epoch(model, optimizer, smiles: list[str], properties: dict[str, list[float]], batch_size: int,

@@ -6,6 +6,7 @@ import torch
 
 from ..layers import mlp
 from .base import Decoder
+from .multimodal import batch_size_of
 
 PROPERTIES = "properties"
 
@@ -57,12 +58,15 @@ class PropertyHeadDecoder(Decoder):
         return (base[self.base.input_names[0]] if len(self.base.input_names) == 1 else base,
                 observations.get(PROPERTIES))
 
+    def _as_dict(self, base) -> dict:
+        """The base decoder's observations (its one input's tensor, or a dict) as a dict by input name."""
+        return base if isinstance(base, dict) else {self.base.input_names[0]: base}
+
     def select(self, batch: dict):
         """The base decoder's inputs, with the properties where the batch has them."""
         observations = {PROPERTIES: batch[PROPERTIES]} if PROPERTIES in batch else {}
         if any(name in batch for name in self.base.input_names) or not observations:
-            selected = self.base.select(batch)
-            observations.update(selected if isinstance(selected, dict) else {self.base.input_names[0]: selected})
+            observations.update(self._as_dict(self.base.select(batch)))
         return observations
 
     def predict(self, latents: torch.Tensor) -> torch.Tensor:
@@ -96,7 +100,7 @@ class PropertyHeadDecoder(Decoder):
                              f"{getattr(properties, 'dtype', type(properties).__name__)} "
                              f"{tuple(getattr(properties, 'shape', ()))}")
         if base is not None:
-            rows = base.shape[0] if isinstance(base, torch.Tensor) else next(iter(base.values())).shape[0]
+            rows = batch_size_of(base)
             if properties.shape[0] != rows:
                 raise ValueError(f"{PROPERTIES} has {properties.shape[0]} rows, the batch's other inputs {rows}")
         if check_values and bool(torch.isinf(properties).any()):
@@ -108,8 +112,7 @@ class PropertyHeadDecoder(Decoder):
             return self.base.compact(base)
         compacted = {PROPERTIES: properties}
         if base is not None:
-            base = self.base.compact(base)
-            compacted.update(base if isinstance(base, dict) else {self.base.input_names[0]: base})
+            compacted.update(self._as_dict(self.base.compact(base)))
         return compacted
 
     def decode(self, latents: torch.Tensor, generator: torch.Generator | None = None):
